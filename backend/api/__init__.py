@@ -1,0 +1,83 @@
+"""The JSON API under /api/v1, described by OpenAPI at /api/openapi.json with a local Swagger UI."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, jsonify, send_from_directory
+from flask_smorest import Api
+from swagger_ui_bundle import swagger_ui_path
+from werkzeug.exceptions import HTTPException
+
+from schedules.errors import DomainError
+
+API_DESCRIPTION = """Trial Companion: dosing schedules, dose reports, VAS and adverse events.
+
+Authenticate with `Authorization: Bearer <token>` (staff: POST /api/v1/auth/token).
+Every error has the same JSON shape: `{"code": 422, "status": "Unprocessable Entity",
+"message": "...", "errors": {"json": {"field": ["reason"]}}}`."""
+
+
+def _configure(app: Flask) -> None:
+    app.config.update(
+        API_TITLE="Trial Companion API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        # Served from the installed swagger-ui-bundle: nothing loads from the internet.
+        OPENAPI_SWAGGER_UI_URL="/api/docs-static/",
+        API_SPEC_OPTIONS={
+            "info": {"description": API_DESCRIPTION},
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearer": []}],
+        },
+    )
+
+
+def error_body(code: int, message: str, field: str = "") -> dict:
+    """The one error shape every endpoint uses."""
+    from http import HTTPStatus
+
+    body = {"code": code, "status": HTTPStatus(code).phrase, "message": message}
+    if field:
+        body["errors"] = {"json": {field: [message]}}
+    return body
+
+
+def init_app(app: Flask) -> None:
+    """Register the API blueprints, the docs assets and the domain-error handler."""
+    _configure(app)
+    api = Api(app)
+    app.extensions["smorest_api"] = api
+
+    from backend.api import auth_views, participants, reference
+
+    for module in (auth_views, reference, participants):
+        api.register_blueprint(module.blp)
+    for register in app.extensions.get("extra_api_blueprints", []):
+        register(api)
+
+    static = Blueprint("swagger_static", __name__)
+
+    @static.route("/api/docs-static/<path:filename>")
+    def swagger_asset(filename):
+        """Serve Swagger UI's files from the installed package."""
+        return send_from_directory(str(swagger_ui_path), filename)
+
+    app.register_blueprint(static)
+
+    @app.errorhandler(DomainError)
+    def _domain_error(exc: DomainError):
+        return jsonify(error_body(exc.status, exc.message, exc.field)), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        from flask import request
+
+        if not request.path.startswith("/api"):
+            return exc
+        data = getattr(exc, "data", None) or {}
+        body = error_body(exc.code or 500, data.get("message") or exc.description or exc.name)
+        if data.get("errors"):
+            body["errors"] = data["errors"]
+        return jsonify(body), exc.code

@@ -1,0 +1,106 @@
+"""The audit trail: every flushed change of an audited table becomes append-only rows."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import event, inspect, insert
+from sqlalchemy.orm import Session
+
+from backend.models import AuditEntry
+from schedules.changes import current_actor
+from schedules.dbtypes import utcnow
+
+REDACTED = "<redacted>"
+
+# Database-level refusal: no code path, ORM or raw SQL, can rewrite history.
+SQLITE_TRIGGERS = [
+    "CREATE TRIGGER IF NOT EXISTS audit_entry_no_update BEFORE UPDATE ON audit_entry "
+    "BEGIN SELECT RAISE(ABORT, 'audit_entry is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_entry_no_delete BEFORE DELETE ON audit_entry "
+    "BEGIN SELECT RAISE(ABORT, 'audit_entry is append-only'); END",
+]
+POSTGRES_TRIGGERS = [
+    "CREATE OR REPLACE FUNCTION audit_entry_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN RAISE EXCEPTION 'audit_entry is append-only'; END $$",
+    "CREATE TRIGGER audit_entry_no_update BEFORE UPDATE OR DELETE ON audit_entry "
+    "FOR EACH ROW EXECUTE FUNCTION audit_entry_refuse()",
+    "CREATE TRIGGER audit_entry_no_truncate BEFORE TRUNCATE ON audit_entry "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_entry_refuse()",
+]
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+def _is_audited(obj) -> bool:
+    return getattr(type(obj), "__audited__", False)
+
+
+def _rows_for(obj, action: str, actor: str, source: str, reason: str, at: datetime) -> list[dict]:
+    state = inspect(obj)
+    mapper = state.mapper
+    redact = getattr(type(obj), "__audit_redact__", set())
+    keep = getattr(type(obj), "__audit_filter__", None)
+    entity = mapper.local_table.name
+    entity_id = str(state.identity[0]) if state.identity else ""
+    base = dict(at=at, actor=actor, source=source, action=action, entity=entity, entity_id=entity_id, reason=reason or "")
+    rows = []
+    for attr in mapper.column_attrs:
+        key = attr.key
+        history = state.attrs[key].history
+        if action == "create":
+            new = getattr(obj, key)
+            if new is None or key == "id":
+                continue
+            rows.append({**base, "field": key, "old_value": None, "new_value": REDACTED if key in redact else _text(new)})
+        elif action == "update":
+            if not history.has_changes():
+                continue
+            old = history.deleted[0] if history.deleted else None
+            new = history.added[0] if history.added else None
+            if _text(old) == _text(new):
+                continue
+            if key in redact:
+                old, new = REDACTED, REDACTED
+            rows.append({**base, "field": key, "old_value": _text(old), "new_value": _text(new)})
+    if action == "delete":
+        rows.append({**base, "field": "", "old_value": None, "new_value": None})
+    if keep is not None:
+        rows = [r for r in rows if keep(action, r["field"], r["old_value"], r["new_value"])]
+    return rows
+
+
+def _after_flush(session: Session, flush_context) -> None:
+    actor, reason = current_actor(session)
+    at = session.info.get("now") or utcnow()
+    rows: list[dict] = []
+    for obj in session.new:
+        if _is_audited(obj):
+            rows += _rows_for(obj, "create", actor.label, actor.source, reason, at)
+    for obj in session.dirty:
+        if _is_audited(obj) and session.is_modified(obj, include_collections=False):
+            rows += _rows_for(obj, "update", actor.label, actor.source, reason, at)
+    for obj in session.deleted:
+        if _is_audited(obj):
+            rows += _rows_for(obj, "delete", actor.label, actor.source, reason, at)
+    if rows:
+        # Core insert on the flush's own connection: same transaction, no second flush.
+        session.connection().execute(insert(AuditEntry.__table__), rows)
+
+
+def install_audit_listener() -> None:
+    """Register the audit hook on every ORM session (idempotent)."""
+    if not event.contains(Session, "after_flush", _after_flush):
+        event.listen(Session, "after_flush", _after_flush)

@@ -1,0 +1,99 @@
+"""Long-running commands: the scheduler, dispatch workers, the embedded all-in-one server, demo data."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import click
+from flask import Flask, current_app
+
+from backend.logging_setup import configure_logging
+
+log = logging.getLogger("backend.runtime")
+
+
+@click.command("scheduler")
+@click.option("--no-dispatch", is_flag=True, help="Leave sending to `flask dispatch` workers (scale-out).")
+def scheduler_command(no_dispatch):
+    """Run the one scheduler process (a second one waits for the lock)."""
+    from backend.scheduler import build_scheduler, leadership
+
+    app = current_app._get_current_object()
+    configure_logging(app.config.get("LOG_FORMAT", "text"))
+    include_dispatch = not no_dispatch and app.config.get("SCHEDULER_RUNS_DISPATCH", True)
+    with leadership(app):
+        click.echo(f"scheduler running (dispatch {'in this process' if include_dispatch else 'by workers'})")
+        build_scheduler(app, include_dispatch=include_dispatch).start()
+
+
+@click.command("dispatch")
+@click.option("--once", is_flag=True, help="Send what is due now, then exit.")
+@click.option("--poll", default=1.0, show_default=True, help="Seconds between polls when idle.")
+def dispatch_command(once, poll):
+    """Run a dispatch worker: claim due messages and send them (any number may run in parallel)."""
+    from backend.jobs import run_job
+
+    app = current_app._get_current_object()
+    configure_logging(app.config.get("LOG_FORMAT", "text"))
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    while not stopping:
+        summary = run_job(app, "dispatch_outbox")
+        if once:
+            click.echo(summary)
+            return
+        if summary.startswith("claimed 0"):
+            time.sleep(poll)
+
+
+@click.command("seed-demo")
+@click.option("--force", is_flag=True, help="Seed even if participants exist.")
+def seed_demo_command(force):
+    """Load the protocol and seed a demo site, staff and participants in both arms."""
+    from backend.demo import seed_demo
+
+    for line in seed_demo(current_app._get_current_object(), force=force):
+        click.echo(line)
+
+
+@click.command("serve-embedded")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+def serve_embedded_command(host, port):
+    """The embedded default in one command: migrate, seed demo data, run web server and scheduler."""
+    from backend import migrate
+    from backend.demo import seed_demo
+
+    app = current_app._get_current_object()
+    migrate.upgrade(app)
+    for line in seed_demo(app, force=False):
+        click.echo(line)
+    env = dict(os.environ)
+    scheduler = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "scheduler"], env=env)
+    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "infra/gunicorn.conf.py", "--bind", f"{host}:{port}", "wsgi:app"], env=env)
+    click.echo(f"Trial Companion on http://{host}:{port}/  (API docs: /api/docs, nurse pages: /)")
+    try:
+        while web.poll() is None and scheduler.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in (web, scheduler):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in (web, scheduler):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def register(app: Flask) -> None:
+    """Add the long-running commands to the app's CLI."""
+    for command in (scheduler_command, dispatch_command, seed_demo_command, serve_embedded_command):
+        app.cli.add_command(command)

@@ -1,0 +1,152 @@
+"""One settings object, read from the environment once at start-up."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+ENVIRONMENTS = ("development", "test", "production")
+# Values a careless deploy could leave in place; production refuses every one of them.
+_DEFAULT_SECRET_MARKERS = ("", "dev", "change-me", "changeme", "secret", "test")
+_SECRET_NAMES = ("SECRET_KEY", "PHONE_ENCRYPTION_KEY", "PHONE_HASH_KEY")
+
+
+class ConfigError(RuntimeError):
+    """Settings that the app refuses to start with; the message names the setting."""
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the app reads, with its embedded-default value (see README)."""
+
+    APP_ENV: str = "development"
+    INSTANCE_DIR: str = "instance"
+    DATABASE_URL: str = ""
+    SECRET_KEY: str = ""
+    PHONE_ENCRYPTION_KEY: str = ""
+    PHONE_HASH_KEY: str = ""
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
+    PROXY_FIX_HOPS: int = 0
+    SMS_BACKEND: str = "console"
+    TWILIO_ACCOUNT_SID: str = ""
+    TWILIO_AUTH_TOKEN: str = ""
+    TWILIO_FROM_NUMBER: str = ""
+    TWILIO_MESSAGING_SERVICE_SID: str = ""
+    TWILIO_API_BASE_URL: str = ""
+    TWILIO_VALIDITY_PERIOD: int = 7200
+    TWILIO_TIMEOUT: float = 10.0
+    VALIDATE_TWILIO_SIGNATURE: bool = True
+    SEND_RATE_PER_SECOND: float = 10.0
+    DISPATCH_BATCH_SIZE: int = 50
+    DISPATCH_MAX_ATTEMPTS: int = 5
+    DISPATCH_CONCURRENCY: int = 4
+    SENDING_STALE_AFTER_SECONDS: int = 300
+    STAFF_TOKEN_TTL_HOURS: int = 12
+    RATELIMIT_STORAGE_URI: str = "memory://"
+    SCHEDULER_LOCK_FILE: str = ""
+    DEFAULT_PROTOCOL: str = "protocols/NCT04237987.toml"
+    SESSION_COOKIE_SECURE: bool = False
+    LOG_FORMAT: str = "text"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        """True outside development and tests."""
+        return self.APP_ENV == "production"
+
+    def as_flask_config(self) -> dict[str, Any]:
+        """The settings as Flask config keys, plus Flask's own derived ones."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        values.update(self.extra)
+        values["SQLALCHEMY_DATABASE_URI"] = self.DATABASE_URL
+        values["SESSION_COOKIE_HTTPONLY"] = True
+        values["SESSION_COOKIE_SAMESITE"] = "Lax"
+        values["TESTING"] = self.APP_ENV == "test"
+        return values
+
+
+def _coerce(name: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        return _bool(raw)
+    try:
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}.") from None
+    return raw
+
+
+def _embedded_keys(instance: Path) -> dict[str, str]:
+    """Keys for the embedded default, generated once into instance/keys.json (mode 600)."""
+    path = instance / "keys.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    instance.mkdir(parents=True, exist_ok=True)
+    keys = {
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "PHONE_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "PHONE_HASH_KEY": secrets.token_urlsafe(32),
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(keys, handle)
+    return keys
+
+
+# Fixed keys for the test environment: reproducible and never valid anywhere else.
+_TEST_KEYS = {
+    "SECRET_KEY": "test-secret-key-not-for-production",
+    "PHONE_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"t" * 32).decode(),
+    "PHONE_HASH_KEY": "test-phone-hash-key",
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build Settings from the environment; refuse unsafe production values with a named reason."""
+    env = dict(os.environ if environ is None else environ)
+    env.update({k: str(v) for k, v in overrides.items() if not isinstance(v, (dict, list))})
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name == "extra":
+            continue
+        if f.name in env:
+            values[f.name] = _coerce(f.name, env[f.name], getattr(defaults, f.name))
+    app_env = values.get("APP_ENV", defaults.APP_ENV)
+    if app_env not in ENVIRONMENTS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, got {app_env!r}.")
+    instance = Path(values.get("INSTANCE_DIR", defaults.INSTANCE_DIR)).resolve()
+    values["INSTANCE_DIR"] = str(instance)
+    if app_env == "production":
+        for name in _SECRET_NAMES:
+            if values.get(name, "").strip().lower() in _DEFAULT_SECRET_MARKERS or values.get(name) in _TEST_KEYS.values():
+                raise ConfigError(f"{name} is missing or a default value; set it in the environment before starting in production.")
+        if not values.get("DATABASE_URL"):
+            raise ConfigError("DATABASE_URL is missing; production needs an explicit database (PostgreSQL).")
+        if values.get("SMS_BACKEND", "console") == "twilio" and not values.get("TWILIO_AUTH_TOKEN"):
+            raise ConfigError("TWILIO_AUTH_TOKEN is missing; it is needed to send and to check webhook signatures.")
+        values.setdefault("SESSION_COOKIE_SECURE", True)
+    else:
+        generated = _TEST_KEYS if app_env == "test" else None
+        for name in _SECRET_NAMES:
+            if not values.get(name):
+                generated = generated or _embedded_keys(instance)
+                values[name] = generated[name]
+        values.setdefault("DATABASE_URL", f"sqlite:///{instance / 'trial_companion.db'}")
+    if not values.get("DATABASE_URL"):
+        values["DATABASE_URL"] = f"sqlite:///{instance / 'trial_companion.db'}"
+    if not values.get("SCHEDULER_LOCK_FILE"):
+        values["SCHEDULER_LOCK_FILE"] = str(instance / "scheduler.lock")
+    extra = {k: v for k, v in overrides.items() if isinstance(v, (dict, list))}
+    return Settings(**values, extra=extra)

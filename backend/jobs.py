@@ -1,0 +1,111 @@
+"""Scheduled jobs: each runs in its own session, commits once, and says what it did."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+from flask import Flask
+
+from backend.db import get_database
+from backend.metrics import JOB_DURATION, MESSAGES_FAILED, MESSAGES_PLANNED, MESSAGES_SENT
+from backend.services import get_sender, get_vault
+from notifications.digest import send_daily_digest
+from notifications.dispatch import DispatchConfig, TokenBucket, dispatch_until_idle, expire_stale, recover_stuck
+from notifications.planning import plan_messages
+from notifications.status import undelivered_dose_ids
+from schedules.dbtypes import utcnow
+from schedules.missed import flag_missed_doses
+
+log = logging.getLogger("backend.jobs")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job: its name, what it does, how often the scheduler runs it (seconds)."""
+
+    name: str
+    run: Callable[[Flask], str]
+    every_seconds: int
+    description: str
+
+
+def dispatch_config(app: Flask) -> DispatchConfig:
+    """Dispatcher settings from config."""
+    c = app.config
+    return DispatchConfig(
+        batch_size=c["DISPATCH_BATCH_SIZE"], max_attempts=c["DISPATCH_MAX_ATTEMPTS"], concurrency=c["DISPATCH_CONCURRENCY"],
+        sending_stale_after=timedelta(seconds=c["SENDING_STALE_AFTER_SECONDS"]),
+        status_callback_url=c["PUBLIC_BASE_URL"].rstrip("/") + "/sms/status" if c["SMS_BACKEND"] == "twilio" else None,
+    )
+
+
+def rate_limiter(app: Flask):
+    """The send-rate cap: shared through Redis when configured, per process otherwise."""
+    if "send_rate_limiter" not in app.extensions:
+        from backend.rate import build_send_limiter
+
+        app.extensions["send_rate_limiter"] = build_send_limiter(app.config)
+    return app.extensions["send_rate_limiter"]
+
+
+def _plan(app: Flask) -> str:
+    with get_database(app).session() as session:
+        report = plan_messages(session, now=utcnow())
+    for purpose, n in report.by_purpose.items():
+        MESSAGES_PLANNED.labels(purpose).inc(n)
+    return str(report)
+
+
+def _expire(app: Flask) -> str:
+    with get_database(app).session() as session:
+        recovered = recover_stuck(session, now=utcnow(), stale_after=dispatch_config(app).sending_stale_after)
+        expired = expire_stale(session, now=utcnow())
+    return f"expired {expired} stale message(s), put back {recovered} left sending by a crash"
+
+
+def _dispatch(app: Flask) -> str:
+    report = dispatch_until_idle(get_database(app).session, sender=get_sender(app), vault=get_vault(app), clock=utcnow,
+                                 config=dispatch_config(app), limiter=rate_limiter(app))
+    MESSAGES_SENT.inc(report.sent)
+    for code, n in report.failed_codes.items():
+        MESSAGES_FAILED.labels(str(code)).inc(n)
+    return str(report)
+
+
+def _missed(app: Flask) -> str:
+    with get_database(app).session() as session:
+        report = flag_missed_doses(session, now=utcnow(), undelivered=lambda ids: undelivered_dose_ids(session, ids))
+    return str(report)
+
+
+def _digest(app: Flask) -> str:
+    with get_database(app).session() as session:
+        queued = send_daily_digest(session, now=utcnow(), vault=get_vault(app), hour=app.config.get("DIGEST_LOCAL_HOUR", 8))
+    return f"queued {queued} digest SMS"
+
+
+# Natural order for `jobs run --all`: close windows first, then plan, then send what is due.
+JOBS: list[JobSpec] = [
+    JobSpec("flag_missed_doses", _missed, 60, "mark doses whose window closed unreported as missed; open alerts"),
+    JobSpec("plan_messages", _plan, 60, "plan reminders, nudges and VAS prompts for the next 36 hours"),
+    JobSpec("send_daily_digest", _digest, 900, "queue each site's daily on-call summary of open alerts"),
+    JobSpec("expire_stale_messages", _expire, 60, "expire messages too late to be useful; apply the crash rule"),
+    JobSpec("dispatch_outbox", _dispatch, 5, "send due messages (safety alerts first)"),
+]
+BY_NAME = {job.name: job for job in JOBS}
+
+
+def run_job(app: Flask, name: str) -> str:
+    """Run one job now and return its one-line summary."""
+    job = BY_NAME[name]
+    started = time.perf_counter()
+    with app.app_context():
+        summary = job.run(app)
+    elapsed = time.perf_counter() - started
+    JOB_DURATION.labels(name).observe(elapsed)
+    log.info("job %s: %s (%.0f ms)", name, summary, elapsed * 1000, extra={"job": name})
+    return summary

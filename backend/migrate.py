@@ -1,0 +1,44 @@
+"""Alembic driven from the app: upgrade, current revision, and autogenerate for developers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import Flask
+
+from backend.db import get_database
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(app: Flask) -> Config:
+    """An Alembic Config pointing at our migrations and the app's database."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", get_database(app).url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(app: Flask, revision: str = "head") -> None:
+    """Create or migrate the schema to `revision`."""
+    database = get_database(app)
+    cfg = alembic_config(app)
+    with database.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def is_current(app: Flask) -> bool:
+    """True if the database is at the newest migration (for /readyz)."""
+    head = ScriptDirectory.from_config(alembic_config(app)).get_current_head()
+    with get_database(app).engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision() == head
+
+
+def autogenerate(app: Flask, message: str) -> None:
+    """Write a new migration from the difference between models and database (developers only)."""
+    command.revision(alembic_config(app), message=message, autogenerate=True)

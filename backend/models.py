@@ -1,0 +1,64 @@
+"""Tables owned by the web layer: staff accounts, API tokens and the append-only audit trail."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import Column, Text
+from sqlmodel import Field, SQLModel
+
+from schedules.dbtypes import UTCDateTime, utcnow
+
+
+class Role(str, enum.Enum):
+    """Staff roles; the assessor is masked to arm and dosing."""
+
+    ADMIN = "admin"
+    INVESTIGATOR = "investigator"
+    NURSE = "nurse"
+    ASSESSOR = "assessor"
+
+
+class Staff(SQLModel, table=True):
+    """A staff account bound to one site (admins may have none: they see all sites)."""
+
+    __audited__ = True
+    __audit_redact__ = {"password_hash", "phone_ciphertext"}
+    id: Optional[int] = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, index=True, max_length=254)
+    password_hash: str
+    role: str = Field(max_length=16)
+    site_id: Optional[int] = Field(default=None, foreign_key="site.id")
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class StaffToken(SQLModel, table=True):
+    """A staff API token; only its SHA-256 is stored."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    staff_id: int = Field(foreign_key="staff.id", index=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    label: str = ""
+
+
+class AuditEntry(SQLModel, table=True):
+    """One field-level change of clinical data; the database refuses UPDATE and DELETE here."""
+
+    __tablename__ = "audit_entry"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    actor: str = Field(max_length=80)
+    source: str = Field(max_length=16)
+    action: str = Field(max_length=8)  # create | update | delete
+    entity: str = Field(max_length=40, index=True)
+    entity_id: str = Field(max_length=40, index=True)
+    field: str = Field(default="", max_length=60)
+    old_value: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    new_value: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))

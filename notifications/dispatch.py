@@ -1,0 +1,283 @@
+"""Dispatch: claim due outbox rows, commit the claim, send, then record each outcome.
+
+Crash rule (documented in README): a row a crashed dispatcher left in 'sending' for longer
+than SENDING_STALE_AFTER_SECONDS is put back once ('recoveries' becomes 1) and may therefore
+reach the participant twice; found stuck a second time it is marked failed, never re-sent.
+So duplicates are at most one per message in flight at a crash, and re-sends never loop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from sqlalchemy import and_, or_, select as sa_select, update
+from sqlmodel import Session, select
+
+from notifications.models import OutboundMessage, OutboxStatus
+from notifications.senders import SendResult, SmsSendError, SmsSender
+from schedules.alerts import HIGH, open_alert
+from schedules.changes import Actor, acting
+from schedules.models import AlertKind, Participant
+from schedules.participants import messaging_allowed
+from schedules.phones import PhoneVault
+
+O = OutboundMessage
+JOB_ACTOR = Actor("job", "dispatch_outbox")
+INVALID_NUMBER_CODES = {21211, 21214, 21217, 21401, 21407, 21408, 21421, 21612, 21614, 30003, 30004, 30005, 30006}
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    """How a dispatcher behaves; all from settings."""
+
+    batch_size: int = 50
+    max_attempts: int = 5
+    concurrency: int = 4
+    sending_stale_after: timedelta = timedelta(minutes=5)
+    status_callback_url: str | None = None
+    worker_id: str = field(default_factory=lambda: f"dispatch-{uuid.uuid4().hex[:8]}")
+
+
+@dataclass
+class DispatchReport:
+    """Counts of one dispatch run."""
+
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    expired: int = 0
+    recovered: int = 0
+    failed_codes: dict[int, int] = field(default_factory=dict)
+
+    def add(self, other: "DispatchReport") -> None:
+        """Fold another report into this one."""
+        for name in ("claimed", "sent", "retried", "failed", "cancelled", "expired", "recovered"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for code, n in other.failed_codes.items():
+            self.failed_codes[code] = self.failed_codes.get(code, 0) + n
+
+    def __str__(self) -> str:
+        return (f"claimed {self.claimed}, sent {self.sent}, retrying {self.retried}, failed {self.failed}, "
+                f"cancelled {self.cancelled}, expired {self.expired}, recovered {self.recovered}")
+
+
+class TokenBucket:
+    """A process-local send-rate cap (messages per second), shared by the dispatch threads."""
+
+    def __init__(self, rate_per_second: float, *, burst: float | None = None, clock: Callable[[], float] = time.monotonic):
+        self.rate = rate_per_second
+        self.capacity = burst if burst is not None else max(1.0, rate_per_second)
+        self.tokens = self.capacity
+        self.clock = clock
+        self.updated = clock()
+        self.lock = threading.Lock()
+
+    def acquire(self) -> None:
+        """Block until a send is allowed."""
+        if self.rate <= 0:
+            return
+        while True:
+            with self.lock:
+                now = self.clock()
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                wait = (1 - self.tokens) / self.rate
+            time.sleep(wait)
+
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+
+def expire_stale(session: Session, *, now: datetime) -> int:
+    """Planned messages past their last useful moment become expired (audited), never sent late."""
+    rows = session.exec(select(O).where(O.status == OutboxStatus.PLANNED.value, O.not_after.is_not(None), O.not_after < now)).all()
+    with acting(session, Actor("job", "expire_stale_messages"), "too late to be useful: the sender was behind"):
+        for row in rows:
+            row.status, row.status_updated_at = OutboxStatus.EXPIRED.value, now
+            session.add(row)
+    return len(rows)
+
+
+def recover_stuck(session: Session, *, now: datetime, stale_after: timedelta) -> int:
+    """Apply the crash rule to rows left in 'sending' (see module docstring)."""
+    rows = session.exec(select(O).where(O.status == OutboxStatus.SENDING.value, O.claimed_at < now - stale_after)).all()
+    with acting(session, Actor("job", "recover_stuck_sending"), "dispatcher stopped while sending"):
+        for row in rows:
+            if row.recoveries == 0:
+                row.status, row.recoveries, row.next_attempt_at, row.claimed_by = OutboxStatus.PLANNED.value, 1, now, ""
+            else:
+                row.status, row.last_error = OutboxStatus.FAILED.value, "outcome unknown after a second dispatcher crash; not re-sent"
+            session.add(row)
+    return len(rows)
+
+
+def claim_due(session: Session, *, now: datetime, limit: int, worker: str) -> list[int]:
+    """Mark up to `limit` due rows as sending for this worker and return their ids (caller commits).
+
+    PostgreSQL: FOR UPDATE SKIP LOCKED lets any number of dispatchers claim disjoint rows.
+    SQLite: the write transaction is BEGIN IMMEDIATE, so claims are serialised by the database."""
+    due = (
+        sa_select(O.id)
+        .where(O.status == OutboxStatus.PLANNED.value, O.next_attempt_at <= now, or_(O.not_after.is_(None), O.not_after >= now))
+        .order_by(O.priority, O.next_attempt_at, O.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    stmt = (
+        update(O)
+        .where(O.id.in_(due.scalar_subquery()))
+        .values(status=OutboxStatus.SENDING.value, claimed_by=worker, claimed_at=now, attempts=O.attempts + 1)
+        .returning(O.id)
+    )
+    return sorted(session.execute(stmt, execution_options={"synchronize_session": False}).scalars().all())
+
+
+@dataclass
+class _Job:
+    id: int
+    to: str | None
+    body: str
+    skip: str | None = None  # why not to send: 'cancelled' | 'expired'
+    outcome: SendResult | SmsSendError | None = None
+
+
+def _prepare(session: Session, ids: list[int], *, vault: PhoneVault, now: datetime) -> list[_Job]:
+    rows = session.exec(select(O).where(O.id.in_(ids))).all()
+    participants = {p.id: p for p in session.exec(select(Participant).where(Participant.id.in_({r.participant_id for r in rows if r.participant_id}))).all()}
+    jobs = []
+    for row in rows:
+        participant = participants.get(row.participant_id)
+        if row.not_after is not None and row.not_after < now:
+            jobs.append(_Job(row.id, None, "", skip="expired"))
+        elif participant is not None and row.purpose != "reply" and not messaging_allowed(participant, now=now):
+            jobs.append(_Job(row.id, None, "", skip="cancelled"))
+        else:
+            cipher = row.recipient_ciphertext or (participant.phone_ciphertext if participant else "")
+            jobs.append(_Job(row.id, vault.decrypt(cipher) if cipher else None, row.body, skip=None if cipher else "cancelled"))
+    return jobs
+
+
+def _backoff(attempts: int, error: SmsSendError) -> timedelta:
+    if error.retry_after:
+        return timedelta(seconds=min(error.retry_after, 600))
+    return timedelta(seconds=min(5 * 2 ** (attempts - 1), 600))
+
+
+def _record(session: Session, jobs: list[_Job], *, now: datetime, config: DispatchConfig, report: DispatchReport) -> None:
+    rows = {r.id: r for r in session.exec(select(O).where(O.id.in_([j.id for j in jobs]))).all()}
+    for job in jobs:
+        row = rows[job.id]
+        if row.status != OutboxStatus.SENDING.value or row.claimed_by != config.worker_id:
+            continue  # recovered by someone else meanwhile: their outcome stands
+        row.status_updated_at = now
+        if job.skip:
+            with acting(session, JOB_ACTOR, "participant may no longer be messaged" if job.skip == "cancelled" else "too late to be useful"):
+                row.status = OutboxStatus.CANCELLED.value if job.skip == "cancelled" else OutboxStatus.EXPIRED.value
+                session.add(row)
+            setattr(report, job.skip, getattr(report, job.skip) + 1)
+        elif isinstance(job.outcome, SendResult):
+            row.status, row.provider_sid, row.provider_status, row.sent_at, row.last_error = (
+                OutboxStatus.SENT.value, job.outcome.provider_sid, job.outcome.status, now, "")
+            report.sent += 1
+        else:
+            _record_failure(session, row, job.outcome, now=now, config=config, report=report)
+        session.add(row)
+
+
+def _record_failure(session: Session, row: O, error: SmsSendError, *, now: datetime, config: DispatchConfig, report: DispatchReport) -> None:
+    row.last_error_code, row.last_error = error.code, str(error)[:500]
+    if error.transient and row.attempts < config.max_attempts:
+        row.status, row.next_attempt_at, row.claimed_by = OutboxStatus.PLANNED.value, now + _backoff(row.attempts, error), ""
+        report.retried += 1
+        return
+    with acting(session, JOB_ACTOR, f"send failed: {error}"):
+        row.status = OutboxStatus.FAILED.value
+        session.add(row)
+    report.failed += 1
+    if error.code:
+        report.failed_codes[error.code] = report.failed_codes.get(error.code, 0) + 1
+    participant = session.get(Participant, row.participant_id) if row.participant_id else None
+    if participant is None:
+        return
+    if error.opted_out:
+        mark_opted_out(session, participant=participant, now=now, actor=JOB_ACTOR, why="Twilio refused the send: the number has unsubscribed (21610)")
+    else:
+        open_alert(session, participant=participant, site_id=participant.site_id, kind=AlertKind.CONTACT_PROBLEM.value,
+                   dedupe_key=f"contact_problem:outbox:{row.id}", now=now, actor=JOB_ACTOR, ref_type="outbox", ref_id=row.id,
+                   summary=f"{row.purpose} could not be sent (error {error.code or error.http_status or 'timeout'})",
+                   priority=HIGH if error.code in INVALID_NUMBER_CODES else "normal")
+
+
+def mark_opted_out(session: Session, *, participant: Participant, now: datetime, actor: Actor, why: str) -> None:
+    """Stop every message to the participant and tell nurses (they stay in the trial)."""
+    from notifications.planning import sync_participant_messages
+
+    if not participant.opted_out:
+        with acting(session, actor, why):
+            participant.opted_out, participant.opted_out_at = True, now
+            session.add(participant)
+    open_alert(session, participant=participant, site_id=participant.site_id, kind=AlertKind.OPTED_OUT.value,
+               dedupe_key=f"opted_out:participant:{participant.id}:{now.date().isoformat()}", now=now, actor=actor,
+               ref_type="participant", ref_id=participant.id, summary=f"opted out of SMS: {why}")
+    sync_participant_messages(session, participant=participant, now=now)
+
+
+def dispatch_once(sessions: SessionFactory, *, sender: SmsSender, vault: PhoneVault, clock: Callable[[], datetime],
+                  config: DispatchConfig, limiter: TokenBucket | None = None, pool: ThreadPoolExecutor | None = None) -> DispatchReport:
+    """Claim one batch, send it (concurrently), record the outcomes. Returns what happened."""
+    report = DispatchReport()
+    with sessions() as session:
+        ids = claim_due(session, now=clock(), limit=config.batch_size, worker=config.worker_id)
+    report.claimed = len(ids)
+    if not ids:
+        return report
+    with sessions() as session:
+        jobs = _prepare(session, ids, vault=vault, now=clock())
+
+    def send(job: _Job) -> None:
+        if job.skip:
+            return
+        if limiter is not None:
+            limiter.acquire()
+        try:
+            job.outcome = sender.send(to=job.to, body=job.body, status_callback=config.status_callback_url)
+        except SmsSendError as exc:
+            job.outcome = exc
+
+    if pool is not None and config.concurrency > 1:
+        list(pool.map(send, jobs))
+    else:
+        for job in jobs:
+            send(job)
+    with sessions() as session:
+        _record(session, jobs, now=clock(), config=config, report=report)
+    return report
+
+
+def dispatch_until_idle(sessions: SessionFactory, *, sender: SmsSender, vault: PhoneVault, clock: Callable[[], datetime],
+                        config: DispatchConfig, limiter: TokenBucket | None = None, max_batches: int = 10_000) -> DispatchReport:
+    """Expire stale rows, recover stuck ones, then dispatch batches until nothing is due."""
+    total = DispatchReport()
+    with sessions() as session:
+        total.recovered = recover_stuck(session, now=clock(), stale_after=config.sending_stale_after)
+        total.expired = expire_stale(session, now=clock())
+    with ThreadPoolExecutor(max_workers=max(1, config.concurrency), thread_name_prefix="sms") as pool:
+        for _ in range(max_batches):
+            report = dispatch_once(sessions, sender=sender, vault=vault, clock=clock, config=config, limiter=limiter, pool=pool)
+            total.add(report)
+            if report.claimed == 0:
+                break
+    return total

@@ -1,0 +1,63 @@
+"""Delivery-status callbacks: statuses only move forward; undelivered reminders become contact problems."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from notifications.dispatch import INVALID_NUMBER_CODES, mark_opted_out
+from notifications.models import STATUS_RANK, OutboundMessage, OutboxStatus, Purpose, StatusCallback
+from schedules.alerts import HIGH, open_alert
+from schedules.changes import Actor
+from schedules.models import AlertKind, Participant
+
+ACTOR = Actor("job", "twilio_status_callback")
+_OUR_STATUS = {"delivered": OutboxStatus.DELIVERED.value, "read": OutboxStatus.DELIVERED.value,
+               "undelivered": OutboxStatus.UNDELIVERED.value, "failed": OutboxStatus.FAILED.value}
+
+
+def apply_status_callback(session: Session, *, message_sid: str, status: str, error_code: int | None, now: datetime) -> bool:
+    """Record a callback and move the message forward if it is news; returns True if it changed anything.
+    Repeated or out-of-order callbacks ('sent' after 'delivered') change nothing."""
+    status = (status or "").strip().lower()
+    callback = StatusCallback(message_sid=message_sid, status=status[:16], error_code=error_code, received_at=now)
+    session.add(callback)
+    row = session.exec(select(OutboundMessage).where(OutboundMessage.provider_sid == message_sid)).first()
+    if row is None or status not in STATUS_RANK:
+        return False
+    if STATUS_RANK[status] <= STATUS_RANK.get(row.provider_status, 0):
+        return False
+    row.provider_status, row.status_updated_at = status, now
+    if error_code:
+        row.last_error_code = error_code
+    if status in _OUR_STATUS:
+        row.status = _OUR_STATUS[status]
+    session.add(row)
+    callback.applied = True
+    if status in ("undelivered", "failed") and row.participant_id:
+        participant = session.get(Participant, row.participant_id)
+        if error_code == 21610:
+            mark_opted_out(session, participant=participant, now=now, actor=ACTOR, why="carrier reports the number unsubscribed (21610)")
+        else:
+            open_alert(session, participant=participant, site_id=participant.site_id, kind=AlertKind.CONTACT_PROBLEM.value,
+                       dedupe_key=f"contact_problem:outbox:{row.id}", now=now, actor=ACTOR, ref_type="outbox", ref_id=row.id,
+                       priority=HIGH if error_code in INVALID_NUMBER_CODES else "normal",
+                       summary=f"{row.purpose.replace('_', ' ')} {status}" + (f" (error {error_code})" if error_code else ""))
+    return True
+
+
+def undelivered_dose_ids(session: Session, dose_ids: list[int]) -> set[int]:
+    """Doses whose reminders all failed to arrive (none delivered or merely sent): a contact problem."""
+    rows = session.exec(
+        select(OutboundMessage.ref_id, OutboundMessage.status).where(
+            OutboundMessage.ref_type == "dose", OutboundMessage.ref_id.in_(dose_ids),
+            OutboundMessage.purpose.in_([Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value]))
+    ).all()
+    reached, failed = set(), set()
+    for dose_id, status in rows:
+        if status in (OutboxStatus.UNDELIVERED.value, OutboxStatus.FAILED.value):
+            failed.add(dose_id)
+        elif status in (OutboxStatus.SENT.value, OutboxStatus.DELIVERED.value):
+            reached.add(dose_id)
+    return failed - reached

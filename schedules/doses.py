@@ -1,0 +1,118 @@
+"""Dose states and their transitions, each recorded with source, actor and time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from schedules.changes import Actor, acting
+from schedules.errors import Conflict, InvalidInput
+from schedules.alerts import annotate
+from schedules.models import Alert, Dose, DoseEvent, DoseState, InjectionSite, Participant
+
+S = DoseState
+ALLOWED: dict[str, set[str]] = {
+    S.SCHEDULED: {S.TAKEN, S.TAKEN_LATE, S.SKIPPED, S.MISSED, S.HELD, S.CANCELLED},
+    # A participant who said "not taken" may still take it; a missed dose may be reported late.
+    S.SKIPPED: {S.TAKEN, S.TAKEN_LATE},
+    S.MISSED: {S.TAKEN_LATE, S.SKIPPED},
+    S.HELD: {S.SCHEDULED, S.CANCELLED},
+    S.TAKEN: set(),
+    S.TAKEN_LATE: set(),
+    S.CANCELLED: set(),
+}
+ALLOWED = {k.value: {v.value for v in vs} for k, vs in ALLOWED.items()}
+MISSED_LOOKBACK = timedelta(hours=48)
+
+
+class InvalidTransition(Conflict):
+    """A dose cannot move from its current state to the requested one."""
+
+
+def transition(session: Session, dose: Dose, to_state: str, *, actor: Actor, at: datetime, note: str = "") -> DoseEvent:
+    """Move a dose to `to_state`, recording who did it and when; InvalidTransition otherwise."""
+    if to_state not in ALLOWED.get(dose.state, set()):
+        raise InvalidTransition(f"dose {dose.seq} is {dose.state} and cannot become {to_state}", field="state")
+    event = DoseEvent(dose_id=dose.id, from_state=dose.state, to_state=to_state, source=actor.source, actor=actor.label, at=at, note=note)
+    dose.state, dose.updated_at = to_state, at
+    session.add(dose)
+    session.add(event)
+    return event
+
+
+def report_dose(
+    session: Session,
+    *,
+    dose: Dose,
+    taken: bool,
+    actor: Actor,
+    now: datetime,
+    taken_at: datetime | None = None,
+    injection_site: str | None = None,
+    note: str = "",
+    reason: str | None = None,
+) -> Dose:
+    """Record that a dose was taken (on time or late, by report time) or not taken."""
+    if injection_site is not None and injection_site not in {s.value for s in InjectionSite}:
+        raise InvalidInput(f"unknown injection site {injection_site!r}", field="injection_site")
+    if taken_at is not None and taken_at > now + timedelta(minutes=5):
+        raise InvalidInput("taken_at is in the future", field="taken_at")
+    if taken:
+        to_state = DoseState.TAKEN.value if now < dose.window_closes_at else DoseState.TAKEN_LATE.value
+    else:
+        to_state = DoseState.SKIPPED.value
+    was_missed = dose.state == DoseState.MISSED.value
+    with acting(session, actor, reason):
+        transition(session, dose, to_state, actor=actor, at=now, note=note)
+        dose.reported_at = now
+        dose.source = actor.source
+        if taken:
+            dose.taken_at = taken_at or now
+            dose.injection_site = injection_site
+        if note:
+            dose.note = note
+    if was_missed:
+        _annotate_missed_alert(session, dose=dose, actor=actor, now=now)
+    return dose
+
+
+def _annotate_missed_alert(session: Session, *, dose: Dose, actor: Actor, now: datetime) -> None:
+    """A late report annotates the dose's missed-dose alert, so the nurse sees it before calling."""
+    alert = session.exec(select(Alert).where(Alert.dedupe_key == missed_alert_key(dose.id))).first()
+    if alert is not None:
+        annotate(session, alert=alert, note=f"{dose.state.replace('_', ' ')} reported by {actor.source} at {now.isoformat(timespec='minutes')}", actor=actor)
+
+
+def missed_alert_key(dose_id: int) -> str:
+    """Dedupe key of a dose's missed-dose alert."""
+    return f"missed_dose:dose:{dose_id}"
+
+
+def open_dose(session: Session, participant: Participant, *, now: datetime) -> Dose | None:
+    """The dose a reply refers to: the one whose window is open, else the latest unreported
+    one whose window closed within 48 hours."""
+    recent = session.exec(
+        select(Dose)
+        .where(Dose.participant_id == participant.id)
+        .where(Dose.window_opens_at <= now)
+        .where(Dose.window_closes_at > now - MISSED_LOOKBACK)
+        .order_by(Dose.window_opens_at.desc())
+    ).all()
+    for dose in recent:
+        if dose.window_closes_at > now and dose.state not in (S.HELD.value, S.CANCELLED.value):
+            return dose
+    for dose in recent:
+        if dose.state in (S.SCHEDULED.value, S.MISSED.value, S.SKIPPED.value):
+            return dose
+    return None
+
+
+def dose_by_seq(session: Session, participant: Participant, seq: int) -> Dose | None:
+    """The participant's dose number `seq` (1-based)."""
+    return session.exec(select(Dose).where(Dose.participant_id == participant.id, Dose.seq == seq)).first()
+
+
+def doses_of(session: Session, participant_id: int) -> list[Dose]:
+    """All doses of a participant in date order."""
+    return list(session.exec(select(Dose).where(Dose.participant_id == participant_id).order_by(Dose.local_date, Dose.seq)).all())

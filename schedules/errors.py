@@ -1,0 +1,33 @@
+"""Domain errors that carry the field they are about, so every edge can name it."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base: a request the domain refuses; `field` names the input at fault (or '')."""
+
+    status = 422
+
+    def __init__(self, message: str, *, field: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+class InvalidInput(DomainError):
+    """A value that breaks a domain rule."""
+
+
+class Conflict(DomainError):
+    """A value that collides with existing data (duplicate study code, wrong state)."""
+
+    status = 409
+
+
+class NotFound(DomainError):
+    """Something referred to that does not exist (or is not visible to the caller)."""
+
+    status = 404

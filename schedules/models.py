@@ -1,0 +1,235 @@
+"""Tables of the trial domain: studies, sites, participants, doses, alerts, VAS and adverse events."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Optional
+
+from sqlalchemy import Column, Index, Numeric, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from schedules.dbtypes import UTCDateTime, utcnow
+
+
+def _utc(**kw):
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+class Study(SQLModel, table=True):
+    """A trial and the protocol it was loaded from (kept as JSON so history is reproducible)."""
+
+    __audited__ = True
+    id: Optional[int] = Field(default=None, primary_key=True)
+    code: str = Field(index=True, unique=True, max_length=40)
+    title: str
+    protocol_json: str = Field(sa_column=Column(Text, nullable=False))
+    source_file: str = ""
+    loaded_at: datetime = _utc(default_factory=utcnow)
+
+
+class Site(SQLModel, table=True):
+    """A trial site: its time zone, its phone for participants and its on-call numbers."""
+
+    __audited__ = True
+    __audit_redact__ = {"on_call_ciphertext"}
+    id: Optional[int] = Field(default=None, primary_key=True)
+    code: str = Field(index=True, unique=True, max_length=40)
+    name: str
+    time_zone: str
+    phone: str = ""  # the site's public number, quoted in help texts
+    on_call_ciphertext: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = _utc(default_factory=utcnow)
+
+
+class ParticipantStatus(str, enum.Enum):
+    """Where a participant stands in the trial."""
+
+    ACTIVE = "active"
+    ON_HOLD = "on_hold"
+    WITHDRAWN = "withdrawn"
+
+
+class Participant(SQLModel, table=True):
+    """An enrolled participant; phone stored encrypted and found by keyed hash."""
+
+    __audited__ = True
+    __audit_redact__ = {"phone_ciphertext", "phone_hash", "calendar_token_hash"}
+    __table_args__ = (UniqueConstraint("study_id", "study_code", name="uq_participant_study_code"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    study_id: int = Field(foreign_key="study.id", index=True)
+    site_id: int = Field(foreign_key="site.id", index=True)
+    study_code: str = Field(max_length=40)
+    arm: str = Field(max_length=40)
+    phone_ciphertext: str = Field(sa_column=Column(Text, nullable=False))
+    phone_hash: str = Field(index=True, max_length=64)
+    phone_last2: str = Field(default="", max_length=2)
+    time_zone: str
+    language: str = Field(default="zh-CN", max_length=8)
+    reminder_time: str = Field(max_length=5)  # HH:MM local wall time
+    first_dose_date: date
+    treatment_end_date: Optional[date] = None  # exclusive; None for arms without a regimen
+    follow_up_end_date: date
+    sms_consent: bool = True
+    status: str = Field(default=ParticipantStatus.ACTIVE.value, index=True, max_length=16)
+    hold_reason: str = ""
+    held_from: Optional[date] = None
+    withdrawn_at: Optional[datetime] = _utc(default=None, nullable=True)
+    opted_out: bool = False
+    opted_out_at: Optional[datetime] = _utc(default=None, nullable=True)
+    calendar_token_hash: str = Field(default="", max_length=64, index=True)
+    enrolled_at: datetime = _utc(default_factory=utcnow)
+
+
+class DoseState(str, enum.Enum):
+    """Dose life cycle: scheduled, then exactly one outcome."""
+
+    SCHEDULED = "scheduled"
+    TAKEN = "taken"
+    TAKEN_LATE = "taken_late"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+    HELD = "held"
+    CANCELLED = "cancelled"
+
+
+REPORTED_STATES = {DoseState.TAKEN.value, DoseState.TAKEN_LATE.value, DoseState.SKIPPED.value}
+EXCLUDED_STATES = {DoseState.HELD.value, DoseState.CANCELLED.value}
+
+
+class InjectionSite(str, enum.Enum):
+    """Where the participant injected."""
+
+    ABDOMEN_LEFT = "abdomen_left"
+    ABDOMEN_RIGHT = "abdomen_right"
+    THIGH_LEFT = "thigh_left"
+    THIGH_RIGHT = "thigh_right"
+    ARM_LEFT = "arm_left"
+    ARM_RIGHT = "arm_right"
+
+
+class Dose(SQLModel, table=True):
+    """One planned injection with its reminder time and report window, all in UTC."""
+
+    __audited__ = True
+    __table_args__ = (
+        UniqueConstraint("participant_id", "seq", name="uq_dose_participant_seq"),
+        # The missed-dose job reads only scheduled doses by window close: cost follows what closed.
+        Index("ix_dose_state_window_closes", "state", "window_closes_at"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    seq: int
+    local_date: date
+    due_at: datetime = _utc()
+    window_opens_at: datetime = _utc()
+    window_closes_at: datetime = _utc()
+    state: str = Field(default=DoseState.SCHEDULED.value, max_length=16)
+    reported_at: Optional[datetime] = _utc(default=None, nullable=True)
+    taken_at: Optional[datetime] = _utc(default=None, nullable=True)
+    injection_site: Optional[str] = Field(default=None, max_length=16)
+    source: Optional[str] = Field(default=None, max_length=16)
+    note: str = ""
+    updated_at: datetime = _utc(default_factory=utcnow)
+
+
+class DoseEvent(SQLModel, table=True):
+    """A recorded transition of a dose: from, to, by whom, through which channel, when."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    dose_id: int = Field(foreign_key="dose.id", index=True)
+    from_state: str = Field(max_length=16)
+    to_state: str = Field(max_length=16)
+    source: str = Field(max_length=16)
+    actor: str = Field(max_length=80)
+    at: datetime = _utc()
+    note: str = ""
+
+
+class AlertKind(str, enum.Enum):
+    """What needs a human."""
+
+    MISSED_DOSE = "missed_dose"
+    SERIOUS_AE = "serious_ae"
+    ADVERSE_EVENT = "adverse_event"
+    UNREADABLE_REPLY = "unreadable_reply"
+    CONTACT_PROBLEM = "contact_problem"
+    OPTED_OUT = "opted_out"
+
+
+class AlertState(str, enum.Enum):
+    """An alert's life: open, acknowledged, resolved (with a note)."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class Alert(SQLModel, table=True):
+    """One item of the nurse queue; dedupe_key makes a second copy of the same alert impossible."""
+
+    __audited__ = True
+    __table_args__ = (Index("ix_alert_site_state", "site_id", "state"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    participant_id: Optional[int] = Field(default=None, foreign_key="participant.id", index=True)
+    site_id: int = Field(foreign_key="site.id")
+    kind: str = Field(max_length=24)
+    priority: str = Field(default="normal", max_length=8)  # normal | high
+    state: str = Field(default=AlertState.OPEN.value, max_length=16)
+    ref_type: str = Field(default="", max_length=24)
+    ref_id: Optional[int] = None
+    dedupe_key: str = Field(unique=True, max_length=120)
+    summary: str = ""
+    annotation: str = ""
+    opened_at: datetime = _utc()
+    deadline_at: Optional[datetime] = _utc(default=None, nullable=True)
+    acknowledged_at: Optional[datetime] = _utc(default=None, nullable=True)
+    acknowledged_by: str = ""
+    resolved_at: Optional[datetime] = _utc(default=None, nullable=True)
+    resolved_by: str = ""
+    resolution_note: str = ""
+
+
+class VasScore(SQLModel, table=True):
+    """A patient-global VAS answer; withdrawals and corrections are new rows, never overwrites."""
+
+    __audited__ = True
+    id: Optional[int] = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    value: Decimal = Field(sa_column=Column(Numeric(3, 1), nullable=False))
+    recorded_at: datetime = _utc()
+    source: str = Field(max_length=16)
+    inbound_id: Optional[int] = None
+    status: str = Field(default="valid", max_length=16)  # valid | withdrawn | corrected
+    replaces_id: Optional[int] = Field(default=None, foreign_key="vasscore.id")
+    withdrawn_at: Optional[datetime] = _utc(default=None, nullable=True)
+    reason: str = ""
+
+
+class AdverseEvent(SQLModel, table=True):
+    """A participant's adverse-event report and, later, its investigator review."""
+
+    __audited__ = True
+    id: Optional[int] = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    reported_at: datetime = _utc()
+    source: str = Field(max_length=16)
+    raw_text: str = ""
+    term: str = Field(default="other", max_length=40)
+    other_text: str = ""
+    onset_date: Optional[date] = None
+    severity: Optional[str] = Field(default=None, max_length=16)
+    ongoing: Optional[bool] = None
+    went_to_hospital: Optional[bool] = None
+    suspected_serious: bool = False
+    matched_keywords: str = ""
+    ctcae_grade: Optional[int] = None
+    serious: Optional[bool] = None
+    serious_criteria: str = ""
+    relatedness: Optional[str] = Field(default=None, max_length=24)
+    outcome: Optional[str] = Field(default=None, max_length=32)
+    reviewed_by: str = ""
+    reviewed_at: Optional[datetime] = _utc(default=None, nullable=True)
+    signed_off_by: str = ""
+    signed_off_at: Optional[datetime] = _utc(default=None, nullable=True)

@@ -1,0 +1,165 @@
+"""Patient-global VAS and adverse events: recording, undo, corrections, escalation, review."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from sqlmodel import Session, select
+
+from schedules.alerts import HIGH, NORMAL, open_alert
+from schedules.changes import Actor, acting
+from schedules.errors import Conflict, InvalidInput
+from schedules.models import AdverseEvent, AlertKind, Participant, VasScore
+from schedules.protocol import Protocol
+
+AE_TERMS = (
+    "injection_site_reaction", "fever", "fatigue", "chills_flu_like", "rash", "nausea", "headache",
+    "vomiting", "diarrhea", "muscle_pain", "joint_pain", "cough", "shortness_of_breath", "dizziness",
+    "itching", "swelling", "other",
+)
+SEVERITIES = ("mild", "moderate", "severe")
+RELATEDNESS = ("not_related", "unlikely", "possible", "probable", "definite")
+OUTCOMES = ("recovered", "recovering", "not_recovered", "recovered_with_sequelae", "fatal", "unknown")
+SERIOUS_CRITERIA = ("death", "life_threatening", "hospitalisation", "disability", "congenital_anomaly", "other_important")
+
+
+def check_vas_value(value: Decimal, protocol: Protocol) -> Decimal:
+    """The value if it is on the protocol's scale with its decimals; InvalidInput with the reason otherwise."""
+    rule = protocol.vas
+    if not (rule.scale_min <= value <= rule.scale_max):
+        raise InvalidInput(f"VAS must be between {rule.scale_min} and {rule.scale_max}", field="value")
+    if value != value.quantize(Decimal(1).scaleb(-rule.decimals)):
+        raise InvalidInput(f"VAS takes at most {rule.decimals} decimal", field="value")
+    return value.quantize(Decimal(1).scaleb(-rule.decimals))
+
+
+def record_vas(session: Session, *, participant: Participant, value: Decimal, protocol: Protocol, actor: Actor, now: datetime,
+               inbound_id: int | None = None) -> VasScore:
+    """Record a VAS answer."""
+    score = VasScore(participant_id=participant.id, value=check_vas_value(value, protocol), recorded_at=now, source=actor.source, inbound_id=inbound_id)
+    with acting(session, actor, "VAS reported"):
+        session.add(score)
+    return score
+
+
+def undo_last_vas(session: Session, *, participant: Participant, actor: Actor, now: datetime, within: timedelta) -> VasScore | None:
+    """Withdraw the participant's latest valid VAS if recorded within `within`; the row stays, marked withdrawn."""
+    last = session.exec(select(VasScore).where(VasScore.participant_id == participant.id, VasScore.status == "valid")
+                        .order_by(VasScore.recorded_at.desc(), VasScore.id.desc())).first()
+    if last is None or last.recorded_at < now - within:
+        return None
+    with acting(session, actor, "withdrawn by participant (UNDO)"):
+        last.status, last.withdrawn_at = "withdrawn", now
+        session.add(last)
+    return last
+
+
+def correct_vas(session: Session, *, score: VasScore, value: Decimal, protocol: Protocol, reason: str | None, actor: Actor, now: datetime) -> VasScore:
+    """Staff correction: a new row replaces the old one, which is kept and marked corrected."""
+    if not reason or not reason.strip():
+        raise InvalidInput("a reason is required for a correction", field="reason")
+    if score.status != "valid":
+        raise Conflict(f"this VAS is {score.status} and cannot be corrected", field="status")
+    new = VasScore(participant_id=score.participant_id, value=check_vas_value(value, protocol), recorded_at=score.recorded_at,
+                   source=actor.source, status="valid", replaces_id=score.id, reason=reason.strip())
+    with acting(session, actor, reason.strip()):
+        score.status = "corrected"
+        session.add(score)
+        session.add(new)
+    return new
+
+
+def vas_history(session: Session, participant_id: int) -> list[VasScore]:
+    """All VAS rows of a participant, oldest first (withdrawn and corrected ones included)."""
+    return list(session.exec(select(VasScore).where(VasScore.participant_id == participant_id).order_by(VasScore.recorded_at, VasScore.id)).all())
+
+
+def serious_keyword_matches(text: str, keywords: tuple[str, ...]) -> list[str]:
+    """Serious-event words in `text`: whole words for Latin script and numbers (so 'water' is not 'ER'),
+    substrings for CJK (Chinese has no spaces)."""
+    found = []
+    for word in keywords:
+        if re.search(r"[\u3400-\u9fff]", word):
+            if word in text:
+                found.append(word)
+        elif re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", text, flags=re.IGNORECASE):
+            found.append(word)
+    return found
+
+
+def report_adverse_event(
+    session: Session,
+    *,
+    participant: Participant,
+    protocol: Protocol,
+    actor: Actor,
+    now: datetime,
+    raw_text: str = "",
+    term: str = "other",
+    other_text: str = "",
+    onset_date: date | None = None,
+    severity: str | None = None,
+    ongoing: bool | None = None,
+    went_to_hospital: bool | None = None,
+) -> AdverseEvent:
+    """Record an AE and open its nurse alert; hospital or a serious word makes it suspected-serious
+    with a reporting deadline."""
+    if term not in AE_TERMS:
+        raise InvalidInput(f"unknown term {term!r}", field="term")
+    if term == "other" and not (other_text or raw_text).strip():
+        raise InvalidInput("describe the event when the term is 'other'", field="other_text")
+    if severity is not None and severity not in SEVERITIES:
+        raise InvalidInput(f"severity must be one of {', '.join(SEVERITIES)}", field="severity")
+    if onset_date is not None and onset_date > now.date() + timedelta(days=1):
+        raise InvalidInput("onset date is in the future", field="onset_date")
+    matches = serious_keyword_matches(" ".join([raw_text, other_text]), protocol.safety.serious_keywords)
+    serious = bool(went_to_hospital) or bool(matches)
+    ae = AdverseEvent(participant_id=participant.id, reported_at=now, source=actor.source, raw_text=raw_text, term=term,
+                      other_text=other_text, onset_date=onset_date, severity=severity, ongoing=ongoing,
+                      went_to_hospital=went_to_hospital, suspected_serious=serious, matched_keywords=", ".join(matches))
+    with acting(session, actor, "adverse event reported"):
+        session.add(ae)
+    deadline = now + timedelta(hours=protocol.safety.reporting_deadline_hours) if serious else None
+    open_alert(session, participant=participant, site_id=participant.site_id,
+               kind=AlertKind.SERIOUS_AE.value if serious else AlertKind.ADVERSE_EVENT.value,
+               dedupe_key=f"ae:{ae.id}", now=now, actor=actor, priority=HIGH if serious else NORMAL, ref_type="adverse_event",
+               ref_id=ae.id, deadline_at=deadline,
+               summary=("suspected serious adverse event" if serious else "adverse event") + f" reported by {actor.source}")
+    return ae
+
+
+def review_adverse_event(session: Session, *, ae: AdverseEvent, actor: Actor, now: datetime, ctcae_grade: int, serious: bool,
+                         serious_criteria: list[str], relatedness: str, outcome: str, reason: str | None = None) -> AdverseEvent:
+    """Investigator grading: CTCAE v5 grade, seriousness with criteria, relatedness, outcome."""
+    if not 1 <= ctcae_grade <= 5:
+        raise InvalidInput("CTCAE grade is 1 to 5", field="ctcae_grade")
+    if relatedness not in RELATEDNESS:
+        raise InvalidInput(f"relatedness must be one of {', '.join(RELATEDNESS)}", field="relatedness")
+    if outcome not in OUTCOMES:
+        raise InvalidInput(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
+    bad = [c for c in serious_criteria if c not in SERIOUS_CRITERIA]
+    if bad:
+        raise InvalidInput(f"unknown serious criteria {', '.join(bad)}", field="serious_criteria")
+    if serious and not serious_criteria:
+        raise InvalidInput("a serious event needs at least one criterion", field="serious_criteria")
+    if ae.signed_off_at is not None:
+        raise Conflict("this adverse event is signed off; corrections need a new review after un-signing", field="signed_off")
+    with acting(session, actor, reason or "investigator review"):
+        ae.ctcae_grade, ae.serious, ae.serious_criteria = ctcae_grade, serious, ",".join(serious_criteria)
+        ae.relatedness, ae.outcome, ae.reviewed_by, ae.reviewed_at = relatedness, outcome, actor.label, now
+        session.add(ae)
+    return ae
+
+
+def sign_off_adverse_event(session: Session, *, ae: AdverseEvent, actor: Actor, now: datetime) -> AdverseEvent:
+    """Investigator sign-off of a reviewed adverse event."""
+    if ae.reviewed_at is None:
+        raise Conflict("review the adverse event (grade, seriousness, relatedness) before signing off", field="review")
+    if ae.signed_off_at is not None:
+        raise Conflict("already signed off", field="signed_off")
+    with acting(session, actor, "signed off"):
+        ae.signed_off_by, ae.signed_off_at = actor.label, now
+        session.add(ae)
+    return ae
