@@ -50,12 +50,10 @@ def init_app(app: Flask) -> None:
     api = Api(app)
     app.extensions["smorest_api"] = api
 
-    from backend.api import auth_views, participants, reference
+    from backend.api import alerts, app_auth, app_participant, auth_views, participants, reference, symptoms
 
-    for module in (auth_views, reference, participants):
+    for module in (auth_views, reference, participants, symptoms, alerts, app_auth, app_participant):
         api.register_blueprint(module.blp)
-    for register in app.extensions.get("extra_api_blueprints", []):
-        register(api)
 
     static = Blueprint("swagger_static", __name__)
 

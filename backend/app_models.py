@@ -1,0 +1,3 @@
+"""Tables of the participant app: activation codes, device tokens, idempotency records."""
+
+from __future__ import annotations
