@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -54,27 +55,27 @@ def _rows_for(obj, action: str, actor: str, source: str, reason: str, at: dateti
     redact = getattr(type(obj), "__audit_redact__", set())
     keep = getattr(type(obj), "__audit_filter__", None)
     entity = mapper.local_table.name
-    entity_id = str(state.identity[0]) if state.identity else ""
+    # identity is not assigned yet in after_flush; the primary key attribute already is.
+    entity_id = "/".join(str(v) for v in mapper.primary_key_from_instance(obj) if v is not None)
     base = dict(at=at, actor=actor, source=source, action=action, entity=entity, entity_id=entity_id, reason=reason or "")
     rows = []
-    for attr in mapper.column_attrs:
+    if action == "create":
+        # One row per created entity, its values as JSON: complete, and 10x fewer rows than per field.
+        values = {attr.key: (REDACTED if attr.key in redact else _text(getattr(obj, attr.key)))
+                  for attr in mapper.column_attrs if getattr(obj, attr.key) is not None}
+        rows.append({**base, "field": "*", "old_value": None, "new_value": json.dumps(values, ensure_ascii=False, sort_keys=True)})
+    for attr in mapper.column_attrs if action == "update" else ():
         key = attr.key
         history = state.attrs[key].history
-        if action == "create":
-            new = getattr(obj, key)
-            if new is None or key == "id":
-                continue
-            rows.append({**base, "field": key, "old_value": None, "new_value": REDACTED if key in redact else _text(new)})
-        elif action == "update":
-            if not history.has_changes():
-                continue
-            old = history.deleted[0] if history.deleted else None
-            new = history.added[0] if history.added else None
-            if _text(old) == _text(new):
-                continue
-            if key in redact:
-                old, new = REDACTED, REDACTED
-            rows.append({**base, "field": key, "old_value": _text(old), "new_value": _text(new)})
+        if not history.has_changes():
+            continue
+        old = history.deleted[0] if history.deleted else None
+        new = history.added[0] if history.added else None
+        if _text(old) == _text(new):
+            continue
+        if key in redact:
+            old, new = REDACTED, REDACTED
+        rows.append({**base, "field": key, "old_value": _text(old), "new_value": _text(new)})
     if action == "delete":
         rows.append({**base, "field": "", "old_value": None, "new_value": None})
     if keep is not None:

@@ -44,12 +44,13 @@ def make_participant(session: Session, *, study=None, site=None, code: str = "P-
                               vault=VAULT, actor=ACTOR, now=now or datetime(2026, 2, 20, tzinfo=__import__("datetime").timezone.utc))
 
 
-def make_staff_token(session: Session, *, role: str = "nurse", site=None, email: str | None = None, now: datetime | None = None) -> str:
+def make_staff_token(session: Session, *, role: str = "nurse", site=None, email: str | None = None, now: datetime | None = None,
+                     ttl: timedelta = timedelta(hours=12)) -> str:
     """A staff account and a valid bearer token for it."""
     from datetime import timezone
 
     staff = create_staff(session, email=email or f"{role}-{site.code if site else 'all'}@example.org", password=STRONG_PASSWORD, role=role, site=site)
-    token, _ = issue_staff_token(session, staff=staff, now=now or datetime.now(timezone.utc), ttl=timedelta(hours=12))
+    token, _ = issue_staff_token(session, staff=staff, now=now or datetime.now(timezone.utc), ttl=ttl)
     return token
 
 

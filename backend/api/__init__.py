@@ -75,7 +75,19 @@ def init_app(app: Flask) -> None:
         if not request.path.startswith("/api"):
             return exc
         data = getattr(exc, "data", None) or {}
-        body = error_body(exc.code or 500, data.get("message") or exc.description or exc.name)
-        if data.get("errors"):
-            body["errors"] = data["errors"]
+        errors = data.get("errors") or data.get("messages")  # webargs puts validation errors under "messages"
+        message = data.get("message") or (_first_error(errors) if errors else None) or exc.description or exc.name
+        body = error_body(exc.code or 500, message)
+        if errors:
+            body["errors"] = errors
         return jsonify(body), exc.code
+
+
+def _first_error(errors: dict) -> str:
+    """'field: reason' for the first validation error, so the message alone names the field."""
+    for location in errors.values():
+        if isinstance(location, dict):
+            for field, reasons in location.items():
+                reason = reasons[0] if isinstance(reasons, list) and reasons else reasons
+                return f"{field}: {reason}"
+    return "invalid input"
