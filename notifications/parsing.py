@@ -86,8 +86,8 @@ _AE_KEYWORDS = ("不良反应", "副作用", "ae")
 # full-width forms (！？，：) arrive here as their ASCII twins.
 EDGE_PUNCTUATION = ".,!?;:~…。、，！？；：\"'“”‘’()[]（）【】《》<>*#"
 _EDGE_NO_DOT = re.escape(EDGE_PUNCTUATION.replace(".", ""))
-# A leading '.' is kept when a digit follows: ".5" is a score, not "5".
-_LEADING = re.compile(rf"^(?:[\s{_EDGE_NO_DOT}]|\.(?![0-9]))+")
+# A single leading "." is kept when a digit follows: ".5" is a score, not "5"; "…1" is still "1".
+_LEADING = re.compile(rf"^(?:[\s{_EDGE_NO_DOT}]|\.{{2,}}|\.(?![0-9]))+")
 _TRAILING = re.compile(rf"[\s{re.escape(EDGE_PUNCTUATION)}]+$")
 _ASCII_LOWER = str.maketrans(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
