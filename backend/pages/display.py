@@ -1,0 +1,95 @@
+"""How the pages show things: local times with the zone named, ages, percentages, the dose calendar."""
+
+from __future__ import annotations
+
+import calendar as stdcal
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from schedules.calendar import to_local
+from schedules.models import Dose
+
+# Each state has a word as well as a colour: colour is never the only cue.
+DOSE_STATE_LABELS = {
+    "scheduled": ("Planned", "planned, not yet reported"),
+    "taken": ("Taken", "taken on time"),
+    "taken_late": ("Late", "taken late (reported after the window)"),
+    "skipped": ("Skipped", "not taken (participant said so)"),
+    "missed": ("Missed", "missed: no report before the window closed"),
+    "held": ("Held", "held by staff"),
+    "cancelled": ("Cancelled", "cancelled (withdrawal or restart)"),
+}
+ALERT_KIND_LABELS = {
+    "missed_dose": "Missed dose",
+    "serious_ae": "Suspected serious AE",
+    "adverse_event": "Adverse event",
+    "unreadable_reply": "Unreadable reply",
+    "contact_problem": "Contact problem",
+    "opted_out": "Opted out of SMS",
+}
+WEEKDAYS = [("Mon", "Monday"), ("Tue", "Tuesday"), ("Wed", "Wednesday"), ("Thu", "Thursday"),
+            ("Fri", "Friday"), ("Sat", "Saturday"), ("Sun", "Sunday")]
+
+
+def local_text(instant: datetime | None, zone: str) -> str:
+    """'2026-03-04 12:00 (Asia/Shanghai)': an instant as wall time in `zone`, the zone named."""
+    if instant is None:
+        return "—"
+    return f"{to_local(instant, zone):%Y-%m-%d %H:%M} ({zone})"
+
+
+def local_date_text(instant: datetime | None, zone: str) -> str:
+    """'2026-03-04': the local calendar date of an instant in `zone`."""
+    return "—" if instant is None else f"{to_local(instant, zone):%Y-%m-%d}"
+
+
+def duration_text(delta: timedelta) -> str:
+    """'2 d 3 h', '3 h 20 min', '5 min': a rounded-down, human-sized span."""
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {mins} min"
+    return f"{mins} min"
+
+
+def percent_text(rate: float | None) -> str:
+    """'85%' or '—' when nothing has come due yet."""
+    return "—" if rate is None else f"{round(rate * 100)}%"
+
+
+@dataclass(frozen=True)
+class DayCell:
+    """One day of a month grid: the date (None for padding), its dose if any, and whether it is today."""
+
+    day: date | None
+    dose: Dose | None = None
+    today: bool = False
+
+
+@dataclass(frozen=True)
+class MonthGrid:
+    """A month of the dose calendar as weeks of seven cells, Monday first."""
+
+    title: str
+    weeks: list[list[DayCell]]
+
+
+def month_grids(doses: list[Dose], *, today: date) -> list[MonthGrid]:
+    """Month grids from the first to the last dose's month, each dose on its local date."""
+    if not doses:
+        return []
+    by_date = {d.local_date: d for d in doses}
+    first, last = min(by_date), max(by_date)
+    months = []
+    year, month = first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        weeks = []
+        for week in stdcal.Calendar(firstweekday=0).monthdatescalendar(year, month):
+            weeks.append([DayCell(day=d, dose=by_date.get(d), today=d == today) if d.month == month else DayCell(day=None)
+                          for d in week])
+        months.append(MonthGrid(title=f"{stdcal.month_name[month]} {year}", weeks=weeks))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
