@@ -54,7 +54,6 @@ def test_settings(url: str, **extra):
         "INSTANCE_DIR": extra.pop("INSTANCE_DIR", "/tmp/trial-companion-test-instance"),
         "SEND_RATE_PER_SECOND": "0",
         "DISPATCH_CONCURRENCY": "1",
-        "RATELIMIT_ENABLED": "false",
     }
     env.update({k: str(v) for k, v in extra.items()})
     return load_settings(environ=env)
