@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -19,6 +20,26 @@ AE_TERMS = (
     "vomiting", "diarrhea", "muscle_pain", "joint_pain", "cough", "shortness_of_breath", "dizziness",
     "itching", "swelling", "other",
 )
+# Labels a participant or nurse reads; the code is what is stored (PRO-CTCAE symptom terms plus the trial's own).
+AE_TERM_LABELS = {
+    "injection_site_reaction": {"en": "Injection-site reaction", "zh-CN": "注射部位反应"},
+    "fever": {"en": "Fever", "zh-CN": "发热"},
+    "fatigue": {"en": "Fatigue", "zh-CN": "乏力"},
+    "chills_flu_like": {"en": "Chills / flu-like symptoms", "zh-CN": "寒战 / 流感样症状"},
+    "rash": {"en": "Rash", "zh-CN": "皮疹"},
+    "nausea": {"en": "Nausea", "zh-CN": "恶心"},
+    "headache": {"en": "Headache", "zh-CN": "头痛"},
+    "vomiting": {"en": "Vomiting", "zh-CN": "呕吐"},
+    "diarrhea": {"en": "Diarrhea", "zh-CN": "腹泻"},
+    "muscle_pain": {"en": "Muscle pain", "zh-CN": "肌肉疼痛"},
+    "joint_pain": {"en": "Joint pain", "zh-CN": "关节疼痛"},
+    "cough": {"en": "Cough", "zh-CN": "咳嗽"},
+    "shortness_of_breath": {"en": "Shortness of breath", "zh-CN": "气短"},
+    "dizziness": {"en": "Dizziness", "zh-CN": "头晕"},
+    "itching": {"en": "Itching", "zh-CN": "瘙痒"},
+    "swelling": {"en": "Swelling", "zh-CN": "肿胀"},
+    "other": {"en": "Other (describe)", "zh-CN": "其他（请描述）"},
+}
 SEVERITIES = ("mild", "moderate", "severe")
 RELATEDNESS = ("not_related", "unlikely", "possible", "probable", "definite")
 OUTCOMES = ("recovered", "recovering", "not_recovered", "recovered_with_sequelae", "fatal", "unknown")
@@ -36,10 +57,14 @@ def check_vas_value(value: Decimal, protocol: Protocol) -> Decimal:
 
 
 def record_vas(session: Session, *, participant: Participant, value: Decimal, protocol: Protocol, actor: Actor, now: datetime,
-               inbound_id: int | None = None) -> VasScore:
-    """Record a VAS answer."""
-    score = VasScore(participant_id=participant.id, value=check_vas_value(value, protocol), recorded_at=now, source=actor.source, inbound_id=inbound_id)
-    with acting(session, actor, "VAS reported"):
+               inbound_id: int | None = None, reason: str | None = None) -> VasScore:
+    """Record a VAS answer; staff recording one on a participant's behalf must give a reason."""
+    if actor.source == "staff" and not (reason or "").strip():
+        raise InvalidInput("a reason is required when staff record a VAS on a participant's behalf", field="reason")
+    why = (reason or "").strip()
+    score = VasScore(participant_id=participant.id, value=check_vas_value(value, protocol), recorded_at=now, source=actor.source,
+                     inbound_id=inbound_id, reason=why)
+    with acting(session, actor, why or "VAS reported"):
         session.add(score)
     return score
 
@@ -79,12 +104,14 @@ def vas_history(session: Session, participant_id: int) -> list[VasScore]:
 def serious_keyword_matches(text: str, keywords: tuple[str, ...]) -> list[str]:
     """Serious-event words in `text`: whole words for Latin script and numbers (so 'water' is not 'ER'),
     substrings for CJK (Chinese has no spaces)."""
+    text = unicodedata.normalize("NFKC", text)  # full-width "ＩＣＵ" / "１２０" as typed on Chinese keyboards
     found = []
     for word in keywords:
         if re.search(r"[\u3400-\u9fff]", word):
             if word in text:
                 found.append(word)
-        elif re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", text, flags=re.IGNORECASE):
+        # Bounded by Latin letters and digits only: Chinese runs words together ("拨打120", "去了ICU").
+        elif re.search(rf"(?<![A-Za-z0-9]){re.escape(word)}(?![A-Za-z0-9])", text, flags=re.IGNORECASE):
             found.append(word)
     return found
 
@@ -103,6 +130,7 @@ def report_adverse_event(
     severity: str | None = None,
     ongoing: bool | None = None,
     went_to_hospital: bool | None = None,
+    reason: str | None = None,
 ) -> AdverseEvent:
     """Record an AE and open its nurse alert; hospital or a serious word makes it suspected-serious
     with a reporting deadline."""
@@ -119,7 +147,7 @@ def report_adverse_event(
     ae = AdverseEvent(participant_id=participant.id, reported_at=now, source=actor.source, raw_text=raw_text, term=term,
                       other_text=other_text, onset_date=onset_date, severity=severity, ongoing=ongoing,
                       went_to_hospital=went_to_hospital, suspected_serious=serious, matched_keywords=", ".join(matches))
-    with acting(session, actor, "adverse event reported"):
+    with acting(session, actor, (reason or "").strip() or "adverse event reported"):
         session.add(ae)
     deadline = now + timedelta(hours=protocol.safety.reporting_deadline_hours) if serious else None
     open_alert(session, participant=participant, site_id=participant.site_id,

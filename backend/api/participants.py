@@ -48,9 +48,9 @@ def _errors(*codes):
 
 @blp.route("")
 class ParticipantList(MethodView):
+    @require_staff()
     @blp.response(200, ParticipantSchema(many=True))
     @_errors(401, 403)
-    @require_staff()
     def get(self):
         """List the participants of the caller's site (all sites for admins)."""
         principal = current_principal()
@@ -60,10 +60,10 @@ class ParticipantList(MethodView):
             query = query.where(Participant.site_id == principal.site_id)
         return [participant_view(session, p, masked=principal.masked) for p in session.exec(query).all()]
 
+    @require_staff("admin", "investigator", "nurse")
     @blp.arguments(EnrollSchema)
     @blp.response(201, ParticipantSchema)
     @_errors(401, 403, 404, 409, 422)
-    @require_staff("admin", "investigator", "nurse")
     def post(self, data):
         """Enroll a participant and generate their dosing schedule."""
         principal = current_principal()
@@ -85,19 +85,19 @@ class ParticipantList(MethodView):
 
 @blp.route("/<int:participant_id>")
 class ParticipantDetail(MethodView):
+    @require_staff()
     @blp.response(200, ParticipantSchema)
     @_errors(401, 404)
-    @require_staff()
     def get(self, participant_id):
         """Show one participant (no arm for the masked assessor)."""
         principal = current_principal()
         session = get_session()
         return participant_view(session, visible_participant(session, principal, participant_id), masked=principal.masked)
 
+    @require_staff(*NOT_MASKED)
     @blp.arguments(ParticipantUpdateSchema)
     @blp.response(200, ParticipantSchema)
     @_errors(401, 403, 404, 422)
-    @require_staff(*NOT_MASKED)
     def patch(self, data, participant_id):
         """Change phone, time zone, reminder time, language or consent (reason required); future doses follow."""
         principal = current_principal()
@@ -115,9 +115,9 @@ class ParticipantDetail(MethodView):
 
 @blp.route("/<int:participant_id>/doses")
 class DoseList(MethodView):
+    @require_staff(*NOT_MASKED)
     @blp.response(200, DoseSchema(many=True))
     @_errors(401, 403, 404)
-    @require_staff(*NOT_MASKED)
     def get(self, participant_id):
         """Every dose with its reminder time, window (UTC) and state."""
         session = get_session()
@@ -127,10 +127,10 @@ class DoseList(MethodView):
 
 @blp.route("/<int:participant_id>/doses/<int:seq>/report")
 class DoseReport(MethodView):
+    @require_staff(*NOT_MASKED)
     @blp.arguments(DoseReportSchema)
     @blp.response(200, DoseSchema)
     @_errors(401, 403, 404, 409, 422)
-    @require_staff(*NOT_MASKED)
     def post(self, data, participant_id, seq):
         """Record a dose reported to staff (e.g. by phone): taken at a time, or not taken."""
         principal = current_principal()
@@ -158,10 +158,10 @@ def _change(view, data, participant_id, action):
 
 @blp.route("/<int:participant_id>/hold")
 class Hold(MethodView):
+    @require_staff(*NOT_MASKED)
     @blp.arguments(HoldSchema)
     @blp.response(200, ChangeResultSchema)
     @_errors(401, 403, 404, 409, 422)
-    @require_staff(*NOT_MASKED)
     def post(self, data, participant_id):
         """Hold dosing from a local date (reason required)."""
         return _change(self, data, participant_id, lambda s, p, who, d, now: svc.hold_dosing(
@@ -170,10 +170,10 @@ class Hold(MethodView):
 
 @blp.route("/<int:participant_id>/resume")
 class Resume(MethodView):
+    @require_staff(*NOT_MASKED)
     @blp.arguments(ResumeSchema)
     @blp.response(200, ChangeResultSchema)
     @_errors(401, 403, 404, 409, 422)
-    @require_staff(*NOT_MASKED)
     def post(self, data, participant_id):
         """Resume dosing: the cadence restarts on the resume date (reason required)."""
         return _change(self, data, participant_id, lambda s, p, who, d, now: svc.resume_dosing(
@@ -182,10 +182,10 @@ class Resume(MethodView):
 
 @blp.route("/<int:participant_id>/withdraw")
 class Withdraw(MethodView):
+    @require_staff(*NOT_MASKED)
     @blp.arguments(ReasonSchema)
     @blp.response(200, ChangeResultSchema)
     @_errors(401, 403, 404, 409, 422)
-    @require_staff(*NOT_MASKED)
     def post(self, data, participant_id):
         """Withdraw from the trial: future doses and messages are cancelled (reason required)."""
         return _change(self, data, participant_id, lambda s, p, who, d, now: svc.withdraw(
@@ -194,9 +194,9 @@ class Withdraw(MethodView):
 
 @blp.route("/<int:participant_id>/adherence")
 class AdherenceView(MethodView):
+    @require_staff(*NOT_MASKED)
     @blp.response(200, AdherenceSchema)
     @_errors(401, 403, 404)
-    @require_staff(*NOT_MASKED)
     def get(self, participant_id):
         """Adherence and on-time rate, with counts by dose state."""
         session = get_session()
@@ -206,9 +206,9 @@ class AdherenceView(MethodView):
 
 @blp.route("/<int:participant_id>/audit")
 class AuditView(MethodView):
+    @require_staff("admin", "investigator", "nurse")
     @blp.response(200, AuditEntrySchema(many=True))
     @_errors(401, 403, 404)
-    @require_staff("admin", "investigator", "nurse")
     def get(self, participant_id):
         """The audit trail of the participant and their doses, oldest first."""
         session = get_session()

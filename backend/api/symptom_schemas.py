@@ -1,0 +1,169 @@
+"""marshmallow schemas of the symptoms (VAS, adverse events) and alert-queue endpoints.
+
+None of these carries an arm, regimen or dose field: the masked assessor reads them as they are."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from schedules.models import AlertKind, AlertState
+from schedules.symptoms import AE_TERMS, OUTCOMES, RELATEDNESS, SERIOUS_CRITERIA, SEVERITIES
+
+REASON = validate.Length(min=1, max=500)
+
+
+# --- VAS -------------------------------------------------------------------------------------------
+class VasSchema(Schema):
+    """One VAS row; withdrawn and corrected rows stay in the history with their status."""
+
+    id = fields.Integer(metadata={"example": 17})
+    participant_id = fields.Integer(metadata={"example": 3})
+    study_code = fields.String(metadata={"example": "P-021"})
+    value = fields.Float(metadata={"description": "0.0 (not active) to 10.0 (extremely active), one decimal", "example": 4.5})
+    recorded_at = fields.DateTime(metadata={"example": "2026-03-01T12:40:00+00:00"})
+    source = fields.String(metadata={"description": "sms | app | staff", "example": "sms"})
+    status = fields.String(validate=validate.OneOf(["valid", "withdrawn", "corrected"]),
+                           metadata={"description": "valid; withdrawn (participant's UNDO); corrected (replaced by a staff correction)", "example": "valid"})
+    replaces_id = fields.Integer(allow_none=True, metadata={"description": "for a correction: the row it replaces", "example": None})
+    replaced_by_id = fields.Integer(allow_none=True, metadata={"description": "for a corrected row: the correction", "example": None})
+    withdrawn_at = fields.DateTime(allow_none=True, metadata={"example": None})
+    reason = fields.String(metadata={"description": "why staff recorded or corrected it", "example": ""})
+
+
+class VasCreateSchema(Schema):
+    """A VAS score a participant gave staff (e.g. by phone); the reason is required."""
+
+    value = fields.Decimal(required=True, metadata={"description": "0.0-10.0, at most one decimal", "example": 4.5})
+    reason = fields.String(required=True, validate=REASON, metadata={"example": "participant phoned the site; SMS not working"})
+
+
+class VasCorrectSchema(Schema):
+    """A staff correction of a VAS: the original row is kept and marked corrected."""
+
+    value = fields.Decimal(required=True, metadata={"description": "the corrected value, 0.0-10.0", "example": 5.4})
+    reason = fields.String(required=True, validate=REASON, metadata={"example": "participant says the digits were swapped"})
+
+
+# --- adverse events -------------------------------------------------------------------------------
+class AdverseEventSchema(Schema):
+    """An adverse-event report, its nurse alert and, once done, its investigator review."""
+
+    id = fields.Integer(metadata={"example": 9})
+    participant_id = fields.Integer(metadata={"example": 3})
+    study_code = fields.String(metadata={"example": "P-021"})
+    reported_at = fields.DateTime(metadata={"example": "2026-03-02T03:15:00+00:00"})
+    source = fields.String(metadata={"description": "sms | app | staff", "example": "sms"})
+    raw_text = fields.String(metadata={"description": "the participant's own words (SMS)", "example": "发烧 住院了"})
+    term = fields.String(validate=validate.OneOf(AE_TERMS), metadata={"example": "other"})
+    other_text = fields.String(metadata={"example": ""})
+    onset_date = fields.Date(allow_none=True, metadata={"example": "2026-03-01"})
+    severity = fields.String(allow_none=True, validate=validate.OneOf(SEVERITIES), metadata={"example": "moderate"})
+    ongoing = fields.Boolean(allow_none=True, metadata={"example": True})
+    went_to_hospital = fields.Boolean(allow_none=True, metadata={"example": None})
+    suspected_serious = fields.Boolean(metadata={"description": "went to hospital, or a serious-event word in the text", "example": True})
+    matched_keywords = fields.List(fields.String(), metadata={"example": ["住院"]})
+    alert_id = fields.Integer(allow_none=True, metadata={"example": 12})
+    alert_state = fields.String(allow_none=True, metadata={"example": "open"})
+    deadline_at = fields.DateTime(allow_none=True, metadata={"description": "reporting deadline of a suspected-serious event", "example": "2026-03-03T03:15:00+00:00"})
+    ctcae_grade = fields.Integer(allow_none=True, metadata={"example": 3})
+    serious = fields.Boolean(allow_none=True, metadata={"example": True})
+    serious_criteria = fields.List(fields.String(), metadata={"example": ["hospitalisation"]})
+    relatedness = fields.String(allow_none=True, metadata={"example": "possible"})
+    outcome = fields.String(allow_none=True, metadata={"example": "recovering"})
+    reviewed_by = fields.String(metadata={"example": "staff:4"})
+    reviewed_at = fields.DateTime(allow_none=True, metadata={"example": "2026-03-02T06:00:00+00:00"})
+    signed_off_by = fields.String(metadata={"example": ""})
+    signed_off_at = fields.DateTime(allow_none=True, metadata={"example": None})
+
+
+class AdverseEventCreateSchema(Schema):
+    """A structured adverse-event report entered by staff on the participant's behalf."""
+
+    term = fields.String(required=True, validate=validate.OneOf(AE_TERMS), metadata={"description": "see GET /api/v1/adverse-event-terms", "example": "fever"})
+    other_text = fields.String(load_default="", validate=validate.Length(max=1000),
+                               metadata={"description": "required when term is 'other'", "example": ""})
+    onset_date = fields.Date(load_default=None, allow_none=True, metadata={"example": "2026-03-01"})
+    severity = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(SEVERITIES), metadata={"example": "moderate"})
+    ongoing = fields.Boolean(load_default=None, allow_none=True, metadata={"example": True})
+    went_to_hospital = fields.Boolean(load_default=None, allow_none=True,
+                                      metadata={"description": "yes makes the event suspected-serious", "example": False})
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500),
+                           metadata={"example": "participant reported it by phone"})
+
+
+class AdverseEventReviewSchema(Schema):
+    """Investigator grading of an adverse event."""
+
+    ctcae_grade = fields.Integer(required=True, validate=validate.Range(1, 5), metadata={"description": "CTCAE v5: 1 mild ... 5 death", "example": 3})
+    serious = fields.Boolean(required=True, metadata={"example": True})
+    serious_criteria = fields.List(fields.String(validate=validate.OneOf(SERIOUS_CRITERIA)), load_default=list,
+                                   metadata={"description": "at least one when serious", "example": ["hospitalisation"]})
+    relatedness = fields.String(required=True, validate=validate.OneOf(RELATEDNESS), metadata={"example": "possible"})
+    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES), metadata={"example": "recovering"})
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500), metadata={"example": "discharge letter received"})
+
+
+class AeTermSchema(Schema):
+    """A term participants and staff can pick, with its labels."""
+
+    code = fields.String(metadata={"example": "fever"})
+    labels = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"example": {"en": "Fever", "zh-CN": "发热"}})
+
+
+class AeTermListSchema(Schema):
+    """The adverse-event vocabulary of the structured form."""
+
+    terms = fields.List(fields.Nested(AeTermSchema))
+    severities = fields.List(fields.String(), metadata={"example": list(SEVERITIES)})
+    relatedness = fields.List(fields.String(), metadata={"example": list(RELATEDNESS)})
+    outcomes = fields.List(fields.String(), metadata={"example": list(OUTCOMES)})
+    serious_criteria = fields.List(fields.String(), metadata={"example": list(SERIOUS_CRITERIA)})
+
+
+# --- alerts ---------------------------------------------------------------------------------------
+ALERT_KINDS = [k.value for k in AlertKind]
+ALERT_STATES = [s.value for s in AlertState]
+
+
+class AlertSchema(Schema):
+    """One item of the nurse queue."""
+
+    id = fields.Integer(metadata={"example": 12})
+    kind = fields.String(validate=validate.OneOf(ALERT_KINDS), metadata={"example": "serious_ae"})
+    priority = fields.String(validate=validate.OneOf(["high", "normal"]), metadata={"example": "high"})
+    state = fields.String(validate=validate.OneOf(ALERT_STATES), metadata={"example": "open"})
+    site = fields.String(metadata={"example": "PKUPH"})
+    participant_id = fields.Integer(allow_none=True, metadata={"example": 3})
+    study_code = fields.String(allow_none=True, metadata={"example": "P-021"})
+    summary = fields.String(metadata={"example": "suspected serious adverse event reported by sms"})
+    annotation = fields.String(metadata={"example": ""})
+    ref_type = fields.String(metadata={"example": "adverse_event"})
+    ref_id = fields.Integer(allow_none=True, metadata={"example": 9})
+    opened_at = fields.DateTime(metadata={"example": "2026-03-02T03:15:00+00:00"})
+    age_seconds = fields.Integer(metadata={"description": "seconds since the alert opened", "example": 1800})
+    deadline_at = fields.DateTime(allow_none=True, metadata={"example": "2026-03-03T03:15:00+00:00"})
+    seconds_to_deadline = fields.Integer(allow_none=True, metadata={"description": "negative once overdue", "example": 84600})
+    acknowledged_at = fields.DateTime(allow_none=True, metadata={"example": None})
+    acknowledged_by = fields.String(metadata={"example": ""})
+    resolved_at = fields.DateTime(allow_none=True, metadata={"example": None})
+    resolved_by = fields.String(metadata={"example": ""})
+    resolution_note = fields.String(metadata={"example": ""})
+
+
+class AlertQuerySchema(Schema):
+    """Filters of the queue; without `state` it shows what is not resolved yet."""
+
+    state = fields.List(fields.String(validate=validate.OneOf(ALERT_STATES)), load_default=None,
+                        metadata={"description": "repeatable; default open and acknowledged", "example": ["open"]})
+    kind = fields.List(fields.String(validate=validate.OneOf(ALERT_KINDS)), load_default=None,
+                       metadata={"description": "repeatable", "example": ["serious_ae"]})
+    priority = fields.String(load_default=None, validate=validate.OneOf(["high", "normal"]), metadata={"example": "high"})
+    site = fields.String(load_default=None, metadata={"description": "site code; admins only (others always see their own site)", "example": "PKUPH"})
+    limit = fields.Integer(load_default=500, validate=validate.Range(1, 1000), metadata={"example": 100})
+
+
+class AlertResolveSchema(Schema):
+    """What was done about an alert."""
+
+    note = fields.String(required=True, validate=validate.Length(min=1, max=2000),
+                         metadata={"example": "called the participant; went to the clinic, fine now"})
