@@ -26,9 +26,21 @@ def scheduler_command(no_dispatch):
     app = current_app._get_current_object()
     configure_logging(app.config.get("LOG_FORMAT", "text"))
     include_dispatch = not no_dispatch and app.config.get("SCHEDULER_RUNS_DISPATCH", True)
+    click.echo("taking the scheduler lock (while another scheduler holds it, this one waits)")
     with leadership(app):
+        scheduler = build_scheduler(app, include_dispatch=include_dispatch)
+
+        def stop(signum, _frame):
+            # Let running jobs finish (a send in progress is recorded) before the lock is released.
+            log.info("scheduler stopping on signal %s; letting running jobs finish", signum)
+            if scheduler.running:
+                scheduler.shutdown(wait=True)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
         click.echo(f"scheduler running (dispatch {'in this process' if include_dispatch else 'by workers'})")
-        build_scheduler(app, include_dispatch=include_dispatch).start()
+        scheduler.start()
+    click.echo("scheduler stopped")
 
 
 @click.command("dispatch")

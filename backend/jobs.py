@@ -16,7 +16,7 @@ from backend.services import get_sender, get_vault
 from notifications.digest import send_daily_digest
 from notifications.dispatch import DispatchConfig, TokenBucket, dispatch_until_idle, expire_stale, recover_stuck
 from notifications.planning import plan_messages
-from notifications.status import undelivered_dose_ids
+from notifications.status import replay_raced_callbacks, undelivered_dose_ids
 from schedules.dbtypes import utcnow
 from schedules.missed import flag_missed_doses
 
@@ -64,7 +64,9 @@ def _expire(app: Flask) -> str:
     with get_database(app).session() as session:
         recovered = recover_stuck(session, now=utcnow(), stale_after=dispatch_config(app).sending_stale_after)
         expired = expire_stale(session, now=utcnow())
-    return f"expired {expired} stale message(s), put back {recovered} left sending by a crash"
+        replayed = replay_raced_callbacks(session, now=utcnow())
+    return (f"expired {expired} stale message(s), put back {recovered} left sending by a crash, "
+            f"applied {replayed} status callback(s) that raced their send")
 
 
 def _dispatch(app: Flask) -> str:
@@ -93,7 +95,7 @@ JOBS: list[JobSpec] = [
     JobSpec("flag_missed_doses", _missed, 60, "mark doses whose window closed unreported as missed; open alerts"),
     JobSpec("plan_messages", _plan, 60, "plan reminders, nudges and VAS prompts for the next 36 hours"),
     JobSpec("send_daily_digest", _digest, 900, "queue each site's daily on-call summary of open alerts"),
-    JobSpec("expire_stale_messages", _expire, 60, "expire messages too late to be useful; apply the crash rule"),
+    JobSpec("expire_stale_messages", _expire, 60, "expire stale messages, apply the crash rule, apply callbacks that raced their send"),
     JobSpec("dispatch_outbox", _dispatch, 5, "send due messages (safety alerts first)"),
 ]
 BY_NAME = {job.name: job for job in JOBS}

@@ -4,10 +4,16 @@ Crash rule (documented in README): a row a crashed dispatcher left in 'sending' 
 than SENDING_STALE_AFTER_SECONDS is put back once ('recoveries' becomes 1) and may therefore
 reach the participant twice; found stuck a second time it is marked failed, never re-sent.
 So duplicates are at most one per message in flight at a crash, and re-sends never loop.
+
+Retry rule: a refusal with an HTTP answer (429, 5xx) is retried with backoff (Retry-After
+honoured) until the message's last useful moment (not_after), then it expires; a message with
+no deadline (staff SMS) gets DISPATCH_MAX_ATTEMPTS. A timeout is ambiguous (Twilio may have
+taken it), so timeouts always count against DISPATCH_MAX_ATTEMPTS. Anything else fails at once.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -28,6 +34,7 @@ from schedules.models import AlertKind, Participant
 from schedules.participants import messaging_allowed
 from schedules.phones import PhoneVault
 
+log = logging.getLogger("notifications.dispatch")
 O = OutboundMessage
 JOB_ACTOR = Actor("job", "dispatch_outbox")
 INVALID_NUMBER_CODES = {21211, 21214, 21217, 21401, 21407, 21408, 21421, 21612, 21614, 30003, 30004, 30005, 30006}
@@ -155,7 +162,8 @@ class _Job:
 
 
 def _prepare(session: Session, ids: list[int], *, vault: PhoneVault, now: datetime) -> list[_Job]:
-    rows = session.exec(select(O).where(O.id.in_(ids))).all()
+    # Safety alerts first within the batch too, not only in the claim.
+    rows = session.exec(select(O).where(O.id.in_(ids)).order_by(O.priority, O.next_attempt_at, O.id)).all()
     participants = {p.id: p for p in session.exec(select(Participant).where(Participant.id.in_({r.participant_id for r in rows if r.participant_id}))).all()}
     jobs = []
     for row in rows:
@@ -178,6 +186,7 @@ def _backoff(attempts: int, error: SmsSendError) -> timedelta:
 
 def _record(session: Session, jobs: list[_Job], *, now: datetime, config: DispatchConfig, report: DispatchReport) -> None:
     rows = {r.id: r for r in session.exec(select(O).where(O.id.in_([j.id for j in jobs]))).all()}
+    sent: list[O] = []
     for job in jobs:
         row = rows[job.id]
         if row.status != OutboxStatus.SENDING.value or row.claimed_by != config.worker_id:
@@ -192,16 +201,45 @@ def _record(session: Session, jobs: list[_Job], *, now: datetime, config: Dispat
             row.status, row.provider_sid, row.provider_status, row.sent_at, row.last_error = (
                 OutboxStatus.SENT.value, job.outcome.provider_sid, job.outcome.status, now, "")
             report.sent += 1
+            sent.append(row)
         else:
             _record_failure(session, row, job.outcome, now=now, config=config, report=report)
         session.add(row)
+    if sent:
+        from notifications.status import replay_early_callbacks
+
+        session.flush()
+        replay_early_callbacks(session, rows=sent, now=now)
+
+
+def _retry_at(row: O, error: SmsSendError, *, now: datetime, config: DispatchConfig) -> datetime | None:
+    """When to try a failed send again, or None to give up.
+
+    A refusal with an HTTP answer (429, 5xx) means Twilio did not take the message, so a retry
+    costs no duplicate: a message with a deadline keeps trying until its deadline (a Twilio
+    outage must not turn every reminder into a nurse alert). No answer at all (a timeout) is
+    ambiguous, since Twilio may have taken it, so those count against max_attempts always."""
+    if not error.transient:
+        return None
+    at = now + _backoff(row.attempts, error)
+    if error.http_status is not None and row.not_after is not None:
+        return at if at <= row.not_after else None
+    return at if row.attempts < config.max_attempts else None
 
 
 def _record_failure(session: Session, row: O, error: SmsSendError, *, now: datetime, config: DispatchConfig, report: DispatchReport) -> None:
     row.last_error_code, row.last_error = error.code, str(error)[:500]
-    if error.transient and row.attempts < config.max_attempts:
-        row.status, row.next_attempt_at, row.claimed_by = OutboxStatus.PLANNED.value, now + _backoff(row.attempts, error), ""
+    retry_at = _retry_at(row, error, now=now, config=config)
+    if retry_at is not None:
+        row.status, row.next_attempt_at, row.claimed_by = OutboxStatus.PLANNED.value, retry_at, ""
         report.retried += 1
+        return
+    if error.transient and error.http_status is not None and row.not_after is not None:
+        # Still refused when its last useful moment came: too late, like any stale message.
+        with acting(session, JOB_ACTOR, f"too late to be useful: Twilio kept refusing ({error})"):
+            row.status = OutboxStatus.EXPIRED.value
+            session.add(row)
+        report.expired += 1
         return
     with acting(session, JOB_ACTOR, f"send failed: {error}"):
         row.status = OutboxStatus.FAILED.value
@@ -217,8 +255,16 @@ def _record_failure(session: Session, row: O, error: SmsSendError, *, now: datet
     else:
         open_alert(session, participant=participant, site_id=participant.site_id, kind=AlertKind.CONTACT_PROBLEM.value,
                    dedupe_key=f"contact_problem:outbox:{row.id}", now=now, actor=JOB_ACTOR, ref_type="outbox", ref_id=row.id,
-                   summary=f"{row.purpose} could not be sent (error {error.code or error.http_status or 'timeout'})",
+                   summary=f"{row.purpose.replace('_', ' ')} could not be sent ({_describe(error)})",
                    priority=HIGH if error.code in INVALID_NUMBER_CODES else "normal")
+
+
+def _describe(error: SmsSendError) -> str:
+    if error.code:
+        return f"error {error.code}"
+    if error.http_status:
+        return f"HTTP {error.http_status}"
+    return "no answer from the provider" if error.transient else "unexpected failure"
 
 
 def mark_opted_out(session: Session, *, participant: Participant, now: datetime, actor: Actor, why: str) -> None:
@@ -229,9 +275,10 @@ def mark_opted_out(session: Session, *, participant: Participant, now: datetime,
         with acting(session, actor, why):
             participant.opted_out, participant.opted_out_at = True, now
             session.add(participant)
-    open_alert(session, participant=participant, site_id=participant.site_id, kind=AlertKind.OPTED_OUT.value,
-               dedupe_key=f"opted_out:participant:{participant.id}:{now.date().isoformat()}", now=now, actor=actor,
-               ref_type="participant", ref_id=participant.id, summary=f"opted out of SMS: {why}")
+        # One alert per opt-out (a repeated STOP or a later 21610 is the same news); a STOP after START is new.
+        open_alert(session, participant=participant, site_id=participant.site_id, kind=AlertKind.OPTED_OUT.value,
+                   dedupe_key=f"opted_out:participant:{participant.id}:{now.isoformat(timespec='seconds')}", now=now, actor=actor,
+                   ref_type="participant", ref_id=participant.id, summary=f"opted out of SMS: {why}")
     sync_participant_messages(session, participant=participant, now=now)
 
 
@@ -256,6 +303,11 @@ def dispatch_once(sessions: SessionFactory, *, sender: SmsSender, vault: PhoneVa
             job.outcome = sender.send(to=job.to, body=job.body, status_callback=config.status_callback_url)
         except SmsSendError as exc:
             job.outcome = exc
+        except Exception as exc:  # a bug or an SDK surprise must not strand the whole batch in 'sending'
+            # Type only: an exception's text may quote the phone number, which never goes to a log.
+            log.error("send of outbox row %s raised %s", job.id, type(exc).__name__)
+            # Not retried: whether the provider took it is unknown, and a retry could duplicate it.
+            job.outcome = SmsSendError(f"unexpected {type(exc).__name__} while sending; not retried", transient=False)
 
     if pool is not None and config.concurrency > 1:
         list(pool.map(send, jobs))

@@ -60,7 +60,8 @@ def _vas_pending(session: Session, participant: Participant, *, now: datetime, w
     ).first()
     if prompt is None:
         return False
-    answered = session.exec(select(VasScore.id).where(VasScore.participant_id == participant.id, VasScore.recorded_at >= prompt)).first()
+    answered = session.exec(select(VasScore.id).where(VasScore.participant_id == participant.id, VasScore.recorded_at >= prompt,
+                                                      VasScore.status != "withdrawn")).first()
     return answered is None
 
 
@@ -108,9 +109,11 @@ def _act(session: Session, *, participant: Participant, inbound: InboundMessage,
     intent = parse_reply(text, expecting_vas=expecting_vas, dose_open=dose_open)
     inbound.intent = intent.kind.value
     if intent.kind == IntentKind.STOP:
+        already = participant.opted_out
         mark_opted_out(session, participant=participant, now=now, actor=actor, why="participant sent STOP")
-        inbound.outcome = "opted out"
-        return render("reply_stop", lang)  # the single confirmation carriers allow
+        inbound.outcome = "already opted out" if already else "opted out"
+        # The single confirmation carriers allow; a repeated STOP is not answered again.
+        return None if already else render("reply_stop", lang)
     if intent.kind == IntentKind.START:
         if participant.opted_out:
             with acting(session, actor, "participant sent START"):
@@ -143,7 +146,9 @@ def _answer(session: Session, *, participant, protocol, site, intent: Intent, do
             return render("reply_vas_out_of_range", lang)
         inbound.outcome = f"VAS {score.value} recorded"
         return render("reply_vas_recorded", lang, value=str(score.value))
-    if kind == IntentKind.VAS_INVALID:
+    # Words with no number right after a VAS prompt are not a bad score but maybe a symptom:
+    # they fall through to the help reply (which says how to send a score) and the nurse queue.
+    if kind == IntentKind.VAS_INVALID and (intent.error != "not_a_number" or any(ch.isdigit() for ch in inbound.body)):
         inbound.outcome = f"VAS refused: {intent.error}"
         return render({"out_of_range": "reply_vas_out_of_range", "too_many_decimals": "reply_vas_too_many_decimals"}.get(intent.error, "reply_vas_not_a_number"), lang)
     if kind == IntentKind.UNDO:
@@ -155,11 +160,17 @@ def _answer(session: Session, *, participant, protocol, site, intent: Intent, do
         escalate_serious_ae(session, ae=ae, participant=participant, vault=vault, now=now)
         inbound.outcome = "adverse event recorded" + (" (suspected serious)" if ae.suspected_serious else "")
         return render("reply_ae_serious" if ae.suspected_serious else "reply_ae_recorded", lang, site_phone=phone)
-    inbound.needs_review, inbound.outcome = True, "unreadable: kept for nurses"
+    inbound.outcome = "unreadable"
+    _keep_for_nurses(session, participant=participant, inbound=inbound, actor=actor, now=now)
+    return render("reply_unknown", lang, site_phone=phone)
+
+
+def _keep_for_nurses(session: Session, *, participant: Participant, inbound: InboundMessage, actor: Actor, now: datetime) -> None:
+    """Put a reply we could not act on in the nurse queue (the raw text is already stored)."""
+    inbound.needs_review, inbound.outcome = True, inbound.outcome + ": kept for nurses"
     open_alert(session, participant=participant, site_id=participant.site_id, kind=AlertKind.UNREADABLE_REPLY.value,
                dedupe_key=f"unreadable:inbound:{inbound.id}", now=now, actor=actor, ref_type="inbound", ref_id=inbound.id,
                summary="a reply could not be understood")
-    return render("reply_unknown", lang, site_phone=phone)
 
 
 def _dose_reply(session: Session, *, participant: Participant, dose: Dose | None, taken: bool, inbound: InboundMessage, actor: Actor,

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from notifications.models import OutboundMessage, OutboxStatus, Purpose
 from notifications.templates import render
-from schedules.calendar import local_wall_to_utc, next_allowed_send, to_local
+from schedules.calendar import in_quiet_hours, local_wall_to_utc, next_allowed_send, to_local
 from schedules.models import Dose, DoseState, Participant, ParticipantStatus, Site, Study
 from schedules.participants import messaging_allowed
 from schedules.planning import parse_hhmm
@@ -60,22 +60,40 @@ def _site_phone(session: Session, participant: Participant, cache: dict) -> str:
     return cache[participant.site_id]
 
 
+def last_useful_moment(due: datetime, zone: str, rules, *, closes: datetime | None = None) -> datetime:
+    """When a message due at `due` stops being worth sending: the staleness limit, the dose window's
+    close, and the start of quiet hours (a late or retried message must not arrive in them; only a
+    chosen time that itself lies in quiet hours is sent there, and only within the staleness limit)."""
+    limit = due + timedelta(minutes=rules.stale_after_minutes)
+    if closes is not None:
+        limit = min(limit, closes)
+    local = to_local(due, zone)
+    if not in_quiet_hours(local.time(), start=rules.quiet_start, end=rules.quiet_end):
+        quiet = local_wall_to_utc(local.date(), rules.quiet_start, zone)
+        if quiet <= due:
+            quiet = local_wall_to_utc(local.date() + timedelta(days=1), rules.quiet_start, zone)
+        limit = min(limit, quiet)
+    return limit
+
+
 def wanted_for_dose(dose: Dose, participant: Participant, protocol, *, site_phone: str) -> list[Wanted]:
     """The reminder (at the chosen time) and the nudge (3 h later, out of quiet hours) of a dose."""
     rules = protocol.reminders
-    stale = timedelta(minutes=rules.stale_after_minutes)
+    zone = participant.time_zone
     lang = participant.language
     reminder_key, nudge_key = dose_keys(dose.id)
     local_date = dose.local_date.isoformat()
     wanted = [
         Wanted(Purpose.DOSE_REMINDER.value, reminder_key, "dose", dose.id, dose.due_at,
-               min(dose.due_at + stale, dose.window_closes_at), render("dose_reminder", lang, local_date=local_date, site_phone=site_phone), lang),
+               last_useful_moment(dose.due_at, zone, rules, closes=dose.window_closes_at),
+               render("dose_reminder", lang, local_date=local_date, site_phone=site_phone), lang),
     ]
-    nudge_at = next_allowed_send(dose.due_at + timedelta(minutes=rules.nudge_after_minutes), participant.time_zone,
+    nudge_at = next_allowed_send(dose.due_at + timedelta(minutes=rules.nudge_after_minutes), zone,
                                  quiet_start=rules.quiet_start, quiet_end=rules.quiet_end)
     if nudge_at < dose.window_closes_at:
         wanted.append(Wanted(Purpose.DOSE_NUDGE.value, nudge_key, "dose", dose.id, nudge_at,
-                             min(nudge_at + stale, dose.window_closes_at), render("dose_nudge", lang, local_date=local_date), lang))
+                             last_useful_moment(nudge_at, zone, rules, closes=dose.window_closes_at),
+                             render("dose_nudge", lang, local_date=local_date), lang))
     return wanted
 
 
@@ -102,9 +120,10 @@ def wanted_vas(participant: Participant, protocol, *, now: datetime, horizon: ti
     out = []
     for day in vas_dates(participant, protocol, start=today, end=last):
         due = local_wall_to_utc(day, at, participant.time_zone)
-        if now - stale <= due <= now + horizon:
+        not_after = last_useful_moment(due, participant.time_zone, protocol.reminders)
+        if now <= not_after and due <= now + horizon:
             out.append(Wanted(Purpose.VAS_PROMPT.value, f"vas_prompt:participant:{participant.id}:{day.isoformat()}", "participant",
-                              participant.id, due, due + stale, render("vas_prompt", participant.language), participant.language))
+                              participant.id, due, not_after, render("vas_prompt", participant.language), participant.language))
     return out
 
 
@@ -154,15 +173,15 @@ def sync_participant_messages(session: Session, *, participant: Participant, now
     existing = {row.dedupe_key: row for row in planned}
     wanted: list[Wanted] = []
     if messaging_allowed(participant, now=now):
-        stale = timedelta(minutes=protocol.reminders.stale_after_minutes)
         doses = session.exec(
             select(Dose).where(Dose.participant_id == participant.id, Dose.state == DoseState.SCHEDULED.value,
                                Dose.window_closes_at > now, Dose.due_at <= now + horizon)
         ).all()
         phone = _site_phone(session, participant, site_phones if site_phones is not None else {})
         for dose in doses:
+            # Past its last useful moment a message is not created at all (expire_stale handles planned ones).
             wanted += [w for w in wanted_for_dose(dose, participant, protocol, site_phone=phone)
-                       if w.due_at >= now - stale or w.dedupe_key in existing]
+                       if w.not_after is None or w.not_after >= now or w.dedupe_key in existing]
         wanted += wanted_vas(participant, protocol, now=now, horizon=horizon)
     _apply(session, participant, wanted, existing, report)
     _cancel(session, existing.values(), report)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
@@ -13,20 +13,59 @@ from schedules.changes import Actor
 from schedules.models import AlertKind, Participant
 
 ACTOR = Actor("job", "twilio_status_callback")
+RACE_MARGIN = timedelta(seconds=60)  # clock skew between web and dispatch hosts
 _OUR_STATUS = {"delivered": OutboxStatus.DELIVERED.value, "read": OutboxStatus.DELIVERED.value,
                "undelivered": OutboxStatus.UNDELIVERED.value, "failed": OutboxStatus.FAILED.value}
 
 
 def apply_status_callback(session: Session, *, message_sid: str, status: str, error_code: int | None, now: datetime) -> bool:
     """Record a callback and move the message forward if it is news; returns True if it changed anything.
-    Repeated or out-of-order callbacks ('sent' after 'delivered') change nothing."""
+    Repeated or out-of-order callbacks ('sent' after 'delivered') change nothing. A callback for a
+    SID not yet in the outbox (it can beat the dispatcher's own record of the send) is kept
+    unapplied and replayed by replay_early_callbacks when the send is recorded."""
     status = (status or "").strip().lower()
     callback = StatusCallback(message_sid=message_sid, status=status[:16], error_code=error_code, received_at=now)
     session.add(callback)
     row = session.exec(select(OutboundMessage).where(OutboundMessage.provider_sid == message_sid)).first()
-    if row is None or status not in STATUS_RANK:
+    if row is None:
         return False
-    if STATUS_RANK[status] <= STATUS_RANK.get(row.provider_status, 0):
+    callback.applied = _apply(session, row, status=status, error_code=error_code, now=now)
+    return callback.applied
+
+
+def replay_early_callbacks(session: Session, *, rows: list[OutboundMessage], now: datetime) -> int:
+    """Apply callbacks that arrived before their message's send was recorded, in arrival order."""
+    by_sid = {row.provider_sid: row for row in rows if row.provider_sid}
+    if not by_sid:
+        return 0
+    early = session.exec(select(StatusCallback).where(StatusCallback.message_sid.in_(list(by_sid)), StatusCallback.applied == False)  # noqa: E712
+                         .order_by(StatusCallback.id)).all()
+    for callback in early:
+        callback.applied = _apply(session, by_sid[callback.message_sid], status=callback.status, error_code=callback.error_code, now=now)
+        session.add(callback)
+    return len(early)
+
+
+def replay_raced_callbacks(session: Session, *, now: datetime, within: timedelta = timedelta(hours=24)) -> int:
+    """Apply callbacks that arrived while their send was being recorded (so neither side saw the other).
+    Only callbacks received before the send was recorded qualify: a later unapplied one was
+    matched on arrival and refused as out of order, and must stay refused."""
+    pairs = session.exec(
+        select(StatusCallback, OutboundMessage).join(OutboundMessage, OutboundMessage.provider_sid == StatusCallback.message_sid)
+        .where(StatusCallback.applied == False, StatusCallback.received_at >= now - within, OutboundMessage.sent_at.is_not(None))  # noqa: E712
+        .order_by(StatusCallback.id)
+    ).all()
+    replayed = 0
+    for callback, row in pairs:
+        if callback.received_at <= row.sent_at + RACE_MARGIN:
+            callback.applied = _apply(session, row, status=callback.status, error_code=callback.error_code, now=now)
+            session.add(callback)
+            replayed += callback.applied
+    return replayed
+
+
+def _apply(session: Session, row: OutboundMessage, *, status: str, error_code: int | None, now: datetime) -> bool:
+    if status not in STATUS_RANK or STATUS_RANK[status] <= STATUS_RANK.get(row.provider_status, 0):
         return False
     row.provider_status, row.status_updated_at = status, now
     if error_code:
@@ -34,7 +73,6 @@ def apply_status_callback(session: Session, *, message_sid: str, status: str, er
     if status in _OUR_STATUS:
         row.status = _OUR_STATUS[status]
     session.add(row)
-    callback.applied = True
     if status in ("undelivered", "failed") and row.participant_id:
         participant = session.get(Participant, row.participant_id)
         if error_code == 21610:

@@ -1,0 +1,88 @@
+"""The one scheduler: a second copy waits for the lock (file lock on SQLite, advisory lock on
+PostgreSQL) and takes over when the first stops; the jobs it schedules are the registry's."""
+
+import threading
+
+import pytest
+
+from backend.app import create_app
+from backend.jobs import JOBS
+from backend.scheduler import build_scheduler, leadership
+from tests import conftest
+from tests.conftest import fresh_database_url, migrate_database
+
+
+@pytest.fixture
+def two_apps(tmp_path):
+    """Two app instances (as two scheduler processes would build) on one fresh database and instance dir."""
+    with fresh_database_url(tmp_path) as url:
+        migrate_database(url, tmp_path)
+        apps = [create_app(conftest.test_settings(url, INSTANCE_DIR=str(tmp_path))) for _ in range(2)]
+        try:
+            yield apps
+        finally:
+            for app in apps:
+                app.extensions["database"].engine.dispose()
+
+
+def test_a_second_scheduler_waits_while_the_first_holds_leadership_then_takes_over(two_apps):
+    first, second = two_apps
+    events: list[str] = []
+    first_holds, release_first, second_in = threading.Event(), threading.Event(), threading.Event()
+
+    def run_first():
+        with leadership(first, poll_seconds=0.05):
+            events.append("first leads")
+            first_holds.set()
+            release_first.wait(10)
+            events.append("first stops")
+
+    def run_second():
+        first_holds.wait(10)
+        with leadership(second, poll_seconds=0.05):
+            events.append("second leads")
+            second_in.set()
+
+    threads = [threading.Thread(target=run_first), threading.Thread(target=run_second)]
+    for t in threads:
+        t.start()
+    try:
+        assert first_holds.wait(10)
+        assert not second_in.wait(0.6), "a second scheduler started while the first held the lock"
+        release_first.set()
+        assert second_in.wait(5), "the second scheduler never took over"
+    finally:
+        release_first.set()
+        for t in threads:
+            t.join(10)
+    assert events == ["first leads", "first stops", "second leads"]
+
+
+def test_leadership_is_released_on_exit_so_either_process_can_lead_again(two_apps):
+    first, second = two_apps
+    order = []
+
+    def take_turns():
+        for app, name in ((first, "first"), (second, "second"), (first, "first")):
+            with leadership(app, poll_seconds=0.05):
+                order.append(name)
+
+    worker = threading.Thread(target=take_turns, daemon=True)
+    worker.start()
+    worker.join(5)
+    assert order == ["first", "second", "first"], "a released lock was still held"
+
+
+def test_scheduler_runs_every_job_with_coalescing_and_no_overlap(app):
+    scheduler = build_scheduler(app)
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert list(jobs) == [job.name for job in JOBS]
+    for job in jobs.values():
+        assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time == 30
+    assert "dispatch_outbox" not in {job.id for job in build_scheduler(app, include_dispatch=False).get_jobs()}
+
+
+def test_scheduler_is_never_started_by_the_app_factory(app):
+    import apscheduler.schedulers.base as base
+
+    assert not any(isinstance(obj, base.BaseScheduler) for obj in app.extensions.values())
