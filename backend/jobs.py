@@ -90,12 +90,23 @@ def _digest(app: Flask) -> str:
     return f"queued {queued} digest SMS"
 
 
+def _purge(app: Flask) -> str:
+    from backend.app_tokens import purge_expired_tokens
+    from backend.idempotency import purge_expired
+
+    with get_database(app).session() as session:
+        keys = purge_expired(session, now=utcnow())
+        tokens = purge_expired_tokens(session, now=utcnow())
+    return f"purged {keys} expired idempotency record(s) and {tokens} expired app token(s)"
+
+
 # Natural order for `jobs run --all`: close windows first, then plan, then send what is due.
 JOBS: list[JobSpec] = [
     JobSpec("flag_missed_doses", _missed, 60, "mark doses whose window closed unreported as missed; open alerts"),
     JobSpec("plan_messages", _plan, 60, "plan reminders, nudges and VAS prompts for the next 36 hours"),
     JobSpec("send_daily_digest", _digest, 900, "queue each site's daily on-call summary of open alerts"),
     JobSpec("expire_stale_messages", _expire, 60, "expire stale messages, apply the crash rule, apply callbacks that raced their send"),
+    JobSpec("purge_expired_records", _purge, 3600, "drop expired idempotency records and app tokens"),
     JobSpec("dispatch_outbox", _dispatch, 5, "send due messages (safety alerts first)"),
 ]
 BY_NAME = {job.name: job for job in JOBS}

@@ -58,7 +58,8 @@ def _twiml(text: str | None) -> Response:
 def inbound():
     """Take an inbound SMS: store it raw, act on it once per MessageSid, reply with TwiML."""
     with WEBHOOK_LATENCY.labels("inbound").time():
-        form = request.form
+        # NUL cannot be stored in PostgreSQL text and never carries meaning in an SMS.
+        form = {k: v.replace("\x00", "") for k, v in request.form.items()}
         sid = form.get("MessageSid") or form.get("SmsSid")
         if not sid or not form.get("From"):
             return Response("MessageSid and From are required", status=400)

@@ -64,6 +64,22 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(static)
 
+    @app.before_request
+    def _refuse_nul():
+        # PostgreSQL cannot store NUL in text; refuse it with a 422 rather than fail with a 500.
+        from flask import request
+
+        if not (request.path.startswith("/api") and request.is_json):
+            return None
+        payload = request.get_json(silent=True)
+        fields = sorted(k for k, v in payload.items() if isinstance(v, str) and "\x00" in v) if isinstance(payload, dict) else []
+        if fields:
+            reason = "must not contain the NUL character"
+            body = error_body(422, f"{fields[0]}: {reason}")
+            body["errors"] = {"json": {name: [reason] for name in fields}}
+            return jsonify(body), 422
+        return None
+
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):
         return jsonify(error_body(exc.status, exc.message, exc.field)), exc.status

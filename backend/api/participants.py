@@ -83,7 +83,7 @@ class ParticipantList(MethodView):
         return participant_view(session, participant, masked=False)
 
 
-@blp.route("/<int:participant_id>")
+@blp.route("/<int(max=2147483647):participant_id>")
 class ParticipantDetail(MethodView):
     @require_staff()
     @blp.response(200, ParticipantSchema)
@@ -113,7 +113,7 @@ class ParticipantDetail(MethodView):
         return participant_view(session, participant, masked=False)
 
 
-@blp.route("/<int:participant_id>/doses")
+@blp.route("/<int(max=2147483647):participant_id>/doses")
 class DoseList(MethodView):
     @require_staff(*NOT_MASKED)
     @blp.response(200, DoseSchema(many=True))
@@ -125,7 +125,7 @@ class DoseList(MethodView):
         return doses_of(session, participant.id)
 
 
-@blp.route("/<int:participant_id>/doses/<int:seq>/report")
+@blp.route("/<int(max=2147483647):participant_id>/doses/<int(max=2147483647):seq>/report")
 class DoseReport(MethodView):
     @require_staff(*NOT_MASKED)
     @blp.arguments(DoseReportSchema)
@@ -156,7 +156,7 @@ def _change(view, data, participant_id, action):
     return {"participant": participant_view(session, participant, masked=False), "doses_changed": changed}
 
 
-@blp.route("/<int:participant_id>/hold")
+@blp.route("/<int(max=2147483647):participant_id>/hold")
 class Hold(MethodView):
     @require_staff(*NOT_MASKED)
     @blp.arguments(HoldSchema)
@@ -168,7 +168,7 @@ class Hold(MethodView):
             s, participant=p, reason=d["reason"], effective=d["effective_date"] or svc.local_today(p, now), actor=who.actor, now=now))
 
 
-@blp.route("/<int:participant_id>/resume")
+@blp.route("/<int(max=2147483647):participant_id>/resume")
 class Resume(MethodView):
     @require_staff(*NOT_MASKED)
     @blp.arguments(ResumeSchema)
@@ -180,7 +180,7 @@ class Resume(MethodView):
             s, participant=p, reason=d["reason"], resume_date=d["resume_date"] or svc.local_today(p, now), actor=who.actor, now=now))
 
 
-@blp.route("/<int:participant_id>/withdraw")
+@blp.route("/<int(max=2147483647):participant_id>/withdraw")
 class Withdraw(MethodView):
     @require_staff(*NOT_MASKED)
     @blp.arguments(ReasonSchema)
@@ -192,7 +192,7 @@ class Withdraw(MethodView):
             s, participant=p, reason=d["reason"], actor=who.actor, now=now))
 
 
-@blp.route("/<int:participant_id>/adherence")
+@blp.route("/<int(max=2147483647):participant_id>/adherence")
 class AdherenceView(MethodView):
     @require_staff(*NOT_MASKED)
     @blp.response(200, AdherenceSchema)
@@ -204,7 +204,7 @@ class AdherenceView(MethodView):
         return adherence_of(doses_of(session, participant.id), now=utcnow())
 
 
-@blp.route("/<int:participant_id>/audit")
+@blp.route("/<int(max=2147483647):participant_id>/audit")
 class AuditView(MethodView):
     @require_staff("admin", "investigator", "nurse")
     @blp.response(200, AuditEntrySchema(many=True))

@@ -136,7 +136,7 @@ def _alert_action(alert_id: int, kind: str, form, change):
     return redirect(safe_next(form.next.data, url_for("pages.alerts")), code=303)
 
 
-@bp.post("/alerts/<int:alert_id>/acknowledge")
+@bp.post("/alerts/<int(max=2147483647):alert_id>/acknowledge")
 @staff_page(unmasked=True)
 def acknowledge_alert(alert_id: int):
     """Acknowledge an open alert (someone is on it)."""
@@ -149,7 +149,7 @@ def acknowledge_alert(alert_id: int):
     return _alert_action(alert_id, "ack", form, change)
 
 
-@bp.post("/alerts/<int:alert_id>/resolve")
+@bp.post("/alerts/<int(max=2147483647):alert_id>/resolve")
 @staff_page(unmasked=True)
 def resolve_alert(alert_id: int):
     """Resolve an alert with a note saying what was done."""

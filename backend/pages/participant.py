@@ -116,7 +116,7 @@ def render_participant(participant: Participant, *, submitted: dict[str, FlaskFo
     return render_template("participant.html", **context), status
 
 
-@bp.get("/participants/<int:participant_id>")
+@bp.get("/participants/<int(max=2147483647):participant_id>")
 @staff_page()
 def participant(participant_id: int):
     """Show one participant (the assessor sees VAS and adverse events only)."""
@@ -160,7 +160,7 @@ def _reason(form: FlaskForm) -> str:
     return form.reason.data.strip()
 
 
-@bp.post("/participants/<int:participant_id>/dose")
+@bp.post("/participants/<int(max=2147483647):participant_id>/dose")
 @staff_page(unmasked=True)
 def record_dose(participant_id: int):
     """Record a dose the participant reported by phone."""
@@ -183,7 +183,7 @@ def record_dose(participant_id: int):
     return _act(participant, "dose", form, change)
 
 
-@bp.post("/participants/<int:participant_id>/hold")
+@bp.post("/participants/<int(max=2147483647):participant_id>/hold")
 @staff_page(unmasked=True)
 def hold(participant_id: int):
     """Hold dosing from a date, with a reason."""
@@ -198,7 +198,7 @@ def hold(participant_id: int):
     return _act(participant, "hold", form, change)
 
 
-@bp.post("/participants/<int:participant_id>/resume")
+@bp.post("/participants/<int(max=2147483647):participant_id>/resume")
 @staff_page(unmasked=True)
 def resume(participant_id: int):
     """Resume dosing on a date, with a reason."""
@@ -213,7 +213,7 @@ def resume(participant_id: int):
     return _act(participant, "resume", form, change)
 
 
-@bp.post("/participants/<int:participant_id>/withdraw")
+@bp.post("/participants/<int(max=2147483647):participant_id>/withdraw")
 @staff_page(unmasked=True)
 def withdraw_participant(participant_id: int):
     """Withdraw the participant from the trial, with a reason."""
@@ -227,7 +227,7 @@ def withdraw_participant(participant_id: int):
     return _act(participant, "withdraw", form, change)
 
 
-@bp.post("/participants/<int:participant_id>/details")
+@bp.post("/participants/<int(max=2147483647):participant_id>/details")
 @staff_page(unmasked=True)
 def edit_details(participant_id: int):
     """Change phone, time zone or reminder time, with a reason."""
