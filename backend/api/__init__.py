@@ -11,7 +11,10 @@ from schedules.errors import DomainError
 
 API_DESCRIPTION = """Trial Companion: dosing schedules, dose reports, VAS and adverse events.
 
-Authenticate with `Authorization: Bearer <token>` (staff: POST /api/v1/auth/token).
+Authenticate with `Authorization: Bearer <token>`. Staff: POST /api/v1/auth/token.
+Participant app: a staff-issued activation code -> POST /api/v1/app/activate gives an access
+token (15 min) and a refresh token; POST /api/v1/app/token/refresh rotates it.
+Every POST accepts an `Idempotency-Key` header (safe retries on a bad network).
 Every error has the same JSON shape: `{"code": 422, "status": "Unprocessable Entity",
 "message": "...", "errors": {"json": {"field": ["reason"]}}}`."""
 
