@@ -2,59 +2,77 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Flask, Response, current_app, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select, text
 
-from backend.db import get_database, get_session
-from backend.metrics import OUTBOX_DEPTH, OUTBOX_OLDEST_AGE
+from backend.db import get_session
+from backend.metrics import OutboxCollector, render_latest
 from backend.services import limiter
 from notifications.models import OutboundMessage, OutboxStatus
 from schedules.dbtypes import utcnow
 
 bp = Blueprint("ops", __name__)
+log = logging.getLogger(__name__)
+O = OutboundMessage
 
 
 @bp.get("/healthz")
 @limiter.exempt
 def healthz():
-    """Say the process is alive."""
+    """Say the process is alive (no database call: a slow database must not get us restarted)."""
     return jsonify(status="ok")
+
+
+def _head_revision(app: Flask) -> str | None:
+    # The migration scripts ship with the code, so the head is fixed for the life of the process.
+    if "migrations_head" not in app.extensions:
+        from alembic.script import ScriptDirectory
+
+        from backend.migrate import alembic_config
+
+        app.extensions["migrations_head"] = ScriptDirectory.from_config(alembic_config(app)).get_current_head()
+    return app.extensions["migrations_head"]
 
 
 @bp.get("/readyz")
 @limiter.exempt
 def readyz():
-    """Say whether the database answers and the schema is at the newest migration."""
-    from backend.migrate import is_current
+    """Say whether the database answers and the schema is at the newest migration (503 with the reason if not)."""
+    from alembic.runtime.migration import MigrationContext
 
+    app = current_app._get_current_object()
     try:
-        with get_database().engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        current = is_current(current_app._get_current_object())
-    except Exception as exc:  # readiness must answer, not crash
+        head = _head_revision(app)
+        # The request's session: in tests it shares the test's transaction, in production it is a pooled connection.
+        conn = get_session().connection()
+        conn.execute(text("SELECT 1"))
+        current = MigrationContext.configure(conn).get_current_revision()
+    except Exception as exc:  # readiness must answer, not crash; the class name says enough, the text may hold the URL
+        log.warning("not ready: database unreachable (%s)", type(exc).__name__)
         return jsonify(status="unavailable", database=f"unreachable: {type(exc).__name__}"), 503
-    if not current:
-        return jsonify(status="unavailable", database="ok", migrations="behind: run `flask --app wsgi db upgrade`"), 503
-    return jsonify(status="ok", database="ok", migrations="current")
+    if current != head:
+        reason = f"database at {current or 'an empty schema'}, this release expects {head}: run `flask --app wsgi db upgrade`"
+        return jsonify(status="unavailable", database="ok", migrations=reason), 503
+    return jsonify(status="ok", database="ok", migrations=f"current ({head})")
+
+
+def _read_outbox():
+    now = utcnow()
+    session = get_session()
+    due, oldest = session.execute(select(func.count(), func.min(O.next_attempt_at)).where(
+        O.status == OutboxStatus.PLANNED.value, O.next_attempt_at <= now)).one()
+    sending = session.execute(select(func.count()).where(O.status == OutboxStatus.SENDING.value)).scalar_one()
+    return due, oldest, sending, now
 
 
 @bp.get("/metrics")
 @limiter.exempt
 def metrics():
-    """Prometheus metrics, with the outbox depth and oldest due age read now."""
-    now = utcnow()
-    session = get_session()
-    due = session.execute(select(func.count(), func.min(OutboundMessage.next_attempt_at)).where(
-        OutboundMessage.status == OutboxStatus.PLANNED.value, OutboundMessage.next_attempt_at <= now)).one()
-    OUTBOX_DEPTH.set(due[0])
-    oldest = due[1]
-    if oldest is not None and oldest.tzinfo is None:
-        from datetime import timezone
-
-        oldest = oldest.replace(tzinfo=timezone.utc)
-    OUTBOX_OLDEST_AGE.set((now - oldest).total_seconds() if oldest else 0)
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+    """Prometheus metrics of every process sharing PROMETHEUS_MULTIPROC_DIR, plus the outbox read now."""
+    return Response(render_latest([OutboxCollector(_read_outbox)]), mimetype=CONTENT_TYPE_LATEST)
 
 
 def init_app(app: Flask) -> None:

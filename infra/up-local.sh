@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Bring up the scale-out shape on this machine: PostgreSQL + Redis (already running), the web app under
+# gunicorn (2 workers), the one scheduler, two dispatch workers, and the Twilio stand-in they send to.
+#
+#   infra/up-local.sh            # start (idempotent: says so and exits if already up)
+#   infra/down-local.sh          # stop everything it started (--drop also drops the database)
+#
+# Everything it writes lives in $TRIAL_LOCAL_DIR (default /tmp/trial-local): env, pids, logs, metrics.
+# To run CLI commands against this deployment:  set -a; . /tmp/trial-local/env; set +a; flask --app wsgi ...
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+STATE="${TRIAL_LOCAL_DIR:-/tmp/trial-local}"
+PY="${PYTHON:-$ROOT/.venv/bin/python}"
+PG_ADMIN_URL="${PG_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
+DB_NAME="${DB_NAME:-trial_local}"
+REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+WEB_PORT="${WEB_PORT:-8000}"
+STANDIN_PORT="${STANDIN_PORT:-8099}"
+DISPATCHERS="${DISPATCHERS:-2}"
+
+mkdir -p "$STATE/pids" "$STATE/logs"
+chmod 700 "$STATE"
+
+alive() { [[ -f "$STATE/pids/$1" ]] && kill -0 "$(cat "$STATE/pids/$1")" 2>/dev/null; }
+if alive web; then
+  echo "already up (web pid $(cat "$STATE/pids/web")); infra/down-local.sh stops it"
+  exit 0
+fi
+
+# --- preconditions: the two services this shape depends on -------------------------------------------
+"$PY" - "$PG_ADMIN_URL" "$DB_NAME" <<'EOF'
+import sys
+import psycopg
+admin_url, name = sys.argv[1], sys.argv[2]
+with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+    if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+        conn.execute(f'CREATE DATABASE "{name}"')
+        print(f"created database {name}")
+    else:
+        print(f"database {name} exists")
+EOF
+"$PY" - "$REDIS_URL" <<'EOF'
+import sys
+import redis
+redis.Redis.from_url(sys.argv[1], socket_connect_timeout=3).ping()
+print(f"redis answers at {sys.argv[1]}")
+EOF
+
+# --- configuration: production mode, secrets generated once and kept in $STATE ----------------------
+if [[ ! -f "$STATE/secrets.env" ]]; then
+  (umask 077; "$PY" - > "$STATE/secrets.env" <<'EOF'
+import base64, secrets
+print(f"SECRET_KEY={secrets.token_urlsafe(32)}")
+print(f"PHONE_ENCRYPTION_KEY={base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}")
+print(f"PHONE_HASH_KEY={secrets.token_urlsafe(32)}")
+print(f"TWILIO_AUTH_TOKEN={secrets.token_hex(16)}")
+EOF
+  )
+fi
+BASE_URL="${PG_ADMIN_URL%/*}"
+cat > "$STATE/env" <<EOF
+APP_ENV=production
+INSTANCE_DIR=$STATE/instance
+DATABASE_URL=$BASE_URL/$DB_NAME
+RATELIMIT_STORAGE_URI=$REDIS_URL
+PROMETHEUS_MULTIPROC_DIR=$STATE/metrics
+LOG_FORMAT=json
+PUBLIC_BASE_URL=http://127.0.0.1:$WEB_PORT
+# No reverse proxy in front locally; behind nginx this is 1 (infra/nginx.conf).
+PROXY_FIX_HOPS=0
+SESSION_COOKIE_SECURE=false
+SMS_BACKEND=twilio
+TWILIO_ACCOUNT_SID=AC00000000000000000000000000local
+TWILIO_FROM_NUMBER=+15005550006
+TWILIO_API_BASE_URL=http://127.0.0.1:$STANDIN_PORT
+SEND_RATE_PER_SECOND=${SEND_RATE_PER_SECOND:-50}
+DISPATCH_CONCURRENCY=${DISPATCH_CONCURRENCY:-8}
+GUNICORN_WORKERS=2
+GUNICORN_BIND=127.0.0.1:$WEB_PORT
+EOF
+cat "$STATE/secrets.env" >> "$STATE/env"
+chmod 600 "$STATE/env"
+set -a; . "$STATE/env"; set +a
+export PYTHONUNBUFFERED=1
+
+# Metric files of a previous run are stale: empty the directory only while nothing writes to it (now).
+rm -rf "$PROMETHEUS_MULTIPROC_DIR"; mkdir -p "$PROMETHEUS_MULTIPROC_DIR" "$INSTANCE_DIR"
+
+# --- migrations first, exactly as a deploy does ---------------------------------------------------------
+"$PY" -m flask --app wsgi db upgrade
+
+start() {  # name, command...: detached, own process group, output to logs/<name>.log
+  local name="$1"; shift
+  setsid "$@" >> "$STATE/logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "$STATE/pids/$name"
+  echo "started $name (pid $!)"
+}
+
+start standin "$PY" -m notifications.twilio_standin --port "$STANDIN_PORT"
+start web "$PY" -m gunicorn -c infra/gunicorn.conf.py wsgi:app
+start scheduler "$PY" -m flask --app wsgi scheduler --no-dispatch
+for i in $(seq 1 "$DISPATCHERS"); do
+  start "dispatch@$i" "$PY" -m flask --app wsgi dispatch
+done
+
+# --- wait until ready -------------------------------------------------------------------------------------
+for _ in $(seq 1 60); do
+  if curl -fsS "http://127.0.0.1:$WEB_PORT/readyz" > /dev/null 2>&1 && curl -fsS "http://127.0.0.1:$STANDIN_PORT/_standin/stats" > /dev/null 2>&1; then
+    echo "ready: http://127.0.0.1:$WEB_PORT/readyz -> $(curl -fsS "http://127.0.0.1:$WEB_PORT/readyz")"
+    echo "metrics: http://127.0.0.1:$WEB_PORT/metrics   stand-in: http://127.0.0.1:$STANDIN_PORT/_standin/messages"
+    echo "logs: $STATE/logs/   CLI: set -a; . $STATE/env; set +a; $PY -m flask --app wsgi <command>"
+    exit 0
+  fi
+  sleep 0.5
+done
+echo "not ready after 30 s; see $STATE/logs/web.log" >&2
+tail -n 20 "$STATE/logs/web.log" >&2 || true
+exit 1
