@@ -25,6 +25,8 @@ def normalize_url(url: str) -> str:
 def make_engine(url: str, **kwargs) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and immediate write transactions."""
     url = normalize_url(url)
+    # SQL errors then never carry bound values (phone ciphertexts, message bodies) into logs.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         _tune_sqlite(engine)

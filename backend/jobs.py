@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
@@ -69,12 +70,21 @@ def _expire(app: Flask) -> str:
             f"applied {replayed} status callback(s) that raced their send")
 
 
+def _send_pool(app: Flask) -> ThreadPoolExecutor:
+    """One pool per process for its whole life: idle polls keep threads and provider connections."""
+    if "send_pool" not in app.extensions:
+        app.extensions["send_pool"] = ThreadPoolExecutor(max_workers=max(1, app.config["DISPATCH_CONCURRENCY"]), thread_name_prefix="sms")
+    return app.extensions["send_pool"]
+
+
 def _dispatch(app: Flask) -> str:
     report = dispatch_until_idle(get_database(app).session, sender=get_sender(app), vault=get_vault(app), clock=utcnow,
-                                 config=dispatch_config(app), limiter=rate_limiter(app))
+                                 config=dispatch_config(app), limiter=rate_limiter(app), pool=_send_pool(app))
     MESSAGES_SENT.inc(report.sent)
     for code, n in report.failed_codes.items():
         MESSAGES_FAILED.labels(str(code)).inc(n)
+    if report.failed > sum(report.failed_codes.values()):
+        MESSAGES_FAILED.labels("none").inc(report.failed - sum(report.failed_codes.values()))
     return str(report)
 
 
@@ -120,5 +130,7 @@ def run_job(app: Flask, name: str) -> str:
         summary = job.run(app)
     elapsed = time.perf_counter() - started
     JOB_DURATION.labels(name).observe(elapsed)
-    log.info("job %s: %s (%.0f ms)", name, summary, elapsed * 1000, extra={"job": name})
+    # An idle dispatch poll runs every second or so: keep it out of the INFO log.
+    level = logging.DEBUG if name == "dispatch_outbox" and summary.startswith("claimed 0,") else logging.INFO
+    log.log(level, "job %s: %s (%.0f ms)", name, summary, elapsed * 1000, extra={"job": name})
     return summary

@@ -320,16 +320,23 @@ def dispatch_once(sessions: SessionFactory, *, sender: SmsSender, vault: PhoneVa
 
 
 def dispatch_until_idle(sessions: SessionFactory, *, sender: SmsSender, vault: PhoneVault, clock: Callable[[], datetime],
-                        config: DispatchConfig, limiter: TokenBucket | None = None, max_batches: int = 10_000) -> DispatchReport:
-    """Expire stale rows, recover stuck ones, then dispatch batches until nothing is due."""
+                        config: DispatchConfig, limiter: TokenBucket | None = None, max_batches: int = 10_000,
+                        pool: ThreadPoolExecutor | None = None) -> DispatchReport:
+    """Expire stale rows, recover stuck ones, then dispatch batches until nothing is due.
+    Pass a long-lived `pool` so idle polls keep their threads and provider connections."""
     total = DispatchReport()
     with sessions() as session:
         total.recovered = recover_stuck(session, now=clock(), stale_after=config.sending_stale_after)
         total.expired = expire_stale(session, now=clock())
-    with ThreadPoolExecutor(max_workers=max(1, config.concurrency), thread_name_prefix="sms") as pool:
+    own = pool is None
+    pool = pool or ThreadPoolExecutor(max_workers=max(1, config.concurrency), thread_name_prefix="sms")
+    try:
         for _ in range(max_batches):
             report = dispatch_once(sessions, sender=sender, vault=vault, clock=clock, config=config, limiter=limiter, pool=pool)
             total.add(report)
             if report.claimed == 0:
                 break
+    finally:
+        if own:
+            pool.shutdown(wait=True)
     return total
