@@ -19,7 +19,7 @@ from schedules.changes import Actor
 from schedules.dbtypes import utcnow
 from schedules.doses import doses_of, report_dose
 from schedules.missed import flag_missed_doses
-from schedules.models import DoseState, Participant, Site
+from schedules.models import Participant, Site
 from schedules.participants import enroll_participant
 from schedules.protocol import load_protocol_file
 from schedules.sites import create_site

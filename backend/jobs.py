@@ -15,7 +15,7 @@ from backend.db import get_database
 from backend.metrics import JOB_DURATION, MESSAGES_FAILED, MESSAGES_PLANNED, MESSAGES_SENT
 from backend.services import get_sender, get_vault
 from notifications.digest import send_daily_digest
-from notifications.dispatch import DispatchConfig, TokenBucket, dispatch_until_idle, expire_stale, recover_stuck
+from notifications.dispatch import DispatchConfig, dispatch_until_idle, expire_stale, recover_stuck
 from notifications.planning import plan_messages
 from notifications.status import replay_raced_callbacks, undelivered_dose_ids
 from schedules.dbtypes import utcnow

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import and_, or_, select as sa_select, update
+from sqlalchemy import or_, select as sa_select, update
 from sqlmodel import Session, select
 
 from notifications.models import OutboundMessage, OutboxStatus

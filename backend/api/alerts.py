@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from backend.api.errors import error_responses
+
 from datetime import datetime
 
 from flask.views import MethodView
@@ -9,7 +11,6 @@ from flask_smorest import Blueprint, abort
 from sqlalchemy import case
 from sqlmodel import Session, select
 
-from backend.api.schemas import ApiErrorSchema
 from backend.api.symptom_schemas import AlertQuerySchema, AlertResolveSchema, AlertSchema
 from backend.auth import NOT_MASKED, Principal, current_principal, require_staff
 from backend.db import get_session
@@ -22,20 +23,12 @@ from schedules.models import Alert, AlertKind, AlertState, Participant, Site
 ID = "int(max=2147483647)"
 blp = Blueprint("alerts", __name__, url_prefix="/api/v1", description="The nurse alert queue.")
 
-ERRORS = {401: "not authenticated", 403: "role may not do this", 404: "not found or not visible", 409: "conflicts with current state",
-          422: "invalid input"}
 # The masked assessor sees adverse events; every other kind tells of dosing or messaging, which would unmask the arm.
 ASSESSOR_KINDS = (AlertKind.ADVERSE_EVENT.value, AlertKind.SERIOUS_AE.value)
 UNRESOLVED = (AlertState.OPEN.value, AlertState.ACKNOWLEDGED.value)
 
 
-def _errors(*codes):
-    def decorate(fn):
-        for code in codes:
-            fn = blp.alt_response(code, schema=ApiErrorSchema, description=ERRORS[code])(fn)
-        return fn
-
-    return decorate
+_errors = error_responses(blp)
 
 
 def alert_view(alert: Alert, *, study_code: str | None, site_code: str, now: datetime) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from backend.api.errors import error_responses
+
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
@@ -18,7 +20,6 @@ from backend.api.app_schemas import (
     RefreshSchema,
     TokenPairSchema,
 )
-from backend.api.schemas import ApiErrorSchema
 from backend.auth import current_principal, require_staff, visible_participant
 from backend.db import get_database, get_session
 from backend.services import limiter
@@ -40,13 +41,7 @@ def _wire(state) -> None:
     idempotency.init_app(state.app)
 
 
-def _errors(*codes):
-    def decorate(fn):
-        for code in codes:
-            fn = blp.alt_response(code, schema=ApiErrorSchema, description=ERRORS[code])(fn)
-        return fn
-
-    return decorate
+_errors = error_responses(blp, ERRORS)
 
 
 def _refuse(exc: app_tokens.Refused):

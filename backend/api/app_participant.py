@@ -5,6 +5,8 @@ participant id to tamper with, and another participant's VAS or adverse event is
 
 from __future__ import annotations
 
+from backend.api.errors import error_responses
+
 from datetime import datetime
 from functools import wraps
 from urllib.parse import urlsplit
@@ -62,13 +64,7 @@ VAS_REFUSALS = {
 }
 
 
-def _errors(*codes):
-    def decorate(fn):
-        for code in codes:
-            fn = blp.alt_response(code, schema=ApiErrorSchema, description=ERRORS[code])(fn)
-        return fn
-
-    return decorate
+_errors = error_responses(blp, ERRORS)
 
 
 def require_participant(view):

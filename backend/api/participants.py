@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from backend.api.errors import error_responses
+
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlmodel import select
@@ -13,7 +15,6 @@ from backend.api.schemas import (
     DoseReportSchema,
     DoseSchema,
     EnrollSchema,
-    ApiErrorSchema,
     HoldSchema,
     ParticipantSchema,
     ParticipantUpdateSchema,
@@ -34,16 +35,9 @@ from schedules.studies import get_study
 
 blp = Blueprint("participants", __name__, url_prefix="/api/v1/participants", description="Participants and their dosing schedules.")
 
-ERRORS = {401: "not authenticated", 403: "role may not do this", 404: "not found or not visible", 409: "conflicts with current state", 422: "invalid input"}
 
 
-def _errors(*codes):
-    def decorate(fn):
-        for code in codes:
-            fn = blp.alt_response(code, schema=ApiErrorSchema, description=ERRORS[code])(fn)
-        return fn
-
-    return decorate
+_errors = error_responses(blp)
 
 
 @blp.route("")

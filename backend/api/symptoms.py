@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from backend.api.errors import error_responses
+
 from functools import wraps
 
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlmodel import Session, select
 
-from backend.api.schemas import ApiErrorSchema
 from backend.api.symptom_schemas import (
     AdverseEventCreateSchema,
     AdverseEventReviewSchema,
@@ -45,18 +46,10 @@ from schedules.symptoms import (
 ID = "int(max=2147483647)"
 blp = Blueprint("symptoms", __name__, url_prefix="/api/v1", description="Patient-global VAS and adverse events.")
 
-ERRORS = {401: "not authenticated", 403: "role may not do this", 404: "not found or not visible", 409: "conflicts with current state",
-          422: "invalid input"}
 REVIEWERS = (Role.ADMIN.value, Role.INVESTIGATOR.value)
 
 
-def _errors(*codes):
-    def decorate(fn):
-        for code in codes:
-            fn = blp.alt_response(code, schema=ApiErrorSchema, description=ERRORS[code])(fn)
-        return fn
-
-    return decorate
+_errors = error_responses(blp)
 
 
 def _protocol(session: Session, participant: Participant):

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import func, select
 
 from backend.models import AuditEntry
-from schedules.models import Dose, Participant
+from schedules.models import Participant
 from tests.conftest import utc
 from tests.factories import auth, make_site, make_staff_token, make_study
 

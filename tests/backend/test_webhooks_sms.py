@@ -9,7 +9,7 @@ from notifications.models import InboundMessage, OutboundMessage, OutboxStatus, 
 from schedules.models import Alert, AlertKind, Dose, DoseEvent, Participant
 from tests.conftest import PUBLIC_BASE_URL, TWILIO_TOKEN, utc
 from tests.factories import make_participant
-from tests.sms_helpers import (PHONE, fresh, inbound_params, post_signed, received, reply_text, run_all_jobs, run_jobs_across,
+from tests.sms_helpers import (fresh, inbound_params, post_signed, received, reply_text, run_all_jobs, run_jobs_across,
                                signature, standin, table_counts, twilio)  # noqa: F401 (fixtures)
 
 HOUR = timedelta(hours=1)
