@@ -5,13 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from notifications.models import OutboundMessage, OutboxStatus, Purpose
 from notifications.templates import render
-from schedules.calendar import in_quiet_hours, local_wall_to_utc, next_allowed_send, to_local
-from schedules.models import Dose, DoseState, Participant, ParticipantStatus, Site, Study
+from schedules.bulk import bulk_insert
+from schedules.calendar import (
+    in_quiet_hours,
+    local_wall_to_utc,
+    next_allowed_send,
+    to_local,
+)
+from schedules.changes import record_changes
+from schedules.models import (
+    Dose,
+    DoseState,
+    Participant,
+    ParticipantStatus,
+    Site,
+    Study,
+)
 from schedules.participants import messaging_allowed
 from schedules.planning import parse_hhmm
 from schedules.studies import protocol_of
@@ -128,28 +141,30 @@ def wanted_vas(participant: Participant, protocol, *, now: datetime, horizon: ti
 
 
 def _apply(session: Session, participant: Participant, wanted: list[Wanted], existing: dict[str, OutboundMessage], report: PlanReport) -> None:
-    fresh = [w.dedupe_key for w in wanted if w.dedupe_key not in existing]
-    # Already sent, expired or cancelled: that message had its one chance; never plan it again.
-    done = set(session.exec(select(OutboundMessage.dedupe_key).where(OutboundMessage.dedupe_key.in_(fresh))).all()) if fresh else set()
+    fresh: list[OutboundMessage] = []
     for item in wanted:
-        if item.dedupe_key in done:
-            continue
         row = existing.pop(item.dedupe_key, None)
         if row is None:
-            row = OutboundMessage(participant_id=participant.id, site_id=participant.site_id, purpose=item.purpose, ref_type=item.ref_type,
-                                  ref_id=item.ref_id, dedupe_key=item.dedupe_key, language=item.language, body=item.body,
-                                  priority=item.priority, due_at=item.due_at, next_attempt_at=item.due_at, not_after=item.not_after)
-            try:
-                with session.begin_nested():
-                    session.add(row)
-            except IntegrityError:
-                continue  # planned meanwhile by another process: the unique key kept it single
-            report.created += 1
-            report.by_purpose[item.purpose] = report.by_purpose.get(item.purpose, 0) + 1
+            fresh.append(OutboundMessage(participant_id=participant.id, site_id=participant.site_id, purpose=item.purpose, ref_type=item.ref_type,
+                                         ref_id=item.ref_id, dedupe_key=item.dedupe_key, language=item.language, body=item.body,
+                                         priority=item.priority, due_at=item.due_at, next_attempt_at=item.due_at, not_after=item.not_after))
         elif row.status == PLANNED and (row.due_at != item.due_at or row.body != item.body or row.not_after != item.not_after):
             row.due_at, row.next_attempt_at, row.not_after, row.body, row.language = item.due_at, item.due_at, item.not_after, item.body, item.language
             session.add(row)
             report.updated += 1
+    if not fresh:
+        return
+    # One INSERT for the new ones. A key that exists in any state is left alone: already sent, expired
+    # or cancelled means that message had its one chance (never plan it again), and one planned
+    # meanwhile by another process stands (the unique key keeps it single).
+    table = OutboundMessage.__table__
+    values = [{c.key: getattr(row, c.key) for c in table.columns if c.key != "id"} for row in fresh]
+    inserted = bulk_insert(session, table, values, returning=("id", "dedupe_key", "purpose"), skip_conflicts_on="dedupe_key")
+    ids = {key: row_id for row_id, key, _purpose in inserted}
+    record_changes(session, OutboundMessage, created=[{**v, "id": ids[v["dedupe_key"]]} for v in values if v["dedupe_key"] in ids])
+    for _row_id, _key, purpose in inserted:
+        report.created += 1
+        report.by_purpose[purpose] = report.by_purpose.get(purpose, 0) + 1
 
 
 def _cancel(session: Session, rows, report: PlanReport) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -47,3 +47,23 @@ def acting(session: Session, actor: Actor, reason: str | None = None) -> Iterato
 def current_actor(session: Session) -> tuple[Actor, str | None]:
     """The actor and reason the session is acting under (system if none was set)."""
     return session.info.get("actor") or SYSTEM, session.info.get("reason")
+
+
+# Bulk writes done with SQL statements bypass the ORM flush, so they report their changes here.
+# The backend registers the writer (the audit trail); without one, as without the listener, nothing is kept.
+ChangeWriter = Callable[[Session, type, Sequence[dict], Sequence[tuple[object, dict]]], None]
+_writers: list[ChangeWriter] = []
+
+
+def set_change_writer(writer: ChangeWriter) -> None:
+    """Register the writer of changes made outside the ORM flush (the backend's audit trail)."""
+    _writers[:] = [writer]
+
+
+def record_changes(session: Session, model: type, *, created: Sequence[dict] = (), updated: Sequence[tuple[object, dict]] = ()) -> None:
+    """Report rows written with bulk SQL, as the flush would: `created` holds each new row's column
+    values (primary key included), `updated` (primary key, {field: (old, new)}) pairs; attributed
+    to the session's current actor and reason."""
+    if created or updated:
+        for writer in _writers:
+            writer(session, model, created, updated)

@@ -7,11 +7,19 @@ from datetime import date, datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from schedules.bulk import bulk_insert
 from schedules.calendar import is_valid_zone, to_local
-from schedules.changes import Actor, acting
+from schedules.changes import Actor, acting, record_changes
 from schedules.doses import doses_of, transition
 from schedules.errors import Conflict, InvalidInput, NotFound
-from schedules.models import Dose, DoseState, Participant, ParticipantStatus, Site, Study
+from schedules.models import (
+    Dose,
+    DoseState,
+    Participant,
+    ParticipantStatus,
+    Site,
+    Study,
+)
 from schedules.phones import InvalidPhone, PhoneVault, normalize_e164
 from schedules.planning import (
     extended_dates,
@@ -112,11 +120,13 @@ def enroll_participant(
             session.flush()
         except IntegrityError:
             raise Conflict(f"study code {code!r} is already enrolled in {study.code}", field="study_code") from None
-        session.add_all(
-            Dose(participant_id=participant.id, seq=i, local_date=p.local_date, due_at=p.due_at,
-                 window_opens_at=p.window_opens_at, window_closes_at=p.window_closes_at, updated_at=now)
-            for i, p in enumerate(planned, start=1)
-        )
+        # The schedule in one INSERT, audited as the flush would (one create row per dose).
+        rows = [dict(participant_id=participant.id, seq=i, local_date=p.local_date, due_at=p.due_at, window_opens_at=p.window_opens_at,
+                     window_closes_at=p.window_closes_at, state=DoseState.SCHEDULED.value, reported_at=None, taken_at=None,
+                     injection_site=None, source=None, note="", updated_at=now)
+                for i, p in enumerate(planned, start=1)]
+        ids = dict((seq, dose_id) for dose_id, seq in bulk_insert(session, Dose.__table__, rows, returning=("id", "seq")))
+        record_changes(session, Dose, created=[{**row, "id": ids[row["seq"]]} for row in rows])
     return participant
 
 

@@ -1,0 +1,66 @@
+"""The missed-dose job writes in bulk but keeps the full record: dose events, alerts and audit rows."""
+
+from __future__ import annotations
+
+import json
+
+from sqlmodel import select
+
+from backend.models import AuditEntry
+from schedules.changes import Actor
+from schedules.doses import dose_by_seq, missed_alert_key, report_dose
+from schedules.missed import flag_missed_doses
+from schedules.models import Alert, DoseEvent
+from tests.conftest import utc
+from tests.factories import make_participant
+
+SMS = Actor("sms", "participant:1")
+
+
+def test_every_change_of_the_job_is_audited_and_recorded_as_a_dose_event(session):
+    participant = make_participant(session)
+    dose = dose_by_seq(session, participant, 1)
+    old_updated = dose.updated_at
+    report = flag_missed_doses(session, now=utc("2026-03-02T04:01Z"))
+    assert report.flagged == 1 and report.alerts_opened == 1 and dose.state == "missed"
+    event = session.exec(select(DoseEvent).where(DoseEvent.dose_id == dose.id)).one()
+    assert (event.from_state, event.to_state, event.source, event.actor, event.note) == (
+        "scheduled", "missed", "job", "job:flag_missed_doses", "window closed without a report")
+    updates = session.exec(select(AuditEntry).where(AuditEntry.entity == "dose", AuditEntry.entity_id == str(dose.id),
+                                                    AuditEntry.action == "update")).all()
+    assert {(u.field, u.old_value, u.new_value) for u in updates} == {
+        ("state", "scheduled", "missed"), ("updated_at", old_updated.isoformat(), "2026-03-02T04:01:00+00:00")}
+    assert {(u.actor, u.source, u.reason) for u in updates} == {("job:flag_missed_doses", "job", "window closed without a report")}
+    alert = session.exec(select(Alert).where(Alert.dedupe_key == missed_alert_key(dose.id))).one()
+    created = session.exec(select(AuditEntry).where(AuditEntry.entity == "alert", AuditEntry.entity_id == str(alert.id))).one()
+    values = json.loads(created.new_value)
+    assert (created.action, created.field, created.actor, created.source) == ("create", "*", "job:flag_missed_doses", "job")
+    assert values["kind"] == "missed_dose" and values["state"] == "open" and values["ref_id"] == str(dose.id)
+    assert "deadline_at" not in values and values["id"] == str(alert.id)
+
+    # The loaded dose follows the database without a second audit row at the next flush; a late report still works.
+    session.flush()
+    assert len(session.exec(select(AuditEntry).where(AuditEntry.entity == "dose", AuditEntry.entity_id == str(dose.id),
+                                                     AuditEntry.action == "update")).all()) == 2
+    report_dose(session, dose=dose, taken=True, actor=SMS, now=utc("2026-03-02T06:00Z"))
+    assert dose.state == "taken_late"
+
+
+def test_existing_alert_is_kept_and_not_counted(session):
+    participant = make_participant(session)
+    dose = dose_by_seq(session, participant, 1)
+    session.add(Alert(participant_id=participant.id, site_id=participant.site_id, kind="missed_dose", dedupe_key=missed_alert_key(dose.id),
+                      summary="opened by hand", opened_at=utc("2026-03-02T04:00Z")))
+    session.flush()
+    report = flag_missed_doses(session, now=utc("2026-03-02T04:01Z"))
+    assert report.flagged == 1 and report.alerts_opened == 0
+    alerts = session.exec(select(Alert).where(Alert.participant_id == participant.id)).all()
+    assert [a.summary for a in alerts] == ["opened by hand"]
+
+
+def test_dose_reported_in_the_same_session_before_the_run_is_not_flagged(session):
+    participant = make_participant(session)
+    dose = dose_by_seq(session, participant, 1)
+    report_dose(session, dose=dose, taken=False, actor=SMS, now=utc("2026-03-02T03:00Z"))
+    report = flag_missed_doses(session, now=utc("2026-03-02T04:01Z"))
+    assert report.flagged == 0 and dose.state == "skipped"
