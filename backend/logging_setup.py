@@ -131,7 +131,9 @@ def init_app(app: Flask) -> None:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         HTTP_LATENCY.labels(request.method, route, str(response.status_code)).observe(elapsed)
-        log.info("%s %s %s", request.method, request.path, response.status_code,
-                 extra={"path": request.path, "route": route, "method": request.method, "status": response.status_code,
+        # The calendar feed's URL is its secret: log the route, never the concrete path.
+        path = route if "<string:secret>" in route else request.path
+        log.info("%s %s %s", request.method, path, response.status_code,
+                 extra={"path": path, "route": route, "method": request.method, "status": response.status_code,
                         "duration_ms": round(elapsed * 1000, 1)})
         return response

@@ -64,3 +64,12 @@ def test_feed_language_follows_the_participant(client, trial):
     url = client.post("/api/v1/me/calendar-token", headers=headers).get_json()["url"]
     event = Calendar.from_ical(client.get(_feed_path(url)).data).walk("VEVENT")[0]
     assert str(event.get("summary")) == "Injection (dose 1)"
+
+
+def test_the_feed_secret_never_reaches_the_log(client, trial, caplog):
+    tokens = signed_in(client, trial, trial.a)
+    url = client.post("/api/v1/me/calendar-token", headers=auth(tokens["access_token"])).get_json()["url"]
+    secret = url.rsplit("/", 1)[1].removesuffix(".ics")
+    with caplog.at_level("INFO", logger="backend.access"):
+        assert client.get(_feed_path(url)).status_code == 200
+    assert caplog.records and secret not in caplog.text
