@@ -11,7 +11,7 @@ from schedules.bulk import bulk_insert
 from schedules.calendar import is_valid_zone, to_local
 from schedules.changes import Actor, acting, record_changes
 from schedules.doses import doses_of, transition
-from schedules.errors import Conflict, InvalidInput, NotFound
+from schedules.errors import Conflict, InvalidInput
 from schedules.models import (
     Dose,
     DoseState,
@@ -128,22 +128,6 @@ def enroll_participant(
         ids = dict((seq, dose_id) for dose_id, seq in bulk_insert(session, Dose.__table__, rows, returning=("id", "seq")))
         record_changes(session, Dose, created=[{**row, "id": ids[row["seq"]]} for row in rows])
     return participant
-
-
-def get_participant(session: Session, participant_id: int) -> Participant:
-    """The participant, or NotFound."""
-    participant = session.get(Participant, participant_id)
-    if participant is None:
-        raise NotFound("no such participant", field="participant")
-    return participant
-
-
-def find_by_code(session: Session, *, study: Study, study_code: str) -> Participant:
-    """The participant with this study code in the study, or NotFound."""
-    found = session.exec(select(Participant).where(Participant.study_id == study.id, Participant.study_code == study_code)).first()
-    if found is None:
-        raise NotFound(f"no participant {study_code!r} in {study.code}", field="study_code")
-    return found
 
 
 def find_by_phone(session: Session, *, e164: str, vault: PhoneVault) -> Participant | None:

@@ -28,11 +28,6 @@ def normalize_e164(raw: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def mask(e164: str) -> str:
-    """A display form that hides all but the last two digits (for nurse pages, never logs)."""
-    return e164[:3] + "•" * max(len(e164) - 5, 0) + e164[-2:]
-
-
 class PhoneVault:
     """Encrypts phone numbers (Fernet, rotatable) and derives a keyed hash for lookups."""
 
