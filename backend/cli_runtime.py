@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import click
@@ -48,19 +49,18 @@ def scheduler_command(no_dispatch):
 @click.option("--poll", default=1.0, show_default=True, help="Seconds between polls when idle.")
 def dispatch_command(once, poll):
     """Run a dispatch worker: claim due messages and send them (any number may run in parallel)."""
-    from backend.jobs import run_job
+    from backend.jobs import dispatcher, run_job
 
     app = current_app._get_current_object()
     configure_logging(app.config.get("LOG_FORMAT", "text"))
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    while not stopping:
-        summary = run_job(app, "dispatch_outbox")
-        if once:
-            click.echo(summary)
-            return
-        if summary.startswith("claimed 0"):
-            time.sleep(poll)
+    if once:
+        click.echo(run_job(app, "dispatch_outbox"))
+        return
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    report = dispatcher(app).run(until_idle=False, stop=stopping, poll=poll)
+    click.echo(f"dispatcher stopped: {report}")
 
 
 @click.command("seed-demo")

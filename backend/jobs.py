@@ -15,7 +15,7 @@ from backend.db import get_database
 from backend.metrics import JOB_DURATION, MESSAGES_FAILED, MESSAGES_PLANNED, MESSAGES_SENT
 from backend.services import get_sender, get_vault
 from notifications.digest import send_daily_digest
-from notifications.dispatch import DispatchConfig, dispatch_until_idle, expire_stale, recover_stuck
+from notifications.dispatch import DispatchConfig, Dispatcher, DispatchReport, expire_stale, recover_stuck
 from notifications.planning import plan_messages
 from notifications.status import replay_raced_callbacks, undelivered_dose_ids
 from schedules.dbtypes import utcnow
@@ -77,15 +77,23 @@ def _send_pool(app: Flask) -> ThreadPoolExecutor:
     return app.extensions["send_pool"]
 
 
-def _dispatch(app: Flask) -> str:
-    report = dispatch_until_idle(get_database(app).session, sender=get_sender(app), vault=get_vault(app), clock=utcnow,
-                                 config=dispatch_config(app), limiter=rate_limiter(app), pool=_send_pool(app))
+def _count_sends(report: DispatchReport) -> None:
     MESSAGES_SENT.inc(report.sent)
     for code, n in report.failed_codes.items():
         MESSAGES_FAILED.labels(str(code)).inc(n)
     if report.failed > sum(report.failed_codes.values()):
         MESSAGES_FAILED.labels("none").inc(report.failed - sum(report.failed_codes.values()))
-    return str(report)
+
+
+def dispatcher(app: Flask) -> Dispatcher:
+    """A dispatcher wired to the app's database, sender, send-rate cap and metrics."""
+    pool = _send_pool(app) if app.config["DISPATCH_CONCURRENCY"] > 1 else None
+    return Dispatcher(get_database(app).session, sender=get_sender(app), vault=get_vault(app), clock=utcnow,
+                      config=dispatch_config(app), limiter=rate_limiter(app), pool=pool, on_record=_count_sends)
+
+
+def _dispatch(app: Flask) -> str:
+    return str(dispatcher(app).run(until_idle=True))
 
 
 def _missed(app: Flask) -> str:

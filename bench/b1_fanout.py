@@ -1,7 +1,7 @@
 """B1 fan-out: 10,000 reminders due the same minute, dispatched into the Twilio stand-in at 50 ms per request.
 
     .venv/bin/python bench/b1_fanout.py                  # SQLite x1, PostgreSQL x1, PostgreSQL x2
-    .venv/bin/python bench/b1_fanout.py --only pg2 --concurrency 32 --batch 200
+    .venv/bin/python bench/b1_fanout.py --only pg2 --concurrency 16 --batch 100
 
 For each variant: real `flask --app wsgi dispatch` processes are started and left idle (as at 19:59),
 then 10,000 planned reminders become due in one commit, and we time until every row is 'sent'.
@@ -99,9 +99,9 @@ def _count(app, status: str) -> int:
         return conn.execute(select(func.count()).where(OutboundMessage.status == status)).scalar_one()
 
 
-def run_fanout(kind: str, dispatchers: int, *, n: int = 10_000, concurrency: int = 16, batch: int = 100, latency_ms: float = 50,
+def run_fanout(kind: str, dispatchers: int, *, n: int = 10_000, concurrency: int = 32, batch: int = 200, latency_ms: float = 50,
                rate_cap: float = 0, scheduler: bool = False, scheduler_seconds: int = 150, measure_max: bool = True, profile_seconds: int = 10,
-               dispatcher: str = "flask") -> dict:
+) -> dict:
     """One variant end to end; returns its figures (and peak RSS of the processes it ran)."""
     with common.database(kind, "b1") as url, tempfile.TemporaryDirectory(prefix="bench-b1-") as work, common.StandIn(latency_ms) as standin:
         extra = {"DISPATCH_CONCURRENCY": concurrency, "DISPATCH_BATCH_SIZE": batch, "SEND_RATE_PER_SECOND": rate_cap}
@@ -116,20 +116,19 @@ def run_fanout(kind: str, dispatchers: int, *, n: int = 10_000, concurrency: int
         ids = common.bulk_participants(app, study_id=study_id, site_id=site_id, n=n, first_dose=today)
         setup_s = time.perf_counter() - t
 
-        result: dict = {"variant": f"{kind} x{dispatchers}" + ("" if dispatcher == "flask" else f" ({dispatcher})"), "n": n, "concurrency": concurrency, "batch": batch, "latency_ms": latency_ms,
+        result: dict = {"variant": f"{kind} x{dispatchers}", "n": n, "concurrency": concurrency, "batch": batch, "latency_ms": latency_ms,
                   "rate_cap": rate_cap}
         if measure_max:
             result["standin_max"] = standin_max(standin, processes=dispatchers, threads=concurrency, total=n, latency_ms=latency_ms)
 
         procs = {}
         for i in range(dispatchers):
-            command = ([PY, "-m", "flask", "--app", "wsgi", "dispatch", "--poll", "0.5"] if dispatcher == "flask"
-                       else [PY, str(ROOT / "bench" / "proto_dispatch.py")])
+            command = [PY, "-m", "flask", "--app", "wsgi", "dispatch", "--poll", "0.5"]
             procs[f"dispatcher {i + 1}"] = common.spawn(command, env, f"{work}/dispatch{i}.log")
         watcher = common.RssWatcher({name: p.pid for name, p in procs.items()}).start()
         try:
-            # Idle dispatchers log a line per poll: wait until every one has polled once (imports done, pools warm).
-            common.wait_for(lambda: all("claimed 0" in open(f"{work}/dispatch{i}.log").read() for i in range(dispatchers)),
+            # A dispatcher logs "ready" once imported, connected and idle.
+            common.wait_for(lambda: all(" ready: " in open(f"{work}/dispatch{i}.log").read() for i in range(dispatchers)),
                             timeout=120, what="dispatchers polling")
             due = datetime.now(timezone.utc).replace(microsecond=0)
             insert_due_reminders(app, ids, due=due)
@@ -194,19 +193,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(VARIANTS), action="append")
     parser.add_argument("--n", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=16, help="DISPATCH_CONCURRENCY per dispatcher")
-    parser.add_argument("--batch", type=int, default=100, help="DISPATCH_BATCH_SIZE")
+    parser.add_argument("--concurrency", type=int, default=32, help="DISPATCH_CONCURRENCY per dispatcher")
+    parser.add_argument("--batch", type=int, default=200, help="DISPATCH_BATCH_SIZE")
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--rate-cap", type=float, default=0, help="SEND_RATE_PER_SECOND shared through Redis (0 = uncapped)")
-    parser.add_argument("--dispatcher", choices=("flask", "proto"), default="flask",
-                        help="flask: `flask --app wsgi dispatch` (the product); proto: bench/proto_dispatch.py (pipelined prototype)")
     parser.add_argument("--no-max", action="store_true", help="skip measuring the stand-in's own maximum")
     args = parser.parse_args()
     common.banner("B1 fan-out")
     for name in args.only or ["sqlite", "pg1", "pg2"]:
         kind, dispatchers = VARIANTS[name]
         result = run_fanout(kind, dispatchers, n=args.n, concurrency=args.concurrency, batch=args.batch, latency_ms=args.latency_ms,
-                            rate_cap=args.rate_cap, dispatcher=args.dispatcher, measure_max=not args.no_max)
+                            rate_cap=args.rate_cap, measure_max=not args.no_max)
         show(result)
         common.record("B1", result)
         sys.stdout.flush()

@@ -14,6 +14,7 @@ taken it), so timeouts always count against DISPATCH_MAX_ATTEMPTS. Anything else
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -282,61 +283,141 @@ def mark_opted_out(session: Session, *, participant: Participant, now: datetime,
     sync_participant_messages(session, participant=participant, now=now)
 
 
-def dispatch_once(sessions: SessionFactory, *, sender: SmsSender, vault: PhoneVault, clock: Callable[[], datetime],
-                  config: DispatchConfig, limiter: TokenBucket | None = None, pool: ThreadPoolExecutor | None = None) -> DispatchReport:
-    """Claim one batch, send it (concurrently), record the outcomes. Returns what happened."""
-    report = DispatchReport()
-    with sessions() as session:
-        ids = claim_due(session, now=clock(), limit=config.batch_size, worker=config.worker_id)
-    report.claimed = len(ids)
-    if not ids:
-        return report
-    with sessions() as session:
-        jobs = _prepare(session, ids, vault=vault, now=clock())
+class Dispatcher:
+    """Keeps `concurrency` sends in flight: claims ahead, sends on a thread pool, records outcomes every 100 ms.
 
-    def send(job: _Job) -> None:
-        if job.skip:
-            return
-        if limiter is not None:
-            limiter.acquire()
+    All database work (claim, prepare, record) runs on the calling thread; the pool threads only talk
+    to the provider, so a slow send never holds a transaction open and sends never stop while the
+    database works. At most 4 x concurrency messages are queued for or in a send (about 0.2 s of
+    sending: enough to ride out a slow claim or record, short enough that a safety page claimed
+    next waits behind little), and an outcome waits about `record_every` before it is written: that
+    bounds what a crash can re-send."""
+
+    record_every = 0.1
+    housekeeping_every = 30.0
+
+    def __init__(self, sessions: SessionFactory, *, sender: SmsSender, vault: PhoneVault, clock: Callable[[], datetime],
+                 config: DispatchConfig, limiter: TokenBucket | None = None, pool: ThreadPoolExecutor | None = None,
+                 on_record: Callable[[DispatchReport], None] | None = None):
+        self.sessions, self.sender, self.vault, self.clock, self.config = sessions, sender, vault, clock, config
+        self.limiter, self.pool, self.on_record = limiter, pool, on_record
+        self.high_water = 4 * max(1, config.concurrency)
+        # Claim again once half a pool's worth has drained: batches big enough to be cheap, senders never empty-handed.
+        self.low_water = self.high_water - max(1, config.concurrency // 2)
+        self._done: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._outstanding = 0  # handed to the pool, outcome not back yet
+        self._finished: list[_Job] = []  # outcome known, not yet written
+
+    def run(self, *, until_idle: bool, stop: threading.Event | None = None, poll: float = 1.0) -> DispatchReport:
+        """Dispatch until nothing is due (until_idle) or until `stop` is set; always drains and records before returning."""
+        total = DispatchReport()
+        own_pool = self.pool is None and self.config.concurrency > 1
+        if own_pool:
+            self.pool = ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="sms")
+        burst = DispatchReport()
         try:
-            job.outcome = sender.send(to=job.to, body=job.body, status_callback=config.status_callback_url)
+            self._housekeep(total)
+            if not until_idle:
+                log.info("dispatcher %s ready: %d sending thread(s), claims up to %d ahead, polls every %g s when idle",
+                         self.config.worker_id, max(1, self.config.concurrency), self.high_water, poll)
+            housekept = next_claim = last_record = time.monotonic()
+            exhausted = False
+            while True:
+                stopping = stop is not None and stop.is_set()
+                moment = time.monotonic()
+                may_claim = not stopping and not (until_idle and exhausted) and moment >= next_claim
+                if may_claim and self._outstanding <= self.low_water:
+                    claimed = self._claim_and_submit(burst, room=self.high_water - self._outstanding)
+                    exhausted = claimed == 0
+                    if exhausted:
+                        next_claim = moment + poll
+                    continue_claiming = not exhausted and self._outstanding <= self.low_water
+                else:
+                    continue_claiming = False
+                self._collect(timeout=0 if continue_claiming or not self._outstanding else self.record_every)
+                if self._finished and (not self._outstanding or time.monotonic() - last_record >= self.record_every):
+                    self._record(burst)
+                    last_record = time.monotonic()
+                if self._outstanding or self._finished or continue_claiming:
+                    continue
+                # Nothing in flight and nothing unrecorded.
+                if burst.claimed:
+                    total.add(burst)
+                    if not until_idle:
+                        log.info("dispatched a burst: %s", burst)
+                    burst = DispatchReport()
+                if stopping or (until_idle and exhausted):
+                    return total
+                if exhausted and time.monotonic() - housekept >= self.housekeeping_every:
+                    self._housekeep(total)
+                    housekept = time.monotonic()
+                wait = max(0.0, next_claim - time.monotonic())
+                if stop is not None:
+                    stop.wait(wait)
+                else:
+                    time.sleep(wait)
+        finally:
+            total.add(burst)
+            if own_pool:
+                self.pool.shutdown(wait=True)
+                self.pool = None
+
+    def _housekeep(self, total: DispatchReport) -> None:
+        with self.sessions() as session:
+            total.recovered += recover_stuck(session, now=self.clock(), stale_after=self.config.sending_stale_after)
+            total.expired += expire_stale(session, now=self.clock())
+
+    def _claim_and_submit(self, report: DispatchReport, *, room: int) -> int:
+        with self.sessions() as session:
+            ids = claim_due(session, now=self.clock(), limit=min(self.config.batch_size, room), worker=self.config.worker_id)
+        if not ids:
+            return 0
+        report.claimed += len(ids)
+        with self.sessions() as session:
+            jobs = _prepare(session, ids, vault=self.vault, now=self.clock())
+        for job in jobs:
+            if job.skip:
+                self._finished.append(job)
+            elif self.pool is None:
+                self._finished.append(self._send(job))
+            else:
+                self._outstanding += 1
+                self.pool.submit(lambda job=job: self._done.put(self._send(job)))
+        return len(ids)
+
+    def _collect(self, *, timeout: float) -> None:
+        """Move finished sends from the pool's queue to the list to record, waiting up to `timeout` for the first."""
+        try:
+            job = self._done.get(timeout=timeout) if timeout > 0 else self._done.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            self._finished.append(job)
+            self._outstanding -= 1
+            try:
+                job = self._done.get_nowait()
+            except queue.Empty:
+                return
+
+    def _record(self, report: DispatchReport) -> None:
+        recorded = DispatchReport()
+        with self.sessions() as session:
+            _record(session, self._finished, now=self.clock(), config=self.config, report=recorded)
+        self._finished = []
+        report.add(recorded)
+        if self.on_record is not None:
+            self.on_record(recorded)
+
+    def _send(self, job: _Job) -> _Job:
+        if self.limiter is not None:
+            self.limiter.acquire()
+        try:
+            job.outcome = self.sender.send(to=job.to, body=job.body, status_callback=self.config.status_callback_url)
         except SmsSendError as exc:
             job.outcome = exc
-        except Exception as exc:  # a bug or an SDK surprise must not strand the whole batch in 'sending'
+        except Exception as exc:  # a bug or an SDK surprise must not strand the message in 'sending'
             # Type only: an exception's text may quote the phone number, which never goes to a log.
             log.error("send of outbox row %s raised %s", job.id, type(exc).__name__)
             # Not retried: whether the provider took it is unknown, and a retry could duplicate it.
             job.outcome = SmsSendError(f"unexpected {type(exc).__name__} while sending; not retried", transient=False)
-
-    if pool is not None and config.concurrency > 1:
-        list(pool.map(send, jobs))
-    else:
-        for job in jobs:
-            send(job)
-    with sessions() as session:
-        _record(session, jobs, now=clock(), config=config, report=report)
-    return report
-
-
-def dispatch_until_idle(sessions: SessionFactory, *, sender: SmsSender, vault: PhoneVault, clock: Callable[[], datetime],
-                        config: DispatchConfig, limiter: TokenBucket | None = None, max_batches: int = 10_000,
-                        pool: ThreadPoolExecutor | None = None) -> DispatchReport:
-    """Expire stale rows, recover stuck ones, then dispatch batches until nothing is due.
-    Pass a long-lived `pool` so idle polls keep their threads and provider connections."""
-    total = DispatchReport()
-    with sessions() as session:
-        total.recovered = recover_stuck(session, now=clock(), stale_after=config.sending_stale_after)
-        total.expired = expire_stale(session, now=clock())
-    own = pool is None
-    pool = pool or ThreadPoolExecutor(max_workers=max(1, config.concurrency), thread_name_prefix="sms")
-    try:
-        for _ in range(max_batches):
-            report = dispatch_once(sessions, sender=sender, vault=vault, clock=clock, config=config, limiter=limiter, pool=pool)
-            total.add(report)
-            if report.claimed == 0:
-                break
-    finally:
-        if own:
-            pool.shutdown(wait=True)
-    return total
+        return job
