@@ -28,8 +28,15 @@ def scheduler_command(no_dispatch):
     configure_logging(app.config.get("LOG_FORMAT", "text"))
     include_dispatch = not no_dispatch and app.config.get("SCHEDULER_RUNS_DISPATCH", True)
     click.echo("taking the scheduler lock (while another scheduler holds it, this one waits)")
-    with leadership(app):
-        scheduler = build_scheduler(app, include_dispatch=include_dispatch)
+    lost = threading.Event()
+    with leadership(app) as still_leader:
+        scheduler = None
+
+        def lock_lost():
+            lost.set()
+            scheduler.shutdown(wait=False)  # called from a job thread: waiting here would wait for itself
+
+        scheduler = build_scheduler(app, include_dispatch=include_dispatch, still_leader=still_leader, on_lost=lock_lost)
 
         def stop(signum, _frame):
             # Let running jobs finish (a send in progress is recorded) before the lock is released.
@@ -41,6 +48,9 @@ def scheduler_command(no_dispatch):
         signal.signal(signal.SIGINT, stop)
         click.echo(f"scheduler running (dispatch {'in this process' if include_dispatch else 'by workers'})")
         scheduler.start()
+    if lost.is_set():
+        raise click.ClickException("the scheduler lock was lost (its database connection went away); "
+                                   "exiting so the supervisor starts a scheduler that takes the lock again")
     click.echo("scheduler stopped")
 
 

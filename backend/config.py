@@ -53,6 +53,7 @@ class Settings:
     STAFF_TOKEN_TTL_HOURS: int = 12
     RATELIMIT_STORAGE_URI: str = "memory://"
     SCHEDULER_LOCK_FILE: str = ""
+    SCHEDULER_LOCK_CHECK_SECONDS: int = 15
     DEFAULT_PROTOCOL: str = "protocols/NCT04237987.toml"
     SESSION_COOKIE_SECURE: bool = False
     LOG_FORMAT: str = "text"

@@ -8,36 +8,55 @@ import os
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import Callable, Iterator
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from backend.db import get_database
 from backend.jobs import JOBS, run_job
 
 log = logging.getLogger("backend.scheduler")
 ADVISORY_LOCK_KEY = 4_237_987  # any constant; one per deployment database
+StillLeader = Callable[[], bool]
 
 
 @contextmanager
-def leadership(app: Flask, *, poll_seconds: float = 5.0) -> Iterator[None]:
-    """Hold the single-scheduler lock for the life of the block, waiting while another holds it.
+def leadership(app: Flask, *, poll_seconds: float = 5.0) -> Iterator[StillLeader]:
+    """Hold the single-scheduler lock for the life of the block, waiting while another holds it;
+    yields a check that says whether the lock is still ours.
     PostgreSQL: a session advisory lock on a dedicated connection. SQLite: an flock on a file."""
     database = get_database(app)
     if database.dialect == "postgresql":
-        with _advisory_lock(database.engine, poll_seconds=poll_seconds):
-            yield
+        with _advisory_lock(database.engine, poll_seconds=poll_seconds) as still_leader:
+            yield still_leader
         return
     with _file_lock(app.config["SCHEDULER_LOCK_FILE"], poll_seconds=poll_seconds):
-        yield
+        yield lambda: True  # an flock lives as long as our descriptor: it cannot be lost behind our back
 
 
 @contextmanager
-def _advisory_lock(engine, *, poll_seconds: float) -> Iterator[None]:
+def _advisory_lock(engine, *, poll_seconds: float) -> Iterator[StillLeader]:
     conn = engine.connect()
+    lost = []
+
+    def still_leader() -> bool:
+        # The lock lives in the lock connection's session: if PostgreSQL restarted, a failover
+        # happened or an admin ended the backend, the lock is gone and another scheduler may have it.
+        try:
+            held = conn.execute(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                " AND classid = 0 AND objid = :k AND granted"), {"k": ADVISORY_LOCK_KEY}).scalar() == 1
+            conn.rollback()
+        except DBAPIError:
+            held = False
+        if not held:
+            lost.append(True)
+        return held
+
     try:
         waiting = False
         while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar():
@@ -48,12 +67,15 @@ def _advisory_lock(engine, *, poll_seconds: float) -> Iterator[None]:
             time.sleep(poll_seconds)
         conn.commit()
         try:
-            yield
+            yield still_leader
         finally:
-            # close() only returns the connection to the pool, whose session would keep the
-            # lock: release it explicitly (a crashed process loses it with its connection).
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
-            conn.commit()
+            if lost:
+                conn.invalidate()  # nothing to release; never hand this session back to the pool
+            else:
+                # close() only returns the connection to the pool, whose session would keep the
+                # lock: release it explicitly (a crashed process loses it with its connection).
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
+                conn.commit()
     finally:
         conn.close()
 
@@ -93,11 +115,22 @@ def _file_lock(path: str, *, poll_seconds: float) -> Iterator[None]:
 JOB_OPTIONS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
 
 
-def build_scheduler(app: Flask, *, include_dispatch: bool = True) -> BlockingScheduler:
+def build_scheduler(app: Flask, *, include_dispatch: bool = True, still_leader: StillLeader | None = None,
+                    on_lost: Callable[[], None] | None = None) -> BlockingScheduler:
     """The scheduler with every job as an interval job, each first run right at start-up
-    (a restarted scheduler catches up at once instead of one interval later)."""
+    (a restarted scheduler catches up at once instead of one interval later). With `still_leader`,
+    the lock is checked every SCHEDULER_LOCK_CHECK_SECONDS and `on_lost` is called when it is gone."""
     scheduler = BlockingScheduler(executors={"default": ThreadPoolExecutor(4)}, job_defaults=JOB_OPTIONS, timezone="UTC")
     start = datetime.now(timezone.utc)
+    if still_leader is not None:
+        def check() -> None:
+            if not still_leader():
+                log.critical("scheduler lock lost (database connection gone); stopping so the supervisor restarts this scheduler")
+                if on_lost is not None:
+                    on_lost()
+
+        scheduler.add_job(check, "interval", seconds=app.config.get("SCHEDULER_LOCK_CHECK_SECONDS", 15), id="leadership_check",
+                          name="check that this process still holds the scheduler lock", **JOB_OPTIONS)
     for job in JOBS:
         if job.name == "dispatch_outbox" and not include_dispatch:
             continue

@@ -1,15 +1,22 @@
 """The one scheduler: a second copy waits for the lock (file lock on SQLite, advisory lock on
 PostgreSQL) and takes over when the first stops; the jobs it schedules are the registry's."""
 
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from backend.app import create_app
 from backend.jobs import JOBS
-from backend.scheduler import build_scheduler, leadership
+from backend.scheduler import ADVISORY_LOCK_KEY, build_scheduler, leadership
 from tests import conftest
-from tests.conftest import fresh_database_url, migrate_database
+from tests.conftest import PG_URL, fresh_database_url, migrate_database
+from tests.sms_helpers import ROOT, wait_until
+
+postgres_only = pytest.mark.skipif(not PG_URL, reason="the advisory lock is PostgreSQL's (SQLite's flock cannot be lost)")
 
 
 @pytest.fixture
@@ -86,3 +93,58 @@ def test_scheduler_is_never_started_by_the_app_factory(app):
     import apscheduler.schedulers.base as base
 
     assert not any(isinstance(obj, base.BaseScheduler) for obj in app.extensions.values())
+
+
+def _lock_holder(url: str) -> int | None:
+    """The backend pid holding the scheduler's advisory lock, seen from another connection."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = :k AND granted"),
+                                {"k": ADVISORY_LOCK_KEY}).scalar()
+    finally:
+        engine.dispose()
+
+
+def _end_backend(url: str, pid: int) -> None:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        engine.dispose()
+
+
+@postgres_only
+def test_leadership_knows_when_its_lock_went_with_its_connection(two_apps):
+    first, second = two_apps
+    url = first.config["DATABASE_URL"]
+    with leadership(first, poll_seconds=0.05) as still_leader:
+        assert still_leader()
+        _end_backend(url, _lock_holder(url))  # a PostgreSQL restart or failover does the same
+        assert not still_leader()
+        # Meanwhile another scheduler can take the lock: that is why the first must stop.
+        with leadership(second, poll_seconds=0.05) as second_leads:
+            assert second_leads()
+    assert _lock_holder(url) is None
+
+
+@postgres_only
+def test_scheduler_process_exits_with_a_reason_when_its_lock_is_lost(tmp_path):
+    with fresh_database_url(tmp_path) as url:
+        migrate_database(url, tmp_path)
+        env = {**os.environ, "APP_ENV": "test", "DATABASE_URL": url, "INSTANCE_DIR": str(tmp_path),
+               "SCHEDULER_LOCK_CHECK_SECONDS": "1", "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "scheduler", "--no-dispatch"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            holder = wait_until(lambda: _lock_holder(url), timeout=30, what="the scheduler to take its lock")
+            _end_backend(url, holder)
+            output, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 1, output
+        assert "scheduler lock was lost" in output and "supervisor" in output
+        assert _lock_holder(url) is None
