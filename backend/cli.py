@@ -12,7 +12,6 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlmodel import select
 
-from backend import migrate
 from backend.auth import create_staff
 from backend.db import get_database
 from backend.models import Role, Staff
@@ -53,6 +52,8 @@ jobs_cli = AppGroup("jobs", help="Run scheduled jobs once, now.")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision):
     """Create or migrate the schema."""
+    from backend import migrate  # Alembic (~12 MB) only for the commands that need it
+
     migrate.upgrade(current_app, revision)
     click.echo(f"database at {revision}")
 
@@ -61,6 +62,8 @@ def db_upgrade(revision):
 @click.option("-m", "--message", required=True)
 def db_revision(message):
     """Autogenerate a migration from the models (developers)."""
+    from backend import migrate
+
     migrate.autogenerate(current_app, message)
 
 

@@ -8,7 +8,6 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from zxcvbn import zxcvbn
 
 MIN_PASSWORD_LENGTH = 12
 
@@ -24,6 +23,9 @@ def check_password_policy(password: str, *, user_inputs: tuple[str, ...] = ()) -
     """Raise WeakPassword if too short or common/guessable (zxcvbn's frequency lists)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise WeakPassword(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    # Imported here: its word lists take ~12 MB, and only password changes need them.
+    from zxcvbn import zxcvbn
+
     result = zxcvbn(password[:100], user_inputs=list(user_inputs))
     common = any(m.get("dictionary_name") == "passwords" and m.get("token", "").lower() == password.lower() for m in result["sequence"])
     if common or result["score"] < 3:

@@ -35,7 +35,6 @@ from backend.api.schemas import ApiErrorSchema
 from backend.app_tokens import app_actor
 from backend.auth import current_principal
 from backend.db import get_session
-from backend.ical import dose_calendar
 from backend.participant_views import sync_messages
 from backend.security import new_token, token_digest
 from backend.services import get_vault, limiter
@@ -341,6 +340,8 @@ class CalendarFeed(MethodView):
             participant = session.exec(select(Participant).where(Participant.calendar_token_hash == token_digest(secret))).first()
         if participant is None:
             abort(404, message="no calendar at this address; create a new one in the app")
+        from backend.ical import dose_calendar  # icalendar only in the processes that serve a feed
+
         body = dose_calendar(participant, doses_of(session, participant.id), now=utcnow(),
                              uid_domain=urlsplit(current_app.config["PUBLIC_BASE_URL"]).hostname or "trial-companion")
         response = Response(body, status=200, mimetype="text/calendar")
