@@ -10,14 +10,17 @@ PY="${PYTHON:-$ROOT/.venv/bin/python}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
 DB_NAME="${DB_NAME:-trial_local}"
 
+# An exited process stays a zombie until init reaps it (here up to 2 s after the exit): count that as stopped.
+running() { kill -0 "$1" 2>/dev/null && [[ "$(ps -o stat= -p "$1" 2>/dev/null)" != Z* ]]; }
+
 stop() {  # SIGTERM the process group that `setsid` made, wait up to 25 s, then SIGKILL it
   local file="$1" name pid
   name="$(basename "$file")"
   pid="$(cat "$file")"
-  if kill -0 "$pid" 2>/dev/null; then
+  if running "$pid"; then
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    if kill -0 "$pid" 2>/dev/null; then
+    for _ in $(seq 1 250); do running "$pid" || break; sleep 0.1; done
+    if running "$pid"; then
       echo "$name did not stop in 25 s; killing it"
       kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
     fi
