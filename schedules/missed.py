@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, String, Table, case, cast, false, func, insert, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from schedules.alerts import HIGH, NORMAL
-from schedules.bulk import bulk_insert, in_values
+from schedules.bulk import in_values
 from schedules.changes import Actor, acting, record_changes
 from schedules.doses import missed_alert_key
 from schedules.models import (
@@ -26,6 +27,11 @@ from schedules.models import (
 )
 
 JOB_ACTOR = Actor("job", "flag_missed_doses")
+NOTE = "window closed without a report"
+SCHEDULED, MISSED = DoseState.SCHEDULED.value, DoseState.MISSED.value
+dose_t, event_t, alert_t = Dose.__table__, DoseEvent.__table__, Alert.__table__
+# Alert dedupe keys are built in SQL from the dose id: missed_alert_key's text up to the id.
+_KEY_PREFIX = missed_alert_key(0).removesuffix("0")
 
 
 @dataclass
@@ -42,31 +48,87 @@ class MissedReport:
                 f"({self.high_priority} high priority, {self.contact_problems} as contact problems)")
 
 
-def _previous_states(session: Session, dose_ids: list[int]) -> dict[int, str | None]:
-    """For each dose, the state of the participant's previous counted dose (held/cancelled skipped),
-    read in one query: a correlated lookup per dose through the participant index, whatever the table size."""
-    if not dose_ids:
-        return {}
-    prev = aliased(Dose, name="prev")
-    previous_state = (
-        select(prev.state)
-        .where(prev.participant_id == Dose.participant_id, prev.local_date < Dose.local_date,
-               prev.state.not_in([DoseState.HELD.value, DoseState.CANCELLED.value]))
-        .order_by(prev.local_date.desc()).limit(1).correlate(Dose).scalar_subquery()
-    )
-    rows = session.connection().execute(select(Dose.id, previous_state).where(in_values(session, Dose.id, dose_ids)))
-    return {dose_id: state for dose_id, state in rows}
+def _closed(session: Session, *, now: datetime, batch: int) -> dict[int, datetime]:
+    """Scheduled doses whose window has closed, oldest first: id -> updated_at (the audit's old value)."""
+    return dict(session.connection().execute(
+        select(dose_t.c.id, dose_t.c.updated_at).where(dose_t.c.state == SCHEDULED, dose_t.c.window_closes_at <= now)
+        .order_by(dose_t.c.window_closes_at).limit(batch)).all())
 
 
-def _alert_row(dose: Dose, *, site_id: int, contact: bool, second: bool, now: datetime) -> dict:
-    """Column values of a new missed-dose (or contact-problem) alert, defaults included as the ORM sets them."""
-    summary = f"dose {dose.seq} ({dose.local_date.isoformat()}) " + (
-        "missed, and its reminder was not delivered" if contact else ("missed: second in a row" if second else "missed"))
-    return dict(participant_id=dose.participant_id, site_id=site_id,
-                kind=AlertKind.CONTACT_PROBLEM.value if contact else AlertKind.MISSED_DOSE.value,
-                priority=HIGH if second else NORMAL, state=AlertState.OPEN.value, ref_type="dose", ref_id=dose.id,
-                dedupe_key=missed_alert_key(dose.id), summary=summary, annotation="", opened_at=now, deadline_at=None,
-                acknowledged_at=None, acknowledged_by="", resolved_at=None, resolved_by="", resolution_note="")
+def _mark_missed(session: Session, ids: list[int], *, now: datetime) -> list[int]:
+    """Set the doses missed; the ids, in the given order, that were still scheduled (a dose reported meanwhile stays as reported)."""
+    flagged = set(session.connection().execute(
+        update(dose_t).where(in_values(session, dose_t.c.id, ids), dose_t.c.state == SCHEDULED)
+        .values(state=MISSED, updated_at=now).returning(dose_t.c.id)).scalars())
+    return [i for i in ids if i in flagged]
+
+
+def _record_events(session: Session, ids: list[int], *, now: datetime) -> None:
+    """One DoseEvent per flagged dose, inserted from a SELECT: no row values travel from Python."""
+    values = [literal(SCHEDULED), literal(MISSED), literal(JOB_ACTOR.source), literal(JOB_ACTOR.label), literal(now, dose_t.c.updated_at.type), literal(NOTE)]
+    session.connection().execute(insert(event_t).from_select(
+        ["dose_id", "from_state", "to_state", "source", "actor", "at", "note"],
+        select(dose_t.c.id, *values).where(in_values(session, dose_t.c.id, ids)).order_by(dose_t.c.window_closes_at, dose_t.c.id)))
+
+
+def _follow_loaded(session: Session, ids: set[int], *, now: datetime) -> None:
+    """Doses already loaded in the session follow the database without becoming dirty (no second audit row at flush)."""
+    # By identity key: reading obj.id of an expired object would load it again.
+    for (cls, key, _), obj in list(session.identity_map.items()):
+        if cls is Dose and key[0] in ids:
+            set_committed_value(obj, "state", MISSED)
+            set_committed_value(obj, "updated_at", now)
+
+
+def _previous_state(dose: Table):
+    """The state of the dose's previous counted dose by date (held/cancelled skipped): one backward step along
+    the (participant_id, local_date) index per dose."""
+    prev = aliased(dose_t, name="prev")
+    return (select(prev.c.state)
+            .where(prev.c.participant_id == dose.c.participant_id, prev.c.local_date < dose.c.local_date,
+                   prev.c.state.not_in([DoseState.HELD.value, DoseState.CANCELLED.value]))
+            .order_by(prev.c.local_date.desc()).limit(1).correlate(dose).scalar_subquery())
+
+
+def _date_text(session: Session, column: ColumnElement) -> ColumnElement:
+    """A date as ISO text (YYYY-MM-DD) in SQL, whatever the server's DateStyle; SQLite stores it so already."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(column, "YYYY-MM-DD")
+    return cast(column, String)
+
+
+def _open_alerts(session: Session, ids: list[int], unreachable: set[int], *, now: datetime) -> list[dict]:
+    """Open one alert per flagged dose in one INSERT ... SELECT (values computed in SQL); the new rows' column values."""
+    # Read after the UPDATE: a dose missed earlier in the same batch makes the next one high priority.
+    # ON CONFLICT skips a key opened meanwhile (by a person, or a run racing this one): theirs stands.
+    d, p = dose_t, Participant.__table__
+    contact = in_values(session, d.c.id, sorted(unreachable)) if unreachable else false()
+    # MATERIALIZED: evaluated once per dose; inlined, PostgreSQL would run the previous-dose lookup twice.
+    # The site by primary key per dose: a join would hash the whole participant table for a thousand rows.
+    site_id = select(p.c.site_id).where(p.c.id == d.c.participant_id).correlate(d).scalar_subquery()
+    facts = (select(d.c.id, d.c.participant_id, d.c.seq, d.c.window_closes_at, _date_text(session, d.c.local_date).label("day"),
+                    site_id.label("site_id"), contact.label("contact"), (_previous_state(d) == MISSED).label("second"))
+             .where(in_values(session, d.c.id, ids))
+             .cte("facts").prefix_with("MATERIALIZED"))
+    f = facts.c
+    summary = (literal("dose ") + cast(f.seq, String) + " (" + f.day + ") "
+               + case((f.contact, "missed, and its reminder was not delivered"), (f.second, "missed: second in a row"), else_="missed"))
+    values = {
+        "participant_id": f.participant_id, "site_id": f.site_id,
+        "kind": case((f.contact, AlertKind.CONTACT_PROBLEM.value), else_=AlertKind.MISSED_DOSE.value),
+        "priority": case((f.second, HIGH), else_=NORMAL), "state": literal(AlertState.OPEN.value), "ref_type": literal("dose"),
+        "ref_id": f.id, "dedupe_key": literal(_KEY_PREFIX) + cast(f.id, String), "summary": summary,
+        "annotation": literal(""), "opened_at": literal(now, alert_t.c.opened_at.type), "acknowledged_by": literal(""),
+        "resolved_by": literal(""), "resolution_note": literal(""),
+    }
+    returned = ("id", "participant_id", "site_id", "kind", "priority", "ref_id", "dedupe_key", "summary")
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    # ORDER BY: alerts are numbered in the order the windows closed (and SQLite needs a clause between FROM and ON CONFLICT).
+    statement = (dialect_insert(alert_t).from_select(list(values), select(*values.values()).order_by(f.window_closes_at, f.id))
+                 .on_conflict_do_nothing(index_elements=[alert_t.c.dedupe_key]).returning(*[alert_t.c[k] for k in returned]))
+    constant = dict(state=AlertState.OPEN.value, ref_type="dose", annotation="", opened_at=now, deadline_at=None, acknowledged_at=None,
+                    acknowledged_by="", resolved_at=None, resolved_by="", resolution_note="")
+    return [{**constant, **dict(zip(returned, row))} for row in session.connection().execute(statement)]
 
 
 def flag_missed_doses(session: Session, *, now: datetime, undelivered: Callable[[list[int]], set[int]] | None = None,
@@ -74,49 +136,25 @@ def flag_missed_doses(session: Session, *, now: datetime, undelivered: Callable[
     """Mark scheduled doses whose window has closed as missed and open one alert each.
 
     Reads only scheduled doses with window_closes_at <= now through the (state, window_closes_at)
-    index, and writes the batch with a fixed number of statements (one UPDATE, one INSERT of dose
-    events, one of alerts, one of audit rows each), so the cost follows how many windows closed
-    since the last run, not the table size. A dose whose reminder was never delivered opens a
-    contact-problem alert instead: reachability, not non-adherence."""
+    index, and writes the batch with a fixed number of Core statements (one UPDATE, one INSERT of
+    dose events from a SELECT, one of alerts, one of audit rows each) and no ORM objects, so the
+    cost follows how many windows closed since the last run, not the table size. A dose whose
+    reminder was never delivered opens a contact-problem alert instead: reachability, not non-adherence."""
     report = MissedReport()
-    doses = list(session.exec(
-        select(Dose).where(Dose.state == DoseState.SCHEDULED.value, Dose.window_closes_at <= now)
-        .order_by(Dose.window_closes_at).limit(batch)
-    ).all())
-    if not doses:
-        return report
-    unreachable = undelivered([d.id for d in doses]) if undelivered else set()
-    scheduled, missed, note = DoseState.SCHEDULED.value, DoseState.MISSED.value, "window closed without a report"
-    with acting(session, JOB_ACTOR, note):
+    with acting(session, JOB_ACTOR, NOTE):
         session.flush()  # pending ORM changes first: the statements below go straight to the database
-        connection = session.connection()
-        # The state guard keeps a dose reported meanwhile out: only what is still scheduled becomes missed.
-        flagged = set(connection.execute(
-            update(Dose.__table__).where(in_values(session, Dose.__table__.c.id, [d.id for d in doses]), Dose.__table__.c.state == scheduled)
-            .values(state=missed, updated_at=now).returning(Dose.__table__.c.id)
-        ).scalars())
-        doses = [d for d in doses if d.id in flagged]
-        if not doses:
+        closed = _closed(session, now=now, batch=batch)
+        if not closed:
             return report
-        bulk_insert(session, DoseEvent.__table__, [
-            dict(dose_id=d.id, from_state=scheduled, to_state=missed, source=JOB_ACTOR.source, actor=JOB_ACTOR.label, at=now, note=note)
-            for d in doses])
-        record_changes(session, Dose, updated=[(d.id, {"state": (scheduled, missed), "updated_at": (d.updated_at, now)}) for d in doses])
-        for dose in doses:
-            # The loaded objects follow the database without becoming dirty (no second audit row at flush).
-            set_committed_value(dose, "state", missed)
-            set_committed_value(dose, "updated_at", now)
-    report.flagged = len(doses)
-    previous = _previous_states(session, [d.id for d in doses])
-    sites = dict(session.connection().execute(
-        select(Participant.id, Participant.site_id).where(in_values(session, Participant.id, {d.participant_id for d in doses}))).all())
-    rows = [_alert_row(d, site_id=sites[d.participant_id], contact=d.id in unreachable, second=previous.get(d.id) == missed, now=now)
-            for d in doses]
-    with acting(session, JOB_ACTOR, note):
-        # ON CONFLICT skips a key opened meanwhile (by a person, or a run racing this one): theirs stands.
-        ids = dict((key, alert_id) for alert_id, key in bulk_insert(
-            session, Alert.__table__, rows, returning=("id", "dedupe_key"), skip_conflicts_on="dedupe_key"))
-        inserted = [{**row, "id": ids[row["dedupe_key"]]} for row in rows if row["dedupe_key"] in ids]
+        flagged = _mark_missed(session, list(closed), now=now)
+        if not flagged:
+            return report
+        _record_events(session, flagged, now=now)
+        record_changes(session, Dose, updated=[(i, {"state": (SCHEDULED, MISSED), "updated_at": (closed[i], now)}) for i in flagged])
+        _follow_loaded(session, set(flagged), now=now)
+        report.flagged = len(flagged)
+        unreachable = undelivered(flagged) if undelivered else set()
+        inserted = _open_alerts(session, flagged, unreachable, now=now)
         record_changes(session, Alert, created=inserted)
     report.alerts_opened = len(inserted)
     report.high_priority = sum(a["priority"] == HIGH for a in inserted)

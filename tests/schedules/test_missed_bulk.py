@@ -6,9 +6,10 @@ import json
 
 from sqlmodel import select
 
+from backend.audit import _text
 from backend.models import AuditEntry
 from schedules.changes import Actor
-from schedules.doses import dose_by_seq, missed_alert_key, report_dose
+from schedules.doses import dose_by_seq, missed_alert_key, report_dose, transition
 from schedules.missed import flag_missed_doses
 from schedules.models import Alert, DoseEvent
 from tests.conftest import utc
@@ -64,3 +65,41 @@ def test_dose_reported_in_the_same_session_before_the_run_is_not_flagged(session
     report_dose(session, dose=dose, taken=False, actor=SMS, now=utc("2026-03-02T03:00Z"))
     report = flag_missed_doses(session, now=utc("2026-03-02T04:01Z"))
     assert report.flagged == 0 and dose.state == "skipped"
+
+
+def test_two_misses_in_one_run_make_the_second_high_priority(session):
+    participant = make_participant(session)
+    first, second = dose_by_seq(session, participant, 1), dose_by_seq(session, participant, 2)
+    report = flag_missed_doses(session, now=utc("2026-03-04T04:01Z"))  # both windows closed since the last run
+    assert report.flagged == 2 and report.high_priority == 1
+    alerts = {a.ref_id: a for a in session.exec(select(Alert).where(Alert.participant_id == participant.id)).all()}
+    assert (alerts[first.id].priority, alerts[first.id].summary) == ("normal", f"dose 1 ({first.local_date.isoformat()}) missed")
+    assert (alerts[second.id].priority, alerts[second.id].summary) == (
+        "high", f"dose 2 ({second.local_date.isoformat()}) missed: second in a row")
+
+
+def test_held_dose_between_two_misses_does_not_break_the_row(session):
+    participant = make_participant(session)
+    flag_missed_doses(session, now=utc("2026-03-02T04:01Z"))
+    transition(session, dose_by_seq(session, participant, 2), "held", actor=SMS, at=utc("2026-03-02T05:00Z"))
+    session.flush()
+    third = dose_by_seq(session, participant, 3)
+    report = flag_missed_doses(session, now=third.window_closes_at)
+    assert report.flagged == 1 and report.high_priority == 1
+    alert = session.exec(select(Alert).where(Alert.ref_id == third.id)).one()
+    assert alert.summary == f"dose 3 ({third.local_date.isoformat()}) missed: second in a row"
+
+
+def test_contact_problem_summary_and_the_audit_row_holds_every_stored_value(session):
+    participant = make_participant(session)
+    dose = dose_by_seq(session, participant, 1)
+    report = flag_missed_doses(session, now=utc("2026-03-02T04:01Z"), undelivered=lambda ids: {dose.id} & set(ids))
+    assert report.contact_problems == 1 and report.high_priority == 0
+    alert = session.exec(select(Alert).where(Alert.ref_id == dose.id)).one()
+    assert (alert.kind, alert.priority, alert.state, alert.dedupe_key, alert.site_id) == (
+        "contact_problem", "normal", "open", missed_alert_key(dose.id), participant.site_id)
+    assert alert.summary == f"dose 1 ({dose.local_date.isoformat()}) missed, and its reminder was not delivered"
+    created = session.exec(select(AuditEntry).where(AuditEntry.entity == "alert", AuditEntry.entity_id == str(alert.id))).one()
+    # What the flush listener would have written for the same row: every non-null column, as text.
+    stored = {c.key: _text(getattr(alert, c.key)) for c in Alert.__table__.columns if getattr(alert, c.key) is not None}
+    assert json.loads(created.new_value) == stored
