@@ -37,8 +37,11 @@ POSTGRES_TRIGGERS = [
 def _text(value) -> str | None:
     if value is None:
         return None
-    if type(value) is str:  # most values: skip the checks below
+    kind = type(value)
+    if kind is str:  # most values: skip the checks below
         return value
+    if kind is datetime or kind is date:  # the next most common (schedules): same text as below
+        return value.isoformat()
     if isinstance(value, enum.Enum):
         return str(value.value)
     if isinstance(value, (datetime, date)):
@@ -52,10 +55,14 @@ def _is_audited(obj) -> bool:
     return getattr(type(obj), "__audited__", False)
 
 
+# json.dumps with options builds a new encoder per call; enrollment writes dozens of these rows.
+_CREATE_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
 def _create_row(base: dict, values: dict, redact: set) -> dict:
     # One row per created entity, its values as JSON: complete, and 10x fewer rows than per field.
     shown = {key: (REDACTED if key in redact else _text(value)) for key, value in values.items() if value is not None}
-    return {**base, "field": "*", "old_value": None, "new_value": json.dumps(shown, ensure_ascii=False, sort_keys=True)}
+    return {**base, "field": "*", "old_value": None, "new_value": _CREATE_JSON.encode(shown)}
 
 
 def _update_rows(base: dict, changes, redact: set) -> list[dict]:
@@ -95,13 +102,10 @@ def _rows_for(obj, action: str, actor: str, source: str, reason: str, at: dateti
     return rows
 
 
-def _write_bulk_changes(session: Session, model: type, created, updated) -> None:
-    """Audit rows for changes written with bulk SQL (schedules.changes.record_changes): the same
-    rows the flush listener writes for the same changes."""
+def _bulk_rows(model: type, created, updated, *, actor, reason: str | None, at: datetime) -> list[dict]:
+    """The audit rows the flush listener would write for these bulk-written creates and updates."""
     if not getattr(model, "__audited__", False):
-        return
-    actor, reason = current_actor(session)
-    at = session.info.get("now") or utcnow()
+        return []
     redact = getattr(model, "__audit_redact__", set())
     keep = getattr(model, "__audit_filter__", None)
     mapper = inspect(model)
@@ -122,6 +126,17 @@ def _write_bulk_changes(session: Session, model: type, created, updated) -> None
         entity_id = "/".join(str(k) for k in (key if isinstance(key, tuple) else (key,)) if k is not None)
         changed = _update_rows(base("update", entity_id), [(f, old, new) for f, (old, new) in fields.items()], redact)
         rows += [r for r in changed if keep is None or keep("update", r["field"], r["old_value"], r["new_value"])]
+    return rows
+
+
+def _write_bulk_changes(session: Session, changes) -> None:
+    """Audit rows for changes written with bulk SQL (schedules.changes.record_many): the same rows
+    the flush listener writes for the same changes, for every model reported, in one statement."""
+    actor, reason = current_actor(session)
+    at = session.info.get("now") or utcnow()
+    rows: list[dict] = []
+    for change in changes:
+        rows += _bulk_rows(change.model, change.created, change.updated, actor=actor, reason=reason, at=at)
     if rows:
         bulk_insert(session, AuditEntry.__table__, rows)
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import Callable, ContextManager, Sequence
 
+from pydantic_core import PydanticUndefined
+from sqlalchemy import Row
 from sqlmodel import Session, select
 
 from notifications.models import OutboundMessage, OutboxStatus, Purpose
 from notifications.templates import render
-from schedules.bulk import bulk_insert
+from schedules.bulk import bulk_insert, in_values
 from schedules.calendar import (
     in_quiet_hours,
     local_wall_to_utc,
@@ -30,7 +35,10 @@ from schedules.planning import parse_hhmm
 from schedules.studies import protocol_of
 
 HORIZON = timedelta(hours=36)
+CHUNK = 500  # participants per planning transaction
 PLANNED = OutboxStatus.PLANNED.value
+SCHEDULED = DoseState.SCHEDULED.value
+PLANNED_PURPOSES = (Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value, Purpose.VAS_PROMPT.value)
 
 
 @dataclass
@@ -65,12 +73,6 @@ class Wanted:
 def dose_keys(dose_id: int) -> tuple[str, str]:
     """Dedupe keys of a dose's reminder and nudge."""
     return f"dose_reminder:dose:{dose_id}", f"dose_nudge:dose:{dose_id}"
-
-
-def _site_phone(session: Session, participant: Participant, cache: dict) -> str:
-    if participant.site_id not in cache:
-        cache[participant.site_id] = session.get(Site, participant.site_id).phone
-    return cache[participant.site_id]
 
 
 def last_useful_moment(due: datetime, zone: str, rules, *, closes: datetime | None = None) -> datetime:
@@ -140,31 +142,155 @@ def wanted_vas(participant: Participant, protocol, *, now: datetime, horizon: ti
     return out
 
 
-def _apply(session: Session, participant: Participant, wanted: list[Wanted], existing: dict[str, OutboundMessage], report: PlanReport) -> None:
-    fresh: list[OutboundMessage] = []
+def _among(session: Session, column, ids: Sequence[int]):
+    """`column` equal to one of `ids`: a plain = for one (the usual per-participant sync)."""
+    return column == ids[0] if len(ids) == 1 else in_values(session, column, ids)
+
+
+def _planned_rows(session: Session, ids: Sequence[int]) -> dict[int, dict[str, Row]]:
+    """The planned reminders, nudges and VAS prompts of these participants, by participant and dedupe key.
+    Plain rows, not ORM objects: most are compared and left alone."""
+    rows = session.execute(
+        select(OutboundMessage.id, OutboundMessage.participant_id, OutboundMessage.dedupe_key, OutboundMessage.due_at,
+               OutboundMessage.not_after, OutboundMessage.body)
+        .where(_among(session, OutboundMessage.participant_id, ids), OutboundMessage.status == PLANNED,
+               OutboundMessage.purpose.in_(PLANNED_PURPOSES))
+        .order_by(OutboundMessage.id)
+    ).all()
+    out: dict[int, dict[str, Row]] = {}
+    for row in rows:
+        out.setdefault(row.participant_id, {})[row.dedupe_key] = row
+    return out
+
+
+def _doses_in_horizon(session: Session, ids: Sequence[int], *, now: datetime, horizon: timedelta) -> dict[int, list[Row]]:
+    """Scheduled doses whose reminder falls within the horizon and whose window is open, by participant."""
+    # The state is checked here rather than in SQL: without it the participant index is the only
+    # one that fits, so the plan stays a short index read even on a table without statistics.
+    rows = session.execute(
+        select(Dose.id, Dose.participant_id, Dose.local_date, Dose.due_at, Dose.window_closes_at, Dose.state)
+        .where(_among(session, Dose.participant_id, ids), Dose.window_closes_at > now, Dose.due_at <= now + horizon)
+        .order_by(Dose.id)
+    ).all()
+    out: dict[int, list[Row]] = {}
+    for row in rows:
+        if row.state == SCHEDULED:
+            out.setdefault(row.participant_id, []).append(row)
+    return out
+
+
+@dataclass
+class _Lookups:
+    """What a planning pass looks up once: each study's protocol and each site's phone."""
+
+    protocols: dict[int, object] = field(default_factory=dict)
+    site_phones: dict[int, str] = field(default_factory=dict)
+    dose_messages: dict[tuple, list[Wanted]] = field(default_factory=dict)
+
+    def for_dose(self, dose, participant, protocol, phone: str) -> list[Wanted]:
+        """wanted_for_dose, worked out once per distinct timing, zone, language and site phone: in a
+        trial most participants share them, and the time-zone arithmetic is most of a pass's work."""
+        key = (dose.due_at, dose.window_closes_at, dose.local_date, participant.time_zone, participant.language, phone, id(protocol))
+        known = self.dose_messages.get(key)
+        if known is None:
+            known = self.dose_messages[key] = wanted_for_dose(dose, participant, protocol, site_phone=phone)
+            return known
+        keys = dict(zip((Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value), dose_keys(dose.id)))
+        return [replace(w, dedupe_key=keys[w.purpose], ref_id=dose.id) for w in known]
+
+    def protocol(self, session: Session, study_id: int):
+        """The protocol of a study."""
+        if study_id not in self.protocols:
+            self.protocols[study_id] = protocol_of(session.get(Study, study_id))
+        return self.protocols[study_id]
+
+    def site_phone(self, session: Session, site_id: int) -> str:
+        """The phone number of a site (shown in reminders)."""
+        if site_id not in self.site_phones:
+            self.site_phones[site_id] = session.get(Site, site_id).phone
+        return self.site_phones[site_id]
+
+
+@dataclass
+class _Plan:
+    """What a planning pass will write: new rows, re-timed rows (id -> wanted) and rows to cancel."""
+
+    fresh: list[dict] = field(default_factory=list)
+    retime: dict[int, Wanted] = field(default_factory=dict)
+    cancel: list[int] = field(default_factory=list)
+
+
+def _wanted(session: Session, participant, doses, existing: dict, lookups: _Lookups, *, now: datetime, horizon: timedelta) -> list[Wanted]:
+    protocol = lookups.protocol(session, participant.study_id)
+    phone = lookups.site_phone(session, participant.site_id)
+    wanted: list[Wanted] = []
+    for dose in doses:
+        # Past its last useful moment a message is not created at all (expire_stale handles planned ones).
+        wanted += [w for w in lookups.for_dose(dose, participant, protocol, phone)
+                   if w.not_after is None or w.not_after >= now or w.dedupe_key in existing]
+    return wanted + wanted_vas(participant, protocol, now=now, horizon=horizon)
+
+
+def _compare(participant, wanted: list[Wanted], existing: dict[str, Row], plan: _Plan) -> None:
+    """Sort wanted messages into new, re-timed and unchanged; planned rows nobody wants are cancelled."""
+    existing = dict(existing)
     for item in wanted:
         row = existing.pop(item.dedupe_key, None)
         if row is None:
-            fresh.append(OutboundMessage(participant_id=participant.id, site_id=participant.site_id, purpose=item.purpose, ref_type=item.ref_type,
-                                         ref_id=item.ref_id, dedupe_key=item.dedupe_key, language=item.language, body=item.body,
-                                         priority=item.priority, due_at=item.due_at, next_attempt_at=item.due_at, not_after=item.not_after))
-        elif row.status == PLANNED and (row.due_at != item.due_at or row.body != item.body or row.not_after != item.not_after):
-            row.due_at, row.next_attempt_at, row.not_after, row.body, row.language = item.due_at, item.due_at, item.not_after, item.body, item.language
-            session.add(row)
-            report.updated += 1
-    if not fresh:
-        return
+            plan.fresh.append(dict(participant_id=participant.id, site_id=participant.site_id, purpose=item.purpose, ref_type=item.ref_type,
+                                   ref_id=item.ref_id, dedupe_key=item.dedupe_key, language=item.language, body=item.body,
+                                   priority=item.priority, due_at=item.due_at, next_attempt_at=item.due_at, not_after=item.not_after))
+        elif row.due_at != item.due_at or row.body != item.body or row.not_after != item.not_after:
+            plan.retime[row.id] = item
+    plan.cancel += [row.id for row in existing.values()]
+
+
+@lru_cache(maxsize=1)
+def _outbox_defaults() -> tuple[dict, dict]:
+    """The model's default for each outbox column planning does not choose, as constructing the object
+    would fill it in: fixed values, and factories (created_at) called once per insert."""
+    fixed, factories = {}, {}
+    for key, info in OutboundMessage.model_fields.items():
+        if key == "id":
+            continue
+        if info.default_factory is not None:
+            factories[key] = info.default_factory
+        elif info.default is not PydanticUndefined:
+            fixed[key] = info.default
+    return fixed, factories
+
+
+def _insert_fresh(session: Session, fresh: list[dict], report: PlanReport) -> None:
     # One INSERT for the new ones. A key that exists in any state is left alone: already sent, expired
     # or cancelled means that message had its one chance (never plan it again), and one planned
     # meanwhile by another process stands (the unique key keeps it single).
+    if not fresh:
+        return
     table = OutboundMessage.__table__
-    values = [{c.key: getattr(row, c.key) for c in table.columns if c.key != "id"} for row in fresh]
+    fixed, factories = _outbox_defaults()
+    template = {**fixed, **{key: make() for key, make in factories.items()}}
+    values = [{**template, **row} for row in fresh]
     inserted = bulk_insert(session, table, values, returning=("id", "dedupe_key", "purpose"), skip_conflicts_on="dedupe_key")
     ids = {key: row_id for row_id, key, _purpose in inserted}
     record_changes(session, OutboundMessage, created=[{**v, "id": ids[v["dedupe_key"]]} for v in values if v["dedupe_key"] in ids])
     for _row_id, _key, purpose in inserted:
         report.created += 1
         report.by_purpose[purpose] = report.by_purpose.get(purpose, 0) + 1
+
+
+def _apply_changes(session: Session, plan: _Plan, report: PlanReport) -> None:
+    """Re-time and cancel through the ORM (few rows; the flush audits them as it always did)."""
+    ids = list(plan.retime) + plan.cancel
+    if not ids:
+        return
+    rows = {row.id: row for row in session.exec(select(OutboundMessage).where(_among(session, OutboundMessage.id, ids)))}
+    for row_id, item in plan.retime.items():
+        row = rows.get(row_id)
+        if row is not None and row.status == PLANNED:
+            row.due_at, row.next_attempt_at, row.not_after, row.body, row.language = item.due_at, item.due_at, item.not_after, item.body, item.language
+            session.add(row)
+            report.updated += 1
+    _cancel(session, [rows[i] for i in plan.cancel if i in rows], report)
 
 
 def _cancel(session: Session, rows, report: PlanReport) -> None:
@@ -175,31 +301,34 @@ def _cancel(session: Session, rows, report: PlanReport) -> None:
             report.cancelled += 1
 
 
+def _sync(session: Session, participants: Sequence, *, now: datetime, horizon: timedelta, report: PlanReport, lookups: _Lookups) -> None:
+    """Bring the planned messages of these participants (ORM objects or plain rows) in line: three
+    reads for all of them, one insert for every new row, ORM writes only for rows that change."""
+    if not participants:
+        return
+    ids = [p.id for p in participants]
+    planned = _planned_rows(session, ids)
+    allowed = [p for p in participants if messaging_allowed(p, now=now)]
+    doses = _doses_in_horizon(session, [p.id for p in allowed], now=now, horizon=horizon) if allowed else {}
+    allowed_ids = {p.id for p in allowed}
+    plan = _Plan()
+    for participant in participants:
+        report.participants += 1
+        existing = planned.get(participant.id, {})
+        wanted = []
+        if participant.id in allowed_ids:
+            wanted = _wanted(session, participant, doses.get(participant.id, ()), existing, lookups, now=now, horizon=horizon)
+        _compare(participant, wanted, existing, plan)
+    _insert_fresh(session, plan.fresh, report)
+    _apply_changes(session, plan, report)
+
+
 def sync_participant_messages(session: Session, *, participant: Participant, now: datetime, horizon: timedelta = HORIZON,
                               report: PlanReport | None = None, site_phones: dict | None = None) -> PlanReport:
     """Make the participant's planned reminders, nudges and VAS prompts match their doses and settings."""
     report = report or PlanReport()
-    report.participants += 1
-    protocol = protocol_of(session.get(Study, participant.study_id))
-    planned = session.exec(
-        select(OutboundMessage).where(OutboundMessage.participant_id == participant.id, OutboundMessage.status == PLANNED,
-                                      OutboundMessage.purpose.in_([Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value, Purpose.VAS_PROMPT.value]))
-    ).all()
-    existing = {row.dedupe_key: row for row in planned}
-    wanted: list[Wanted] = []
-    if messaging_allowed(participant, now=now):
-        doses = session.exec(
-            select(Dose).where(Dose.participant_id == participant.id, Dose.state == DoseState.SCHEDULED.value,
-                               Dose.window_closes_at > now, Dose.due_at <= now + horizon)
-        ).all()
-        phone = _site_phone(session, participant, site_phones if site_phones is not None else {})
-        for dose in doses:
-            # Past its last useful moment a message is not created at all (expire_stale handles planned ones).
-            wanted += [w for w in wanted_for_dose(dose, participant, protocol, site_phone=phone)
-                       if w.not_after is None or w.not_after >= now or w.dedupe_key in existing]
-        wanted += wanted_vas(participant, protocol, now=now, horizon=horizon)
-    _apply(session, participant, wanted, existing, report)
-    _cancel(session, existing.values(), report)
+    lookups = _Lookups(site_phones=site_phones if site_phones is not None else {})
+    _sync(session, [participant], now=now, horizon=horizon, report=report, lookups=lookups)
     return report
 
 
@@ -211,20 +340,40 @@ def cancel_dose_messages(session: Session, *, dose: Dose) -> int:
     return report.cancelled
 
 
-def plan_messages(session: Session, *, now: datetime, horizon: timedelta = HORIZON) -> PlanReport:
-    """The planning job: every participant who may be messaged, reminders within the horizon."""
-    report = PlanReport()
+def _candidates(session: Session, *, now: datetime, horizon: timedelta) -> list[int]:
+    """Participants the planning job looks at: with doses coming up, not withdrawn, or with planned messages."""
     ids_with_doses = set(session.exec(
-        select(Dose.participant_id).where(Dose.state == DoseState.SCHEDULED.value, Dose.window_closes_at > now,
+        select(Dose.participant_id).where(Dose.state == SCHEDULED, Dose.window_closes_at > now,
                                           Dose.window_closes_at <= now + horizon + timedelta(days=2)).distinct()
     ).all())
     # VAS runs through follow-up for both arms; the planned set also needs cleaning when people stop.
     ids_active = set(session.exec(select(Participant.id).where(Participant.status != ParticipantStatus.WITHDRAWN.value)).all())
     ids_with_planned = set(session.exec(select(OutboundMessage.participant_id).where(OutboundMessage.status == PLANNED,
                                                                                      OutboundMessage.participant_id.is_not(None)).distinct()).all())
-    site_phones: dict = {}
-    for pid in sorted(ids_with_doses | ids_active | ids_with_planned):
-        participant = session.get(Participant, pid)
-        if participant is not None:
-            sync_participant_messages(session, participant=participant, now=now, horizon=horizon, report=report, site_phones=site_phones)
+    return sorted(ids_with_doses | ids_active | ids_with_planned)
+
+
+# Columns planning reads from a participant (plain rows: thousands per run, none of them changed here).
+_PARTICIPANT_COLUMNS = (Participant.id, Participant.study_id, Participant.site_id, Participant.time_zone, Participant.language,
+                        Participant.reminder_time, Participant.first_dose_date, Participant.follow_up_end_date, Participant.status,
+                        Participant.opted_out, Participant.sms_consent)
+
+
+def _opened(sessions: Session | Callable[[], ContextManager[Session]]) -> ContextManager[Session]:
+    return nullcontext(sessions) if isinstance(sessions, Session) else sessions()
+
+
+def plan_messages(sessions: Session | Callable[[], ContextManager[Session]], *, now: datetime, horizon: timedelta = HORIZON,
+                  chunk: int = CHUNK) -> PlanReport:
+    """The planning job: every participant who may be messaged, reminders within the horizon.
+    `sessions` opens a session per `chunk` participants, each committed when its block ends, so a
+    run holds few rows and locks at a time however large the trial; given a Session, all runs in it."""
+    report, lookups = PlanReport(), _Lookups()
+    with _opened(sessions) as session:
+        ids = _candidates(session, now=now, horizon=horizon)
+    for start in range(0, len(ids), chunk):
+        with _opened(sessions) as session:
+            participants = session.execute(select(*_PARTICIPANT_COLUMNS).where(_among(session, Participant.id, ids[start:start + chunk]))
+                                           .order_by(Participant.id)).all()
+            _sync(session, participants, now=now, horizon=horizon, report=report, lookups=lookups)
     return report

@@ -24,33 +24,46 @@ def _json_value(value):
     raise TypeError(f"cannot bulk-insert a {type(value).__name__}")
 
 
+def _pg_insert_sql(dialect, table: Table, columns: list, returning: Sequence[str], conflict_keys: Sequence[str]) -> str:
+    quote = dialect.identifier_preparer.quote
+    names = ", ".join(quote(c.name) for c in columns)
+    record = ", ".join(f"{quote(c.name)} {c.type.compile(dialect=dialect)}" for c in columns)
+    return (f"INSERT INTO {quote(table.name)} ({names}) SELECT {names} FROM json_to_recordset(CAST(:bulk_rows AS json)) AS bulk({record})"
+            + (f" ON CONFLICT ({', '.join(quote(table.c[k].name) for k in conflict_keys)}) DO NOTHING" if conflict_keys else "")
+            + (f" RETURNING {', '.join(quote(table.c[k].name) for k in returning)}" if returning else ""))
+
+
+# The statement text depends only on these; building it costs more than running a small insert.
+_pg_sql_cache: dict[tuple, str] = {}
+
+
 def bulk_insert(session: Session, table: Table, rows: Sequence[dict], *, returning: Sequence[str] = (),
-                skip_conflicts_on: str | None = None) -> list[tuple]:
+                skip_conflicts_on: str | Sequence[str] | None = None) -> list[tuple]:
     """Insert many rows in one statement on the session's transaction; the `returning` columns of
     the rows inserted. On PostgreSQL the rows travel as one JSON parameter (json_to_recordset):
     one short statement and no per-value parameter handling, however many rows; elsewhere an
-    executemany. With `skip_conflicts_on`, rows whose value in that unique column exists already
-    are left out. Values are plain: numbers, text, booleans, dates and aware datetimes."""
+    executemany. With `skip_conflicts_on` (a unique column, or the columns of a unique constraint),
+    rows whose values there exist already are left out. Values are plain: numbers, text, booleans,
+    dates and aware datetimes."""
     if not rows:
         return []
     connection = session.connection()
     dialect = connection.dialect
+    conflict_keys = (skip_conflicts_on,) if isinstance(skip_conflicts_on, str) else tuple(skip_conflicts_on or ())
     columns = [c for c in table.columns if c.key in rows[0]]
     if dialect.name == "postgresql":
-        quote = dialect.identifier_preparer.quote
-        names = ", ".join(quote(c.name) for c in columns)
-        record = ", ".join(f"{quote(c.name)} {c.type.compile(dialect=dialect)}" for c in columns)
-        sql = (f"INSERT INTO {quote(table.name)} ({names}) SELECT {names} FROM json_to_recordset(CAST(:bulk_rows AS json)) AS bulk({record})"
-               + (f" ON CONFLICT ({quote(table.c[skip_conflicts_on].name)}) DO NOTHING" if skip_conflicts_on else "")
-               + (f" RETURNING {', '.join(quote(table.c[k].name) for k in returning)}" if returning else ""))
+        key = (table.name, tuple(c.key for c in columns), tuple(returning), conflict_keys)
+        sql = _pg_sql_cache.get(key)
+        if sql is None:
+            sql = _pg_sql_cache[key] = _pg_insert_sql(dialect, table, columns, returning, conflict_keys)
         payload = json.dumps([{c.name: r[c.key] for c in columns} for r in rows], default=_json_value, ensure_ascii=False)
         result = connection.execute(text(sql), {"bulk_rows": payload})
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
 
         statement = dialect_insert(table)
-        if skip_conflicts_on:
-            statement = statement.on_conflict_do_nothing(index_elements=[table.c[skip_conflicts_on]])
+        if conflict_keys:
+            statement = statement.on_conflict_do_nothing(index_elements=[table.c[k] for k in conflict_keys])
         if returning:
             statement = statement.returning(*[table.c[k] for k in returning])
         result = connection.execute(statement, list(rows))

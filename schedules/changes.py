@@ -51,7 +51,17 @@ def current_actor(session: Session) -> tuple[Actor, str | None]:
 
 # Bulk writes done with SQL statements bypass the ORM flush, so they report their changes here.
 # The backend registers the writer (the audit trail); without one, as without the listener, nothing is kept.
-ChangeWriter = Callable[[Session, type, Sequence[dict], Sequence[tuple[object, dict]]], None]
+@dataclass(frozen=True)
+class Changes:
+    """Rows of one model written with bulk SQL: `created` holds each new row's column values (primary
+    key included), `updated` (primary key, {field: (old, new)}) pairs."""
+
+    model: type
+    created: Sequence[dict] = ()
+    updated: Sequence[tuple[object, dict]] = ()
+
+
+ChangeWriter = Callable[[Session, Sequence[Changes]], None]
 _writers: list[ChangeWriter] = []
 
 
@@ -64,6 +74,12 @@ def record_changes(session: Session, model: type, *, created: Sequence[dict] = (
     """Report rows written with bulk SQL, as the flush would: `created` holds each new row's column
     values (primary key included), `updated` (primary key, {field: (old, new)}) pairs; attributed
     to the session's current actor and reason."""
-    if created or updated:
+    record_many(session, [Changes(model, created, updated)])
+
+
+def record_many(session: Session, changes: Sequence[Changes]) -> None:
+    """Report the bulk-written rows of several models at once (one audit statement for all), in order."""
+    changes = [c for c in changes if c.created or c.updated]
+    if changes:
         for writer in _writers:
-            writer(session, model, created, updated)
+            writer(session, changes)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
 from schedules.bulk import bulk_insert
 from schedules.calendar import is_valid_zone, to_local
-from schedules.changes import Actor, acting, record_changes
+from schedules.changes import Actor, Changes, acting, record_many
 from schedules.doses import doses_of, transition
 from schedules.errors import Conflict, InvalidInput
 from schedules.models import (
@@ -92,9 +92,6 @@ def enroll_participant(
     if language not in protocol.languages:
         raise InvalidInput(f"language must be one of {', '.join(protocol.languages)}", field="language")
     zone, at, e164 = _valid_zone(time_zone), _valid_time(reminder_time), _valid_phone(phone)
-    exists = session.exec(select(Participant.id).where(Participant.study_id == study.id, Participant.study_code == code)).first()
-    if exists is not None:
-        raise Conflict(f"study code {code!r} is already enrolled in {study.code}", field="study_code")
     arm_rule = protocol.arm(arm)
     planned = plan_doses(protocol, arm_rule, first_dose=first_dose_date, zone=zone, reminder_time=parse_hhmm(at))
     participant = Participant(
@@ -115,19 +112,34 @@ def enroll_participant(
         enrolled_at=now,
     )
     with acting(session, actor, "enrollment"):
-        session.add(participant)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise Conflict(f"study code {code!r} is already enrolled in {study.code}", field="study_code") from None
-        # The schedule in one INSERT, audited as the flush would (one create row per dose).
+        created = _insert_participant(session, participant)
+        if created is None:
+            raise Conflict(f"study code {code!r} is already enrolled in {study.code}", field="study_code")
+        # The schedule in one INSERT; both audited as the flush would (one create row per entity), in one statement.
         rows = [dict(participant_id=participant.id, seq=i, local_date=p.local_date, due_at=p.due_at, window_opens_at=p.window_opens_at,
                      window_closes_at=p.window_closes_at, state=DoseState.SCHEDULED.value, reported_at=None, taken_at=None,
                      injection_site=None, source=None, note="", updated_at=now)
                 for i, p in enumerate(planned, start=1)]
         ids = dict((seq, dose_id) for dose_id, seq in bulk_insert(session, Dose.__table__, rows, returning=("id", "seq")))
-        record_changes(session, Dose, created=[{**row, "id": ids[row["seq"]]} for row in rows])
+        record_many(session, [Changes(Participant, created=[created]),
+                              Changes(Dose, created=[{**row, "id": ids[row["seq"]]} for row in rows])])
     return participant
+
+
+def _insert_participant(session: Session, participant: Participant) -> dict | None:
+    """INSERT a new participant unless its study code is taken (None then, and nothing written); the
+    object becomes persistent with its id, and the inserted values are returned for the audit trail."""
+    table = Participant.__table__
+    values = {c.key: getattr(participant, c.key) for c in table.columns if c.key != "id"}
+    # ON CONFLICT rather than a look-up first: one statement, and a concurrent enrollment of the
+    # same code waits for ours and then finds it instead of failing the transaction.
+    inserted = bulk_insert(session, table, [values], returning=("id",), skip_conflicts_on=("study_id", "study_code"))
+    if not inserted:
+        return None
+    participant.id = inserted[0][0]
+    make_transient_to_detached(participant)  # as if loaded: persistent, nothing pending
+    session.add(participant)
+    return {**values, "id": participant.id}
 
 
 def find_by_phone(session: Session, *, e164: str, vault: PhoneVault) -> Participant | None:
