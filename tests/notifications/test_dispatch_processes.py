@@ -113,13 +113,14 @@ def test_a_slow_send_holds_back_nothing_else_and_sigterm_waits_for_it(committed,
     total = 200
     queue_due(committed, total)
     with TwilioStandIn(latency_ms=5) as standin:
-        standin.hang_next(6)  # the first message's provider answers only after 6 s (the SDK waits up to 10)
+        standin.hang_next(8)  # the first message's provider answers only after 8 s (the SDK waits up to 10)
         env = worker_env(committed.url, standin, tmp_path, DISPATCH_CONCURRENCY=4, DISPATCH_BATCH_SIZE=20)
         worker = start_worker(env, log_path=tmp_path / "worker.log")
         try:
+            wait_until(lambda: standin.requests_seen() >= 1, timeout=60, what="the dispatcher's first send")
             # The other 199 are sent and recorded while the slow one is still out: no batch waits for its slowest send.
             wait_until(lambda: status_counts(committed) == {OutboxStatus.SENT.value: total - 1, OutboxStatus.SENDING.value: 1},
-                       timeout=5, what="every message but the slow one to be recorded as sent")
+                       timeout=6, what="every message but the slow one to be recorded as sent")
         finally:
             # A deploy's SIGTERM stops claiming but waits for the send in flight and records it.
             stop_worker(worker, timeout=15)
