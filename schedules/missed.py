@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from schedules.alerts import HIGH, NORMAL
 from schedules.bulk import in_values
-from schedules.changes import Actor, acting, record_changes
+from schedules.changes import Actor, Changes, acting, record_many
 from schedules.doses import missed_alert_key
 from schedules.models import (
     Alert,
@@ -137,7 +137,7 @@ def flag_missed_doses(session: Session, *, now: datetime, undelivered: Callable[
 
     Reads only scheduled doses with window_closes_at <= now through the (state, window_closes_at)
     index, and writes the batch with a fixed number of Core statements (one UPDATE, one INSERT of
-    dose events from a SELECT, one of alerts, one of audit rows each) and no ORM objects, so the
+    dose events from a SELECT, one of alerts, one of audit rows for both) and no ORM objects, so the
     cost follows how many windows closed since the last run, not the table size. A dose whose
     reminder was never delivered opens a contact-problem alert instead: reachability, not non-adherence."""
     report = MissedReport()
@@ -150,12 +150,14 @@ def flag_missed_doses(session: Session, *, now: datetime, undelivered: Callable[
         if not flagged:
             return report
         _record_events(session, flagged, now=now)
-        record_changes(session, Dose, updated=[(i, {"state": (SCHEDULED, MISSED), "updated_at": (closed[i], now)}) for i in flagged])
         _follow_loaded(session, set(flagged), now=now)
         report.flagged = len(flagged)
         unreachable = undelivered(flagged) if undelivered else set()
         inserted = _open_alerts(session, flagged, unreachable, now=now)
-        record_changes(session, Alert, created=inserted)
+        # One audit insert for both: the doses' field rows, then the alerts' create rows, as two flushes would.
+        record_many(session, [
+            Changes(Dose, updated=[(i, {"state": (SCHEDULED, MISSED), "updated_at": (closed[i], now)}) for i in flagged]),
+            Changes(Alert, created=inserted)])
     report.alerts_opened = len(inserted)
     report.high_priority = sum(a["priority"] == HIGH for a in inserted)
     report.contact_problems = sum(a["kind"] == AlertKind.CONTACT_PROBLEM.value for a in inserted)
