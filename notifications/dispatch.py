@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import or_, select as sa_select, update
+from sqlalchemy import bindparam, or_, select as sa_select, update
 from sqlmodel import Session, select
 
-from notifications.models import OutboundMessage, OutboxStatus
+from notifications.models import OutboundMessage, OutboxStatus, StatusCallback
 from notifications.senders import SendResult, SmsSendError, SmsSender
 from schedules.alerts import HIGH, open_alert
-from schedules.changes import Actor, acting
+from schedules.bulk import in_values
+from schedules.changes import Actor, acting, record_changes
 from schedules.models import AlertKind, Participant
 from schedules.participants import messaging_allowed
 from schedules.phones import PhoneVault
@@ -185,32 +186,62 @@ def _backoff(attempts: int, error: SmsSendError) -> timedelta:
     return timedelta(seconds=min(5 * 2 ** (attempts - 1), 600))
 
 
+_SENT_FIELDS = ("status", "provider_sid", "provider_status", "sent_at", "last_error", "status_updated_at")
+
+
 def _record(session: Session, jobs: list[_Job], *, now: datetime, config: DispatchConfig, report: DispatchReport) -> None:
-    rows = {r.id: r for r in session.exec(select(O).where(O.id.in_([j.id for j in jobs]))).all()}
-    sent: list[O] = []
-    for job in jobs:
+    """Write each job's outcome, unless its row was recovered by someone else meanwhile (their outcome stands)."""
+    sent = [job for job in jobs if isinstance(job.outcome, SendResult) and not job.skip]
+    if sent:
+        _record_sent(session, sent, now=now, config=config, report=report)
+    others = [job for job in jobs if job.skip or not isinstance(job.outcome, SendResult)]
+    if not others:
+        return
+    rows = {r.id: r for r in session.exec(select(O).where(O.id.in_([j.id for j in others]))).all()}
+    for job in others:
         row = rows[job.id]
         if row.status != OutboxStatus.SENDING.value or row.claimed_by != config.worker_id:
-            continue  # recovered by someone else meanwhile: their outcome stands
+            continue
         row.status_updated_at = now
         if job.skip:
             with acting(session, JOB_ACTOR, "participant may no longer be messaged" if job.skip == "cancelled" else "too late to be useful"):
                 row.status = OutboxStatus.CANCELLED.value if job.skip == "cancelled" else OutboxStatus.EXPIRED.value
                 session.add(row)
             setattr(report, job.skip, getattr(report, job.skip) + 1)
-        elif isinstance(job.outcome, SendResult):
-            row.status, row.provider_sid, row.provider_status, row.sent_at, row.last_error = (
-                OutboxStatus.SENT.value, job.outcome.provider_sid, job.outcome.status, now, "")
-            report.sent += 1
-            sent.append(row)
         else:
             _record_failure(session, row, job.outcome, now=now, config=config, report=report)
         session.add(row)
-    if sent:
-        from notifications.status import replay_early_callbacks
 
-        session.flush()
-        replay_early_callbacks(session, rows=sent, now=now)
+
+def _record_sent(session: Session, jobs: list[_Job], *, now: datetime, config: DispatchConfig, report: DispatchReport) -> None:
+    """The common outcome in a fixed number of statements: lock the rows, update them in one
+    executemany, report the changes to the audit trail, apply callbacks that beat the record."""
+    from notifications.status import replay_early_callbacks
+
+    columns = [getattr(O, name) for name in _SENT_FIELDS]
+    locked = sa_select(O.id, O.claimed_by, *columns).where(in_values(session, O.id, [j.id for j in jobs]))
+    if session.get_bind().dialect.name == "postgresql":
+        locked = locked.with_for_update()  # SQLite: the write transaction already excludes everyone else
+    before = {r.id: r for r in session.execute(locked)}
+    mine = [j for j in jobs if (r := before.get(j.id)) is not None and r.status == OutboxStatus.SENDING.value and r.claimed_by == config.worker_id]
+    if not mine:
+        return
+    table = O.__table__
+    session.execute(
+        table.update().where(table.c.id == bindparam("b_id"))
+        .values(status=OutboxStatus.SENT.value, provider_sid=bindparam("b_sid"), provider_status=bindparam("b_status"),
+                sent_at=now, last_error="", status_updated_at=now),
+        [{"b_id": j.id, "b_sid": j.outcome.provider_sid, "b_status": j.outcome.status} for j in mine])
+    updated = []
+    for job in mine:
+        new = (OutboxStatus.SENT.value, job.outcome.provider_sid, job.outcome.status, now, "", now)
+        old = before[job.id]
+        updated.append((job.id, {f: (getattr(old, f), v) for f, v in zip(_SENT_FIELDS, new) if getattr(old, f) != v}))
+    record_changes(session, O, updated=updated)
+    report.sent += len(mine)
+    sids = [j.outcome.provider_sid for j in mine]
+    if session.exec(select(StatusCallback.id).where(StatusCallback.message_sid.in_(sids), StatusCallback.applied == False).limit(1)).first():  # noqa: E712
+        replay_early_callbacks(session, rows=session.exec(select(O).where(O.id.in_([j.id for j in mine]))).all(), now=now)
 
 
 def _retry_at(row: O, error: SmsSendError, *, now: datetime, config: DispatchConfig) -> datetime | None:
