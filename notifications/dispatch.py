@@ -164,9 +164,16 @@ class _Job:
 
 
 def _prepare(session: Session, ids: list[int], *, vault: PhoneVault, now: datetime) -> list[_Job]:
+    # Plain rows of the columns needed, not ORM objects: this runs for every message sent.
     # Safety alerts first within the batch too, not only in the claim.
-    rows = session.exec(select(O).where(O.id.in_(ids)).order_by(O.priority, O.next_attempt_at, O.id)).all()
-    participants = {p.id: p for p in session.exec(select(Participant).where(Participant.id.in_({r.participant_id for r in rows if r.participant_id}))).all()}
+    rows = session.execute(
+        sa_select(O.id, O.participant_id, O.purpose, O.not_after, O.recipient_ciphertext, O.body)
+        .where(in_values(session, O.id, ids)).order_by(O.priority, O.next_attempt_at, O.id)).all()
+    P = Participant
+    wanted = {r.participant_id for r in rows if r.participant_id}
+    participants = {p.id: p for p in session.execute(
+        sa_select(P.id, P.status, P.opted_out, P.sms_consent, P.time_zone, P.follow_up_end_date, P.phone_ciphertext)
+        .where(in_values(session, P.id, list(wanted))))} if wanted else {}
     jobs = []
     for row in rows:
         participant = participants.get(row.participant_id)
