@@ -117,9 +117,11 @@ class Dose(SQLModel, table=True):
         UniqueConstraint("participant_id", "seq", name="uq_dose_participant_seq"),
         # The missed-dose job reads only scheduled doses by window close: cost follows what closed.
         Index("ix_dose_state_window_closes", "state", "window_closes_at"),
+        # A participant's doses by date: the missed-dose job steps back to the previous dose along it.
+        Index("ix_dose_participant_local_date", "participant_id", "local_date"),
     )
     id: Optional[int] = Field(default=None, primary_key=True)
-    participant_id: int = Field(foreign_key="participant.id", index=True)
+    participant_id: int = Field(foreign_key="participant.id")
     seq: int
     local_date: date
     due_at: datetime = _utc()
