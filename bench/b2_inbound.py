@@ -109,7 +109,7 @@ def post_all(port: int, requests: list[tuple[str, str]], *, threads: int = 8) ->
     [t.join() for t in pool]
     elapsed = time.perf_counter() - started
     return {"requests": len(latencies), "seconds": round(elapsed, 2), "per_second": round(len(latencies) / elapsed, 1),
-            "ok": statuses.get(200, 0), "statuses": statuses, "p50_ms": round(1000 * common.percentile(latencies, 50), 2),
+            "ok": statuses.get(200, 0), "status_errors": len(latencies) - statuses.get(200, 0), "statuses": statuses, "p50_ms": round(1000 * common.percentile(latencies, 50), 2),
             "p99_ms": round(1000 * common.percentile(latencies, 99), 2)}
 
 
