@@ -42,6 +42,8 @@ def _text(value) -> str | None:
         return value
     if kind is datetime or kind is date:  # the next most common (schedules): same text as below
         return value.isoformat()
+    if kind is int or kind is bool or kind is float:  # ids, counts, flags: what the checks below end in
+        return str(value)
     if isinstance(value, enum.Enum):
         return str(value.value)
     if isinstance(value, (datetime, date)):
@@ -49,6 +51,20 @@ def _text(value) -> str | None:
     if isinstance(value, Decimal):
         return format(value, "f")
     return str(value)
+
+
+def _shared_text():
+    """_text that renders each datetime object once: bulk rows share one `now` across thousands of rows."""
+    seen: dict[int, tuple] = {}
+
+    def text(value) -> str | None:
+        if type(value) is not datetime:
+            return _text(value)
+        hit = seen.get(id(value))
+        if hit is None:  # the object is kept with its text: its id cannot be reused meanwhile
+            hit = seen[id(value)] = (value, value.isoformat())
+        return hit[1]
+    return text
 
 
 def _is_audited(obj) -> bool:
@@ -68,15 +84,17 @@ def _create_row(base: dict, values: dict, redact: set) -> dict:
 def _update_rows(base: dict, changes, redact: set) -> list[dict]:
     rows = []
     for key, old, new in changes:
-        if _text(old) == _text(new):
+        old, new = _text(old), _text(new)
+        if old == new:
             continue
         if key in redact:
             old, new = REDACTED, REDACTED
-        rows.append({**base, "field": key, "old_value": _text(old), "new_value": _text(new)})
+        rows.append({**base, "field": key, "old_value": old, "new_value": new})
     return rows
 
 
-def _rows_for(obj, action: str, actor: str, source: str, reason: str, at: datetime) -> list[dict]:
+def _rows_for(obj, action: str) -> list[dict]:
+    """The audit rows of one flushed object, without the columns shared by the whole flush (see _SHARED)."""
     state = inspect(obj)
     mapper = state.mapper
     redact = getattr(type(obj), "__audit_redact__", set())
@@ -84,7 +102,7 @@ def _rows_for(obj, action: str, actor: str, source: str, reason: str, at: dateti
     entity = mapper.local_table.name
     # identity is not assigned yet in after_flush; the primary key attribute already is.
     entity_id = "/".join(str(v) for v in mapper.primary_key_from_instance(obj) if v is not None)
-    base = dict(at=at, actor=actor, source=source, action=action, entity=entity, entity_id=entity_id, reason=reason or "")
+    base = dict(action=action, entity=entity, entity_id=entity_id)
     rows = []
     if action == "create":
         rows.append(_create_row(base, {attr.key: getattr(obj, attr.key) for attr in mapper.column_attrs}, redact))
@@ -102,61 +120,74 @@ def _rows_for(obj, action: str, actor: str, source: str, reason: str, at: dateti
     return rows
 
 
-def _bulk_rows(model: type, created, updated, *, actor, reason: str | None, at: datetime) -> list[dict]:
-    """The audit rows the flush listener would write for these bulk-written creates and updates."""
+def _bulk_rows(model: type, created, updated) -> list[dict]:
+    """The audit rows the flush listener would write for these bulk-written creates and updates (without the
+    shared columns). Built for thousands of rows: per row only its own values are rendered, once."""
     if not getattr(model, "__audited__", False):
         return []
     redact = getattr(model, "__audit_redact__", set())
     keep = getattr(model, "__audit_filter__", None)
     mapper = inspect(model)
     entity = mapper.local_table.name
-    keys = [attr.key for attr in mapper.column_attrs]
+    # In sorted order: the JSON below comes out as sort_keys makes it, without sorting each row again.
+    keys = sorted(attr.key for attr in mapper.column_attrs)
+    shown_keys = [(k, k in redact) for k in keys]
     pk = [col.key for col in mapper.primary_key]
-
-    def base(action: str, entity_id: str) -> dict:
-        return dict(at=at, actor=actor.label, source=actor.source, action=action, entity=entity, entity_id=entity_id, reason=reason or "")
-
+    text, encode = _shared_text(), _CREATE_JSON.encode
     rows: list[dict] = []
     for values in created:
         entity_id = "/".join(str(values[k]) for k in pk if values.get(k) is not None)
-        row = _create_row(base("create", entity_id), {k: values.get(k) for k in keys}, redact)
-        if keep is None or keep("create", row["field"], row["old_value"], row["new_value"]):
+        shown = {}
+        for k, hidden in shown_keys:
+            value = values.get(k)
+            if value is not None:
+                shown[k] = REDACTED if hidden else value if type(value) is str else text(value)
+        row = {"action": "create", "entity": entity, "entity_id": entity_id, "field": "*", "old_value": None, "new_value": encode(shown)}
+        if keep is None or keep("create", "*", None, row["new_value"]):
             rows.append(row)
     for key, fields in updated:
         entity_id = "/".join(str(k) for k in (key if isinstance(key, tuple) else (key,)) if k is not None)
-        changed = _update_rows(base("update", entity_id), [(f, old, new) for f, (old, new) in fields.items()], redact)
-        rows += [r for r in changed if keep is None or keep("update", r["field"], r["old_value"], r["new_value"])]
+        for field, (old, new) in fields.items():
+            old, new = text(old), text(new)
+            if old == new:
+                continue
+            if field in redact:
+                old, new = REDACTED, REDACTED
+            if keep is None or keep("update", field, old, new):
+                rows.append({"action": "update", "entity": entity, "entity_id": entity_id, "field": field, "old_value": old, "new_value": new})
     return rows
+
+
+def _shared(session: Session) -> dict:
+    """The columns every audit row of one flush or bulk write shares: when, who, through what, why."""
+    actor, reason = current_actor(session)
+    return dict(at=session.info.get("now") or utcnow(), actor=actor.label, source=actor.source, reason=reason or "")
 
 
 def _write_bulk_changes(session: Session, changes) -> None:
     """Audit rows for changes written with bulk SQL (schedules.changes.record_many): the same rows
     the flush listener writes for the same changes, for every model reported, in one statement."""
-    actor, reason = current_actor(session)
-    at = session.info.get("now") or utcnow()
     rows: list[dict] = []
     for change in changes:
-        rows += _bulk_rows(change.model, change.created, change.updated, actor=actor, reason=reason, at=at)
+        rows += _bulk_rows(change.model, change.created, change.updated)
     if rows:
-        bulk_insert(session, AuditEntry.__table__, rows)
+        bulk_insert(session, AuditEntry.__table__, rows, shared=_shared(session))
 
 
 def _after_flush(session: Session, flush_context) -> None:
-    actor, reason = current_actor(session)
-    at = session.info.get("now") or utcnow()
     rows: list[dict] = []
     for obj in session.new:
         if _is_audited(obj):
-            rows += _rows_for(obj, "create", actor.label, actor.source, reason, at)
+            rows += _rows_for(obj, "create")
     for obj in session.dirty:
         if _is_audited(obj) and session.is_modified(obj, include_collections=False):
-            rows += _rows_for(obj, "update", actor.label, actor.source, reason, at)
+            rows += _rows_for(obj, "update")
     for obj in session.deleted:
         if _is_audited(obj):
-            rows += _rows_for(obj, "delete", actor.label, actor.source, reason, at)
+            rows += _rows_for(obj, "delete")
     if rows:
         # Core insert on the flush's own connection: same transaction, no second flush.
-        bulk_insert(session, AuditEntry.__table__, rows)
+        bulk_insert(session, AuditEntry.__table__, rows, shared=_shared(session))
 
 
 def install_audit_listener() -> None:
