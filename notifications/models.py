@@ -54,7 +54,8 @@ class OutboundMessage(SQLModel, table=True):
     def __audit_filter__(action: str, field: str, old, new) -> bool:
         return action == "update" and field == "status" and new in ("expired", "cancelled", "failed")
 
-    __table_args__ = (Index("ix_outbox_status_due", "status", "next_attempt_at"),)
+    # ix_outbox_ref: the missed-dose job asks which reminders of the doses it flags arrived (migration 0005).
+    __table_args__ = (Index("ix_outbox_status_due", "status", "next_attempt_at"), Index("ix_outbox_ref", "ref_type", "ref_id"))
     id: Optional[int] = Field(default=None, primary_key=True)
     participant_id: Optional[int] = Field(default=None, foreign_key="participant.id", index=True)
     site_id: Optional[int] = Field(default=None, foreign_key="site.id")

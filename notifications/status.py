@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 from notifications.dispatch import INVALID_NUMBER_CODES, mark_opted_out
 from notifications.models import STATUS_RANK, OutboundMessage, OutboxStatus, Purpose, StatusCallback
 from schedules.alerts import HIGH, open_alert
+from schedules.bulk import in_values
 from schedules.changes import Actor
 from schedules.models import AlertKind, Participant
 
@@ -86,10 +87,11 @@ def _apply(session: Session, row: OutboundMessage, *, status: str, error_code: i
 
 
 def undelivered_dose_ids(session: Session, dose_ids: list[int]) -> set[int]:
-    """Doses whose reminders all failed to arrive (none delivered or merely sent): a contact problem."""
+    """Doses whose reminders all failed to arrive (none delivered or merely sent): a contact problem.
+    The ids as one array parameter, looked up through ix_outbox_ref (the outbox keeps every message sent)."""
     rows = session.exec(
         select(OutboundMessage.ref_id, OutboundMessage.status).where(
-            OutboundMessage.ref_type == "dose", OutboundMessage.ref_id.in_(dose_ids),
+            OutboundMessage.ref_type == "dose", in_values(session, OutboundMessage.ref_id, dose_ids),
             OutboundMessage.purpose.in_([Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value]))
     ).all()
     reached, failed = set(), set()
