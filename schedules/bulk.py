@@ -101,10 +101,5 @@ def in_values(session: Session, column, values: Sequence):
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import ARRAY
 
-        if all(type(v) is int for v in values):
-            # Integers (ids, nearly always) as the array's text: psycopg adapts a list element by element in Python.
-            array = bindparam(None, "{" + ",".join(map(str, values)) + "}", type_=String())
-        else:
-            array = bindparam(None, values, type_=ARRAY(column.type))
-        return column == any_(cast(array, ARRAY(column.type)))
+        return column == any_(cast(bindparam(None, values, type_=ARRAY(column.type)), ARRAY(column.type)))
     return column.in_(values)
