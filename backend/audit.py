@@ -99,7 +99,7 @@ def _rows_for(obj, action: str) -> list[dict]:
     mapper = state.mapper
     redact = getattr(type(obj), "__audit_redact__", set())
     keep = getattr(type(obj), "__audit_filter__", None)
-    entity = mapper.local_table.name
+    entity = str(mapper.local_table.name)  # plain text (not quoted_name): COPY takes it as it is
     # identity is not assigned yet in after_flush; the primary key attribute already is.
     entity_id = "/".join(str(v) for v in mapper.primary_key_from_instance(obj) if v is not None)
     base = dict(action=action, entity=entity, entity_id=entity_id)
@@ -128,7 +128,7 @@ def _bulk_rows(model: type, created, updated) -> list[dict]:
     redact = getattr(model, "__audit_redact__", set())
     keep = getattr(model, "__audit_filter__", None)
     mapper = inspect(model)
-    entity = mapper.local_table.name
+    entity = str(mapper.local_table.name)  # plain text (not quoted_name): COPY takes it as it is
     # In sorted order: the JSON below comes out as sort_keys makes it, without sorting each row again.
     keys = sorted(attr.key for attr in mapper.column_attrs)
     shown_keys = [(k, k in redact) for k in keys]
