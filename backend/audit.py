@@ -137,11 +137,7 @@ def _bulk_rows(model: type, created, updated) -> list[dict]:
     rows: list[dict] = []
     for values in created:
         entity_id = "/".join(str(values[k]) for k in pk if values.get(k) is not None)
-        shown = {}
-        for k, hidden in shown_keys:
-            value = values.get(k)
-            if value is not None:
-                shown[k] = REDACTED if hidden else value if type(value) is str else text(value)
+        shown = {k: REDACTED if hidden else v if type(v) is str else text(v) for k, hidden in shown_keys if (v := values.get(k)) is not None}
         row = {"action": "create", "entity": entity, "entity_id": entity_id, "field": "*", "old_value": None, "new_value": encode(shown)}
         if keep is None or keep("create", "*", None, row["new_value"]):
             rows.append(row)
