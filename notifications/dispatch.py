@@ -406,13 +406,13 @@ class Dispatcher:
             total.expired += expire_stale(session, now=self.clock())
 
     def _claim_and_submit(self, report: DispatchReport, *, room: int) -> int:
+        # One transaction: the claim commits (other dispatchers skip these rows) before any send starts.
         with self.sessions() as session:
             ids = claim_due(session, now=self.clock(), limit=min(self.config.batch_size, room), worker=self.config.worker_id)
+            jobs = _prepare(session, ids, vault=self.vault, now=self.clock()) if ids else []
         if not ids:
             return 0
         report.claimed += len(ids)
-        with self.sessions() as session:
-            jobs = _prepare(session, ids, vault=self.vault, now=self.clock())
         for job in jobs:
             if job.skip:
                 self._finished.append(job)
