@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -47,6 +48,9 @@ def scheduler_command(no_dispatch):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         click.echo(f"scheduler running (dispatch {'in this process' if include_dispatch else 'by workers'})")
+        # Start-up objects (the app, its modules) live as long as the process: keep them out of every
+        # full garbage collection, which otherwise walks them all in the middle of a job (~0.1 s seen in B3).
+        gc.freeze()
         scheduler.start()
     if lost.is_set():
         raise click.ClickException("the scheduler lock was lost (its database connection went away); "
@@ -69,6 +73,7 @@ def dispatch_command(once, poll):
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    gc.freeze()  # as the scheduler does: start-up objects out of the collector's way
     report = dispatcher(app).run(until_idle=False, stop=stopping, poll=poll)
     click.echo(f"dispatcher stopped: {report}")
 
