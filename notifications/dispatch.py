@@ -420,7 +420,7 @@ class Dispatcher:
                 self._finished.append(self._send(job))
             else:
                 self._outstanding += 1
-                self.pool.submit(lambda job=job: self._done.put(self._send(job)))
+                self.pool.submit(self._send_and_report, job)
         return len(ids)
 
     def _collect(self, *, timeout: float) -> None:
@@ -446,9 +446,22 @@ class Dispatcher:
         if self.on_record is not None:
             self.on_record(recorded)
 
+    def _send_and_report(self, job: _Job) -> None:
+        try:
+            self._send(job)
+        finally:  # whatever happened, the coordinator must hear back, or it would wait for this job forever
+            if job.outcome is None:
+                job.outcome = SmsSendError("the sending thread stopped before an outcome; not retried", transient=False)
+            self._done.put(job)
+
     def _send(self, job: _Job) -> _Job:
         if self.limiter is not None:
-            self.limiter.acquire()
+            try:
+                self.limiter.acquire()
+            except Exception as exc:  # not sent, so a later attempt cannot duplicate it
+                log.error("send-rate cap raised %s; outbox row %s will be retried", type(exc).__name__, job.id)
+                job.outcome = SmsSendError(f"send-rate cap unavailable ({type(exc).__name__}); not sent", transient=True, retry_after=5)
+                return job
         try:
             job.outcome = self.sender.send(to=job.to, body=job.body, status_callback=self.config.status_callback_url)
         except SmsSendError as exc:

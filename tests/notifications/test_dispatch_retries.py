@@ -171,3 +171,27 @@ def test_timeouts_are_ambiguous_so_they_count_against_max_attempts_even_before_t
     with fresh(database) as s:
         [alert] = s.exec(select(Alert)).all()
     assert alert.kind == AlertKind.CONTACT_PROBLEM.value and "no answer from the provider" in alert.summary
+
+
+def test_a_broken_send_rate_cap_leaves_the_reminder_for_a_retry_instead_of_failing_it(app, session, clock, twilio, database):
+    from backend.jobs import dispatcher
+
+    class BrokenCap:
+        def acquire(self):
+            raise ConnectionError("rate store unreachable")
+
+    _planned(app, session, clock)
+    worker = dispatcher(app)
+    worker.limiter = BrokenCap()
+    with app.app_context():
+        report = worker.run(until_idle=True)
+
+    row = _reminder(database)
+    assert (report.sent, report.failed, report.retried) == (0, 0, 1)
+    assert row.status == OutboxStatus.PLANNED.value and "send-rate cap unavailable" in row.last_error
+    assert twilio.requests_seen() == 0
+    assert not session.exec(select(Alert).where(Alert.kind == AlertKind.CONTACT_PROBLEM.value)).all()
+
+    clock.move_to(row.next_attempt_at)
+    run_job(app, "dispatch_outbox")  # the cap works again
+    assert _reminder(database).status == OutboxStatus.SENT.value and len(twilio.messages) == 1
