@@ -30,7 +30,7 @@ stop() {  # SIGTERM the process group that `setsid` made, wait up to 25 s, then 
 }
 
 if [[ -d "$STATE/pids" ]]; then
-  # Dispatchers first (they finish the batch in hand), then scheduler, web, and the stand-in last.
+  # Dispatchers first (they finish and record the sends in flight), then scheduler, web, and the stand-in last.
   for file in "$STATE/pids/dispatch@"* "$STATE/pids/scheduler" "$STATE/pids/web" "$STATE/pids/standin"; do
     [[ -f "$file" ]] && stop "$file"
   done
