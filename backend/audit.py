@@ -81,10 +81,10 @@ def _create_row(base: dict, values: dict, redact: set) -> dict:
     return {**base, "field": "*", "old_value": None, "new_value": _CREATE_JSON.encode(shown)}
 
 
-def _update_rows(base: dict, changes, redact: set) -> list[dict]:
+def _update_rows(base: dict, changes, redact: set, *, text=_text) -> list[dict]:
     rows = []
     for key, old, new in changes:
-        old, new = _text(old), _text(new)
+        old, new = text(old), text(new)
         if old == new:
             continue
         if key in redact:
@@ -143,14 +143,9 @@ def _bulk_rows(model: type, created, updated) -> list[dict]:
             rows.append(row)
     for key, fields in updated:
         entity_id = "/".join(str(k) for k in (key if isinstance(key, tuple) else (key,)) if k is not None)
-        for field, (old, new) in fields.items():
-            old, new = text(old), text(new)
-            if old == new:
-                continue
-            if field in redact:
-                old, new = REDACTED, REDACTED
-            if keep is None or keep("update", field, old, new):
-                rows.append({"action": "update", "entity": entity, "entity_id": entity_id, "field": field, "old_value": old, "new_value": new})
+        changed = _update_rows(dict(action="update", entity=entity, entity_id=entity_id),
+                               [(f, old, new) for f, (old, new) in fields.items()], redact, text=text)
+        rows += [r for r in changed if keep is None or keep("update", r["field"], r["old_value"], r["new_value"])]
     return rows
 
 
