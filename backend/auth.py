@@ -68,15 +68,17 @@ def _bearer() -> str | None:
 
 def staff_from_token(session: Session, token: str, *, now: datetime) -> tuple[Staff | None, str]:
     """The active staff member behind a token, or (None, reason)."""
-    row = session.exec(select(StaffToken).where(StaffToken.token_hash == token_digest(token))).first()
-    if row is None:
+    # One round trip for token and account: every staff API request pays for this look-up.
+    found = session.exec(select(StaffToken, Staff).join(Staff, Staff.id == StaffToken.staff_id)
+                         .where(StaffToken.token_hash == token_digest(token))).first()
+    if found is None:
         return None, "unknown token"
+    row, staff = found
     if row.revoked_at is not None:
         return None, "token has been revoked"
     if row.expires_at <= now:
         return None, "token has expired; request a new one"
-    staff = session.get(Staff, row.staff_id)
-    if staff is None or not staff.active:
+    if not staff.active:
         return None, "account is disabled"
     return staff, ""
 
