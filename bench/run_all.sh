@@ -10,8 +10,8 @@ PY="${PYTHON:-.venv/bin/python}"
   "$PY" bench/b7_sqlite_writes.py
   "$PY" bench/b1_fanout.py
   "$PY" bench/b1_fanout.py --only pg2 --concurrency 32 --batch 200
-  "$PY" bench/b1_fanout.py --only pg2 --concurrency 32 --batch 200 --dispatcher proto
   "$PY" bench/b2_inbound.py --profile
+  "$PY" bench/b2_ceiling.py
   "$PY" bench/b6_apscheduler.py
   "$PY" bench/b5_memory.py
 } 2>&1 | grep --line-buffered -v '^{"ts"' | tee bench/last-run.txt
