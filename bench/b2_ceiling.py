@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import tempfile
-from datetime import datetime, timezone
 
 import common
-from b2_inbound import free_port, insert_open_doses, signed_requests, start_gunicorn, wrk_max
+from b2_inbound import free_port, inbound_setup, start_gunicorn, wrk_max
 from common import ROOT
 
 
@@ -35,14 +33,7 @@ def wrk_get(port: int, path: str, *, seconds: int, connections: int) -> dict:
 
 def run(*, participants: int, seconds: int, connections: int) -> dict:
     """Start the three servers on one database and measure the three pairs."""
-    with common.database("pg", "b2c") as url, tempfile.TemporaryDirectory(prefix="bench-b2c-") as work:
-        env = common.env_for(url, work, TWILIO_AUTH_TOKEN=common.SECRETS["TWILIO_AUTH_TOKEN"], LOG_FORMAT="json")
-        app = common.make_app(env)
-        common.migrate(app)
-        study_id, site_id = common.study_and_site(app)
-        ids = common.bulk_participants(app, study_id=study_id, site_id=site_id, n=participants, first_dose=datetime.now(timezone.utc).date())
-        insert_open_doses(app, ids)
-        sign = lambda prefix, n: signed_requests(prefix, n, participants, token=env["TWILIO_AUTH_TOKEN"], base_url=env["PUBLIC_BASE_URL"])  # noqa: E731
+    with inbound_setup("b2c", participants) as (app, env, work, sign):
         ports = {name: free_port() for name in ("bare", "real", "store")}
         servers = [start_gunicorn(env, ports["bare"], "bare_app:app", f"{work}/bare.log", pythonpath=str(ROOT / "bench")),
                    start_gunicorn(env, ports["real"], "wsgi:app", f"{work}/real.log"),
@@ -60,7 +51,6 @@ def run(*, participants: int, seconds: int, connections: int) -> dict:
         finally:
             for server in servers:
                 common.stop_process(server)
-        app.extensions["database"].engine.dispose()
         return {"participants": participants, "seconds": seconds, "connections": connections, **out}
 
 

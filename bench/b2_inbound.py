@@ -15,6 +15,7 @@ Targets: real/bare >= 0.5, p99 < 100 ms at half the maximum, no errors.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import shutil
@@ -215,16 +216,26 @@ def exactly_once(app) -> dict:
         }
 
 
-def run_inbound(*, participants: int = 2000, seconds: int = 15, connections: int = 16, profile_seconds: int = 10, profile: bool = False) -> dict:
-    """The whole comparison; returns the figures and the web workers' peak RSS."""
-    with common.database("pg", "b2") as url, tempfile.TemporaryDirectory(prefix="bench-b2-") as work:
+@contextlib.contextmanager
+def inbound_setup(tag: str, participants: int):
+    """A fresh PostgreSQL database with `participants` enrolled, each with a dose open now; yields
+    (app, env, work directory, sign) where sign(prefix, n) makes n signed inbound requests."""
+    with common.database("pg", tag) as url, tempfile.TemporaryDirectory(prefix=f"bench-{tag}-") as work:
         env = common.env_for(url, work, TWILIO_AUTH_TOKEN=common.SECRETS["TWILIO_AUTH_TOKEN"], LOG_FORMAT="json")
         app = common.make_app(env)
         common.migrate(app)
         study_id, site_id = common.study_and_site(app)
         ids = common.bulk_participants(app, study_id=study_id, site_id=site_id, n=participants, first_dose=datetime.now(timezone.utc).date())
         insert_open_doses(app, ids)
-        sign = lambda prefix, n: signed_requests(prefix, n, participants, token=env["TWILIO_AUTH_TOKEN"], base_url=env["PUBLIC_BASE_URL"])  # noqa: E731
+        try:
+            yield app, env, work, lambda prefix, n: signed_requests(prefix, n, participants, token=env["TWILIO_AUTH_TOKEN"], base_url=env["PUBLIC_BASE_URL"])
+        finally:
+            app.extensions["database"].engine.dispose()  # before the database is dropped
+
+
+def run_inbound(*, participants: int = 2000, seconds: int = 15, connections: int = 16, profile_seconds: int = 10, profile: bool = False) -> dict:
+    """The whole comparison; returns the figures and the web workers' peak RSS."""
+    with inbound_setup("b2", participants) as (app, env, work, sign):
         warm, load, half = sign("W", 200), sign("L", 40_000), sign("H", 20_000)
 
         real_port, bare_port = free_port(), free_port()
@@ -248,7 +259,6 @@ def run_inbound(*, participants: int = 2000, seconds: int = 15, connections: int
         log_text = open(f"{work}/real.log").read()
         profile_text = profile_inbound(app, sign("P", 400)) if profile else ""
         sent_real = warm_real["ok"] + (min(real_max["requests"], len(load)) - real_max["status_errors"]) + at_half["ok"]
-        app.extensions["database"].engine.dispose()
         return {
             "participants": participants, "seconds": seconds, "connections": connections,
             "warmup": {"real": warm_real["statuses"], "bare": warm_bare["statuses"]},
