@@ -4,7 +4,9 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-sqlite test-postgres setup clean
+BENCHES = b1_fanout b2_inbound b2_ceiling b3_missed b4_enroll b5_memory b6_apscheduler b7_sqlite_writes
+
+.PHONY: run test test-sqlite test-postgres setup clean bench $(BENCHES)
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +35,14 @@ test-sqlite: setup
 
 test-postgres: setup
 	TEST_DATABASE_URL="$(PG_TEST_URL)" $(BIN)/pytest
+
+## Benchmarks (bench/README.md), each from a clean clone with one command: `make bench` runs them
+## all (~30 min), `make b3_missed` one of them, `make b4_enroll ARGS="--n 200 --profile"` with options.
+bench: setup
+	bench/run_all.sh
+
+$(BENCHES): setup
+	$(BIN)/python bench/$@.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) instance artifacts

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
+import sys
 
 import common
 from b2_inbound import free_port, inbound_setup, start_gunicorn, wrk_max
@@ -70,6 +72,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("b2_ceiling.py needs wrk to load the servers: apt-get install -y wrk")
     common.banner("B2 ceiling: the bare endpoint vs the real app's floor, a store-only webhook and the real webhook")
     result = run(participants=args.participants, seconds=args.seconds, connections=args.connections)
     show(result)

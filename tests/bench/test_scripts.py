@@ -30,3 +30,8 @@ def test_run_all_uses_only_options_the_scripts_accept():
         usage = _help(Path(call[0]).name)
         for option in (arg for arg in call[1:] if arg.startswith("--")):
             assert re.search(rf"{re.escape(option)}\b", usage), f"{call[0]} has no option {option}"
+
+
+def test_make_has_a_target_for_every_bench_script():
+    line = next(line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("BENCHES ="))
+    assert {f"{name}.py" for name in line.split("=", 1)[1].split()} == set(SCRIPTS)
