@@ -45,7 +45,7 @@ protocol_cli = AppGroup("protocol", help="Trial protocol files.")
 sites_cli = AppGroup("sites", help="Trial sites.")
 staff_cli = AppGroup("staff", help="Staff accounts.")
 participants_cli = AppGroup("participants", help="Participants.")
-jobs_cli = AppGroup("jobs", help="Run scheduled jobs once, now.")
+jobs_cli = AppGroup("jobs", help="Scheduled jobs: their last runs, or run them once now.")
 
 
 @db_cli.command("upgrade")
@@ -215,11 +215,27 @@ def participants_show(code, study, as_json):
 
 @jobs_cli.command("list")
 def jobs_list():
-    """List the scheduled jobs in their natural order."""
-    from backend.jobs import JOBS
+    """List the scheduled jobs in their natural order, with each one's last success and whether it is late."""
+    from backend.job_runs import allowed_silence, job_health
+    from backend.jobs import JOBS, WATCHED_JOBS
+    from schedules.dbtypes import utcnow
 
+    watched = {job.name for job in WATCHED_JOBS}
+    with _session() as session:
+        health = {h.name: h for h in job_health(session, JOBS, now=utcnow())}
+    late = 0
     for job in JOBS:
-        click.echo(f"{job.name:24} every {job.every_seconds:>4}s  {job.description}")
+        h = health[job.name]
+        last = f"{h.last_succeeded_at:%Y-%m-%d %H:%M:%S} UTC" if h.last_succeeded_at else "never"
+        state = ""
+        if h.failing:
+            state = f"  LAST RUN FAILED ({h.last_error} at {h.last_failed_at:%Y-%m-%d %H:%M:%S} UTC)"
+        if h.late and job.name in watched:
+            late += 1
+            state += f"  LATE (no success within {int(allowed_silence(job.every_seconds).total_seconds() // 60)} min)"
+        click.echo(f"{job.name:24} every {job.every_seconds:>4}s  last success {last:23}  {job.description}{state}")
+    if late:
+        click.echo(f"{late} job(s) late: is the scheduler running? (`flask --app wsgi scheduler`, see infra/README.md)", err=True)
 
 
 @jobs_cli.command("run")

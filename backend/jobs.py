@@ -12,6 +12,7 @@ from typing import Callable
 from flask import Flask
 
 from backend.db import get_database
+from backend.job_runs import RunRecorder
 from backend.metrics import JOB_DURATION, MESSAGES_FAILED, MESSAGES_PLANNED, MESSAGES_SENT
 from backend.services import get_sender, get_vault
 from notifications.digest import send_daily_digest
@@ -130,13 +131,32 @@ JOBS: list[JobSpec] = [
 BY_NAME = {job.name: job for job in JOBS}
 
 
+# Sending is watched through the outbox's age (trial_outbox_oldest_due_seconds), whoever sends:
+# with `scheduler --no-dispatch` the dispatch job never runs here, and that is not an outage.
+WATCHED_JOBS = [job for job in JOBS if job.name != "dispatch_outbox"]
+
+
+def run_recorder(app: Flask) -> RunRecorder:
+    """The app's recorder of job outcomes (job_run)."""
+    if "job_runs" not in app.extensions:
+        database = get_database(app)
+        app.extensions["job_runs"] = RunRecorder(database.session, database.dialect)
+    return app.extensions["job_runs"]
+
+
 def run_job(app: Flask, name: str) -> str:
-    """Run one job now and return its one-line summary."""
+    """Run one job now, keep its outcome in job_run, and return its one-line summary."""
     job = BY_NAME[name]
     started = time.perf_counter()
-    with app.app_context():
-        summary = job.run(app)
+    try:
+        with app.app_context():
+            summary = job.run(app)
+    except Exception as exc:
+        # The class name only: an exception's text can carry bound values; the log has the traceback.
+        run_recorder(app).record(name, at=utcnow(), seconds=time.perf_counter() - started, error=type(exc).__name__)
+        raise
     elapsed = time.perf_counter() - started
+    run_recorder(app).record(name, at=utcnow(), seconds=elapsed, summary=summary)
     JOB_DURATION.labels(name).observe(elapsed)
     # An idle dispatch poll runs every second or so: keep it out of the INFO log.
     level = logging.DEBUG if name == "dispatch_outbox" and summary.startswith("claimed 0,") else logging.INFO

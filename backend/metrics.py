@@ -78,6 +78,31 @@ class OutboxCollector:
         return []
 
 
+class JobCollector:
+    """Job gauges read from job_run at scrape time: a scheduler that stopped cannot report that itself."""
+
+    def __init__(self, read):
+        # read() -> list of backend.job_runs.JobHealth for the watched jobs
+        self.read = read
+
+    def collect(self):
+        """Yield last-success time, late and failing per watched job."""
+        last = GaugeMetricFamily("trial_job_last_success_timestamp_seconds", "When the job last succeeded (Unix time; absent if never)",
+                                 labels=["job"])
+        late = GaugeMetricFamily("trial_job_late", "1 when the job has not succeeded within three intervals (at least 10 min)", labels=["job"])
+        failing = GaugeMetricFamily("trial_job_failing", "1 when the job's most recent run failed", labels=["job"])
+        for h in self.read():
+            if h.last_succeeded_at is not None:
+                last.add_metric([h.name], h.last_succeeded_at.timestamp())
+            late.add_metric([h.name], 1.0 if h.late else 0.0)
+            failing.add_metric([h.name], 1.0 if h.failing else 0.0)
+        yield from (last, late, failing)
+
+    def describe(self):
+        """Nothing up front: the collector is registered per scrape."""
+        return []
+
+
 def render_latest(extra_collectors=()) -> bytes:
     """The exposition text: this process (or every process in the shared directory) plus extras."""
     from prometheus_client import REGISTRY, generate_latest

@@ -62,3 +62,18 @@ class AuditEntry(SQLModel, table=True):
     old_value: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
     new_value: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class JobRun(SQLModel, table=True):
+    """The latest outcome of one scheduled job: how operators and nurses tell that automatic checks stopped.
+
+    Operational state, not clinical data: one row per job, overwritten, not audited."""
+
+    __tablename__ = "job_run"
+    name: str = Field(primary_key=True, max_length=64)
+    last_finished_at: datetime = Field(sa_type=UTCDateTime)
+    last_succeeded_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    last_failed_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    last_error: str = Field(default="", max_length=200)
+    last_summary: str = Field(default="", max_length=300)
+    last_seconds: float = 0.0

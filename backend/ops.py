@@ -6,17 +6,17 @@ import logging
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
 from backend.db import get_session
-from backend.metrics import OutboxCollector, render_latest
+from backend.job_runs import job_health, outbox_backlog
+from backend.jobs import WATCHED_JOBS
+from backend.metrics import JobCollector, OutboxCollector, render_latest
 from backend.services import limiter
-from notifications.models import OutboundMessage, OutboxStatus
 from schedules.dbtypes import utcnow
 
 bp = Blueprint("ops", __name__)
 log = logging.getLogger(__name__)
-O = OutboundMessage
 
 
 @bp.get("/healthz")
@@ -61,18 +61,19 @@ def readyz():
 
 def _read_outbox():
     now = utcnow()
-    session = get_session()
-    due, oldest = session.execute(select(func.count(), func.min(O.next_attempt_at)).where(
-        O.status == OutboxStatus.PLANNED.value, O.next_attempt_at <= now)).one()
-    sending = session.execute(select(func.count()).where(O.status == OutboxStatus.SENDING.value)).scalar_one()
-    return due, oldest, sending, now
+    backlog = outbox_backlog(get_session(), now=now)
+    return backlog.due, backlog.oldest_due_at, backlog.sending, now
+
+
+def _read_jobs():
+    return job_health(get_session(), WATCHED_JOBS, now=utcnow())
 
 
 @bp.get("/metrics")
 @limiter.exempt
 def metrics():
-    """Prometheus metrics of every process sharing PROMETHEUS_MULTIPROC_DIR, plus the outbox read now."""
-    return Response(render_latest([OutboxCollector(_read_outbox)]), mimetype=CONTENT_TYPE_LATEST)
+    """Prometheus metrics of every process sharing PROMETHEUS_MULTIPROC_DIR, plus the outbox and job runs read now."""
+    return Response(render_latest([OutboxCollector(_read_outbox), JobCollector(_read_jobs)]), mimetype=CONTENT_TYPE_LATEST)
 
 
 def init_app(app: Flask) -> None:

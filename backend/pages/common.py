@@ -13,6 +13,8 @@ from werkzeug.exceptions import HTTPException, abort
 
 from backend.auth import Principal
 from backend.db import get_session
+from backend.job_runs import nurse_warnings
+from backend.jobs import WATCHED_JOBS
 from backend.models import Role, Staff
 from schedules.dbtypes import utcnow
 from schedules.models import Alert, Participant
@@ -131,6 +133,14 @@ def logout_form() -> LogoutForm:
 def _load_staff():
     # Resolve the session once, before the views run, so every template can show who is signed in.
     signed_in_staff()
+
+
+@bp.context_processor
+def _system_warnings():
+    # Only for signed-in staff: the login page says nothing about the system's state to strangers.
+    if g.get("page_staff") is None:
+        return {"system_warnings": []}
+    return {"system_warnings": nurse_warnings(get_session(), WATCHED_JOBS, now=utcnow())}
 
 
 @bp.after_request

@@ -92,10 +92,13 @@ def test_simulator_lets_a_newcomer_reply_as_a_participant_and_run_the_jobs(page,
     expect(page.locator("#last-reply")).to_contain_text("4.5")
     expect(page.locator("#message-log")).to_contain_text("V 4.5")
 
+    # No scheduler runs beside this test server: the pages say so until the jobs have run.
+    expect(page.get_by_role("alert")).to_contain_text("The automatic checks have not run yet")
     page.get_by_role("button", name="Run jobs now").click()
     flashes = page.get_by_role("status")
     for job in ("flag_missed_doses", "plan_messages", "dispatch_outbox"):
         expect(flashes).to_contain_text(job)
+    expect(page.locator(".system-warning")).to_have_count(0)
     page.screenshot(path=screenshot_dir / "simulator.png", full_page=True)
     assert console_errors == []
 
