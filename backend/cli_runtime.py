@@ -5,9 +5,11 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -15,6 +17,7 @@ import click
 from flask import Flask, current_app
 
 from backend.logging_setup import configure_logging
+from backend.metrics import MULTIPROC_ENV
 
 log = logging.getLogger("backend.runtime")
 
@@ -101,6 +104,10 @@ def serve_embedded_command(host, port):
     for line in seed_demo(app, force=False):
         click.echo(line)
     env = dict(os.environ)
+    own_metrics = None
+    if not env.get(MULTIPROC_ENV):
+        # One directory for the web workers and the scheduler: /metrics then shows the scheduler's sends too.
+        own_metrics = env[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="trial-metrics-")
     scheduler = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "scheduler"], env=env)
     web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "infra/gunicorn.conf.py", "--bind", f"{host}:{port}", "wsgi:app"], env=env)
     click.echo(f"Trial Companion on http://{host}:{port}/  (API docs: /api/docs, nurse pages: /)")
@@ -118,6 +125,8 @@ def serve_embedded_command(host, port):
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if own_metrics:
+            shutil.rmtree(own_metrics, ignore_errors=True)
 
 
 def register(app: Flask) -> None:
