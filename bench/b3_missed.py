@@ -148,7 +148,7 @@ def _backend_pids(engine) -> set[int]:
 def time_job(app) -> tuple[float, str, float]:
     """One run of the real job: seconds, its summary, and the share of the machine busy with other work meanwhile."""
     from backend.db import get_database
-    from backend.jobs import run_job
+    from backend.runtime.jobs import run_job
 
     database = get_database(app)
     pids = _backend_pids(database.engine) if database.dialect == "postgresql" else set()

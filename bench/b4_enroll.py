@@ -38,8 +38,8 @@ def enroller(app):
     from sqlmodel import select
 
     from backend.db import get_database
-    from backend.participant_views import sync_messages
-    from backend.services import get_vault
+    from backend.web.participant_views import sync_messages
+    from backend.extensions import get_vault
     from schedules.changes import Actor
     from schedules.models import Site, Study
     from schedules.participants import enroll_participant
@@ -113,7 +113,7 @@ def enroll_concurrently(env: dict, n: int, clients: int, *, offset: int) -> dict
 
 def staff_token(app) -> str:
     """An admin account and a bearer token for it."""
-    from backend.auth import create_staff, issue_staff_token
+    from backend.identity.staff import create_staff, issue_staff_token
     from backend.db import get_database
 
     with app.app_context(), get_database(app).session() as session:
@@ -185,9 +185,9 @@ def insert_schedules(app, participant_ids: list[int], *, first_dose) -> int:
 
 
 def plan_at_scale(app, n: int) -> dict:
-    """The scheduler's plan_messages job (backend.jobs, as it runs every 60 s) over n active il2 participants
+    """The scheduler's plan_messages job (backend.runtime.jobs, as it runs every 60 s) over n active il2 participants
     with full schedules: the first run plans everything, the second finds nothing changed."""
-    from backend.jobs import run_job
+    from backend.runtime.jobs import run_job
 
     study_id, site_id = common.study_and_site(app)
     # First dose yesterday in Shanghai: a dose window open now and the next dose within 36 hours.

@@ -26,7 +26,7 @@ APP = None  # the job function below reaches the app through this (jobs are stor
 def send_reminder(outbox_id: int) -> None:
     """One reminder as a per-reminder job would send it: load, decrypt, send, mark sent, commit."""
     from backend.db import get_database
-    from backend.services import get_sender, get_vault
+    from backend.extensions import get_sender, get_vault
     from notifications.models import OutboundMessage
     from schedules.models import Participant
 

@@ -161,7 +161,7 @@ def migrate(app) -> None:
 def study_and_site(app) -> tuple[int, int]:
     """Load the shipped protocol and one site; return their ids."""
     from backend.db import get_database
-    from backend.services import get_vault
+    from backend.extensions import get_vault
     from schedules.changes import Actor
     from schedules.protocol import load_protocol_file
     from schedules.sites import create_site
@@ -186,7 +186,7 @@ def bulk_participants(app, *, study_id: int, site_id: int, n: int, first_dose: d
     from sqlalchemy import insert, select
 
     from backend.db import get_database
-    from backend.services import get_vault
+    from backend.extensions import get_vault
     from schedules.models import Participant
 
     vault = get_vault(app)

@@ -11,8 +11,8 @@ from flask import Response, request
 from sqlalchemy.dialects.postgresql import insert
 
 from backend.db import get_database
-from backend.services import get_vault
-from backend.webhooks import twilio_signed
+from backend.extensions import get_vault
+from backend.web.webhooks import twilio_signed
 from notifications.models import InboundMessage
 from schedules.dbtypes import utcnow
 from schedules.phones import normalize_e164

@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from backend.logging_setup import gunicorn_logconfig  # noqa: E402
+from backend.runtime.logging_setup import gunicorn_logconfig  # noqa: E402
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
@@ -54,7 +54,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 def child_exit(server, worker):
     """Drop the live gauges of a worker that exited (counters and histograms keep counting)."""
-    from backend.metrics import mark_process_dead
+    from backend.runtime.metrics import mark_process_dead
 
     mark_process_dead(worker.pid)
 

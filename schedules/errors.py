@@ -1,12 +1,10 @@
-"""Domain errors that carry the field they are about, so every edge can name it."""
+"""Domain errors that carry the field they are about, so every edge can name it; they know nothing of HTTP."""
 
 from __future__ import annotations
 
 
 class DomainError(Exception):
     """Base: a request the domain refuses; `field` names the input at fault (or '')."""
-
-    status = 422
 
     def __init__(self, message: str, *, field: str = ""):
         super().__init__(message)
@@ -24,10 +22,18 @@ class InvalidInput(DomainError):
 class Conflict(DomainError):
     """A value that collides with existing data (duplicate study code, wrong state)."""
 
-    status = 409
-
 
 class NotFound(DomainError):
     """Something referred to that does not exist (or is not visible to the caller)."""
 
-    status = 404
+
+class NotPermitted(DomainError):
+    """The caller is known but may not do this."""
+
+
+class SignInRefused(DomainError):
+    """Credentials (a code, a token, a password) that do not sign anyone in; `no_longer_allowed` if they once did."""
+
+    def __init__(self, message: str, *, no_longer_allowed: bool = False):
+        super().__init__(message)
+        self.no_longer_allowed = no_longer_allowed

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from backend.app import create_app
 from backend.config import load_settings
 from backend.db import Database, normalize_url
-from backend.services import set_sender
+from backend.extensions import set_sender
 from notifications.senders import RecordingSmsSender
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from backend.auth import create_staff, issue_staff_token
+from backend.identity.staff import create_staff, issue_staff_token
 from backend.config import load_settings
-from backend.services import build_vault
+from backend.extensions import build_vault
 from schedules.changes import Actor
 from schedules.participants import enroll_participant
 from schedules.protocol import load_protocol_file

@@ -16,8 +16,8 @@ from sqlalchemy import func, inspect, select as sa_select
 from sqlmodel import SQLModel, Session, select
 from twilio.request_validator import RequestValidator
 
-from backend.jobs import JOBS, run_job
-from backend.services import set_sender
+from backend.runtime.jobs import JOBS, run_job
+from backend.extensions import set_sender
 from notifications.models import OutboundMessage
 from notifications.senders import TwilioSmsSender
 from notifications.twilio_standin import TwilioStandIn

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import backend.app_models  # noqa: F401  (register tables)
+import backend.identity.models  # noqa: F401  (register tables)
 import backend.models  # noqa: F401
 import notifications.models  # noqa: F401
 import schedules.models  # noqa: F401

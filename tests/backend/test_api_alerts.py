@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from backend.auth import create_staff, issue_staff_token
+from backend.identity.staff import create_staff, issue_staff_token
 from backend.models import AuditEntry
 from schedules.alerts import HIGH, open_alert
 from schedules.changes import Actor

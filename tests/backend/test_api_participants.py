@@ -189,7 +189,7 @@ def test_missing_or_expired_token_is_401_with_reason(client, nurse, clock, sessi
 
 def test_staff_token_from_password_and_revocation(client, session, clock):
     from tests.factories import STRONG_PASSWORD, make_site as site_factory
-    from backend.auth import create_staff
+    from backend.identity.staff import create_staff
 
     create_staff(session, email="n2@example.org", password=STRONG_PASSWORD, role="nurse", site=site_factory(session))
     wrong = client.post("/api/v1/auth/token", json={"email": "n2@example.org", "password": "nope-nope-nope"})

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlmodel import select
 
-from backend.auth import create_staff, issue_staff_token
+from backend.identity.staff import create_staff, issue_staff_token
 from backend.models import AuditEntry
 from notifications.models import OutboundMessage
 from schedules.changes import Actor

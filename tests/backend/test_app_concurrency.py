@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import func, select
 
 from backend.app import create_app
-from backend.app_tokens import start_device_session
+from backend.identity.app_tokens import start_device_session
 from backend.db import get_database
 from schedules.dbtypes import utcnow
 from schedules.models import VasScore

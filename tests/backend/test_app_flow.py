@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from backend.app_models import ActivationCode, AppToken, DeviceSession
+from backend.identity.models import ActivationCode, AppToken, DeviceSession
 from backend.models import AuditEntry
 from notifications.models import InboundMessage, OutboundMessage
 from notifications.planning import dose_keys, sync_participant_messages

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlmodel import func, select
 
-from backend.app_models import DeviceSession, IdempotencyRecord
+from backend.identity.models import DeviceSession, IdempotencyRecord
 from schedules.models import Participant, VasScore
 from tests.backend.app_fixtures import activate, new_code, refresh, signed_in, trial  # noqa: F401  (fixture)
 from tests.factories import auth
@@ -138,7 +138,7 @@ def test_openapi_documents_the_header_on_every_post(client):
 
 
 def test_a_key_still_in_flight_elsewhere_gets_409(client, trial, session):
-    from backend.idempotency import RECORD_TTL, fingerprint
+    from backend.web.idempotency import RECORD_TTL, fingerprint
     from schedules.dbtypes import utcnow
 
     tokens = signed_in(client, trial, trial.a)
@@ -153,9 +153,9 @@ def test_a_key_still_in_flight_elsewhere_gets_409(client, trial, session):
 
 
 def test_purging_drops_expired_records_and_tokens(client, trial, session, clock):
-    from backend.app_models import AppToken
-    from backend.app_tokens import purge_expired_tokens
-    from backend.idempotency import purge_expired
+    from backend.identity.models import AppToken
+    from backend.identity.app_tokens import purge_expired_tokens
+    from backend.web.idempotency import purge_expired
     from schedules.dbtypes import utcnow
 
     tokens = signed_in(client, trial, trial.a)

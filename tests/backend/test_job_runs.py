@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from backend.job_runs import LATE_FLOOR, allowed_silence, job_health, nurse_warnings
-from backend.jobs import BY_NAME, WATCHED_JOBS, JobSpec, run_job
+from backend.runtime.job_runs import LATE_FLOOR, allowed_silence, job_health, nurse_warnings
+from backend.runtime.jobs import BY_NAME, WATCHED_JOBS, JobSpec, run_job
 from backend.models import JobRun
 from notifications.models import OutboundMessage
 from tests.backend.test_ops import _metric

@@ -2,7 +2,7 @@
 
 from datetime import date
 
-from backend.jobs import JOBS
+from backend.runtime.jobs import JOBS
 from tests.conftest import utc
 from tests.factories import make_participant
 from tests.sms_helpers import received, standin, twilio  # noqa: F401 (fixtures)

@@ -24,8 +24,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlmodel import select
 
-from backend.app_tokens import start_device_session
-from backend.auth import issue_staff_token
+from backend.identity.app_tokens import start_device_session
+from backend.identity.staff import issue_staff_token
 from backend.db import get_database
 from backend.models import Staff
 from schedules.dbtypes import utcnow

@@ -12,7 +12,7 @@ from datetime import timedelta
 from twilio.request_validator import RequestValidator
 
 from backend.app import create_app
-from backend.logging_setup import JsonFormatter, RequestIdFilter, TextFormatter, configure_logging, redact
+from backend.runtime.logging_setup import JsonFormatter, RequestIdFilter, TextFormatter, configure_logging, redact
 from notifications.models import OutboundMessage
 from tests import conftest
 from tests.conftest import PUBLIC_BASE_URL, TWILIO_TOKEN, fresh_database_url, utc
@@ -109,11 +109,11 @@ def test_metrics_count_requests_by_route_template_not_by_concrete_path(client):
 
 def test_metrics_from_separate_processes_are_merged_through_the_shared_directory(tmp_path):
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "PYTHONPATH": ROOT}
-    bump = ("from backend import metrics as m; m.MESSAGES_SENT.inc({n}); m.MESSAGES_FAILED.labels('30006').inc();"
+    bump = ("from backend.runtime import metrics as m; m.MESSAGES_SENT.inc({n}); m.MESSAGES_FAILED.labels('30006').inc();"
             "m.JOB_DURATION.labels('dispatch_outbox').observe(0.2)")
     for n in (3, 4):  # two dispatchers, each its own process, each gone before the scrape
         subprocess.run([sys.executable, "-c", bump.format(n=n)], env=env, check=True, cwd=ROOT)
-    scrape = subprocess.run([sys.executable, "-c", "from backend import metrics as m; print(m.render_latest().decode())"],
+    scrape = subprocess.run([sys.executable, "-c", "from backend.runtime import metrics as m; print(m.render_latest().decode())"],
                             env=env, check=True, cwd=ROOT, capture_output=True, text=True).stdout
 
     assert _metric(scrape, "trial_messages_sent_total") == 7
@@ -161,7 +161,7 @@ def test_json_logging_writes_one_parseable_line_with_the_chosen_fields(capsys):
     root._trial_configured = False
     try:
         configure_logging("json")
-        logging.getLogger("backend.jobs").info("job %s: %s", "plan_messages", "planned 3 new", extra={"job": "plan_messages"})
+        logging.getLogger("backend.runtime.jobs").info("job %s: %s", "plan_messages", "planned 3 new", extra={"job": "plan_messages"})
         logging.getLogger("twilio.http_client").info("Headers: To : +8613812345678")  # the SDK's chatter is silenced
     finally:
         root.handlers[:], root.level = saved[0], saved[1]

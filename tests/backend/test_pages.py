@@ -10,9 +10,9 @@ import pytest
 from sqlmodel import select
 
 from backend.app import create_app
-from backend.auth import create_staff
+from backend.identity.staff import create_staff
 from backend.models import AuditEntry
-from backend.services import set_sender
+from backend.extensions import set_sender
 from notifications.models import OutboundMessage
 from schedules.dbtypes import utcnow
 from schedules.doses import dose_by_seq
@@ -312,7 +312,7 @@ def test_the_simulator_replies_as_the_participant_and_runs_the_jobs(console_clie
 def test_times_name_their_zone_and_the_calendar_puts_each_dose_on_its_local_date(session, world):
     from datetime import timedelta
 
-    from backend.pages.display import duration_text, local_text, month_grids
+    from backend.web.pages.display import duration_text, local_text, month_grids
     from schedules.doses import doses_of
 
     assert local_text(utc("2026-03-04T04:00Z"), "Asia/Shanghai") == "2026-03-04 12:00 (Asia/Shanghai)"

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from backend.rate import RedisSendLimiter, build_send_limiter
+from backend.runtime.send_rate import RedisSendLimiter, build_send_limiter
 from notifications.dispatch import TokenBucket
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -45,7 +45,7 @@ def test_redis_storage_gives_the_shared_limiter():
 
 _WORKER = """
 import json, sys, time
-from backend.rate import RedisSendLimiter
+from backend.runtime.send_rate import RedisSendLimiter
 url, key, start_at, n = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 limiter = RedisSendLimiter(url, 20, key=key)
 limiter.storage.check()  # connect before the start line

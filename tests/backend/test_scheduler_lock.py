@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from backend.app import create_app
-from backend.jobs import JOBS
-from backend.scheduler import ADVISORY_LOCK_KEY, build_scheduler, leadership
+from backend.runtime.jobs import JOBS
+from backend.runtime.scheduler import ADVISORY_LOCK_KEY, build_scheduler, leadership
 from tests import conftest
 from tests.conftest import PG_URL, fresh_database_url, migrate_database
 from tests.sms_helpers import ROOT, wait_until

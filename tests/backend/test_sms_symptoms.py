@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
-from backend.jobs import run_job
+from backend.runtime.jobs import run_job
 from backend.models import AuditEntry
 from notifications.models import OutboundMessage
 from schedules.models import AdverseEvent, Alert, VasScore

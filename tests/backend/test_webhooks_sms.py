@@ -235,7 +235,7 @@ def test_status_callback_for_an_unknown_sid_is_kept_but_changes_nothing(app, cli
 
 def test_a_callback_that_beats_the_dispatchers_record_of_the_send_is_applied_when_the_send_is_recorded(app, client, session, clock,
                                                                                                        twilio, database):
-    from backend.services import get_sender, set_sender
+    from backend.extensions import get_sender, set_sender
 
     inner = get_sender(app)
 
@@ -262,7 +262,7 @@ def test_a_callback_that_beats_the_dispatchers_record_of_the_send_is_applied_whe
 
 
 def test_a_callback_that_raced_the_record_of_its_send_is_applied_by_the_expiry_job(app, client, session, clock, twilio, database):
-    from backend.jobs import run_job
+    from backend.runtime.jobs import run_job
 
     _reminder_sent(app, session, clock)
     [(_, reminder)] = received(twilio, database, Purpose.DOSE_REMINDER.value)

@@ -11,7 +11,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from backend.app import create_app
-from backend.demo import seed_demo
+from backend.runtime.demo import seed_demo
 from tests.conftest import fresh_database_url, migrate_database, test_settings
 
 CHROMIUM = "/usr/bin/chromium"

@@ -9,9 +9,9 @@ import re
 import pytest
 from sqlmodel import select
 
-from backend.auth import create_staff
+from backend.identity.staff import create_staff
 from backend.db import get_database
-from backend.demo import DEMO_PASSWORD
+from backend.runtime.demo import DEMO_PASSWORD
 from schedules.models import Participant
 from tests.factories import STRONG_PASSWORD, make_site
 

@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 from sqlmodel import select
 
-from backend.jobs import run_job
+from backend.runtime.jobs import run_job
 from notifications.models import OutboundMessage, OutboxStatus, Purpose
 from schedules.dbtypes import utcnow
 from schedules.models import Alert, AlertKind
@@ -107,7 +107,7 @@ def test_permanent_refusal_is_recorded_once_with_its_code_and_a_contact_problem(
 
 
 def test_sends_carry_the_status_callback_url_and_validity_period(app, session, clock, twilio, database, standin):
-    from backend.services import set_sender
+    from backend.extensions import set_sender
     from notifications.senders import build_sender
 
     app.config.update(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_FROM_NUMBER="+15005550006",
@@ -123,7 +123,7 @@ def test_sends_carry_the_status_callback_url_and_validity_period(app, session, c
 
 
 def test_a_sender_bug_fails_that_message_only_and_the_rest_of_the_batch_is_recorded(app, session, clock, twilio, database):
-    from backend.services import get_sender, set_sender
+    from backend.extensions import get_sender, set_sender
 
     inner = get_sender(app)
 
@@ -151,7 +151,7 @@ def test_a_sender_bug_fails_that_message_only_and_the_rest_of_the_batch_is_recor
 
 
 def test_timeouts_are_ambiguous_so_they_count_against_max_attempts_even_before_the_deadline(app, session, clock, twilio, database):
-    from backend.services import set_sender
+    from backend.extensions import set_sender
     from tests.sms_helpers import twilio_sender
 
     app.config["DISPATCH_MAX_ATTEMPTS"] = 2
@@ -174,7 +174,7 @@ def test_timeouts_are_ambiguous_so_they_count_against_max_attempts_even_before_t
 
 
 def test_a_broken_send_rate_cap_leaves_the_reminder_for_a_retry_instead_of_failing_it(app, session, clock, twilio, database):
-    from backend.jobs import dispatcher
+    from backend.runtime.jobs import dispatcher
 
     class BrokenCap:
         def acquire(self):

@@ -1,0 +1,263 @@
+"""The operator CLI: `flask --app wsgi <group> <command>` (names are a contract; see PRODUCT.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import date
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlmodel import select
+
+from backend.identity.staff import create_staff
+from backend.db import get_database
+from backend.models import Role, Staff
+from backend.identity.security import WeakPassword, check_password_policy
+from backend.extensions import get_vault
+from schedules.adherence import adherence_of
+from schedules.changes import Actor
+from schedules.dbtypes import utcnow
+from schedules.doses import doses_of
+from schedules.errors import DomainError
+from schedules.models import Alert, AlertState, Participant
+from schedules.protocol import ProtocolInvalid, load_protocol_file
+from schedules.sites import create_site, get_site
+from schedules.studies import get_study, load_study
+
+CLI_ACTOR = Actor("cli", os.environ.get("USER", "operator"))
+
+
+def fail(message: str, code: int = 2):
+    """Exit non-zero with one sentence on stderr."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def _session():
+    return get_database(current_app).session()
+
+
+db_cli = AppGroup("db", help="Database schema.")
+protocol_cli = AppGroup("protocol", help="Trial protocol files.")
+sites_cli = AppGroup("sites", help="Trial sites.")
+staff_cli = AppGroup("staff", help="Staff accounts.")
+participants_cli = AppGroup("participants", help="Participants.")
+jobs_cli = AppGroup("jobs", help="Scheduled jobs: their last runs, or run them once now.")
+
+
+@db_cli.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision):
+    """Create or migrate the schema."""
+    from backend import migrate  # Alembic (~12 MB) only for the commands that need it
+
+    migrate.upgrade(current_app, revision)
+    click.echo(f"database at {revision}")
+
+
+@db_cli.command("revision")
+@click.option("-m", "--message", required=True)
+def db_revision(message):
+    """Autogenerate a migration from the models (developers)."""
+    from backend import migrate
+
+    migrate.autogenerate(current_app, message)
+
+
+@protocol_cli.command("load")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--check", is_flag=True, help="Validate only; load nothing.")
+def protocol_load(path, check):
+    """Validate and load a protocol file."""
+    try:
+        protocol = load_protocol_file(path)
+    except ProtocolInvalid as exc:
+        for line in exc.errors:
+            click.echo(line, err=True)
+        fail(f"{path} is not a valid protocol ({len(exc.errors)} problem(s)).")
+    if check:
+        click.echo(f"{path}: valid protocol for {protocol.study_code}")
+        return
+    with _session() as session:
+        study = load_study(session, protocol=protocol, source_file=str(path), now=utcnow())
+        click.echo(f"loaded {study.code}: {protocol.title} (arms: {', '.join(protocol.arm_codes)})")
+
+
+@sites_cli.command("create")
+@click.option("--code", required=True)
+@click.option("--name", required=True)
+@click.option("--tz", "time_zone", required=True, help="IANA time zone, e.g. Asia/Shanghai")
+@click.option("--on-call", "on_call", multiple=True, help="E.164 number of the on-call nurse (repeatable)")
+@click.option("--phone", default="", help="The site's number participants may call (E.164)")
+def sites_create(code, name, time_zone, on_call, phone):
+    """Create a site."""
+    try:
+        with _session() as session:
+            site = create_site(session, code=code, name=name, time_zone=time_zone, on_call=list(on_call), phone=phone,
+                               vault=get_vault(), actor=CLI_ACTOR)
+            click.echo(f"created site {site.code} ({site.time_zone}) with {len(on_call)} on-call number(s)")
+    except DomainError as exc:
+        fail(f"{exc.field or 'site'}: {exc.message}.")
+
+
+@staff_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--site", "site_code", default=None, help="Site code (required except for admins)")
+@click.password_option(envvar="STAFF_PASSWORD", help="Password (prompted, or STAFF_PASSWORD)")
+def staff_create(email, role, site_code, password):
+    """Create a staff account (password from a prompt or STAFF_PASSWORD)."""
+    if role != Role.ADMIN.value and not site_code:
+        fail("--site is required for every role except admin.")
+    try:
+        check_password_policy(password, user_inputs=(email,))
+    except WeakPassword as exc:
+        fail(f"{exc}.")
+    with _session() as session:
+        if session.exec(select(Staff).where(Staff.email == email.strip().lower())).first():
+            fail(f"a staff account for {email} already exists.")
+        try:
+            site = get_site(session, site_code) if site_code else None
+        except DomainError as exc:
+            fail(f"{exc.message}.")
+        create_staff(session, email=email, password=password, role=role, site=site)
+        click.echo(f"created {role} {email}" + (f" at {site_code}" if site_code else ""))
+
+
+@participants_cli.command("enroll")
+@click.option("--study", required=True)
+@click.option("--code", required=True)
+@click.option("--arm", required=True)
+@click.option("--site", "site_code", required=True)
+@click.option("--phone", required=True)
+@click.option("--tz", "time_zone", required=True)
+@click.option("--lang", "language", default="zh-CN", show_default=True)
+@click.option("--reminder-time", required=True, help="HH:MM local")
+@click.option("--first-dose", required=True, help="YYYY-MM-DD")
+@click.option("--no-sms-consent", is_flag=True)
+def participants_enroll(study, code, arm, site_code, phone, time_zone, language, reminder_time, first_dose, no_sms_consent):
+    """Enroll a participant and generate their schedule."""
+    from backend.web.participant_views import sync_messages
+    from schedules.participants import enroll_participant
+
+    try:
+        first = date.fromisoformat(first_dose)
+    except ValueError:
+        fail(f"--first-dose: {first_dose!r} is not a date in YYYY-MM-DD form.")
+    try:
+        with _session() as session:
+            now = utcnow()
+            participant = enroll_participant(
+                session, study=get_study(session, study), site=get_site(session, site_code), study_code=code, arm=arm, phone=phone,
+                time_zone=time_zone, language=language, reminder_time=reminder_time, first_dose_date=first,
+                sms_consent=not no_sms_consent, vault=get_vault(), actor=CLI_ACTOR, now=now)
+            sync_messages(session, participant, now=now)
+            n = len(doses_of(session, participant.id))
+            click.echo(f"enrolled {code} in {study} arm {arm}: {n} dose(s), follow-up until {participant.follow_up_end_date}")
+    except DomainError as exc:
+        fail(f"{exc.field or 'participant'}: {exc.message}.")
+
+
+def participant_report(session, participant: Participant) -> dict:
+    """Everything `participants show` prints: participant, doses, adherence, open alerts."""
+    now = utcnow()
+    doses = doses_of(session, participant.id)
+    adherence = adherence_of(doses, now=now)
+    alerts = session.exec(select(Alert).where(Alert.participant_id == participant.id, Alert.state != AlertState.RESOLVED.value)).all()
+    iso = lambda d: d.isoformat().replace("+00:00", "Z") if d else None  # noqa: E731
+    return {
+        "participant": {
+            "id": participant.id, "study_code": participant.study_code, "arm": participant.arm, "status": participant.status,
+            "time_zone": participant.time_zone, "language": participant.language, "reminder_time": participant.reminder_time,
+            "first_dose_date": participant.first_dose_date.isoformat(),
+            "treatment_end_date": participant.treatment_end_date.isoformat() if participant.treatment_end_date else None,
+            "follow_up_end_date": participant.follow_up_end_date.isoformat(), "opted_out": participant.opted_out,
+        },
+        "doses": [{"seq": d.seq, "local_date": d.local_date.isoformat(), "due_at": iso(d.due_at), "window_opens_at": iso(d.window_opens_at),
+                   "window_closes_at": iso(d.window_closes_at), "state": d.state} for d in doses],
+        "adherence": {"counted": adherence.counted, "taken": adherence.taken, "on_time": adherence.on_time,
+                      "adherence": adherence.adherence, "on_time_rate": adherence.on_time_rate, "by_state": adherence.by_state},
+        "open_alerts": [{"id": a.id, "kind": a.kind, "priority": a.priority, "state": a.state, "summary": a.summary,
+                         "opened_at": iso(a.opened_at), "deadline_at": iso(a.deadline_at)} for a in alerts],
+    }
+
+
+@participants_cli.command("show")
+@click.argument("code")
+@click.option("--study", default=None, help="Study code (needed only when several studies are loaded)")
+@click.option("--json", "as_json", is_flag=True)
+def participants_show(code, study, as_json):
+    """Show a participant, every dose (UTC due time, state), adherence and open alerts."""
+    with _session() as session:
+        query = select(Participant).where(Participant.study_code == code)
+        if study:
+            query = query.where(Participant.study_id == get_study(session, study).id)
+        matches = session.exec(query).all()
+        if not matches:
+            fail(f"no participant with code {code!r}.")
+        if len(matches) > 1:
+            fail(f"code {code!r} exists in several studies; pass --study.")
+        report = participant_report(session, matches[0])
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    p, a = report["participant"], report["adherence"]
+    click.echo(f"{p['study_code']} arm {p['arm']} ({p['status']}), {p['time_zone']}, reminders at {p['reminder_time']}")
+    click.echo(f"adherence {a['adherence']} on-time {a['on_time_rate']} over {a['counted']} due dose(s)")
+    for d in report["doses"]:
+        click.echo(f"  #{d['seq']:>3} {d['local_date']} due {d['due_at']} {d['state']}")
+    for alert in report["open_alerts"]:
+        click.echo(f"  alert {alert['id']} [{alert['priority']}] {alert['kind']}: {alert['summary']}")
+
+
+@jobs_cli.command("list")
+def jobs_list():
+    """List the scheduled jobs in their natural order, with each one's last success and whether it is late."""
+    from backend.runtime.job_runs import allowed_silence, job_health
+    from backend.runtime.jobs import JOBS, WATCHED_JOBS
+    from schedules.dbtypes import utcnow
+
+    watched = {job.name for job in WATCHED_JOBS}
+    with _session() as session:
+        health = {h.name: h for h in job_health(session, JOBS, now=utcnow())}
+    late = 0
+    for job in JOBS:
+        h = health[job.name]
+        last = f"{h.last_succeeded_at:%Y-%m-%d %H:%M:%S} UTC" if h.last_succeeded_at else "never"
+        state = ""
+        if h.failing:
+            state = f"  LAST RUN FAILED ({h.last_error} at {h.last_failed_at:%Y-%m-%d %H:%M:%S} UTC)"
+        if h.late and job.name in watched:
+            late += 1
+            state += f"  LATE (no success within {int(allowed_silence(job.every_seconds).total_seconds() // 60)} min)"
+        click.echo(f"{job.name:24} every {job.every_seconds:>4}s  last success {last:23}  {job.description}{state}")
+    if late:
+        click.echo(f"{late} job(s) late: is the scheduler running? (`flask --app wsgi scheduler`, see infra/README.md)", err=True)
+
+
+@jobs_cli.command("run")
+@click.argument("name", required=False)
+@click.option("--all", "run_all", is_flag=True, help="Run every job once, in natural order.")
+def jobs_run(name, run_all):
+    """Run one job (or all with --all) now and print what it did."""
+    from backend.runtime.jobs import BY_NAME, JOBS, run_job
+
+    if run_all == bool(name):
+        fail("give a job name or --all (see `jobs list`).")
+    names = [job.name for job in JOBS] if run_all else [name]
+    for job_name in names:
+        if job_name not in BY_NAME:
+            fail(f"no job named {job_name!r}; `jobs list` shows the names.")
+        click.echo(f"{job_name}: {run_job(current_app._get_current_object(), job_name)}")
+
+
+def init_app(app: Flask) -> None:
+    """Register the command groups."""
+    from backend.runtime import processes as cli_runtime
+
+    for group in (db_cli, protocol_cli, sites_cli, staff_cli, participants_cli, jobs_cli):
+        app.cli.add_command(group)
+    cli_runtime.register(app)

@@ -1,0 +1,164 @@
+"""Scheduled jobs: each runs in its own session, commits once, and says what it did."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+from flask import Flask
+
+from backend.db import get_database
+from backend.runtime.job_runs import RunRecorder
+from backend.runtime.metrics import JOB_DURATION, MESSAGES_FAILED, MESSAGES_PLANNED, MESSAGES_SENT
+from backend.extensions import get_sender, get_vault
+from notifications.digest import send_daily_digest
+from notifications.dispatch import DispatchConfig, Dispatcher, DispatchReport, expire_stale, recover_stuck
+from notifications.planning import plan_messages
+from notifications.status import replay_raced_callbacks, undelivered_dose_ids
+from schedules.dbtypes import utcnow
+from schedules.missed import flag_missed_doses
+
+log = logging.getLogger("backend.runtime.jobs")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job: its name, what it does, how often the scheduler runs it (seconds)."""
+
+    name: str
+    run: Callable[[Flask], str]
+    every_seconds: int
+    description: str
+
+
+def dispatch_config(app: Flask) -> DispatchConfig:
+    """Dispatcher settings from config."""
+    c = app.config
+    return DispatchConfig(
+        batch_size=c["DISPATCH_BATCH_SIZE"], max_attempts=c["DISPATCH_MAX_ATTEMPTS"], concurrency=c["DISPATCH_CONCURRENCY"],
+        sending_stale_after=timedelta(seconds=c["SENDING_STALE_AFTER_SECONDS"]),
+        status_callback_url=c["PUBLIC_BASE_URL"].rstrip("/") + "/sms/status" if c["SMS_BACKEND"] == "twilio" else None,
+    )
+
+
+def rate_limiter(app: Flask):
+    """The send-rate cap: shared through Redis when configured, per process otherwise."""
+    if "send_rate_limiter" not in app.extensions:
+        from backend.runtime.send_rate import build_send_limiter
+
+        app.extensions["send_rate_limiter"] = build_send_limiter(app.config)
+    return app.extensions["send_rate_limiter"]
+
+
+def _plan(app: Flask) -> str:
+    # A session per chunk of participants, each committed: a large trial never sits in one transaction.
+    report = plan_messages(get_database(app).session, now=utcnow())
+    for purpose, n in report.by_purpose.items():
+        MESSAGES_PLANNED.labels(purpose).inc(n)
+    return str(report)
+
+
+def _expire(app: Flask) -> str:
+    with get_database(app).session() as session:
+        recovered = recover_stuck(session, now=utcnow(), stale_after=dispatch_config(app).sending_stale_after)
+        expired = expire_stale(session, now=utcnow())
+        replayed = replay_raced_callbacks(session, now=utcnow())
+    return (f"expired {expired} stale message(s), put back {recovered} left sending by a crash, "
+            f"applied {replayed} status callback(s) that raced their send")
+
+
+def _send_pool(app: Flask) -> ThreadPoolExecutor:
+    """One pool per process for its whole life: idle polls keep threads and provider connections."""
+    if "send_pool" not in app.extensions:
+        app.extensions["send_pool"] = ThreadPoolExecutor(max_workers=max(1, app.config["DISPATCH_CONCURRENCY"]), thread_name_prefix="sms")
+    return app.extensions["send_pool"]
+
+
+def _count_sends(report: DispatchReport) -> None:
+    MESSAGES_SENT.inc(report.sent)
+    for code, n in report.failed_codes.items():
+        MESSAGES_FAILED.labels(str(code)).inc(n)
+    if report.failed > sum(report.failed_codes.values()):
+        MESSAGES_FAILED.labels("none").inc(report.failed - sum(report.failed_codes.values()))
+
+
+def dispatcher(app: Flask) -> Dispatcher:
+    """A dispatcher wired to the app's database, sender, send-rate cap and metrics."""
+    pool = _send_pool(app) if app.config["DISPATCH_CONCURRENCY"] > 1 else None
+    return Dispatcher(get_database(app).session, sender=get_sender(app), vault=get_vault(app), clock=utcnow,
+                      config=dispatch_config(app), limiter=rate_limiter(app), pool=pool, on_record=_count_sends)
+
+
+def _dispatch(app: Flask) -> str:
+    return str(dispatcher(app).run(until_idle=True))
+
+
+def _missed(app: Flask) -> str:
+    with get_database(app).session() as session:
+        report = flag_missed_doses(session, now=utcnow(), undelivered=lambda ids: undelivered_dose_ids(session, ids))
+    return str(report)
+
+
+def _digest(app: Flask) -> str:
+    with get_database(app).session() as session:
+        queued = send_daily_digest(session, now=utcnow(), vault=get_vault(app), hour=app.config.get("DIGEST_LOCAL_HOUR", 8))
+    return f"queued {queued} digest SMS"
+
+
+def _purge(app: Flask) -> str:
+    from backend.identity.app_tokens import purge_expired_tokens
+    from backend.web.idempotency import purge_expired
+
+    with get_database(app).session() as session:
+        keys = purge_expired(session, now=utcnow())
+        tokens = purge_expired_tokens(session, now=utcnow())
+    return f"purged {keys} expired idempotency record(s) and {tokens} expired app token(s)"
+
+
+# Natural order for `jobs run --all`: close windows first, then plan, then send what is due.
+JOBS: list[JobSpec] = [
+    JobSpec("flag_missed_doses", _missed, 60, "mark doses whose window closed unreported as missed; open alerts"),
+    JobSpec("plan_messages", _plan, 60, "plan reminders, nudges and VAS prompts for the next 36 hours"),
+    JobSpec("send_daily_digest", _digest, 900, "queue each site's daily on-call summary of open alerts"),
+    JobSpec("expire_stale_messages", _expire, 60, "expire stale messages, apply the crash rule, apply callbacks that raced their send"),
+    JobSpec("purge_expired_records", _purge, 3600, "drop expired idempotency records and app tokens"),
+    JobSpec("dispatch_outbox", _dispatch, 5, "send due messages (safety alerts first)"),
+]
+BY_NAME = {job.name: job for job in JOBS}
+
+
+# Sending is watched through the outbox's age (trial_outbox_oldest_due_seconds), whoever sends:
+# with `scheduler --no-dispatch` the dispatch job never runs here, and that is not an outage.
+WATCHED_JOBS = [job for job in JOBS if job.name != "dispatch_outbox"]
+
+
+def run_recorder(app: Flask) -> RunRecorder:
+    """The app's recorder of job outcomes (job_run)."""
+    if "job_runs" not in app.extensions:
+        database = get_database(app)
+        app.extensions["job_runs"] = RunRecorder(database.session, database.dialect)
+    return app.extensions["job_runs"]
+
+
+def run_job(app: Flask, name: str) -> str:
+    """Run one job now, keep its outcome in job_run, and return its one-line summary."""
+    job = BY_NAME[name]
+    started = time.perf_counter()
+    try:
+        with app.app_context():
+            summary = job.run(app)
+    except Exception as exc:
+        # The class name only: an exception's text can carry bound values; the log has the traceback.
+        run_recorder(app).record(name, at=utcnow(), seconds=time.perf_counter() - started, error=type(exc).__name__)
+        raise
+    elapsed = time.perf_counter() - started
+    run_recorder(app).record(name, at=utcnow(), seconds=elapsed, summary=summary)
+    JOB_DURATION.labels(name).observe(elapsed)
+    # An idle dispatch poll runs every second or so: keep it out of the INFO log.
+    level = logging.DEBUG if name == "dispatch_outbox" and summary.startswith("claimed 0,") else logging.INFO
+    log.log(level, "job %s: %s (%.0f ms)", name, summary, elapsed * 1000, extra={"job": name})
+    return summary

@@ -1,0 +1,16 @@
+"""HTTP only: the JSON API, nurse pages, Twilio webhooks, health and metrics; validate -> operation -> render."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register every HTTP entry point and its app-wide behaviour (errors, idempotency, sign-in resolvers)."""
+    from backend.web import api, health, idempotency, pages, webhooks
+
+    api.init_app(app)
+    idempotency.init_app(app)
+    webhooks.init_app(app)
+    pages.init_app(app)
+    health.init_app(app)

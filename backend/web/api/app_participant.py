@@ -1,0 +1,349 @@
+"""The participant app: who am I, schedule, reports, messages, calendar.
+
+Every /me endpoint acts on the participant behind the access token and nobody else: there is no
+participant id to tamper with, and another participant's VAS or adverse event is simply not found."""
+
+from __future__ import annotations
+
+from backend.web.api.errors import error_responses
+
+from datetime import datetime
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import Response, current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from sqlmodel import Session, select
+
+from backend.web.api.app_schemas import (
+    MAX_ID,
+    CalendarTokenSchema,
+    DoseQuerySchema,
+    MeSchema,
+    MeUpdateSchema,
+    MessageQuerySchema,
+    MyAdverseEventCreateSchema,
+    MyAdverseEventSchema,
+    MyDoseReportSchema,
+    MyDoseSchema,
+    MyMessageSchema,
+    MyVasCreateSchema,
+    MyVasSchema,
+)
+from backend.web.api.schemas import ApiErrorSchema
+from backend.identity.principal import participant_actor
+from backend.web.auth import current_principal
+from backend.db import get_session
+from backend.web.participant_views import sync_messages
+from backend.identity.security import new_token, token_digest
+from backend.extensions import get_vault, limiter
+from notifications.escalation import escalate_serious_ae
+from notifications.models import InboundMessage, OutboundMessage
+from notifications.parsing import IntentKind, parse_vas_value
+from notifications.templates import render
+from schedules.changes import acting
+from schedules.dbtypes import utcnow
+from schedules.doses import dose_by_seq, doses_of, report_dose
+from schedules.errors import InvalidInput
+from schedules.models import AdverseEvent, Dose, Participant, Site, Study
+from schedules.participants import update_details
+from schedules.studies import protocol_of
+from schedules.symptoms import record_vas, report_adverse_event, vas_history
+
+blp = Blueprint("app_participant", __name__, url_prefix="/api/v1",
+                description="The participant app: who am I, schedule, reports, messages, calendar.")
+
+ERRORS = {401: "not authenticated (missing, unknown or expired access token)", 403: "not a participant app token",
+          404: "not found", 409: "conflicts with the dose's current state", 422: "invalid input"}
+VAS_REFUSALS = {
+    "out_of_range": "VAS must be between 0 and 10",
+    "too_many_decimals": "VAS takes at most one decimal, e.g. 4.5",
+    "not_a_number": "VAS must be a number from 0 to 10, e.g. 4.5",
+}
+
+
+_errors = error_responses(blp, ERRORS)
+
+
+def require_participant(view):
+    """Decorator: the caller must be a participant signed in through the app (staff get 403)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if current_principal().kind != "participant":
+            abort(403, message="this endpoint is for the participant app; staff use /api/v1/participants")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _me(session: Session) -> Participant:
+    participant = session.get(Participant, current_principal().id)
+    if participant is None:
+        abort(404, message="no such participant")
+    return participant
+
+
+def me_view(session: Session, participant: Participant) -> dict:
+    """The participant as the app shows them: no arm, no dosing dates beyond the schedule itself."""
+    site = session.get(Site, participant.site_id)
+    return {
+        "study": session.get(Study, participant.study_id).code, "study_code": participant.study_code, "site": site.code,
+        "site_phone": site.phone, "language": participant.language, "reminder_time": participant.reminder_time,
+        "time_zone": participant.time_zone, "status": participant.status, "sms_opted_out": participant.opted_out,
+    }
+
+
+def dose_view(dose: Dose, *, now: datetime) -> dict:
+    """A dose as the app shows it."""
+    return {
+        "seq": dose.seq, "local_date": dose.local_date, "due_at": dose.due_at, "window_opens_at": dose.window_opens_at,
+        "window_closes_at": dose.window_closes_at, "state": dose.state, "window_open": dose.window_opens_at <= now < dose.window_closes_at,
+        "reported_at": dose.reported_at, "taken_at": dose.taken_at, "injection_site": dose.injection_site, "source": dose.source,
+    }
+
+
+def ae_view(ae: AdverseEvent, *, advice: str) -> dict:
+    """An adverse event as its reporter sees it (the investigator's grading is not part of it)."""
+    return {
+        "id": ae.id, "reported_at": ae.reported_at, "source": ae.source, "term": ae.term, "other_text": ae.other_text,
+        "description": ae.raw_text, "onset_date": ae.onset_date, "severity": ae.severity, "ongoing": ae.ongoing,
+        "went_to_hospital": ae.went_to_hospital, "suspected_serious": ae.suspected_serious, "advice": advice,
+    }
+
+
+def _advice(session: Session, participant: Participant, ae: AdverseEvent) -> str:
+    phone = session.get(Site, participant.site_id).phone
+    return render("reply_ae_serious" if ae.suspected_serious else "reply_ae_recorded", participant.language, site_phone=phone)
+
+
+@blp.route("/me")
+class Me(MethodView):
+    @blp.response(200, MeSchema)
+    @_errors(401, 403)
+    @require_participant
+    def get(self):
+        """Who am I: study code, site phone, language, reminder time and time zone."""
+        session = get_session()
+        return me_view(session, _me(session))
+
+    @blp.arguments(MeUpdateSchema)
+    @blp.response(200, MeSchema)
+    @_errors(401, 403, 422)
+    @require_participant
+    def patch(self, data):
+        """Change my reminder time or language; reminders are re-planned at once."""
+        session = get_session()
+        participant = _me(session)
+        now = utcnow()
+        update_details(session, participant=participant, vault=get_vault(), actor=participant_actor(participant.id), reason="changed by participant in app",
+                       now=now, reminder_time=data.get("reminder_time"), language=data.get("language"))
+        sync_messages(session, participant, now=now)
+        return me_view(session, participant)
+
+
+@blp.route("/me/doses")
+class MyDoses(MethodView):
+    @blp.arguments(DoseQuerySchema, location="query")
+    @blp.response(200, MyDoseSchema(many=True))
+    @_errors(401, 403, 422)
+    @require_participant
+    def get(self, query):
+        """My schedule: every dose with its reminder time, report window (UTC) and state, in date order."""
+        session = get_session()
+        participant = _me(session)
+        now = utcnow()
+        doses = doses_of(session, participant.id)
+        if query["when"] == "upcoming":
+            doses = [d for d in doses if d.window_closes_at > now]
+        elif query["when"] == "past":
+            doses = [d for d in doses if d.window_closes_at <= now]
+        return [dose_view(d, now=now) for d in doses]
+
+
+@blp.route(f"/me/doses/<int(max={MAX_ID}):seq>")
+class MyDose(MethodView):
+    @blp.response(200, MyDoseSchema)
+    @_errors(401, 403, 404)
+    @require_participant
+    def get(self, seq):
+        """One of my doses by its number."""
+        session = get_session()
+        dose = dose_by_seq(session, _me(session), seq)
+        if dose is None:
+            abort(404, message=f"you have no dose {seq}")
+        return dose_view(dose, now=utcnow())
+
+
+@blp.route(f"/me/doses/<int(max={MAX_ID}):seq>/report")
+class MyDoseReport(MethodView):
+    @blp.arguments(MyDoseReportSchema)
+    @blp.response(200, MyDoseSchema)
+    @_errors(401, 403, 404, 409, 422)
+    @require_participant
+    def post(self, data, seq):
+        """Report a dose: taken (when, and where injected) or not taken; its reminders are cancelled."""
+        session = get_session()
+        participant = _me(session)
+        dose = dose_by_seq(session, participant, seq)
+        if dose is None:
+            abort(404, message=f"you have no dose {seq}")
+        now = utcnow()
+        report_dose(session, dose=dose, taken=data["taken"], actor=participant_actor(participant.id), now=now, taken_at=data["taken_at"],
+                    injection_site=data["injection_site"], note=data["note"], reason="reported in app")
+        sync_messages(session, participant, now=now)
+        return dose_view(dose, now=now)
+
+
+@blp.route("/me/vas")
+class MyVas(MethodView):
+    @blp.response(200, MyVasSchema(many=True))
+    @_errors(401, 403)
+    @require_participant
+    def get(self):
+        """My VAS history, oldest first (withdrawn and corrected ones marked so)."""
+        session = get_session()
+        return vas_history(session, _me(session).id)
+
+    @blp.arguments(MyVasCreateSchema)
+    @blp.response(201, MyVasSchema)
+    @_errors(401, 403, 422)
+    @require_participant
+    def post(self, data):
+        """Send a VAS: how active my disease has felt over the past week, 0.0 to 10.0."""
+        session = get_session()
+        participant = _me(session)
+        parsed = parse_vas_value(data["value"])
+        if parsed.kind != IntentKind.VAS:
+            raise InvalidInput(VAS_REFUSALS.get(parsed.error or "", VAS_REFUSALS["not_a_number"]), field="value")
+        return record_vas(session, participant=participant, value=parsed.value, protocol=protocol_of(session.get(Study, participant.study_id)),
+                          actor=participant_actor(participant.id), now=utcnow())
+
+
+@blp.route("/me/adverse-events")
+class MyAdverseEvents(MethodView):
+    @blp.response(200, MyAdverseEventSchema(many=True))
+    @_errors(401, 403)
+    @require_participant
+    def get(self):
+        """The side effects I reported, newest first."""
+        session = get_session()
+        participant = _me(session)
+        rows = session.exec(select(AdverseEvent).where(AdverseEvent.participant_id == participant.id)
+                            .order_by(AdverseEvent.reported_at.desc(), AdverseEvent.id.desc())).all()
+        return [ae_view(ae, advice=_advice(session, participant, ae)) for ae in rows]
+
+    @blp.arguments(MyAdverseEventCreateSchema)
+    @blp.response(201, MyAdverseEventSchema)
+    @_errors(401, 403, 422)
+    @require_participant
+    def post(self, data):
+        """Report a side effect; a nurse reviews every report, and 'went to hospital' alerts the on-call nurse at once."""
+        session = get_session()
+        participant = _me(session)
+        now = utcnow()
+        ae = report_adverse_event(session, participant=participant, protocol=protocol_of(session.get(Study, participant.study_id)),
+                                  actor=participant_actor(participant.id), now=now, raw_text=data["description"].strip(), term=data["term"],
+                                  other_text=data["other_text"].strip(), onset_date=data["onset_date"], severity=data["severity"],
+                                  ongoing=data["ongoing"], went_to_hospital=data["went_to_hospital"])
+        escalate_serious_ae(session, ae=ae, participant=participant, vault=get_vault(), now=now)
+        return ae_view(ae, advice=_advice(session, participant, ae))
+
+
+@blp.route(f"/me/adverse-events/<int(max={MAX_ID}):ae_id>")
+class MyAdverseEvent(MethodView):
+    @blp.response(200, MyAdverseEventSchema)
+    @_errors(401, 403, 404)
+    @require_participant
+    def get(self, ae_id):
+        """One side effect I reported."""
+        session = get_session()
+        participant = _me(session)
+        ae = session.get(AdverseEvent, ae_id)
+        if ae is None or ae.participant_id != participant.id:
+            abort(404, message="no such adverse event")
+        return ae_view(ae, advice=_advice(session, participant, ae))
+
+
+@blp.route("/me/messages")
+class MyMessages(MethodView):
+    @blp.arguments(MessageQuerySchema, location="query")
+    @blp.response(200, MyMessageSchema(many=True))
+    @_errors(401, 403, 422)
+    @require_participant
+    def get(self, query):
+        """The SMS sent to me and the ones I sent, newest first."""
+        session = get_session()
+        participant = _me(session)
+        limit = query["limit"]
+        sent = session.exec(select(OutboundMessage).where(OutboundMessage.participant_id == participant.id, OutboundMessage.sent_at.is_not(None))
+                            .order_by(OutboundMessage.sent_at.desc(), OutboundMessage.id.desc()).limit(limit)).all()
+        received = session.exec(select(InboundMessage).where(InboundMessage.participant_id == participant.id)
+                                .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()).limit(limit)).all()
+        items = [{"direction": "outbound", "at": m.sent_at, "body": m.body, "purpose": m.purpose, "status": m.status}
+                 for m in sent]
+        items += [{"direction": "inbound", "at": m.received_at, "body": m.body, "purpose": None, "status": None} for m in received]
+        # An answer and the message it answers share an instant: the inbound one came first.
+        items.sort(key=lambda item: (item["at"], item["direction"] == "outbound"), reverse=True)
+        return items[:limit]
+
+
+def _feed_url(secret: str) -> str:
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + f"/api/v1/calendar/{secret}.ics"
+
+
+@blp.route("/me/calendar-token")
+class MyCalendarToken(MethodView):
+    @blp.response(201, CalendarTokenSchema)
+    @_errors(401, 403)
+    @require_participant
+    def post(self):
+        """Create the secret address of my dose calendar (shown once); an older address stops working."""
+        session = get_session()
+        participant = _me(session)
+        secret = new_token()
+        with acting(session, participant_actor(participant.id), "calendar link created in app"):
+            participant.calendar_token_hash = token_digest(secret)
+            session.add(participant)
+        url = _feed_url(secret)
+        return {"url": url, "webcal_url": "webcal://" + url.split("://", 1)[1]}
+
+    @blp.response(204)
+    @_errors(401, 403)
+    @require_participant
+    def delete(self):
+        """Turn my calendar address off."""
+        session = get_session()
+        participant = _me(session)
+        if participant.calendar_token_hash:
+            with acting(session, participant_actor(participant.id), "calendar link removed in app"):
+                participant.calendar_token_hash = ""
+                session.add(participant)
+        return None
+
+
+@blp.route("/calendar/<string:secret>.ics")
+class CalendarFeed(MethodView):
+    decorators = [limiter.limit("60 per minute")]
+
+    @blp.response(200, description="iCalendar (RFC 5545): one event per dose that is not cancelled",
+                  content_type="text/calendar", example="BEGIN:VCALENDAR\r\nVERSION:2.0\r\n...END:VCALENDAR\r\n")
+    @blp.alt_response(404, schema=ApiErrorSchema, description="no calendar at this address (unknown or replaced)")
+    @blp.alt_response(429, schema=ApiErrorSchema, description="too many requests")
+    @blp.doc(security=[])
+    def get(self, secret):
+        """The dose calendar at its secret address (subscribe to it from the phone's calendar app)."""
+        session = get_session()
+        participant = None
+        if secret:
+            participant = session.exec(select(Participant).where(Participant.calendar_token_hash == token_digest(secret))).first()
+        if participant is None:
+            abort(404, message="no calendar at this address; create a new one in the app")
+        from backend.web.ical import dose_calendar  # icalendar only in the processes that serve a feed
+
+        body = dose_calendar(participant, doses_of(session, participant.id), now=utcnow(),
+                             uid_domain=urlsplit(current_app.config["PUBLIC_BASE_URL"]).hostname or "trial-companion")
+        response = Response(body, status=200, mimetype="text/calendar")
+        response.headers["Cache-Control"] = "private, max-age=300"
+        return response

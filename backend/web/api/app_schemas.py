@@ -1,0 +1,237 @@
+"""marshmallow schemas of the participant app API: activation, tokens, /me, calendar. No arm anywhere."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from backend.web.api.schemas import HHMM, LANGS
+from schedules.models import DoseState, InjectionSite
+from schedules.symptoms import AE_TERMS, SEVERITIES
+
+INJECTION_SITES = [s.value for s in InjectionSite]
+# PostgreSQL text cannot hold NUL; refusing it here keeps such input a 422 instead of a driver error.
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="must not contain NUL characters")
+# Path ids are bounded by the database's INTEGER: a larger number is "not found", not a driver overflow.
+MAX_ID = 2**31 - 1
+_EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+def _plausible_instant(value: datetime) -> None:
+    """Refuse instants no dose could have been taken at (and ones too extreme to convert to UTC)."""
+    try:
+        if value.astimezone(timezone.utc) < _EARLIEST:
+            raise ValidationError("must be an instant after 2000-01-01")
+    except (OverflowError, ValueError):
+        raise ValidationError("must be an instant after 2000-01-01") from None
+
+
+# --- staff side --------------------------------------------------------------------------------------
+class ActivationCodeRequestSchema(Schema):
+    """Options for a new activation code."""
+
+    send_sms = fields.Boolean(load_default=False, metadata={"description": "also text the code to the participant's phone", "example": True})
+
+
+class ActivationCodeSchema(Schema):
+    """A one-time activation code: shown once, typed into the app, valid for 72 hours."""
+
+    participant_id = fields.Integer(metadata={"example": 3})
+    code = fields.String(metadata={"description": "12 characters; dashes, spaces and case do not matter", "example": "7KQ2-M9XD-4TBA"})
+    expires_at = fields.DateTime(metadata={"example": "2026-03-04T08:00:00+00:00"})
+    sent_by_sms = fields.Boolean(metadata={"example": True})
+
+
+class DeviceRevokeSchema(Schema):
+    """Why the participant's devices are being signed out."""
+
+    reason = fields.String(required=True, validate=[validate.Length(min=1, max=120), NO_NUL], metadata={"example": "phone reported lost"})
+
+
+class DeviceRevokeResultSchema(Schema):
+    """What a device revocation did."""
+
+    devices_revoked = fields.Integer(metadata={"example": 1})
+    codes_revoked = fields.Integer(metadata={"description": "unused activation codes withdrawn too", "example": 0})
+
+
+class DeviceSchema(Schema):
+    """A signed-in (or signed-out) app installation of a participant."""
+
+    id = fields.Integer(metadata={"example": 5})
+    device_name = fields.String(metadata={"example": "Pixel 8"})
+    created_at = fields.DateTime(metadata={"example": "2026-03-01T08:00:00+00:00"})
+    last_used_at = fields.DateTime(metadata={"description": "last token refresh", "example": "2026-03-02T08:00:00+00:00"})
+    revoked_at = fields.DateTime(allow_none=True, metadata={"example": None})
+    revoked_reason = fields.String(metadata={"example": ""})
+
+
+# --- activation and tokens -------------------------------------------------------------------------
+class ActivateSchema(Schema):
+    """The code from the study team, and a name for this device."""
+
+    code = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={"example": "7KQ2-M9XD-4TBA"})
+    device_name = fields.String(load_default="", validate=[validate.Length(max=80), NO_NUL], metadata={"example": "Pixel 8"})
+
+
+class RefreshSchema(Schema):
+    """The current refresh token (it is spent by this call)."""
+
+    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=200), metadata={"example": "tcr_3q2…"})
+
+
+class TokenPairSchema(Schema):
+    """A short-lived access token and the refresh token to renew it; both shown once."""
+
+    access_token = fields.String(required=True, metadata={"description": "send as 'Authorization: Bearer <access_token>'", "example": "tca_Zx8…"})
+    token_type = fields.String(required=True, metadata={"example": "Bearer"})
+    expires_in = fields.Integer(required=True, metadata={"description": "seconds until the access token expires", "example": 900})
+    access_token_expires_at = fields.DateTime(required=True, metadata={"example": "2026-03-01T08:15:00+00:00"})
+    refresh_token = fields.String(required=True, metadata={"description": "use once at /api/v1/app/token/refresh", "example": "tcr_3q2…"})
+    refresh_token_expires_at = fields.DateTime(required=True, metadata={"example": "2026-03-31T08:00:00+00:00"})
+
+
+# --- /me -------------------------------------------------------------------------------------------
+class MeSchema(Schema):
+    """The signed-in participant as the app shows them (no arm)."""
+
+    study = fields.String(metadata={"example": "NCT04237987"})
+    study_code = fields.String(metadata={"example": "P-021"})
+    site = fields.String(metadata={"example": "PKUPH"})
+    site_phone = fields.String(metadata={"description": "call this number with questions or if unwell", "example": "+861088325555"})
+    language = fields.String(validate=validate.OneOf(LANGS), metadata={"example": "zh-CN"})
+    reminder_time = fields.String(metadata={"description": "local wall-clock time of reminders", "example": "20:00"})
+    time_zone = fields.String(metadata={"example": "Asia/Shanghai"})
+    status = fields.String(metadata={"example": "active"})
+    sms_opted_out = fields.Boolean(metadata={"example": False})
+
+
+class MeUpdateSchema(Schema):
+    """What the participant may change themselves; reminders are re-planned at once."""
+
+    reminder_time = fields.String(validate=HHMM, metadata={"example": "21:30"})
+    language = fields.String(validate=validate.OneOf(LANGS), metadata={"example": "en"})
+
+
+class MyDoseSchema(Schema):
+    """One dose of the participant's schedule: reminder time, window (UTC) and state."""
+
+    seq = fields.Integer(metadata={"description": "dose number, 1-based", "example": 3})
+    local_date = fields.Date(metadata={"example": "2026-03-05"})
+    due_at = fields.DateTime(metadata={"description": "reminder time", "example": "2026-03-05T12:00:00+00:00"})
+    window_opens_at = fields.DateTime(metadata={"example": "2026-03-04T16:00:00+00:00"})
+    window_closes_at = fields.DateTime(metadata={"example": "2026-03-06T04:00:00+00:00"})
+    state = fields.String(validate=validate.OneOf([s.value for s in DoseState]), metadata={"example": "scheduled"})
+    window_open = fields.Boolean(metadata={"description": "the window is open now", "example": True})
+    reported_at = fields.DateTime(allow_none=True, metadata={"example": None})
+    taken_at = fields.DateTime(allow_none=True, metadata={"example": None})
+    injection_site = fields.String(allow_none=True, validate=validate.OneOf(INJECTION_SITES), metadata={"example": None})
+    source = fields.String(allow_none=True, metadata={"description": "how it was reported: app | sms | staff | job", "example": None})
+
+
+class DoseQuerySchema(Schema):
+    """Which doses to list."""
+
+    when = fields.String(load_default="all", validate=validate.OneOf(["all", "upcoming", "past"]),
+                         metadata={"description": "upcoming: window not closed yet; past: window closed", "example": "upcoming"})
+
+
+class MyDoseReportSchema(Schema):
+    """The participant reports a dose: taken (when, where) or not taken."""
+
+    taken = fields.Boolean(required=True, metadata={"example": True})
+    taken_at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=None, validate=_plausible_instant,
+                                    metadata={"description": "default: now", "example": "2026-03-05T12:30:00+00:00"})
+    injection_site = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(INJECTION_SITES), metadata={"example": "thigh_left"})
+    note = fields.String(load_default="", validate=[validate.Length(max=1000), NO_NUL], metadata={"example": ""})
+
+
+class VasValue(fields.Field):
+    """A VAS value sent as a JSON number (4.5) or string ("4.5"); parsed as the SMS channel parses it."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (isinstance(value, str) and len(value) > 20):
+            raise ValidationError("must be a number from 0 to 10 with at most one decimal, e.g. 4.5")
+        return value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else float(Decimal(value))
+
+
+class MyVasCreateSchema(Schema):
+    """A patient-global VAS: how active the disease has felt, 0.0 (not active) to 10.0 (extremely active)."""
+
+    value = VasValue(required=True, metadata={"description": "a number or a string, 0.0-10.0, at most one decimal", "example": 4.5,
+                                              "oneOf": [{"type": "number"}, {"type": "string", "maxLength": 20}]})
+
+
+class MyVasSchema(Schema):
+    """A VAS the participant sent."""
+
+    id = fields.Integer(metadata={"example": 17})
+    value = fields.Float(metadata={"example": 4.5})
+    recorded_at = fields.DateTime(metadata={"example": "2026-03-01T12:40:00+00:00"})
+    source = fields.String(metadata={"example": "app"})
+    status = fields.String(metadata={"description": "valid | withdrawn | corrected", "example": "valid"})
+
+
+class MyAdverseEventCreateSchema(Schema):
+    """A side effect, as structured in the app."""
+
+    term = fields.String(required=True, validate=validate.OneOf(AE_TERMS),
+                         metadata={"description": "see GET /api/v1/adverse-event-terms", "example": "fever"})
+    other_text = fields.String(load_default="", validate=[validate.Length(max=1000), NO_NUL],
+                               metadata={"description": "required when term is 'other'", "example": ""})
+    description = fields.String(load_default="", validate=[validate.Length(max=2000), NO_NUL],
+                                metadata={"description": "anything else, in the participant's words",
+                                          "example": "started the evening after the injection"})
+    onset_date = fields.Date(load_default=None, allow_none=True, metadata={"example": "2026-03-05"})
+    severity = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(SEVERITIES), metadata={"example": "moderate"})
+    ongoing = fields.Boolean(load_default=None, allow_none=True, metadata={"example": True})
+    went_to_hospital = fields.Boolean(load_default=None, allow_none=True,
+                                      metadata={"description": "yes alerts the on-call nurse at once", "example": False})
+
+
+class MyAdverseEventSchema(Schema):
+    """An adverse event the participant reported, with what to do if it is urgent."""
+
+    id = fields.Integer(metadata={"example": 9})
+    reported_at = fields.DateTime(metadata={"example": "2026-03-05T13:00:00+00:00"})
+    source = fields.String(metadata={"example": "app"})
+    term = fields.String(metadata={"example": "fever"})
+    other_text = fields.String(metadata={"example": ""})
+    description = fields.String(metadata={"example": "started the evening after the injection"})
+    onset_date = fields.Date(allow_none=True, metadata={"example": "2026-03-05"})
+    severity = fields.String(allow_none=True, metadata={"example": "moderate"})
+    ongoing = fields.Boolean(allow_none=True, metadata={"example": True})
+    went_to_hospital = fields.Boolean(allow_none=True, metadata={"example": False})
+    suspected_serious = fields.Boolean(metadata={"description": "the on-call nurse has been alerted", "example": False})
+    advice = fields.String(metadata={"description": "what to do if it is urgent (participant's language)",
+                                     "example": "Thank you, we received your report and a nurse will review it. ..."})
+
+
+class MessageQuerySchema(Schema):
+    """How many messages to list."""
+
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200), metadata={"example": 50})
+
+
+class MyMessageSchema(Schema):
+    """One SMS to or from the participant."""
+
+    direction = fields.String(validate=validate.OneOf(["outbound", "inbound"]), metadata={"example": "outbound"})
+    at = fields.DateTime(metadata={"example": "2026-03-05T12:00:00+00:00"})
+    body = fields.String(metadata={"example": "Reminder: today's injection (2026-03-05) is due. ..."})
+    purpose = fields.String(allow_none=True, metadata={"description": "outbound only: dose_reminder, dose_nudge, vas_prompt, reply, activation",
+                                                         "example": "dose_reminder"})
+    status = fields.String(allow_none=True, metadata={"description": "outbound only: delivery status", "example": "delivered"})
+
+
+class CalendarTokenSchema(Schema):
+    """The secret address of the participant's dose calendar (shown once; a new one replaces the old)."""
+
+    url = fields.String(metadata={"example": "https://trial.example.org/api/v1/calendar/Hk3….ics"})
+    webcal_url = fields.String(metadata={"description": "the same feed for calendar apps that subscribe via webcal://",
+                                         "example": "webcal://trial.example.org/api/v1/calendar/Hk3….ics"})

@@ -1,0 +1,39 @@
+"""Studies and sites: the reference data enrollment refers to."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlmodel import select
+
+from backend.web.api.schemas import SiteSchema, StudySchema
+from backend.web.auth import current_principal, require_staff
+from backend.db import get_session
+from schedules.models import Site, Study
+from schedules.studies import protocol_of
+
+blp = Blueprint("reference", __name__, url_prefix="/api/v1", description="Studies and sites.")
+
+
+@blp.route("/studies")
+class Studies(MethodView):
+    @blp.response(200, StudySchema(many=True))
+    @require_staff()
+    def get(self):
+        """List loaded studies; arms are hidden from the masked assessor."""
+        masked = current_principal().masked
+        rows = get_session().exec(select(Study).order_by(Study.code)).all()
+        return [{"code": s.code, "title": s.title, "loaded_at": s.loaded_at, "arms": [] if masked else list(protocol_of(s).arm_codes)} for s in rows]
+
+
+@blp.route("/sites")
+class Sites(MethodView):
+    @blp.response(200, SiteSchema(many=True))
+    @require_staff()
+    def get(self):
+        """List the sites the caller may see."""
+        principal = current_principal()
+        query = select(Site).order_by(Site.code)
+        if principal.role != "admin":
+            query = query.where(Site.id == principal.site_id)
+        return get_session().exec(query).all()

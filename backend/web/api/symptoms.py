@@ -1,0 +1,251 @@
+"""Patient-global VAS and adverse events."""
+
+from __future__ import annotations
+
+from backend.web.api.errors import error_responses
+
+from functools import wraps
+
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from sqlmodel import Session, select
+
+from backend.web.api.symptom_schemas import (
+    AdverseEventCreateSchema,
+    AdverseEventReviewSchema,
+    AdverseEventSchema,
+    AeTermListSchema,
+    VasCorrectSchema,
+    VasCreateSchema,
+    VasSchema,
+)
+from backend.identity.principal import UNMASKED
+from backend.web.auth import current_principal, require_staff, visible_participant
+from backend.db import get_session
+from backend.models import Role
+from backend.extensions import get_vault
+from notifications.escalation import escalate_serious_ae
+from schedules.dbtypes import utcnow
+from schedules.models import AdverseEvent, Alert, Participant, Study, VasScore
+from schedules.studies import protocol_of
+from schedules.symptoms import (
+    AE_TERM_LABELS,
+    AE_TERMS,
+    OUTCOMES,
+    RELATEDNESS,
+    SERIOUS_CRITERIA,
+    SEVERITIES,
+    correct_vas,
+    record_vas,
+    report_adverse_event,
+    review_adverse_event,
+    sign_off_adverse_event,
+    vas_history,
+)
+
+# Ids are 32-bit columns: a larger number in the path is simply not found (rather than a database overflow).
+ID = "int(max=2147483647)"
+blp = Blueprint("symptoms", __name__, url_prefix="/api/v1", description="Patient-global VAS and adverse events.")
+
+REVIEWERS = (Role.ADMIN.value, Role.INVESTIGATOR.value)
+
+
+_errors = error_responses(blp)
+
+
+def _protocol(session: Session, participant: Participant):
+    return protocol_of(session.get(Study, participant.study_id))
+
+
+def _reviewers_only(action: str):
+    """Decorator: staff in an investigator or admin role, else 403 saying who may (checked before the body is read)."""
+
+    def decorate(view):
+        @wraps(view)
+        @require_staff()
+        def wrapper(*args, **kwargs):
+            role = current_principal().role
+            if role not in REVIEWERS:
+                abort(403, message=f"only an investigator or admin may {action} an adverse event (your role: {role})")
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+# --- views: what the API shows (never arm, regimen or doses) -----------------------------------
+def vas_view(score: VasScore, participant: Participant, replaced_by: dict[int, int] | None = None) -> dict:
+    """A VAS row as the API shows it."""
+    return {
+        "id": score.id, "participant_id": score.participant_id, "study_code": participant.study_code, "value": score.value,
+        "recorded_at": score.recorded_at, "source": score.source, "status": score.status, "replaces_id": score.replaces_id,
+        "replaced_by_id": (replaced_by or {}).get(score.id), "withdrawn_at": score.withdrawn_at, "reason": score.reason,
+    }
+
+
+def _alerts_of(session: Session, ae_ids: list[int]) -> dict[int, Alert]:
+    if not ae_ids:
+        return {}
+    rows = session.exec(select(Alert).where(Alert.ref_type == "adverse_event", Alert.ref_id.in_(ae_ids))).all()
+    return {row.ref_id: row for row in rows}
+
+
+def ae_view(ae: AdverseEvent, participant: Participant, alert: Alert | None) -> dict:
+    """An adverse event as the API shows it, with its nurse alert."""
+    csv = lambda text: [item.strip() for item in (text or "").split(",") if item.strip()]  # noqa: E731
+    return {
+        "id": ae.id, "participant_id": ae.participant_id, "study_code": participant.study_code, "reported_at": ae.reported_at,
+        "source": ae.source, "raw_text": ae.raw_text, "term": ae.term, "other_text": ae.other_text, "onset_date": ae.onset_date,
+        "severity": ae.severity, "ongoing": ae.ongoing, "went_to_hospital": ae.went_to_hospital, "suspected_serious": ae.suspected_serious,
+        "matched_keywords": csv(ae.matched_keywords), "alert_id": alert.id if alert else None, "alert_state": alert.state if alert else None,
+        "deadline_at": alert.deadline_at if alert else None, "ctcae_grade": ae.ctcae_grade, "serious": ae.serious,
+        "serious_criteria": csv(ae.serious_criteria), "relatedness": ae.relatedness, "outcome": ae.outcome, "reviewed_by": ae.reviewed_by,
+        "reviewed_at": ae.reviewed_at, "signed_off_by": ae.signed_off_by, "signed_off_at": ae.signed_off_at,
+    }
+
+
+def _one_ae(session: Session, ae: AdverseEvent, participant: Participant) -> dict:
+    return ae_view(ae, participant, _alerts_of(session, [ae.id]).get(ae.id))
+
+
+def _visible_ae(session: Session, ae_id: int) -> tuple[AdverseEvent, Participant]:
+    ae = session.get(AdverseEvent, ae_id)
+    if ae is None:
+        abort(404, message="no such adverse event")
+    return ae, visible_participant(ae.participant_id)
+
+
+# --- VAS ---------------------------------------------------------------------------------------
+@blp.route(f"/participants/<{ID}:participant_id>/vas")
+class VasList(MethodView):
+    @require_staff()
+    @blp.response(200, VasSchema(many=True))
+    @_errors(401, 403, 404)
+    def get(self, participant_id):
+        """The participant's VAS history, oldest first, withdrawn and corrected rows included with their status."""
+        session = get_session()
+        participant = visible_participant(participant_id)
+        rows = vas_history(session, participant.id)
+        replaced_by = {row.replaces_id: row.id for row in rows if row.replaces_id}
+        return [vas_view(row, participant, replaced_by) for row in rows]
+
+    @require_staff(*UNMASKED)
+    @blp.arguments(VasCreateSchema)
+    @blp.response(201, VasSchema)
+    @_errors(401, 403, 404, 422)
+    def post(self, data, participant_id):
+        """Record a VAS score the participant gave staff (reason required); source is staff."""
+        principal = current_principal()
+        session = get_session()
+        participant = visible_participant(participant_id, principal)
+        score = record_vas(session, participant=participant, value=data["value"], protocol=_protocol(session, participant),
+                           actor=principal.actor, now=utcnow(), reason=data["reason"])
+        return vas_view(score, participant)
+
+
+@blp.route(f"/vas/<{ID}:vas_id>/correct")
+class VasCorrect(MethodView):
+    @require_staff(*UNMASKED)
+    @blp.arguments(VasCorrectSchema)
+    @blp.response(201, VasSchema)
+    @_errors(401, 403, 404, 409, 422)
+    def post(self, data, vas_id):
+        """Correct a VAS: a new row with the reason replaces it; the original is kept, marked corrected."""
+        principal = current_principal()
+        session = get_session()
+        score = session.get(VasScore, vas_id)
+        if score is None:
+            abort(404, message="no such VAS score")
+        participant = visible_participant(score.participant_id, principal)
+        new = correct_vas(session, score=score, value=data["value"], protocol=_protocol(session, participant), reason=data["reason"],
+                          actor=principal.actor, now=utcnow())
+        return vas_view(new, participant)
+
+
+# --- adverse events ----------------------------------------------------------------------------
+@blp.route("/adverse-event-terms")
+class AeTerms(MethodView):
+    @blp.response(200, AeTermListSchema)
+    @_errors(401)
+    def get(self):
+        """The adverse-event terms (PRO-CTCAE based) with en and zh-CN labels, and the other fixed lists."""
+        current_principal()  # staff or a participant's app: any authenticated caller
+        return {
+            "terms": [{"code": code, "labels": AE_TERM_LABELS[code]} for code in AE_TERMS],
+            "severities": list(SEVERITIES), "relatedness": list(RELATEDNESS), "outcomes": list(OUTCOMES),
+            "serious_criteria": list(SERIOUS_CRITERIA),
+        }
+
+
+@blp.route(f"/participants/<{ID}:participant_id>/adverse-events")
+class AdverseEventList(MethodView):
+    @require_staff()
+    @blp.response(200, AdverseEventSchema(many=True))
+    @_errors(401, 403, 404)
+    def get(self, participant_id):
+        """The participant's adverse events, newest first, with alert state and review."""
+        session = get_session()
+        participant = visible_participant(participant_id)
+        rows = session.exec(select(AdverseEvent).where(AdverseEvent.participant_id == participant.id)
+                            .order_by(AdverseEvent.reported_at.desc(), AdverseEvent.id.desc())).all()
+        alerts = _alerts_of(session, [row.id for row in rows])
+        return [ae_view(row, participant, alerts.get(row.id)) for row in rows]
+
+    @require_staff(*UNMASKED)
+    @blp.arguments(AdverseEventCreateSchema)
+    @blp.response(201, AdverseEventSchema)
+    @_errors(401, 403, 404, 422)
+    def post(self, data, participant_id):
+        """Report an adverse event on the participant's behalf; a suspected-serious one pages the on-call numbers."""
+        principal = current_principal()
+        session = get_session()
+        participant = visible_participant(participant_id, principal)
+        now = utcnow()
+        ae = report_adverse_event(session, participant=participant, protocol=_protocol(session, participant), actor=principal.actor, now=now,
+                                  term=data["term"], other_text=data["other_text"].strip(), onset_date=data["onset_date"],
+                                  severity=data["severity"], ongoing=data["ongoing"], went_to_hospital=data["went_to_hospital"],
+                                  reason=data["reason"] or "reported to staff")
+        escalate_serious_ae(session, ae=ae, participant=participant, vault=get_vault(), now=now)
+        return _one_ae(session, ae, participant)
+
+
+@blp.route(f"/adverse-events/<{ID}:ae_id>")
+class AdverseEventDetail(MethodView):
+    @require_staff()
+    @blp.response(200, AdverseEventSchema)
+    @_errors(401, 403, 404)
+    def get(self, ae_id):
+        """One adverse event with its alert and review."""
+        session = get_session()
+        ae, participant = _visible_ae(session, ae_id)
+        return _one_ae(session, ae, participant)
+
+
+@blp.route(f"/adverse-events/<{ID}:ae_id>/review")
+class AdverseEventReview(MethodView):
+    @_reviewers_only("review")
+    @blp.arguments(AdverseEventReviewSchema)
+    @blp.response(200, AdverseEventSchema)
+    @_errors(401, 403, 404, 409, 422)
+    def post(self, data, ae_id):
+        """Grade an adverse event (investigators and admins): CTCAE v5 grade, seriousness with criteria, relatedness, outcome."""
+        session = get_session()
+        ae, participant = _visible_ae(session, ae_id)
+        review_adverse_event(session, ae=ae, actor=current_principal().actor, now=utcnow(), ctcae_grade=data["ctcae_grade"],
+                             serious=data["serious"], serious_criteria=data["serious_criteria"], relatedness=data["relatedness"],
+                             outcome=data["outcome"], reason=data["reason"])
+        return _one_ae(session, ae, participant)
+
+
+@blp.route(f"/adverse-events/<{ID}:ae_id>/sign-off")
+class AdverseEventSignOff(MethodView):
+    @_reviewers_only("sign off")
+    @blp.response(200, AdverseEventSchema)
+    @_errors(401, 403, 404, 409)
+    def post(self, ae_id):
+        """Sign off a reviewed adverse event (investigators and admins; nurses cannot)."""
+        session = get_session()
+        ae, participant = _visible_ae(session, ae_id)
+        sign_off_adverse_event(session, ae=ae, actor=current_principal().actor, now=utcnow())
+        return _one_ae(session, ae, participant)

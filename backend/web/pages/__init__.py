@@ -1,0 +1,22 @@
+"""Nurse pages: server-rendered, session login with CSRF protection."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from backend.web.pages import display
+
+
+def init_app(app: Flask) -> None:
+    """Register the nurse pages, their template helpers and their login."""
+    # Importing the view modules attaches their routes to the one blueprint.
+    from backend.web.pages import alerts, dashboard, login, participant, simulator  # noqa: F401
+    from backend.web.pages.common import bp
+
+    app.register_blueprint(bp)
+    app.add_template_filter(display.local_text, "local")
+    app.add_template_filter(display.local_date_text, "local_date")
+    app.add_template_filter(display.duration_text, "duration")
+    app.add_template_filter(display.percent_text, "percent")
+    app.jinja_env.globals["ALERT_KIND_LABELS"] = display.ALERT_KIND_LABELS
+    app.jinja_env.globals["SMS_SIMULATOR"] = app.config.get("SMS_BACKEND") == "console"

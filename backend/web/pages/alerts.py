@@ -1,0 +1,162 @@
+"""The one nurse queue: open and acknowledged alerts, highest priority and nearest deadline first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import case
+from sqlmodel import select
+
+from backend.db import get_session
+from backend.models import Staff
+from backend.web.pages.common import bp, csrf_refused, principal, safe_next, staff_page, visible_alert_or_404
+from backend.web.pages.display import ALERT_KIND_LABELS
+from backend.web.pages.forms import AcknowledgeForm, ResolveForm
+from schedules.alerts import acknowledge, resolve
+from schedules.dbtypes import utcnow
+from schedules.errors import DomainError
+from schedules.models import Alert, AlertState, Participant, Site
+
+RESOLVED_SHOWN = 100
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """An alert as the queue shows it: who, how old, how long until its reporting deadline."""
+
+    alert: Alert
+    participant: Participant | None
+    zone: str
+    kind: str
+    age: timedelta
+    remaining: timedelta | None
+    acknowledged_by: str
+    resolved_by: str
+
+
+def _who(label: str, staff_emails: dict[int, str]) -> str:
+    # Audit labels read "staff:staff:7"; a nurse wants the colleague's email, not the number.
+    if label.startswith("staff:staff:") and label[12:].isdigit():
+        return staff_emails.get(int(label[12:]), label)
+    return label
+
+
+def alert_rows(session, alerts: list[Alert], *, now: datetime) -> list[AlertRow]:
+    """Queue rows for these alerts, with their participant and site time zone."""
+    participants = {p.id: p for p in session.exec(select(Participant).where(
+        Participant.id.in_({a.participant_id for a in alerts if a.participant_id}))).all()} if alerts else {}
+    zones = {s.id: s.time_zone for s in session.exec(select(Site)).all()}
+    staff_emails = dict(session.exec(select(Staff.id, Staff.email)).all()) if alerts else {}
+    return [
+        AlertRow(alert=a, participant=participants.get(a.participant_id), zone=zones[a.site_id],
+                 kind=ALERT_KIND_LABELS.get(a.kind, a.kind.replace("_", " ")), age=now - a.opened_at,
+                 remaining=a.deadline_at - now if a.deadline_at and a.state != AlertState.RESOLVED.value else None,
+                 acknowledged_by=_who(a.acknowledged_by, staff_emails), resolved_by=_who(a.resolved_by, staff_emails))
+        for a in alerts
+    ]
+
+
+def alert_forms(alerts: list[Alert], *, back: str, submitted: dict | None = None) -> dict[int, dict]:
+    """Acknowledge and resolve forms for each alert, prefixed by its id so labels and ids stay unique."""
+    forms = {}
+    for a in alerts:
+        forms[a.id] = {
+            "ack": AcknowledgeForm(prefix=f"ack{a.id}", formdata=None, next=back),
+            "resolve": ResolveForm(prefix=f"resolve{a.id}", formdata=None, next=back),
+        }
+    for (alert_id, kind), form in (submitted or {}).items():
+        if alert_id in forms:
+            forms[alert_id][kind] = form
+    return forms
+
+
+def queue(session, *, site_ids: list[int] | None, resolved: bool) -> list[Alert]:
+    """Unresolved alerts (high priority, then nearest deadline, then oldest), or the latest resolved ones."""
+    query = select(Alert)
+    if site_ids is not None:
+        query = query.where(Alert.site_id.in_(site_ids))
+    if resolved:
+        query = query.where(Alert.state == AlertState.RESOLVED.value).order_by(Alert.resolved_at.desc()).limit(RESOLVED_SHOWN)
+    else:
+        query = query.where(Alert.state != AlertState.RESOLVED.value).order_by(
+            case((Alert.priority == "high", 0), else_=1), case((Alert.deadline_at.is_(None), 1), else_=0), Alert.deadline_at,
+            Alert.opened_at, Alert.id)
+    return list(session.exec(query).all())
+
+
+def _visible_site_ids() -> list[int] | None:
+    me = principal()
+    return None if me.role == "admin" else [me.site_id] if me.site_id is not None else []
+
+
+def _problems(submitted: dict | None) -> list[str]:
+    """What went wrong with a failed form, for the summary at the top (its alert may have left the queue)."""
+    problems = []
+    for form in (submitted or {}).values():
+        problems += list(form.form_errors) + [error for field in form for error in field.errors]
+    return problems
+
+
+def render_queue(*, submitted: dict | None = None, status: int = 200):
+    """The queue page; `submitted` holds a form that failed, shown with its errors."""
+    session = get_session()
+    now = utcnow()
+    show_resolved = request.args.get("show") == "resolved"
+    alerts = queue(session, site_ids=_visible_site_ids(), resolved=show_resolved)
+    back = url_for("pages.alerts", show="resolved") if show_resolved else url_for("pages.alerts")
+    return render_template("alerts.html", rows=alert_rows(session, alerts, now=now), forms=alert_forms(alerts, back=back, submitted=submitted),
+                           show_resolved=show_resolved, now=now, failed=_problems(submitted)), status
+
+
+@bp.get("/alerts")
+@staff_page(unmasked=True)
+def alerts():
+    """Show the alert queue (open and acknowledged), or the latest resolved alerts."""
+    return render_queue()
+
+
+def _alert_action(alert_id: int, kind: str, form, change):
+    alert = visible_alert_or_404(alert_id)
+    if not form.validate_on_submit():
+        if csrf_refused(form):
+            abort(400)
+        return render_queue(submitted={(alert.id, kind): form}, status=422)
+    try:
+        message = change(alert, utcnow())
+    except DomainError as exc:
+        get_session().rollback()
+        if kind == "resolve" and exc.field == "note":
+            form.note.errors = [*form.note.errors, exc.message]
+        else:
+            form.form_errors.append(exc.message)
+        return render_queue(submitted={(alert.id, kind): form}, status=422)
+    flash(message, "success")
+    return redirect(safe_next(form.next.data, url_for("pages.alerts")), code=303)
+
+
+@bp.post("/alerts/<int(max=2147483647):alert_id>/acknowledge")
+@staff_page(unmasked=True)
+def acknowledge_alert(alert_id: int):
+    """Acknowledge an open alert (someone is on it)."""
+    form = AcknowledgeForm(prefix=f"ack{alert_id}")
+
+    def change(alert: Alert, now: datetime) -> str:
+        acknowledge(get_session(), alert=alert, actor=principal().actor, now=now)
+        return f"Alert acknowledged: {ALERT_KIND_LABELS.get(alert.kind, alert.kind)}."
+
+    return _alert_action(alert_id, "ack", form, change)
+
+
+@bp.post("/alerts/<int(max=2147483647):alert_id>/resolve")
+@staff_page(unmasked=True)
+def resolve_alert(alert_id: int):
+    """Resolve an alert with a note saying what was done."""
+    form = ResolveForm(prefix=f"resolve{alert_id}")
+
+    def change(alert: Alert, now: datetime) -> str:
+        resolve(get_session(), alert=alert, note=form.note.data, actor=principal().actor, now=now)
+        return f"Alert resolved: {ALERT_KIND_LABELS.get(alert.kind, alert.kind)}."
+
+    return _alert_action(alert_id, "resolve", form, change)

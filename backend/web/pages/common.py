@@ -1,0 +1,170 @@
+"""What every nurse page shares: the blueprint, the session login, site scoping and page errors."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask_wtf import FlaskForm
+from werkzeug.exceptions import HTTPException, abort
+
+from backend.identity import scope
+from backend.identity.principal import UNMASKED, Principal
+from backend.db import get_session
+from backend.runtime.job_runs import nurse_warnings
+from backend.runtime.jobs import WATCHED_JOBS
+from backend.models import Role, Staff
+from schedules.dbtypes import utcnow
+from schedules.models import Alert, Participant
+
+bp = Blueprint("pages", __name__)
+
+SESSION_STAFF = "staff_id"
+SESSION_SINCE = "signed_in_at"
+
+# Pages load only what the app serves itself: no CDN, no inline script, no framing.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def log_in(staff: Staff) -> None:
+    """Start a fresh session for this staff member (nothing from before the login survives)."""
+    session.clear()
+    session[SESSION_STAFF] = staff.id
+    session[SESSION_SINCE] = utcnow().timestamp()
+    # A new random value makes the post-login cookie differ from any cookie handed out before it.
+    session["nonce"] = secrets.token_urlsafe(8)
+
+
+def log_out() -> None:
+    """End the session."""
+    session.clear()
+
+
+def signed_in_staff() -> Staff | None:
+    """The staff member of this browser session, if still active and within the session lifetime."""
+    if "page_staff" in g:
+        return g.page_staff
+    staff = None
+    staff_id, since = session.get(SESSION_STAFF), session.get(SESSION_SINCE)
+    if staff_id is not None and since is not None:
+        lifetime = timedelta(hours=current_app.config.get("STAFF_TOKEN_TTL_HOURS", 12))
+        if utcnow().timestamp() - since <= lifetime.total_seconds():
+            found = get_session().get(Staff, staff_id)
+            staff = found if found is not None and found.active else None
+        if staff is None:
+            session.clear()
+    g.page_staff = staff
+    return staff
+
+
+def principal() -> Principal:
+    """The signed-in staff member as a Principal (role and site), for scoping and audit."""
+    staff = g.page_staff
+    return Principal("staff", staff.id, staff.role, staff.site_id)
+
+
+def staff_page(*, unmasked: bool = False):
+    """Decorator: a signed-in staff member, else to the login page; `unmasked` refuses the assessor (403)."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if signed_in_staff() is None:
+                # Only a page can be come back to after signing in; a form post cannot be replayed.
+                back = request.full_path.rstrip("?") if request.method == "GET" else None
+                return redirect(url_for("pages.login", next=back), code=303)
+            if unmasked and g.page_staff.role not in UNMASKED:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Only same-site paths are followed after a form, so a link cannot bounce a nurse elsewhere."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def visible_participant_or_404(participant_id: int) -> Participant:
+    """The participant if the signed-in staff member's site covers them; 404 otherwise (nothing revealed)."""
+    participant = scope.visible_participant(get_session(), principal(), participant_id)
+    if participant is None:
+        abort(404)
+    return participant
+
+
+def visible_alert_or_404(alert_id: int) -> Alert:
+    """The alert if it belongs to a site the signed-in staff member covers; 404 otherwise."""
+    alert = get_session().get(Alert, alert_id)
+    if alert is None or not principal().can_see_site(alert.site_id):
+        abort(404)
+    return alert
+
+
+def csrf_refused(form: FlaskForm) -> bool:
+    """True when the form failed only because its CSRF token was missing, stale or foreign."""
+    token = getattr(form, "csrf_token", None)
+    return bool(form.meta.csrf and token is not None and token.errors)
+
+
+class LogoutForm(FlaskForm):
+    """The sign-out button: a POST with a CSRF token, nothing else."""
+
+
+@bp.app_template_global()
+def logout_form() -> LogoutForm:
+    """A fresh sign-out form for the navigation bar."""
+    return LogoutForm(prefix="logout")
+
+
+@bp.before_request
+def _load_staff():
+    # Resolve the session once, before the views run, so every template can show who is signed in.
+    signed_in_staff()
+
+
+@bp.context_processor
+def _system_warnings():
+    # Only for signed-in staff: the login page says nothing about the system's state to strangers.
+    if g.get("page_staff") is None:
+        return {"system_warnings": []}
+    return {"system_warnings": nurse_warnings(get_session(), WATCHED_JOBS, now=utcnow())}
+
+
+@bp.after_request
+def _page_headers(response):
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    # Clinical data: never kept in a shared browser's or proxy's cache.
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+_ERROR_TEXT = {
+    400: ("The form could not be accepted", "It may have expired or not come from this site. Reload the page and try again."),
+    403: ("Not for your role", "Your role does not give access to this page."),
+    404: ("Not found", "There is nothing here, or it belongs to a site you do not cover."),
+    405: ("Not allowed", "This address does not take that kind of request."),
+    429: ("Too many attempts", "Wait a minute, then try again."),
+}
+
+
+@bp.errorhandler(HTTPException)
+def _page_error(exc: HTTPException):
+    if exc.code not in _ERROR_TEXT:
+        return exc
+    title, text = _ERROR_TEXT[exc.code]
+    return render_template("error.html", title=title, text=text, code=exc.code), exc.code

@@ -1,0 +1,103 @@
+"""The dashboard: every participant the nurse covers, riskiest first."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from flask import render_template, request
+from sqlalchemy import func
+from sqlmodel import select
+
+from backend.db import get_session
+from backend.web.pages.common import bp, principal, staff_page
+from schedules.adherence import Adherence, adherence_of
+from schedules.dbtypes import utcnow
+from schedules.models import AdverseEvent, Alert, AlertState, Dose, Participant, ParticipantStatus, Site, VasScore
+
+STATUSES = [s.value for s in ParticipantStatus]
+SORTS = {"risk": "risk (open high alerts, then lowest adherence)", "code": "study code"}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One participant's line on the dashboard."""
+
+    participant: Participant
+    site: Site
+    adherence: Adherence
+    vas: Decimal | None
+    vas_at: datetime | None
+    open_alerts: int
+    high_alerts: int
+    adverse_events: int
+
+
+def _risk_key(row: Row):
+    # Nothing due yet is the least worrying adherence, so it sorts after every real figure.
+    rate = row.adherence.adherence if row.adherence.adherence is not None else 2.0
+    return (-row.high_alerts, rate, -row.open_alerts, row.participant.study_code)
+
+
+def dashboard_rows(session, *, site_ids: list[int] | None, arm: str | None, status: str | None, now: datetime) -> list[Row]:
+    """Participants of the given sites (None: all) with adherence, latest VAS, open alerts and AE counts."""
+    query = select(Participant)
+    if site_ids is not None:
+        query = query.where(Participant.site_id.in_(site_ids))
+    if arm:
+        query = query.where(Participant.arm == arm)
+    if status:
+        query = query.where(Participant.status == status)
+    participants = list(session.exec(query).all())
+    ids = [p.id for p in participants]
+    if not ids:
+        return []
+    doses: dict[int, list[Dose]] = defaultdict(list)
+    for dose in session.exec(select(Dose).where(Dose.participant_id.in_(ids))).all():
+        doses[dose.participant_id].append(dose)
+    open_alerts: dict[int, int] = defaultdict(int)
+    high_alerts: dict[int, int] = defaultdict(int)
+    for pid, priority, count in session.exec(
+        select(Alert.participant_id, Alert.priority, func.count()).where(Alert.participant_id.in_(ids), Alert.state != AlertState.RESOLVED.value)
+        .group_by(Alert.participant_id, Alert.priority)
+    ).all():
+        open_alerts[pid] += count
+        if priority == "high":
+            high_alerts[pid] += count
+    latest_vas: dict[int, VasScore] = {}
+    for score in session.exec(select(VasScore).where(VasScore.participant_id.in_(ids), VasScore.status == "valid")
+                              .order_by(VasScore.recorded_at, VasScore.id)).all():
+        latest_vas[score.participant_id] = score
+    ae_counts = dict(session.exec(select(AdverseEvent.participant_id, func.count()).where(AdverseEvent.participant_id.in_(ids))
+                                  .group_by(AdverseEvent.participant_id)).all())
+    sites = {s.id: s for s in session.exec(select(Site)).all()}
+    return [
+        Row(participant=p, site=sites[p.site_id], adherence=adherence_of(doses[p.id], now=now),
+            vas=latest_vas[p.id].value if p.id in latest_vas else None,
+            vas_at=latest_vas[p.id].recorded_at if p.id in latest_vas else None,
+            open_alerts=open_alerts[p.id], high_alerts=high_alerts[p.id], adverse_events=ae_counts.get(p.id, 0))
+        for p in participants
+    ]
+
+
+@bp.get("/")
+@staff_page()
+def dashboard():
+    """Show the participants the signed-in staff member covers, riskiest first."""
+    session = get_session()
+    me = principal()
+    now = utcnow()
+    all_sites = list(session.exec(select(Site).order_by(Site.code)).all())
+    sites = [s for s in all_sites if me.can_see_site(s.id)]
+    chosen_site = request.args.get("site", "")
+    site_ids = [s.id for s in sites if not chosen_site or s.code == chosen_site]
+    arm = "" if me.masked else request.args.get("arm", "")
+    status = "" if me.masked else request.args.get("status", "")
+    sort = request.args.get("sort", "risk") if request.args.get("sort") in SORTS else "risk"
+    rows = dashboard_rows(session, site_ids=site_ids, arm=arm or None, status=status if status in STATUSES else None, now=now)
+    rows.sort(key=_risk_key if sort == "risk" and not me.masked else (lambda r: r.participant.study_code))
+    arms = [] if me.masked else sorted(set(session.exec(select(Participant.arm).where(Participant.site_id.in_([s.id for s in sites]))).all()))
+    return render_template("dashboard.html", rows=rows, sites=sites, arms=arms, statuses=STATUSES, sorts=SORTS,
+                           chosen={"site": chosen_site, "arm": arm, "status": status, "sort": sort}, masked=me.masked, now=now)

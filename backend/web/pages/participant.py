@@ -1,0 +1,256 @@
+"""One participant: dose calendar, VAS trend, adverse events, the message log and the nurse's actions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from flask import abort, flash, redirect, render_template, url_for
+from flask_wtf import FlaskForm
+from sqlmodel import select
+from wtforms.fields import SelectChoice
+
+from backend.db import get_session
+from backend.web.pages.alerts import alert_forms, alert_rows
+from backend.web.pages.common import bp, csrf_refused, principal, staff_page, visible_participant_or_404
+from backend.web.pages.display import DOSE_STATE_LABELS, WEEKDAYS, local_date_text, month_grids
+from backend.web.pages.forms import DetailsForm, HoldForm, RecordDoseForm, ResumeForm, WithdrawForm
+from backend.web.participant_views import sync_messages
+from backend.extensions import get_vault
+from notifications.models import InboundMessage, OutboundMessage, OutboxStatus
+from schedules.adherence import adherence_of
+from schedules.calendar import local_wall_to_utc
+from schedules.dbtypes import utcnow
+from schedules.doses import doses_of, report_dose
+from schedules.errors import DomainError
+from schedules.models import AdverseEvent, Alert, AlertState, Dose, DoseState, Participant, Site, Study
+from schedules.participants import hold_dosing, local_today, resume_dosing, update_details, withdraw
+from schedules.planning import parse_hhmm
+from schedules.symptoms import vas_history
+
+MESSAGE_LOG_LIMIT = 200
+# A dose can be reported by phone once its window has opened; missed and skipped ones may still change.
+REPORTABLE = (DoseState.SCHEDULED.value, DoseState.MISSED.value, DoseState.SKIPPED.value)
+FORM_CLASSES = {"dose": RecordDoseForm, "hold": HoldForm, "resume": ResumeForm, "withdraw": WithdrawForm, "details": DetailsForm}
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One message of the log, either direction."""
+
+    at: datetime
+    direction: str  # "out" to the participant, "in" from them
+    kind: str
+    status: str
+    body: str
+
+
+def reportable_doses(doses: list[Dose], *, now: datetime) -> list[Dose]:
+    """Doses a nurse may record a phone report for: window opened, not yet final; newest first."""
+    return sorted((d for d in doses if d.state in REPORTABLE and d.window_opens_at <= now), key=lambda d: d.local_date, reverse=True)
+
+
+def _dose_choices(doses: list[Dose], *, now: datetime) -> list[SelectChoice]:
+    return [SelectChoice(d.id, f"Dose {d.seq} — {d.local_date.isoformat()} ({DOSE_STATE_LABELS[d.state][1]})") for d in reportable_doses(doses, now=now)]
+
+
+def message_log(session, participant: Participant) -> tuple[list[LogEntry], list[OutboundMessage]]:
+    """The conversation newest first (sent, failed and expired messages plus replies), and what is planned next."""
+    outbound = session.exec(select(OutboundMessage).where(OutboundMessage.participant_id == participant.id,
+                                                          OutboundMessage.status.not_in([OutboxStatus.PLANNED.value, OutboxStatus.CANCELLED.value]))
+                            .order_by(OutboundMessage.due_at.desc()).limit(MESSAGE_LOG_LIMIT)).all()
+    inbound = session.exec(select(InboundMessage).where(InboundMessage.participant_id == participant.id)
+                           .order_by(InboundMessage.received_at.desc()).limit(MESSAGE_LOG_LIMIT)).all()
+    entries = [LogEntry(m.sent_at or m.due_at, "out", m.purpose.replace("_", " "), m.provider_status or m.status, m.body) for m in outbound]
+    entries += [LogEntry(m.received_at, "in", m.intent.replace("_", " ") or "reply", m.outcome, m.body) for m in inbound]
+    # Newest first; an answer shares its message's timestamp and goes above it, as on a phone.
+    entries.sort(key=lambda e: (e.at, e.direction == "out"), reverse=True)
+    planned = session.exec(select(OutboundMessage).where(OutboundMessage.participant_id == participant.id,
+                                                         OutboundMessage.status == OutboxStatus.PLANNED.value)
+                           .order_by(OutboundMessage.due_at).limit(5)).all()
+    return entries[:MESSAGE_LOG_LIMIT], list(planned)
+
+
+def _default_forms(participant: Participant, *, today) -> dict[str, FlaskForm]:
+    # formdata=None: a failed POST to one action must not pour its fields into the other forms.
+    return {
+        "dose": RecordDoseForm(prefix="dose", formdata=None),
+        "hold": HoldForm(prefix="hold", formdata=None, effective=today),
+        "resume": ResumeForm(prefix="resume", formdata=None, resume_date=today),
+        "withdraw": WithdrawForm(prefix="withdraw", formdata=None),
+        "details": DetailsForm(prefix="details", formdata=None, time_zone=participant.time_zone,
+                               reminder_time=parse_hhmm(participant.reminder_time)),
+    }
+
+
+def render_participant(participant: Participant, *, submitted: dict[str, FlaskForm] | None = None, status: int = 200):
+    """The participant page; `submitted` holds a form that failed, shown with its errors."""
+    session = get_session()
+    me = principal()
+    now = utcnow()
+    site = session.get(Site, participant.site_id)
+    study = session.get(Study, participant.study_id)
+    zone = site.time_zone
+    scores = vas_history(session, participant.id)
+    valid = [s for s in scores if s.status == "valid"]
+    chart = {"labels": [local_date_text(s.recorded_at, zone) for s in valid], "values": [float(s.value) for s in valid], "zone": zone}
+    adverse_events = session.exec(select(AdverseEvent).where(AdverseEvent.participant_id == participant.id)
+                                  .order_by(AdverseEvent.reported_at.desc())).all()
+    context = dict(participant=participant, site=site, study=study, zone=zone, masked=me.masked, now=now, scores=scores, failed=list(submitted or {}),
+                   chart_json=json.dumps(chart).replace("<", "\\u003c"), adverse_events=adverse_events, state_labels=DOSE_STATE_LABELS,
+                   weekdays=WEEKDAYS)
+    if not me.masked:
+        doses = doses_of(session, participant.id)
+        today = local_today(participant, now)
+        forms = _default_forms(participant, today=today)
+        forms.update(submitted or {})
+        forms["dose"].dose.choices = _dose_choices(doses, now=now)
+        alerts = session.exec(select(Alert).where(Alert.participant_id == participant.id, Alert.state != AlertState.RESOLVED.value)
+                              .order_by(Alert.opened_at)).all()
+        log, planned = message_log(session, participant)
+        context.update(doses=doses, adherence=adherence_of(doses, now=now), months=month_grids(doses, today=today), today=today,
+                       forms=forms, alerts=alert_rows(session, alerts, now=now), alert_forms=alert_forms(alerts, back=url_for("pages.participant", participant_id=participant.id)),
+                       log=log, planned=planned)
+    return render_template("participant.html", **context), status
+
+
+@bp.get("/participants/<int(max=2147483647):participant_id>")
+@staff_page()
+def participant(participant_id: int):
+    """Show one participant (the assessor sees VAS and adverse events only)."""
+    return render_participant(visible_participant_or_404(participant_id))
+
+
+# Domain errors name a field; where this form has no such field the error is shown on the form itself.
+_FIELD_FOR = {"state": "dose", "injection_site": "dose", "status": None, "effective": "effective"}
+
+
+def _show_domain_error(form: FlaskForm, exc: DomainError) -> None:
+    name = _FIELD_FOR.get(exc.field, exc.field)
+    field = getattr(form, name, None) if name else None
+    if field is not None and hasattr(field, "errors") and name != "meta":
+        field.errors = [*field.errors, exc.message]
+    else:
+        form.form_errors.append(exc.message)
+
+
+def _act(participant: Participant, key: str, form: FlaskForm, change: Callable[[datetime], str]):
+    """Validate the form, make the change, re-plan the participant's messages, and come back to the page."""
+    session = get_session()
+    if not form.validate_on_submit():
+        if csrf_refused(form):
+            abort(400)
+        return render_participant(participant, submitted={key: form}, status=422)
+    now = utcnow()
+    try:
+        message = change(now)
+        sync_messages(session, participant, now=now)
+    except DomainError as exc:
+        # Nothing of a refused change may stay in the session the page is then drawn from.
+        session.rollback()
+        _show_domain_error(form, exc)
+        return render_participant(participant, submitted={key: form}, status=422)
+    flash(message, "success")
+    return redirect(url_for("pages.participant", participant_id=participant.id), code=303)
+
+
+def _reason(form: FlaskForm) -> str:
+    return form.reason.data.strip()
+
+
+@bp.post("/participants/<int(max=2147483647):participant_id>/dose")
+@staff_page(unmasked=True)
+def record_dose(participant_id: int):
+    """Record a dose the participant reported by phone."""
+    participant = visible_participant_or_404(participant_id)
+    session = get_session()
+    form = RecordDoseForm(prefix="dose")
+    form.dose.choices = _dose_choices(doses_of(session, participant.id), now=utcnow())
+
+    def change(now: datetime) -> str:
+        dose = session.get(Dose, form.dose.data)
+        zone = session.get(Site, participant.site_id).time_zone
+        taken_at = None
+        if form.taken_at.data is not None:
+            local = form.taken_at.data
+            taken_at = local_wall_to_utc(local.date(), local.time().replace(second=0, microsecond=0), zone)
+        report_dose(session, dose=dose, taken=form.taken.data == "yes", actor=principal().actor, now=now, taken_at=taken_at,
+                    note=_reason(form), reason=f"reported by phone: {_reason(form)}")
+        return f"Dose {dose.seq} ({dose.local_date.isoformat()}) recorded: {DOSE_STATE_LABELS[dose.state][1]}."
+
+    return _act(participant, "dose", form, change)
+
+
+@bp.post("/participants/<int(max=2147483647):participant_id>/hold")
+@staff_page(unmasked=True)
+def hold(participant_id: int):
+    """Hold dosing from a date, with a reason."""
+    participant = visible_participant_or_404(participant_id)
+    form = HoldForm(prefix="hold")
+
+    def change(now: datetime) -> str:
+        held = hold_dosing(get_session(), participant=participant, reason=_reason(form), effective=form.effective.data,
+                           actor=principal().actor, now=now)
+        return f"Dosing on hold from {form.effective.data.isoformat()}: {held} dose(s) held."
+
+    return _act(participant, "hold", form, change)
+
+
+@bp.post("/participants/<int(max=2147483647):participant_id>/resume")
+@staff_page(unmasked=True)
+def resume(participant_id: int):
+    """Resume dosing on a date, with a reason."""
+    participant = visible_participant_or_404(participant_id)
+    form = ResumeForm(prefix="resume")
+
+    def change(now: datetime) -> str:
+        planned = resume_dosing(get_session(), participant=participant, reason=_reason(form), resume_date=form.resume_date.data,
+                                actor=principal().actor, now=now)
+        return f"Dosing resumed on {form.resume_date.data.isoformat()}: {planned} dose(s) planned."
+
+    return _act(participant, "resume", form, change)
+
+
+@bp.post("/participants/<int(max=2147483647):participant_id>/withdraw")
+@staff_page(unmasked=True)
+def withdraw_participant(participant_id: int):
+    """Withdraw the participant from the trial, with a reason."""
+    participant = visible_participant_or_404(participant_id)
+    form = WithdrawForm(prefix="withdraw")
+
+    def change(now: datetime) -> str:
+        cancelled = withdraw(get_session(), participant=participant, reason=_reason(form), actor=principal().actor, now=now)
+        return f"{participant.study_code} is withdrawn: {cancelled} future dose(s) cancelled."
+
+    return _act(participant, "withdraw", form, change)
+
+
+@bp.post("/participants/<int(max=2147483647):participant_id>/details")
+@staff_page(unmasked=True)
+def edit_details(participant_id: int):
+    """Change phone, time zone or reminder time, with a reason."""
+    participant = visible_participant_or_404(participant_id)
+    form = DetailsForm(prefix="details")
+
+    def change(now: datetime) -> str:
+        changes = {}
+        if (form.phone.data or "").strip():
+            changes["phone"] = form.phone.data.strip()
+        if form.time_zone.data.strip() != participant.time_zone:
+            changes["time_zone"] = form.time_zone.data.strip()
+        if form.reminder_time.data.strftime("%H:%M") != participant.reminder_time:
+            changes["reminder_time"] = form.reminder_time.data.strftime("%H:%M")
+        if not changes:
+            raise _NothingChanged("nothing to change: the values are the current ones")
+        update_details(get_session(), participant=participant, vault=get_vault(), actor=principal().actor, reason=_reason(form),
+                       now=now, **changes)
+        return "Updated " + ", ".join(name.replace("_", " ") for name in changes) + "."
+
+    return _act(participant, "details", form, change)
+
+
+class _NothingChanged(DomainError):
+    """The details form was sent with the current values."""
+

@@ -1,0 +1,90 @@
+"""Twilio webhooks: inbound messages and delivery status, both signature-checked."""
+
+from __future__ import annotations
+
+import logging
+from functools import wraps
+
+from flask import Blueprint, Flask, Response, abort, current_app, g, request
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from backend.db import get_session
+from backend.runtime.metrics import WEBHOOK_LATENCY
+from backend.extensions import get_vault, limiter
+from notifications.inbound import handle_inbound
+from notifications.status import apply_status_callback
+from schedules.dbtypes import utcnow
+
+bp = Blueprint("webhooks", __name__)
+log = logging.getLogger(__name__)
+
+
+def signed_url() -> str:
+    """The URL Twilio signed: our public base URL (not what a proxy rewrote it to) plus path and query."""
+    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    query = request.query_string.decode()
+    return f"{base}{request.path}" + (f"?{query}" if query else "")
+
+
+def twilio_signed(view):
+    """403 and nothing written unless X-Twilio-Signature matches the auth token."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        token = current_app.config.get("TWILIO_AUTH_TOKEN", "")
+        signature = request.headers.get("X-Twilio-Signature", "")
+        # Switching the check off is for local experiments only; production always checks.
+        if current_app.config.get("VALIDATE_TWILIO_SIGNATURE", True) or current_app.config.get("APP_ENV") == "production":
+            if not token or not signature or not RequestValidator(token).validate(signed_url(), request.form.to_dict(flat=True), signature):
+                log.warning("refused webhook %s: bad or missing signature", request.path)
+                g.db_rollback = True
+                abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _twiml(text: str | None) -> Response:
+    reply = MessagingResponse()
+    if text:
+        reply.message(text)
+    return Response(str(reply), mimetype="application/xml")
+
+
+@bp.post("/sms/inbound")
+@limiter.exempt
+@twilio_signed
+def inbound():
+    """Take an inbound SMS: store it raw, act on it once per MessageSid, reply with TwiML."""
+    with WEBHOOK_LATENCY.labels("inbound").time():
+        # NUL cannot be stored in PostgreSQL text and never carries meaning in an SMS.
+        form = {k: v.replace("\x00", "") for k, v in request.form.items()}
+        sid = form.get("MessageSid") or form.get("SmsSid")
+        if not sid or not form.get("From"):
+            return Response("MessageSid and From are required", status=400)
+        params = {k: v for k, v in form.items() if k not in ("From", "To", "Body")}
+        result = handle_inbound(get_session(), message_sid=sid, from_number=form["From"], body=form.get("Body", ""),
+                                params=params, vault=get_vault(), now=utcnow())
+        return _twiml(result.reply)
+
+
+@bp.post("/sms/status")
+@limiter.exempt
+@twilio_signed
+def status():
+    """Take a delivery-status callback; repeated or late ones never move a message backwards."""
+    with WEBHOOK_LATENCY.labels("status").time():
+        form = request.form
+        sid = form.get("MessageSid") or form.get("SmsSid")
+        if not sid or not form.get("MessageStatus"):
+            return Response("MessageSid and MessageStatus are required", status=400)
+        code = form.get("ErrorCode")
+        apply_status_callback(get_session(), message_sid=sid, status=form["MessageStatus"],
+                              error_code=int(code) if code and code.isdigit() else None, now=utcnow())
+        return Response(status=204)
+
+
+def init_app(app: Flask) -> None:
+    """Register the webhook routes (CSRF does not apply: Twilio signs them instead)."""
+    app.register_blueprint(bp)
