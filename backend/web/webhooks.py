@@ -12,7 +12,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from backend.db import get_session
 from backend.runtime.metrics import WEBHOOK_LATENCY
 from backend.extensions import get_vault, limiter
-from notifications.inbound import handle_inbound
+from backend.operations.sms_replies import handle_inbound
 from notifications.status import apply_status_callback
 from schedules.dbtypes import utcnow
 

@@ -14,7 +14,7 @@ from backend.web.pages.common import bp, csrf_refused, principal, staff_page, vi
 from backend.web.pages.forms import RunJobsForm, SimulatorReplyForm
 from backend.web.pages.participant import message_log
 from backend.extensions import get_vault
-from notifications.inbound import handle_inbound
+from backend.operations.sms_replies import handle_inbound
 from notifications.models import InboundMessage
 from schedules.dbtypes import utcnow
 from schedules.models import Participant, Site

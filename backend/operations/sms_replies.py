@@ -1,4 +1,4 @@
-"""Inbound SMS: store raw first, then act on the reply and answer in the participant's language."""
+"""Handle an inbound SMS: store it raw, act on what it says (dose, VAS, adverse event, consent, help), answer it."""
 
 from __future__ import annotations
 
