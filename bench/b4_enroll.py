@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/b4_enroll.py              # 500 in process, then 500 through the API under gunicorn
 
-(a) in process: enroll_participant + sync_messages, one transaction each, as `participants enroll` does,
+(a) in process: the enroll operation (schedule + planned messages), one transaction each, as `participants enroll` does,
     one after another from one client;
 (b) the same from `--clients` (default 4) client processes at once, each one after another: what the
     domain code and PostgreSQL sustain with concurrent enrollments (the API's two workers, say), no HTTP;
@@ -38,11 +38,10 @@ def enroller(app):
     from sqlmodel import select
 
     from backend.db import get_database
-    from backend.web.participant_views import sync_messages
     from backend.extensions import get_vault
+    from backend.operations.participants import enroll
     from schedules.changes import Actor
     from schedules.models import Site, Study
-    from schedules.participants import enroll_participant
 
     database, vault, actor = get_database(app), get_vault(app), Actor("cli", "bench")
     first = (datetime.now(timezone.utc) + timedelta(days=1)).date()
@@ -52,10 +51,9 @@ def enroller(app):
             study = session.exec(select(Study)).one()
             site = session.exec(select(Site)).one()
             now = datetime.now(timezone.utc)
-            p = enroll_participant(session, study=study, site=site, study_code=f"E-{i:06d}", arm="il2" if i % 2 else "control",
-                                   phone=common.phone(500_000 + i), time_zone="Asia/Shanghai", language="zh-CN", reminder_time="20:00",
-                                   first_dose_date=first, sms_consent=True, vault=vault, actor=actor, now=now)
-            sync_messages(session, p, now=now)
+            enroll(session, study=study, site=site, study_code=f"E-{i:06d}", arm="il2" if i % 2 else "control",
+                   phone=common.phone(500_000 + i), time_zone="Asia/Shanghai", language="zh-CN", reminder_time="20:00",
+                   first_dose_date=first, sms_consent=True, vault=vault, actor=actor, now=now)
     return one
 
 

@@ -10,6 +10,7 @@ from schedules.changes import Actor, acting
 from schedules.errors import Conflict, InvalidInput
 from schedules.alerts import annotate
 from schedules.models import Alert, Dose, DoseEvent, DoseState, InjectionSite, Participant
+from schedules.queries import dose_by_seq, doses_of, open_dose  # noqa: F401  (re-exported while callers move)
 
 S = DoseState
 ALLOWED: dict[str, set[str]] = {
@@ -23,7 +24,6 @@ ALLOWED: dict[str, set[str]] = {
     S.CANCELLED: set(),
 }
 ALLOWED = {k.value: {v.value for v in vs} for k, vs in ALLOWED.items()}
-MISSED_LOOKBACK = timedelta(hours=48)
 
 
 class InvalidTransition(Conflict):
@@ -87,32 +87,3 @@ def _annotate_missed_alert(session: Session, *, dose: Dose, actor: Actor, now: d
 def missed_alert_key(dose_id: int) -> str:
     """Dedupe key of a dose's missed-dose alert."""
     return f"missed_dose:dose:{dose_id}"
-
-
-def open_dose(session: Session, participant: Participant, *, now: datetime) -> Dose | None:
-    """The dose a reply refers to: the one whose window is open, else the latest unreported
-    one whose window closed within 48 hours."""
-    recent = session.exec(
-        select(Dose)
-        .where(Dose.participant_id == participant.id)
-        .where(Dose.window_opens_at <= now)
-        .where(Dose.window_closes_at > now - MISSED_LOOKBACK)
-        .order_by(Dose.window_opens_at.desc())
-    ).all()
-    for dose in recent:
-        if dose.window_closes_at > now and dose.state not in (S.HELD.value, S.CANCELLED.value):
-            return dose
-    for dose in recent:
-        if dose.state in (S.SCHEDULED.value, S.MISSED.value, S.SKIPPED.value):
-            return dose
-    return None
-
-
-def dose_by_seq(session: Session, participant: Participant, seq: int) -> Dose | None:
-    """The participant's dose number `seq` (1-based)."""
-    return session.exec(select(Dose).where(Dose.participant_id == participant.id, Dose.seq == seq)).first()
-
-
-def doses_of(session: Session, participant_id: int) -> list[Dose]:
-    """All doses of a participant in date order."""
-    return list(session.exec(select(Dose).where(Dose.participant_id == participant_id).order_by(Dose.local_date, Dose.seq)).all())

@@ -9,15 +9,16 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from backend.operations.doses import record_dose
+from backend.operations.replanning import replan_messages
 from notifications.dispatch import mark_opted_out
 from notifications.escalation import escalate_serious_ae
 from notifications.models import InboundMessage, OutboundMessage, OutboxStatus, Purpose
 from notifications.parsing import Intent, IntentKind, parse_reply
-from notifications.planning import cancel_dose_messages, sync_participant_messages
 from notifications.templates import render
 from schedules.alerts import open_alert
 from schedules.changes import Actor, acting
-from schedules.doses import InvalidTransition, open_dose, report_dose
+from schedules.doses import InvalidTransition, open_dose
 from schedules.errors import InvalidInput
 from schedules.models import AlertKind, Dose, DoseState, Participant, ParticipantStatus, Site, Study, VasScore
 from schedules.participants import find_by_phone
@@ -119,7 +120,7 @@ def _act(session: Session, *, participant: Participant, inbound: InboundMessage,
             with acting(session, actor, "participant sent START"):
                 participant.opted_out, participant.opted_out_at = False, None
                 session.add(participant)
-            sync_participant_messages(session, participant=participant, now=now)
+            replan_messages(session, participant=participant, now=now)
         inbound.outcome = "opted in"
         return render("reply_start", lang)
     reply = _answer(session, participant=participant, protocol=protocol, site=site, intent=intent, dose=dose, inbound=inbound,
@@ -184,11 +185,10 @@ def _dose_reply(session: Session, *, participant: Participant, dose: Dose | None
         return render("reply_no_open_dose", lang)
     local_date = dose.local_date.isoformat()
     try:
-        report_dose(session, dose=dose, taken=taken, actor=actor, now=now, reason="reported by SMS")
+        record_dose(session, participant=participant, dose=dose, taken=taken, actor=actor, now=now, reason="reported by SMS")
     except InvalidTransition:
         inbound.outcome = f"dose {dose.seq} already {dose.state}"
         return render("reply_dose_already", lang, local_date=local_date, state=render(f"dose_state_{dose.state}", lang))
-    cancel_dose_messages(session, dose=dose)
     inbound.outcome = f"dose {dose.seq} {dose.state}"
     key = {DoseState.TAKEN.value: "reply_dose_taken", DoseState.TAKEN_LATE.value: "reply_dose_taken_late"}.get(dose.state, "reply_dose_not_taken")
     reply = render(key, lang, local_date=local_date)

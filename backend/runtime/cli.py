@@ -140,8 +140,7 @@ def staff_create(email, role, site_code, password):
 @click.option("--no-sms-consent", is_flag=True)
 def participants_enroll(study, code, arm, site_code, phone, time_zone, language, reminder_time, first_dose, no_sms_consent):
     """Enroll a participant and generate their schedule."""
-    from backend.web.participant_views import sync_messages
-    from schedules.participants import enroll_participant
+    from backend.operations.participants import enroll
 
     try:
         first = date.fromisoformat(first_dose)
@@ -150,11 +149,10 @@ def participants_enroll(study, code, arm, site_code, phone, time_zone, language,
     try:
         with _session() as session:
             now = utcnow()
-            participant = enroll_participant(
-                session, study=get_study(session, study), site=get_site(session, site_code), study_code=code, arm=arm, phone=phone,
-                time_zone=time_zone, language=language, reminder_time=reminder_time, first_dose_date=first,
+            participant = enroll(
+                session, study=get_study(session, study), site=get_site(session, site_code), study_code=code, arm=arm,
+                phone=phone, time_zone=time_zone, language=language, reminder_time=reminder_time, first_dose_date=first,
                 sms_consent=not no_sms_consent, vault=get_vault(), actor=CLI_ACTOR, now=now)
-            sync_messages(session, participant, now=now)
             n = len(doses_of(session, participant.id))
             click.echo(f"enrolled {code} in {study} arm {arm}: {n} dose(s), follow-up until {participant.follow_up_end_date}")
     except DomainError as exc:

@@ -15,8 +15,9 @@ from backend.web.api.symptom_schemas import AlertQuerySchema, AlertResolveSchema
 from backend.identity.principal import UNMASKED, Principal
 from backend.web.auth import current_principal, require_staff
 from backend.db import get_session
-from backend.models import Role
-from schedules.alerts import HIGH, acknowledge, resolve
+from backend.identity import scope
+from backend.operations.alerts import acknowledge_alert, resolve_alert
+from schedules.alerts import HIGH
 from schedules.dbtypes import utcnow
 from schedules.models import Alert, AlertKind, AlertState, Participant, Site
 
@@ -79,8 +80,7 @@ class AlertList(MethodView):
         query = (select(Alert, Participant.study_code, Site.code).join(Site, Alert.site_id == Site.id)
                  .outerjoin(Participant, Alert.participant_id == Participant.id)
                  .where(Alert.state.in_(args["state"] or UNRESOLVED)))
-        if principal.role != Role.ADMIN.value:
-            query = query.where(Alert.site_id == principal.site_id)
+        query = query.where(scope.site_filter(principal, Alert.site_id))
         if args["site"]:
             query = query.where(Site.code == args["site"])
         if kinds:
@@ -112,7 +112,7 @@ class AlertAcknowledge(MethodView):
         """Mark an open alert as being worked on (who and when are recorded)."""
         principal = current_principal()
         session = get_session()
-        alert = acknowledge(session, alert=_visible_alert(session, principal, alert_id), actor=principal.actor, now=utcnow())
+        alert = acknowledge_alert(session, alert=_visible_alert(session, principal, alert_id), actor=principal.actor, now=utcnow())
         return _one(session, alert)
 
 
@@ -126,5 +126,5 @@ class AlertResolve(MethodView):
         """Close an alert with a note saying what was done."""
         principal = current_principal()
         session = get_session()
-        alert = resolve(session, alert=_visible_alert(session, principal, alert_id), note=data["note"], actor=principal.actor, now=utcnow())
+        alert = resolve_alert(session, alert=_visible_alert(session, principal, alert_id), note=data["note"], actor=principal.actor, now=utcnow())
         return _one(session, alert)

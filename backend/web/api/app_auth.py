@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from backend.web.api.errors import error_responses
 
-from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
 from backend.identity import app_tokens
+from backend.operations import app_access as access
 from backend.web.errors import status_of
 from backend.web.api.app_schemas import (
     MAX_ID,
@@ -22,11 +22,10 @@ from backend.web.api.app_schemas import (
     TokenPairSchema,
 )
 from backend.identity.principal import UNMASKED
-from backend.web.auth import current_principal, require_staff, visible_participant
+from backend.web.auth import bearer_token, current_principal, require_staff, visible_participant
 from backend.db import get_database, get_session
 from backend.extensions import limiter
 from schedules.dbtypes import utcnow
-from schedules.participants import messaging_allowed
 
 blp = Blueprint("app_auth", __name__, url_prefix="/api/v1", description="Participant app activation and tokens.")
 
@@ -58,14 +57,10 @@ class ActivationCodes(MethodView):
         principal = current_principal()
         session = get_session()
         participant = visible_participant(participant_id, principal)
-        now = utcnow()
-        if data["send_sms"] and not messaging_allowed(participant, now=now):
-            abort(409, message="send_sms: this participant cannot be sent SMS (opted out, no consent, or no longer in the study)",
-                  errors={"json": {"send_sms": ["participant cannot be sent SMS"]}})
-        code, row = app_tokens.create_activation_code(session, participant=participant, actor=principal.actor, now=now)
-        if data["send_sms"]:
-            app_tokens.queue_activation_sms(session, participant=participant, code=code, row=row, now=now)
-        return {"participant_id": participant.id, "code": code, "expires_at": row.expires_at, "sent_by_sms": row.sent_by_sms}
+        issued = access.issue_activation_code(session, participant=participant, send_sms=data["send_sms"],
+                                              actor=principal.actor, now=utcnow())
+        return {"participant_id": participant.id, "code": issued.code, "expires_at": issued.row.expires_at,
+                "sent_by_sms": issued.row.sent_by_sms}
 
 
 @blp.route(f"/participants/<int(max={MAX_ID}):participant_id>/devices")
@@ -91,8 +86,8 @@ class DevicesRevoke(MethodView):
         principal = current_principal()
         session = get_session()
         participant = visible_participant(participant_id, principal)
-        devices, codes = app_tokens.revoke_participant_devices(session, participant_id=participant.id, reason=data["reason"],
-                                                               now=utcnow(), actor=principal.actor)
+        devices, codes = access.sign_out_all_devices(session, participant=participant, reason=data["reason"],
+                                                     now=utcnow(), actor=principal.actor)
         return {"devices_revoked": devices, "codes_revoked": codes}
 
 
@@ -110,7 +105,7 @@ class Activate(MethodView):
         Five wrong tries of a code make it stop working. Send an Idempotency-Key: if the answer is
         lost on the way, a retry with the same key returns the same tokens."""
         try:
-            pair = app_tokens.activate(get_session(), code=data["code"], device_name=data["device_name"], now=utcnow())
+            pair = access.activate_app(get_session(), code=data["code"], device_name=data["device_name"], now=utcnow())
         except app_tokens.Refused as exc:
             _refuse(exc)
         return pair.as_dict()
@@ -130,7 +125,7 @@ class Refresh(MethodView):
         Send an Idempotency-Key: a retry after a lost answer then gets the same new pair instead of
         signing the device out."""
         try:
-            pair = app_tokens.refresh(get_session(), refresh_token=data["refresh_token"], now=utcnow())
+            pair = access.refresh_app_tokens(get_session(), refresh_token=data["refresh_token"], now=utcnow())
         except app_tokens.Refused as exc:
             _refuse(exc)
         return pair.as_dict()
@@ -145,9 +140,5 @@ class SignOut(MethodView):
         principal = current_principal()
         if principal.kind != "participant":
             abort(403, message="this endpoint is for the participant app")
-        session = get_session()
-        token = request.headers["Authorization"][7:].strip()
-        device = app_tokens.device_of_access_token(session, token)
-        if device is not None:
-            app_tokens.revoke_device(session, device=device, reason="signed out in the app", now=utcnow(), actor=principal.actor)
+        access.sign_out_device(get_session(), access_token=bearer_token(), actor=principal.actor, now=utcnow())
         return None

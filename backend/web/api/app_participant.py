@@ -35,19 +35,19 @@ from backend.web.api.schemas import ApiErrorSchema
 from backend.identity.principal import participant_actor
 from backend.web.auth import current_principal
 from backend.db import get_session
-from backend.web.participant_views import sync_messages
-from backend.identity.security import new_token, token_digest
+from backend.operations.app_access import create_calendar_link, remove_calendar_link
+from backend.operations.doses import record_dose
+from backend.operations.participants import change_details
+from backend.identity.security import token_digest
 from backend.extensions import get_vault, limiter
 from notifications.escalation import escalate_serious_ae
 from notifications.models import InboundMessage, OutboundMessage
 from notifications.parsing import IntentKind, parse_vas_value
 from notifications.templates import render
-from schedules.changes import acting
 from schedules.dbtypes import utcnow
-from schedules.doses import dose_by_seq, doses_of, report_dose
+from schedules.queries import dose_by_seq, doses_of
 from schedules.errors import InvalidInput
 from schedules.models import AdverseEvent, Dose, Participant, Site, Study
-from schedules.participants import update_details
 from schedules.studies import protocol_of
 from schedules.symptoms import record_vas, report_adverse_event, vas_history
 
@@ -85,25 +85,6 @@ def _me(session: Session) -> Participant:
     return participant
 
 
-def me_view(session: Session, participant: Participant) -> dict:
-    """The participant as the app shows them: no arm, no dosing dates beyond the schedule itself."""
-    site = session.get(Site, participant.site_id)
-    return {
-        "study": session.get(Study, participant.study_id).code, "study_code": participant.study_code, "site": site.code,
-        "site_phone": site.phone, "language": participant.language, "reminder_time": participant.reminder_time,
-        "time_zone": participant.time_zone, "status": participant.status, "sms_opted_out": participant.opted_out,
-    }
-
-
-def dose_view(dose: Dose, *, now: datetime) -> dict:
-    """A dose as the app shows it."""
-    return {
-        "seq": dose.seq, "local_date": dose.local_date, "due_at": dose.due_at, "window_opens_at": dose.window_opens_at,
-        "window_closes_at": dose.window_closes_at, "state": dose.state, "window_open": dose.window_opens_at <= now < dose.window_closes_at,
-        "reported_at": dose.reported_at, "taken_at": dose.taken_at, "injection_site": dose.injection_site, "source": dose.source,
-    }
-
-
 def ae_view(ae: AdverseEvent, *, advice: str) -> dict:
     """An adverse event as its reporter sees it (the investigator's grading is not part of it)."""
     return {
@@ -125,8 +106,7 @@ class Me(MethodView):
     @require_participant
     def get(self):
         """Who am I: study code, site phone, language, reminder time and time zone."""
-        session = get_session()
-        return me_view(session, _me(session))
+        return _me(get_session())
 
     @blp.arguments(MeUpdateSchema)
     @blp.response(200, MeSchema)
@@ -136,11 +116,9 @@ class Me(MethodView):
         """Change my reminder time or language; reminders are re-planned at once."""
         session = get_session()
         participant = _me(session)
-        now = utcnow()
-        update_details(session, participant=participant, vault=get_vault(), actor=participant_actor(participant.id), reason="changed by participant in app",
-                       now=now, reminder_time=data.get("reminder_time"), language=data.get("language"))
-        sync_messages(session, participant, now=now)
-        return me_view(session, participant)
+        return change_details(session, participant=participant, vault=get_vault(), actor=participant_actor(participant.id),
+                              reason="changed by participant in app", now=utcnow(),
+                              reminder_time=data.get("reminder_time"), language=data.get("language"))
 
 
 @blp.route("/me/doses")
@@ -159,7 +137,7 @@ class MyDoses(MethodView):
             doses = [d for d in doses if d.window_closes_at > now]
         elif query["when"] == "past":
             doses = [d for d in doses if d.window_closes_at <= now]
-        return [dose_view(d, now=now) for d in doses]
+        return doses
 
 
 @blp.route(f"/me/doses/<int(max={MAX_ID}):seq>")
@@ -173,7 +151,7 @@ class MyDose(MethodView):
         dose = dose_by_seq(session, _me(session), seq)
         if dose is None:
             abort(404, message=f"you have no dose {seq}")
-        return dose_view(dose, now=utcnow())
+        return dose
 
 
 @blp.route(f"/me/doses/<int(max={MAX_ID}):seq>/report")
@@ -189,11 +167,9 @@ class MyDoseReport(MethodView):
         dose = dose_by_seq(session, participant, seq)
         if dose is None:
             abort(404, message=f"you have no dose {seq}")
-        now = utcnow()
-        report_dose(session, dose=dose, taken=data["taken"], actor=participant_actor(participant.id), now=now, taken_at=data["taken_at"],
-                    injection_site=data["injection_site"], note=data["note"], reason="reported in app")
-        sync_messages(session, participant, now=now)
-        return dose_view(dose, now=now)
+        return record_dose(session, participant=participant, dose=dose, taken=data["taken"],
+                           actor=participant_actor(participant.id), now=utcnow(), taken_at=data["taken_at"],
+                           injection_site=data["injection_site"], note=data["note"], reason="reported in app")
 
 
 @blp.route("/me/vas")
@@ -302,11 +278,7 @@ class MyCalendarToken(MethodView):
         """Create the secret address of my dose calendar (shown once); an older address stops working."""
         session = get_session()
         participant = _me(session)
-        secret = new_token()
-        with acting(session, participant_actor(participant.id), "calendar link created in app"):
-            participant.calendar_token_hash = token_digest(secret)
-            session.add(participant)
-        url = _feed_url(secret)
+        url = _feed_url(create_calendar_link(session, participant=participant))
         return {"url": url, "webcal_url": "webcal://" + url.split("://", 1)[1]}
 
     @blp.response(204)
@@ -315,11 +287,7 @@ class MyCalendarToken(MethodView):
     def delete(self):
         """Turn my calendar address off."""
         session = get_session()
-        participant = _me(session)
-        if participant.calendar_token_hash:
-            with acting(session, participant_actor(participant.id), "calendar link removed in app"):
-                participant.calendar_token_hash = ""
-                session.add(participant)
+        remove_calendar_link(session, participant=_me(session))
         return None
 
 

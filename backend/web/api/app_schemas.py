@@ -7,8 +7,11 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from backend.web.api.schemas import HHMM, LANGS
-from schedules.models import DoseState, InjectionSite
+from sqlalchemy.orm import object_session
+
+from backend.web.api.schemas import HHMM, LANGS, site_code_of, study_code_of
+from schedules.dbtypes import utcnow
+from schedules.models import DoseState, InjectionSite, Site
 from schedules.symptoms import AE_TERMS, SEVERITIES
 
 INJECTION_SITES = [s.value for s in InjectionSite]
@@ -97,15 +100,16 @@ class TokenPairSchema(Schema):
 class MeSchema(Schema):
     """The signed-in participant as the app shows them (no arm)."""
 
-    study = fields.String(metadata={"example": "NCT04237987"})
+    study = fields.Function(study_code_of, metadata={"example": "NCT04237987"})
     study_code = fields.String(metadata={"example": "P-021"})
-    site = fields.String(metadata={"example": "PKUPH"})
-    site_phone = fields.String(metadata={"description": "call this number with questions or if unwell", "example": "+861088325555"})
+    site = fields.Function(site_code_of, metadata={"example": "PKUPH"})
+    site_phone = fields.Function(lambda p: object_session(p).get(Site, p.site_id).phone,
+                                 metadata={"description": "call this number with questions or if unwell", "example": "+861088325555"})
     language = fields.String(validate=validate.OneOf(LANGS), metadata={"example": "zh-CN"})
     reminder_time = fields.String(metadata={"description": "local wall-clock time of reminders", "example": "20:00"})
     time_zone = fields.String(metadata={"example": "Asia/Shanghai"})
     status = fields.String(metadata={"example": "active"})
-    sms_opted_out = fields.Boolean(metadata={"example": False})
+    sms_opted_out = fields.Boolean(attribute="opted_out", metadata={"example": False})
 
 
 class MeUpdateSchema(Schema):
@@ -124,7 +128,9 @@ class MyDoseSchema(Schema):
     window_opens_at = fields.DateTime(metadata={"example": "2026-03-04T16:00:00+00:00"})
     window_closes_at = fields.DateTime(metadata={"example": "2026-03-06T04:00:00+00:00"})
     state = fields.String(validate=validate.OneOf([s.value for s in DoseState]), metadata={"example": "scheduled"})
-    window_open = fields.Boolean(metadata={"description": "the window is open now", "example": True})
+    # The edge reads the clock: "open now" is about the moment of the answer.
+    window_open = fields.Function(lambda d: d.window_opens_at <= utcnow() < d.window_closes_at,
+                                  metadata={"description": "the window is open now", "example": True})
     reported_at = fields.DateTime(allow_none=True, metadata={"example": None})
     taken_at = fields.DateTime(allow_none=True, metadata={"example": None})
     injection_site = fields.String(allow_none=True, validate=validate.OneOf(INJECTION_SITES), metadata={"example": None})

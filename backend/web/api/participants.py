@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from backend.web.api.errors import error_responses
-
+from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlmodel import select
 
+from backend.extensions import get_vault
+from backend.db import get_session
+from backend.identity import scope
+from backend.identity.principal import UNMASKED
+from backend.models import AuditEntry
+from backend.operations import doses as dose_ops
+from backend.operations import participants as ops
+from backend.web.api.errors import error_responses
 from backend.web.api.schemas import (
     AdherenceSchema,
     AuditEntrySchema,
@@ -16,46 +23,43 @@ from backend.web.api.schemas import (
     DoseSchema,
     EnrollSchema,
     HoldSchema,
+    MaskedParticipantSchema,
     ParticipantSchema,
     ParticipantUpdateSchema,
     ReasonSchema,
     ResumeSchema,
 )
-from backend.identity.principal import UNMASKED
 from backend.web.auth import current_principal, require_staff, visible_participant
-from backend.db import get_session
-from backend.models import AuditEntry
-from backend.web.participant_views import participant_view, sync_messages
-from backend.extensions import get_vault
-from schedules import participants as svc
 from schedules.adherence import adherence_of
 from schedules.dbtypes import utcnow
-from schedules.doses import dose_by_seq, doses_of, report_dose
 from schedules.models import Participant, Site
+from schedules.queries import dose_by_seq, doses_of
 from schedules.studies import get_study
 
-blp = Blueprint("participants", __name__, url_prefix="/api/v1/participants", description="Participants and their dosing schedules.")
-
-
-
+blp = Blueprint("participants", __name__, url_prefix="/api/v1/participants",
+                description="Participants and their dosing schedules.")
 _errors = error_responses(blp)
+_MASKED = "the masked outcome assessor gets the same object without arm, first_dose_date and treatment_end_date"
+
+
+def _masked(rows):
+    """The assessor's answer: dumped by its own schema, so nothing masked can reach the shared one."""
+    return jsonify(MaskedParticipantSchema(many=isinstance(rows, list)).dump(rows))
 
 
 @blp.route("")
 class ParticipantList(MethodView):
     @require_staff()
-    @blp.response(200, ParticipantSchema(many=True))
+    @blp.response(200, ParticipantSchema(many=True), description=_MASKED)
     @_errors(401, 403)
     def get(self):
         """List the participants of the caller's site (all sites for admins)."""
         principal = current_principal()
-        session = get_session()
-        query = select(Participant).order_by(Participant.study_code)
-        if principal.role != "admin":
-            query = query.where(Participant.site_id == principal.site_id)
-        return [participant_view(session, p, masked=principal.masked) for p in session.exec(query).all()]
+        query = select(Participant).where(scope.site_filter(principal, Participant.site_id)).order_by(Participant.study_code)
+        rows = list(get_session().exec(query).all())
+        return _masked(rows) if principal.masked else rows
 
-    @require_staff("admin", "investigator", "nurse")
+    @require_staff(*UNMASKED)
     @blp.arguments(EnrollSchema)
     @blp.response(201, ParticipantSchema)
     @_errors(401, 403, 404, 409, 422)
@@ -63,31 +67,25 @@ class ParticipantList(MethodView):
         """Enroll a participant and generate their dosing schedule."""
         principal = current_principal()
         session = get_session()
-        study = get_study(session, data["study"])
         site = session.exec(select(Site).where(Site.code == data["site"])).first()
         if site is None or not principal.can_see_site(site.id):
             abort(422, message=f"site: unknown site {data['site']!r}", errors={"json": {"site": [f"unknown site {data['site']!r}"]}})
-        now = utcnow()
-        participant = svc.enroll_participant(
-            session, study=study, site=site, study_code=data["study_code"], arm=data["arm"], phone=data["phone"],
-            time_zone=data["time_zone"], language=data["language"], reminder_time=data["reminder_time"],
-            first_dose_date=data["first_dose_date"], sms_consent=data["sms_consent"], vault=get_vault(),
-            actor=principal.actor, now=now,
-        )
-        sync_messages(session, participant, now=now)
-        return participant_view(session, participant, masked=False)
+        return ops.enroll(
+            session, study=get_study(session, data["study"]), site=site, study_code=data["study_code"], arm=data["arm"],
+            phone=data["phone"], time_zone=data["time_zone"], language=data["language"],
+            reminder_time=data["reminder_time"], first_dose_date=data["first_dose_date"],
+            sms_consent=data["sms_consent"], vault=get_vault(), actor=principal.actor, now=utcnow())
 
 
 @blp.route("/<int(max=2147483647):participant_id>")
 class ParticipantDetail(MethodView):
     @require_staff()
-    @blp.response(200, ParticipantSchema)
+    @blp.response(200, ParticipantSchema, description=_MASKED)
     @_errors(401, 404)
     def get(self, participant_id):
-        """Show one participant (no arm for the masked assessor)."""
-        principal = current_principal()
-        session = get_session()
-        return participant_view(session, visible_participant(participant_id, principal), masked=principal.masked)
+        """Show one participant (no arm or dosing dates for the masked assessor)."""
+        participant = visible_participant(participant_id)
+        return _masked(participant) if current_principal().masked else participant
 
     @require_staff(*UNMASKED)
     @blp.arguments(ParticipantUpdateSchema)
@@ -96,16 +94,11 @@ class ParticipantDetail(MethodView):
     def patch(self, data, participant_id):
         """Change phone, time zone, reminder time, language or consent (reason required); future doses follow."""
         principal = current_principal()
-        session = get_session()
-        participant = visible_participant(participant_id, principal)
-        now = utcnow()
-        svc.update_details(
-            session, participant=participant, vault=get_vault(), actor=principal.actor, reason=data["reason"], now=now,
-            phone=data.get("phone"), time_zone=data.get("time_zone"), reminder_time=data.get("reminder_time"),
-            language=data.get("language"), sms_consent=data.get("sms_consent"),
-        )
-        sync_messages(session, participant, now=now)
-        return participant_view(session, participant, masked=False)
+        return ops.change_details(
+            get_session(), participant=visible_participant(participant_id, principal), vault=get_vault(),
+            actor=principal.actor, reason=data["reason"], now=utcnow(), phone=data.get("phone"),
+            time_zone=data.get("time_zone"), reminder_time=data.get("reminder_time"), language=data.get("language"),
+            sms_consent=data.get("sms_consent"))
 
 
 @blp.route("/<int(max=2147483647):participant_id>/doses")
@@ -115,9 +108,7 @@ class DoseList(MethodView):
     @_errors(401, 403, 404)
     def get(self, participant_id):
         """Every dose with its reminder time, window (UTC) and state."""
-        session = get_session()
-        participant = visible_participant(participant_id)
-        return doses_of(session, participant.id)
+        return doses_of(get_session(), visible_participant(participant_id).id)
 
 
 @blp.route("/<int(max=2147483647):participant_id>/doses/<int(max=2147483647):seq>/report")
@@ -134,21 +125,18 @@ class DoseReport(MethodView):
         dose = dose_by_seq(session, participant, seq)
         if dose is None:
             abort(404, message=f"participant has no dose {seq}")
-        now = utcnow()
-        report_dose(session, dose=dose, taken=data["taken"], actor=principal.actor, now=now, taken_at=data["taken_at"],
-                    injection_site=data["injection_site"], note=data["note"], reason=data["reason"] or "reported to staff")
-        sync_messages(session, participant, now=now)
-        return dose
+        return dose_ops.record_dose(
+            session, participant=participant, dose=dose, taken=data["taken"], actor=principal.actor, now=utcnow(),
+            taken_at=data["taken_at"], injection_site=data["injection_site"], note=data["note"],
+            reason=data["reason"] or "reported to staff")
 
 
-def _change(view, data, participant_id, action):
+def _changed(participant_id: int, change) -> dict:
+    """Apply a hold, resume or withdrawal and say what it changed."""
     principal = current_principal()
-    session = get_session()
     participant = visible_participant(participant_id, principal)
-    now = utcnow()
-    changed = action(session, participant, principal, data, now)
-    sync_messages(session, participant, now=now)
-    return {"participant": participant_view(session, participant, masked=False), "doses_changed": changed}
+    changed = change(get_session(), participant=participant, actor=principal.actor, now=utcnow())
+    return {"participant": participant, "doses_changed": changed}
 
 
 @blp.route("/<int(max=2147483647):participant_id>/hold")
@@ -159,8 +147,8 @@ class Hold(MethodView):
     @_errors(401, 403, 404, 409, 422)
     def post(self, data, participant_id):
         """Hold dosing from a local date (reason required)."""
-        return _change(self, data, participant_id, lambda s, p, who, d, now: svc.hold_dosing(
-            s, participant=p, reason=d["reason"], effective=d["effective_date"] or svc.local_today(p, now), actor=who.actor, now=now))
+        return _changed(participant_id, lambda session, **who: ops.hold(
+            session, reason=data["reason"], effective=data["effective_date"], **who))
 
 
 @blp.route("/<int(max=2147483647):participant_id>/resume")
@@ -171,8 +159,8 @@ class Resume(MethodView):
     @_errors(401, 403, 404, 409, 422)
     def post(self, data, participant_id):
         """Resume dosing: the cadence restarts on the resume date (reason required)."""
-        return _change(self, data, participant_id, lambda s, p, who, d, now: svc.resume_dosing(
-            s, participant=p, reason=d["reason"], resume_date=d["resume_date"] or svc.local_today(p, now), actor=who.actor, now=now))
+        return _changed(participant_id, lambda session, **who: ops.resume(
+            session, reason=data["reason"], resume_date=data["resume_date"], **who))
 
 
 @blp.route("/<int(max=2147483647):participant_id>/withdraw")
@@ -183,8 +171,7 @@ class Withdraw(MethodView):
     @_errors(401, 403, 404, 409, 422)
     def post(self, data, participant_id):
         """Withdraw from the trial: future doses and messages are cancelled (reason required)."""
-        return _change(self, data, participant_id, lambda s, p, who, d, now: svc.withdraw(
-            s, participant=p, reason=d["reason"], actor=who.actor, now=now))
+        return _changed(participant_id, lambda session, **who: ops.withdraw(session, reason=data["reason"], **who))
 
 
 @blp.route("/<int(max=2147483647):participant_id>/adherence")
@@ -194,14 +181,12 @@ class AdherenceView(MethodView):
     @_errors(401, 403, 404)
     def get(self, participant_id):
         """Adherence and on-time rate, with counts by dose state."""
-        session = get_session()
-        participant = visible_participant(participant_id)
-        return adherence_of(doses_of(session, participant.id), now=utcnow())
+        return adherence_of(doses_of(get_session(), visible_participant(participant_id).id), now=utcnow())
 
 
 @blp.route("/<int(max=2147483647):participant_id>/audit")
 class AuditView(MethodView):
-    @require_staff("admin", "investigator", "nurse")
+    @require_staff(*UNMASKED)
     @blp.response(200, AuditEntrySchema(many=True))
     @_errors(401, 403, 404)
     def get(self, participant_id):

@@ -9,6 +9,7 @@ from sqlmodel import select
 from backend.web.api.schemas import SiteSchema, StudySchema
 from backend.web.auth import current_principal, require_staff
 from backend.db import get_session
+from backend.identity import scope
 from schedules.models import Site, Study
 from schedules.studies import protocol_of
 
@@ -33,7 +34,5 @@ class Sites(MethodView):
     def get(self):
         """List the sites the caller may see."""
         principal = current_principal()
-        query = select(Site).order_by(Site.code)
-        if principal.role != "admin":
-            query = query.where(Site.id == principal.site_id)
+        query = select(Site).where(scope.site_filter(principal, Site.id)).order_by(Site.code)
         return get_session().exec(query).all()

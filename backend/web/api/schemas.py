@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
+from sqlalchemy.orm import object_session
 
-from schedules.models import DoseState, InjectionSite
+from schedules.models import DoseState, InjectionSite, Site, Study
 
 LANGS = ("zh-CN", "en")
 HHMM = validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="must be a time of day in HH:MM form")
@@ -68,25 +69,40 @@ class EnrollSchema(Schema):
     sms_consent = fields.Boolean(load_default=True)
 
 
-class ParticipantSchema(Schema):
-    """A participant as staff see them; the arm is left out for the masked assessor."""
+def study_code_of(row) -> str:
+    """The code of the study a row belongs to (read through the row's own session)."""
+    return object_session(row).get(Study, row.study_id).code
+
+
+def site_code_of(row) -> str:
+    """The code of the site a row belongs to."""
+    return object_session(row).get(Site, row.site_id).code
+
+
+class MaskedParticipantSchema(Schema):
+    """A participant as the masked outcome assessor sees them: no arm and no dosing dates."""
 
     id = fields.Integer()
-    study = fields.String()
+    study = fields.Function(study_code_of)
     study_code = fields.String()
-    arm = fields.String()
-    site = fields.String()
-    phone_masked = fields.String(metadata={"description": "last two digits only"})
+    site = fields.Function(site_code_of)
+    phone_masked = fields.Function(lambda p: "\u2022" * 6 + p.phone_last2, metadata={"description": "last two digits only"})
     time_zone = fields.String()
     language = fields.String()
     reminder_time = fields.String()
-    first_dose_date = fields.Date()
-    treatment_end_date = fields.Date(allow_none=True, metadata={"description": "exclusive"})
     follow_up_end_date = fields.Date()
     status = fields.String(metadata={"example": "active"})
     opted_out = fields.Boolean()
     sms_consent = fields.Boolean()
     enrolled_at = fields.DateTime()
+
+
+class ParticipantSchema(MaskedParticipantSchema):
+    """A participant as staff see them (the masked assessor gets MaskedParticipantSchema: no arm, no dosing dates)."""
+
+    arm = fields.String()
+    first_dose_date = fields.Date()
+    treatment_end_date = fields.Date(allow_none=True, metadata={"description": "exclusive"})
 
 
 class ParticipantUpdateSchema(Schema):

@@ -10,11 +10,13 @@ from sqlalchemy import case
 from sqlmodel import select
 
 from backend.db import get_session
+from backend.identity import scope
+from backend.identity.principal import Principal
 from backend.models import Staff
 from backend.web.pages.common import bp, csrf_refused, principal, safe_next, staff_page, visible_alert_or_404
 from backend.web.pages.display import ALERT_KIND_LABELS
 from backend.web.pages.forms import AcknowledgeForm, ResolveForm
-from schedules.alerts import acknowledge, resolve
+from backend.operations import alerts as alert_ops
 from schedules.dbtypes import utcnow
 from schedules.errors import DomainError
 from schedules.models import Alert, AlertState, Participant, Site
@@ -72,11 +74,9 @@ def alert_forms(alerts: list[Alert], *, back: str, submitted: dict | None = None
     return forms
 
 
-def queue(session, *, site_ids: list[int] | None, resolved: bool) -> list[Alert]:
+def queue(session, *, who: Principal, resolved: bool) -> list[Alert]:
     """Unresolved alerts (high priority, then nearest deadline, then oldest), or the latest resolved ones."""
-    query = select(Alert)
-    if site_ids is not None:
-        query = query.where(Alert.site_id.in_(site_ids))
+    query = select(Alert).where(scope.site_filter(who, Alert.site_id))
     if resolved:
         query = query.where(Alert.state == AlertState.RESOLVED.value).order_by(Alert.resolved_at.desc()).limit(RESOLVED_SHOWN)
     else:
@@ -84,11 +84,6 @@ def queue(session, *, site_ids: list[int] | None, resolved: bool) -> list[Alert]
             case((Alert.priority == "high", 0), else_=1), case((Alert.deadline_at.is_(None), 1), else_=0), Alert.deadline_at,
             Alert.opened_at, Alert.id)
     return list(session.exec(query).all())
-
-
-def _visible_site_ids() -> list[int] | None:
-    me = principal()
-    return None if me.role == "admin" else [me.site_id] if me.site_id is not None else []
 
 
 def _problems(submitted: dict | None) -> list[str]:
@@ -104,7 +99,7 @@ def render_queue(*, submitted: dict | None = None, status: int = 200):
     session = get_session()
     now = utcnow()
     show_resolved = request.args.get("show") == "resolved"
-    alerts = queue(session, site_ids=_visible_site_ids(), resolved=show_resolved)
+    alerts = queue(session, who=principal(), resolved=show_resolved)
     back = url_for("pages.alerts", show="resolved") if show_resolved else url_for("pages.alerts")
     return render_template("alerts.html", rows=alert_rows(session, alerts, now=now), forms=alert_forms(alerts, back=back, submitted=submitted),
                            show_resolved=show_resolved, now=now, failed=_problems(submitted)), status
@@ -143,7 +138,7 @@ def acknowledge_alert(alert_id: int):
     form = AcknowledgeForm(prefix=f"ack{alert_id}")
 
     def change(alert: Alert, now: datetime) -> str:
-        acknowledge(get_session(), alert=alert, actor=principal().actor, now=now)
+        alert_ops.acknowledge_alert(get_session(), alert=alert, actor=principal().actor, now=now)
         return f"Alert acknowledged: {ALERT_KIND_LABELS.get(alert.kind, alert.kind)}."
 
     return _alert_action(alert_id, "ack", form, change)
@@ -156,7 +151,7 @@ def resolve_alert(alert_id: int):
     form = ResolveForm(prefix=f"resolve{alert_id}")
 
     def change(alert: Alert, now: datetime) -> str:
-        resolve(get_session(), alert=alert, note=form.note.data, actor=principal().actor, now=now)
+        alert_ops.resolve_alert(get_session(), alert=alert, note=form.note.data, actor=principal().actor, now=now)
         return f"Alert resolved: {ALERT_KIND_LABELS.get(alert.kind, alert.kind)}."
 
     return _alert_action(alert_id, "resolve", form, change)

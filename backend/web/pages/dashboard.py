@@ -12,6 +12,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from backend.db import get_session
+from backend.identity import scope
 from backend.web.pages.common import bp, principal, staff_page
 from schedules.adherence import Adherence, adherence_of
 from schedules.dbtypes import utcnow
@@ -89,8 +90,7 @@ def dashboard():
     session = get_session()
     me = principal()
     now = utcnow()
-    all_sites = list(session.exec(select(Site).order_by(Site.code)).all())
-    sites = [s for s in all_sites if me.can_see_site(s.id)]
+    sites = list(session.exec(select(Site).where(scope.site_filter(me, Site.id)).order_by(Site.code)).all())
     chosen_site = request.args.get("site", "")
     site_ids = [s.id for s in sites if not chosen_site or s.code == chosen_site]
     arm = "" if me.masked else request.args.get("arm", "")

@@ -17,16 +17,17 @@ from backend.web.pages.alerts import alert_forms, alert_rows
 from backend.web.pages.common import bp, csrf_refused, principal, staff_page, visible_participant_or_404
 from backend.web.pages.display import DOSE_STATE_LABELS, WEEKDAYS, local_date_text, month_grids
 from backend.web.pages.forms import DetailsForm, HoldForm, RecordDoseForm, ResumeForm, WithdrawForm
-from backend.web.participant_views import sync_messages
 from backend.extensions import get_vault
+from backend.operations import participants as ops
+from backend.operations import doses as dose_ops
 from notifications.models import InboundMessage, OutboundMessage, OutboxStatus
 from schedules.adherence import adherence_of
 from schedules.calendar import local_wall_to_utc
 from schedules.dbtypes import utcnow
-from schedules.doses import doses_of, report_dose
+from schedules.queries import doses_of
 from schedules.errors import DomainError
 from schedules.models import AdverseEvent, Alert, AlertState, Dose, DoseState, Participant, Site, Study
-from schedules.participants import hold_dosing, local_today, resume_dosing, update_details, withdraw
+from schedules.participants import local_today
 from schedules.planning import parse_hhmm
 from schedules.symptoms import vas_history
 
@@ -137,16 +138,14 @@ def _show_domain_error(form: FlaskForm, exc: DomainError) -> None:
 
 
 def _act(participant: Participant, key: str, form: FlaskForm, change: Callable[[datetime], str]):
-    """Validate the form, make the change, re-plan the participant's messages, and come back to the page."""
+    """Validate the form, make the change (its operation re-plans the messages), and come back to the page."""
     session = get_session()
     if not form.validate_on_submit():
         if csrf_refused(form):
             abort(400)
         return render_participant(participant, submitted={key: form}, status=422)
-    now = utcnow()
     try:
-        message = change(now)
-        sync_messages(session, participant, now=now)
+        message = change(utcnow())
     except DomainError as exc:
         # Nothing of a refused change may stay in the session the page is then drawn from.
         session.rollback()
@@ -176,8 +175,8 @@ def record_dose(participant_id: int):
         if form.taken_at.data is not None:
             local = form.taken_at.data
             taken_at = local_wall_to_utc(local.date(), local.time().replace(second=0, microsecond=0), zone)
-        report_dose(session, dose=dose, taken=form.taken.data == "yes", actor=principal().actor, now=now, taken_at=taken_at,
-                    note=_reason(form), reason=f"reported by phone: {_reason(form)}")
+        dose_ops.record_dose(session, participant=participant, dose=dose, taken=form.taken.data == "yes", actor=principal().actor,
+                    now=now, taken_at=taken_at, note=_reason(form), reason=f"reported by phone: {_reason(form)}")
         return f"Dose {dose.seq} ({dose.local_date.isoformat()}) recorded: {DOSE_STATE_LABELS[dose.state][1]}."
 
     return _act(participant, "dose", form, change)
@@ -191,7 +190,7 @@ def hold(participant_id: int):
     form = HoldForm(prefix="hold")
 
     def change(now: datetime) -> str:
-        held = hold_dosing(get_session(), participant=participant, reason=_reason(form), effective=form.effective.data,
+        held = ops.hold(get_session(), participant=participant, reason=_reason(form), effective=form.effective.data,
                            actor=principal().actor, now=now)
         return f"Dosing on hold from {form.effective.data.isoformat()}: {held} dose(s) held."
 
@@ -206,7 +205,7 @@ def resume(participant_id: int):
     form = ResumeForm(prefix="resume")
 
     def change(now: datetime) -> str:
-        planned = resume_dosing(get_session(), participant=participant, reason=_reason(form), resume_date=form.resume_date.data,
+        planned = ops.resume(get_session(), participant=participant, reason=_reason(form), resume_date=form.resume_date.data,
                                 actor=principal().actor, now=now)
         return f"Dosing resumed on {form.resume_date.data.isoformat()}: {planned} dose(s) planned."
 
@@ -221,7 +220,7 @@ def withdraw_participant(participant_id: int):
     form = WithdrawForm(prefix="withdraw")
 
     def change(now: datetime) -> str:
-        cancelled = withdraw(get_session(), participant=participant, reason=_reason(form), actor=principal().actor, now=now)
+        cancelled = ops.withdraw(get_session(), participant=participant, reason=_reason(form), actor=principal().actor, now=now)
         return f"{participant.study_code} is withdrawn: {cancelled} future dose(s) cancelled."
 
     return _act(participant, "withdraw", form, change)
@@ -244,8 +243,8 @@ def edit_details(participant_id: int):
             changes["reminder_time"] = form.reminder_time.data.strftime("%H:%M")
         if not changes:
             raise _NothingChanged("nothing to change: the values are the current ones")
-        update_details(get_session(), participant=participant, vault=get_vault(), actor=principal().actor, reason=_reason(form),
-                       now=now, **changes)
+        ops.change_details(get_session(), participant=participant, vault=get_vault(), actor=principal().actor,
+                           reason=_reason(form), now=now, **changes)
         return "Updated " + ", ".join(name.replace("_", " ") for name in changes) + "."
 
     return _act(participant, "details", form, change)

@@ -9,6 +9,7 @@ from sqlmodel import select
 from wtforms.fields import SelectChoice
 
 from backend.db import get_session
+from backend.identity import scope
 from backend.runtime.jobs import JOBS, run_job
 from backend.web.pages.common import bp, csrf_refused, principal, staff_page, visible_participant_or_404
 from backend.web.pages.forms import RunJobsForm, SimulatorReplyForm
@@ -27,10 +28,7 @@ def _require_console() -> None:
 
 
 def _visible_participants(session) -> list[Participant]:
-    me = principal()
-    query = select(Participant).order_by(Participant.study_code)
-    if me.role != "admin":
-        query = query.where(Participant.site_id == me.site_id)
+    query = select(Participant).where(scope.site_filter(principal(), Participant.site_id)).order_by(Participant.study_code)
     return list(session.exec(query).all())
 
 

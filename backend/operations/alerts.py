@@ -1,0 +1,21 @@
+"""Work the nurse queue: acknowledge an alert (someone is on it), resolve it (with what was done)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session
+
+from schedules import alerts as domain
+from schedules.changes import Actor
+from schedules.models import Alert
+
+
+def acknowledge_alert(session: Session, *, alert: Alert, actor: Actor, now: datetime) -> Alert:
+    """Mark an open alert as being worked on; who and when are recorded."""
+    return domain.acknowledge(session, alert=alert, actor=actor, now=now)
+
+
+def resolve_alert(session: Session, *, alert: Alert, note: str, actor: Actor, now: datetime) -> Alert:
+    """Close an alert with a note saying what was done."""
+    return domain.resolve(session, alert=alert, note=note, actor=actor, now=now)

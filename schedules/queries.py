@@ -1,0 +1,42 @@
+"""Read-only look-ups of doses: a participant's schedule, one dose by number, the dose a reply refers to."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from schedules.models import Dose, DoseState, Participant
+
+# A reply may still refer to a dose whose window closed this long ago (a late "taken").
+MISSED_LOOKBACK = timedelta(hours=48)
+S = DoseState
+
+
+def open_dose(session: Session, participant: Participant, *, now: datetime) -> Dose | None:
+    """The dose a reply refers to: the one whose window is open, else the latest unreported
+    one whose window closed within 48 hours."""
+    recent = session.exec(
+        select(Dose)
+        .where(Dose.participant_id == participant.id)
+        .where(Dose.window_opens_at <= now)
+        .where(Dose.window_closes_at > now - MISSED_LOOKBACK)
+        .order_by(Dose.window_opens_at.desc())
+    ).all()
+    for dose in recent:
+        if dose.window_closes_at > now and dose.state not in (S.HELD.value, S.CANCELLED.value):
+            return dose
+    for dose in recent:
+        if dose.state in (S.SCHEDULED.value, S.MISSED.value, S.SKIPPED.value):
+            return dose
+    return None
+
+
+def dose_by_seq(session: Session, participant: Participant, seq: int) -> Dose | None:
+    """The participant's dose number `seq` (1-based)."""
+    return session.exec(select(Dose).where(Dose.participant_id == participant.id, Dose.seq == seq)).first()
+
+
+def doses_of(session: Session, participant_id: int) -> list[Dose]:
+    """All doses of a participant in date order."""
+    return list(session.exec(select(Dose).where(Dose.participant_id == participant_id).order_by(Dose.local_date, Dose.seq)).all())
