@@ -20,7 +20,7 @@ from backend.extensions import get_vault
 from schedules.adherence import adherence_of
 from schedules.changes import Actor
 from schedules.dbtypes import utcnow
-from schedules.doses import doses_of
+from schedules.queries import doses_of
 from schedules.errors import DomainError
 from schedules.models import Alert, AlertState, Participant
 from schedules.protocol import ProtocolInvalid, load_protocol_file
@@ -161,26 +161,13 @@ def participants_enroll(study, code, arm, site_code, phone, time_zone, language,
 
 def participant_report(session, participant: Participant) -> dict:
     """Everything `participants show` prints: participant, doses, adherence, open alerts."""
-    now = utcnow()
+    from backend.web.api.report_schemas import ParticipantReportSchema
+
     doses = doses_of(session, participant.id)
-    adherence = adherence_of(doses, now=now)
-    alerts = session.exec(select(Alert).where(Alert.participant_id == participant.id, Alert.state != AlertState.RESOLVED.value)).all()
-    iso = lambda d: d.isoformat().replace("+00:00", "Z") if d else None  # noqa: E731
-    return {
-        "participant": {
-            "id": participant.id, "study_code": participant.study_code, "arm": participant.arm, "status": participant.status,
-            "time_zone": participant.time_zone, "language": participant.language, "reminder_time": participant.reminder_time,
-            "first_dose_date": participant.first_dose_date.isoformat(),
-            "treatment_end_date": participant.treatment_end_date.isoformat() if participant.treatment_end_date else None,
-            "follow_up_end_date": participant.follow_up_end_date.isoformat(), "opted_out": participant.opted_out,
-        },
-        "doses": [{"seq": d.seq, "local_date": d.local_date.isoformat(), "due_at": iso(d.due_at), "window_opens_at": iso(d.window_opens_at),
-                   "window_closes_at": iso(d.window_closes_at), "state": d.state} for d in doses],
-        "adherence": {"counted": adherence.counted, "taken": adherence.taken, "on_time": adherence.on_time,
-                      "adherence": adherence.adherence, "on_time_rate": adherence.on_time_rate, "by_state": adherence.by_state},
-        "open_alerts": [{"id": a.id, "kind": a.kind, "priority": a.priority, "state": a.state, "summary": a.summary,
-                         "opened_at": iso(a.opened_at), "deadline_at": iso(a.deadline_at)} for a in alerts],
-    }
+    alerts = session.exec(select(Alert).where(Alert.participant_id == participant.id,
+                                              Alert.state != AlertState.RESOLVED.value)).all()
+    return ParticipantReportSchema().dump({"participant": participant, "doses": doses,
+                                           "adherence": adherence_of(doses, now=utcnow()), "open_alerts": alerts})
 
 
 @participants_cli.command("show")

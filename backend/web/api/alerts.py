@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from backend.web.api.errors import error_responses
 
-from datetime import datetime
-
+from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import case
@@ -33,23 +32,13 @@ UNRESOLVED = (AlertState.OPEN.value, AlertState.ACKNOWLEDGED.value)
 _errors = error_responses(blp)
 
 
-def alert_view(alert: Alert, *, study_code: str | None, site_code: str, now: datetime) -> dict:
-    """An alert as the API shows it, with its age and the time left to its deadline."""
-    return {
-        "id": alert.id, "kind": alert.kind, "priority": alert.priority, "state": alert.state, "site": site_code,
-        "participant_id": alert.participant_id, "study_code": study_code, "summary": alert.summary, "annotation": alert.annotation,
-        "ref_type": alert.ref_type, "ref_id": alert.ref_id, "opened_at": alert.opened_at,
-        "age_seconds": max(0, int((now - alert.opened_at).total_seconds())), "deadline_at": alert.deadline_at,
-        "seconds_to_deadline": int((alert.deadline_at - now).total_seconds()) if alert.deadline_at else None,
-        "acknowledged_at": alert.acknowledged_at, "acknowledged_by": alert.acknowledged_by, "resolved_at": alert.resolved_at,
-        "resolved_by": alert.resolved_by, "resolution_note": alert.resolution_note,
-    }
-
-
-def _one(session: Session, alert: Alert) -> dict:
-    participant = session.get(Participant, alert.participant_id) if alert.participant_id else None
-    return alert_view(alert, study_code=participant.study_code if participant else None, site_code=session.get(Site, alert.site_id).code,
-                      now=utcnow())
+def _load_references(session: Session, alerts: list[Alert]) -> None:
+    """Load the alerts' participants and sites in two queries, so dumping them reads no more rows."""
+    participant_ids = {a.participant_id for a in alerts if a.participant_id}
+    participants = session.exec(select(Participant).where(Participant.id.in_(participant_ids))).all() if participant_ids else []
+    sites = session.exec(select(Site).where(Site.id.in_({a.site_id for a in alerts}))).all() if alerts else []
+    # The session's identity map holds rows weakly: keep them until the response is dumped.
+    g.alert_references = (participants, sites)
 
 
 def _visible_alert(session: Session, principal: Principal, alert_id: int) -> Alert:
@@ -77,9 +66,7 @@ class AlertList(MethodView):
             if kinds and set(kinds) - set(ASSESSOR_KINDS):
                 abort(403, message="the masked assessor sees adverse-event alerts only")
             kinds = kinds or list(ASSESSOR_KINDS)
-        query = (select(Alert, Participant.study_code, Site.code).join(Site, Alert.site_id == Site.id)
-                 .outerjoin(Participant, Alert.participant_id == Participant.id)
-                 .where(Alert.state.in_(args["state"] or UNRESOLVED)))
+        query = select(Alert).join(Site, Alert.site_id == Site.id).where(Alert.state.in_(args["state"] or UNRESOLVED))
         query = query.where(scope.site_filter(principal, Alert.site_id))
         if args["site"]:
             query = query.where(Site.code == args["site"])
@@ -88,8 +75,9 @@ class AlertList(MethodView):
         if args["priority"]:
             query = query.where(Alert.priority == args["priority"])
         query = query.order_by(case((Alert.priority == HIGH, 0), else_=1), Alert.opened_at, Alert.id).limit(args["limit"])
-        now = utcnow()
-        return [alert_view(alert, study_code=code, site_code=site_code, now=now) for alert, code, site_code in session.exec(query).all()]
+        alerts = list(session.exec(query).all())
+        _load_references(session, alerts)
+        return alerts
 
 
 @blp.route(f"/alerts/<{ID}:alert_id>")
@@ -100,7 +88,7 @@ class AlertDetail(MethodView):
     def get(self, alert_id):
         """One alert."""
         session = get_session()
-        return _one(session, _visible_alert(session, current_principal(), alert_id))
+        return _visible_alert(session, current_principal(), alert_id)
 
 
 @blp.route(f"/alerts/<{ID}:alert_id>/acknowledge")
@@ -113,7 +101,7 @@ class AlertAcknowledge(MethodView):
         principal = current_principal()
         session = get_session()
         alert = acknowledge_alert(session, alert=_visible_alert(session, principal, alert_id), actor=principal.actor, now=utcnow())
-        return _one(session, alert)
+        return alert
 
 
 @blp.route(f"/alerts/<{ID}:alert_id>/resolve")
@@ -127,4 +115,4 @@ class AlertResolve(MethodView):
         principal = current_principal()
         session = get_session()
         alert = resolve_alert(session, alert=_visible_alert(session, principal, alert_id), note=data["note"], actor=principal.actor, now=utcnow())
-        return _one(session, alert)
+        return alert

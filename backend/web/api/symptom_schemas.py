@@ -5,8 +5,11 @@ None of these carries an arm, regimen or dose field: the masked assessor reads t
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
+from sqlalchemy.orm import object_session
 
-from schedules.models import AlertKind, AlertState
+from backend.web.api.schemas import site_code_of
+from schedules.dbtypes import utcnow
+from schedules.models import AlertKind, AlertState, Participant
 from schedules.symptoms import AE_TERMS, OUTCOMES, RELATEDNESS, SERIOUS_CRITERIA, SEVERITIES
 
 REASON = validate.Length(min=1, max=500)
@@ -125,6 +128,13 @@ ALERT_KINDS = [k.value for k in AlertKind]
 ALERT_STATES = [s.value for s in AlertState]
 
 
+def _participant_code(alert) -> str | None:
+    """The study code of the alert's participant (None for site-wide alerts)."""
+    if alert.participant_id is None:
+        return None
+    return object_session(alert).get(Participant, alert.participant_id).study_code
+
+
 class AlertSchema(Schema):
     """One item of the nurse queue."""
 
@@ -132,17 +142,21 @@ class AlertSchema(Schema):
     kind = fields.String(validate=validate.OneOf(ALERT_KINDS), metadata={"example": "serious_ae"})
     priority = fields.String(validate=validate.OneOf(["high", "normal"]), metadata={"example": "high"})
     state = fields.String(validate=validate.OneOf(ALERT_STATES), metadata={"example": "open"})
-    site = fields.String(metadata={"example": "PKUPH"})
+    site = fields.Function(site_code_of, metadata={"example": "PKUPH"})
     participant_id = fields.Integer(allow_none=True, metadata={"example": 3})
-    study_code = fields.String(allow_none=True, metadata={"example": "P-021"})
+    study_code = fields.Function(_participant_code, allow_none=True, metadata={"example": "P-021"})
     summary = fields.String(metadata={"example": "suspected serious adverse event reported by sms"})
     annotation = fields.String(metadata={"example": ""})
     ref_type = fields.String(metadata={"example": "adverse_event"})
     ref_id = fields.Integer(allow_none=True, metadata={"example": 9})
     opened_at = fields.DateTime(metadata={"example": "2026-03-02T03:15:00+00:00"})
-    age_seconds = fields.Integer(metadata={"description": "seconds since the alert opened", "example": 1800})
+    # The edge reads the clock: age and time left are about the moment of the answer.
+    age_seconds = fields.Function(lambda a: max(0, int((utcnow() - a.opened_at).total_seconds())),
+                                  metadata={"description": "seconds since the alert opened", "example": 1800})
     deadline_at = fields.DateTime(allow_none=True, metadata={"example": "2026-03-03T03:15:00+00:00"})
-    seconds_to_deadline = fields.Integer(allow_none=True, metadata={"description": "negative once overdue", "example": 84600})
+    seconds_to_deadline = fields.Function(
+        lambda a: int((a.deadline_at - utcnow()).total_seconds()) if a.deadline_at else None,
+        allow_none=True, metadata={"description": "negative once overdue", "example": 84600})
     acknowledged_at = fields.DateTime(allow_none=True, metadata={"example": None})
     acknowledged_by = fields.String(metadata={"example": ""})
     resolved_at = fields.DateTime(allow_none=True, metadata={"example": None})
