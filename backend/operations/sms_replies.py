@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from notifications.dispatch import mark_opted_out
+from notifications.consent import mark_opted_out
 from notifications.escalation import escalate_serious_ae
 from notifications.models import InboundMessage, OutboundMessage, OutboxStatus, Purpose
 from notifications.parsing import Intent, IntentKind, parse_reply

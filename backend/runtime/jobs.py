@@ -16,8 +16,10 @@ from backend.runtime.job_runs import RunRecorder
 from backend.runtime.metrics import JOB_DURATION, MESSAGES_FAILED, MESSAGES_PLANNED, MESSAGES_SENT
 from backend.extensions import get_sender, get_vault
 from notifications.digest import send_daily_digest
-from notifications.dispatch import DispatchConfig, Dispatcher, DispatchReport, expire_stale, recover_stuck
+from notifications.dispatch import DispatchConfig, Dispatcher, DispatchReport
+from notifications.housekeeping import expire_stale, recover_stuck
 from notifications.planning import plan_messages
+from notifications.rate_limit import SendLimiter, build_send_limiter
 from notifications.status import replay_raced_callbacks, undelivered_dose_ids
 from schedules.dbtypes import utcnow
 from schedules.missed import flag_missed_doses
@@ -45,12 +47,13 @@ def dispatch_config(app: Flask) -> DispatchConfig:
     )
 
 
-def rate_limiter(app: Flask):
+def rate_limiter(app: Flask) -> SendLimiter | None:
     """The send-rate cap: shared through Redis when configured, per process otherwise."""
     if "send_rate_limiter" not in app.extensions:
-        from backend.runtime.send_rate import build_send_limiter
-
-        app.extensions["send_rate_limiter"] = build_send_limiter(app.config)
+        c = app.config
+        app.extensions["send_rate_limiter"] = build_send_limiter(
+            rate_per_second=float(c["SEND_RATE_PER_SECOND"] or 0), storage_uri=str(c["RATELIMIT_STORAGE_URI"]),
+            key=c.get("SEND_RATE_KEY", "trial:send-rate"))
     return app.extensions["send_rate_limiter"]
 
 
