@@ -44,13 +44,13 @@ JOB_ACTOR = Actor("job", "dispatch_outbox")
 
 @dataclass(frozen=True)
 class DispatchConfig:
-    """How a dispatcher behaves; all from settings."""
+    """How a dispatcher behaves; every value comes from Settings (backend.runtime.jobs.dispatch_config), which holds the defaults."""
 
-    batch_size: int = 50
-    max_attempts: int = 5
-    concurrency: int = 4
-    sending_stale_after: timedelta = timedelta(minutes=5)
-    status_callback_url: str | None = None
+    batch_size: int
+    max_attempts: int
+    concurrency: int
+    sending_stale_after: timedelta
+    status_callback_url: str | None
     worker_id: str = field(default_factory=lambda: f"dispatch-{uuid.uuid4().hex[:8]}")
 
 
