@@ -6,9 +6,12 @@ import base64
 import json
 import os
 import secrets
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, MutableMapping
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 ENVIRONMENTS = ("development", "test", "production")
 # Values a careless deploy could leave in place; production refuses every one of them.
@@ -46,10 +49,14 @@ class Settings:
     TWILIO_TIMEOUT: float = 10.0
     VALIDATE_TWILIO_SIGNATURE: bool = True
     SEND_RATE_PER_SECOND: float = 10.0
+    SEND_RATE_KEY: str = "trial:send-rate"
     DISPATCH_BATCH_SIZE: int = 200
     DISPATCH_MAX_ATTEMPTS: int = 5
     DISPATCH_CONCURRENCY: int = 32
+    DISPATCH_POLL_SECONDS: float = 5.0
     SENDING_STALE_AFTER_SECONDS: int = 300
+    SCHEDULER_RUNS_DISPATCH: bool = True
+    DIGEST_LOCAL_HOUR: int = 8
     STAFF_TOKEN_TTL_HOURS: int = 12
     RATELIMIT_STORAGE_URI: str = "memory://"
     SCHEDULER_LOCK_FILE: str = ""
@@ -73,6 +80,19 @@ class Settings:
         values["SESSION_COOKIE_SAMESITE"] = "Lax"
         values["TESTING"] = self.APP_ENV == "test"
         return values
+
+
+def settings_of(app: "Flask") -> Settings:
+    """The app's Settings: the one place code reads a setting from (not app.config.get with a default of its own)."""
+    return app.config["SETTINGS"]
+
+
+def replace_settings(config: MutableMapping[str, Any], **changes: Any) -> Settings:
+    """Change some settings of a built app (tests): the Settings object and its Flask config mirror stay in step."""
+    settings = replace(config["SETTINGS"], **changes)
+    config["SETTINGS"] = settings
+    config.update(changes)
+    return settings
 
 
 def _coerce(name: str, raw: str, default: Any) -> Any:

@@ -6,7 +6,7 @@ from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from backend.config import Settings
+from backend.config import Settings, settings_of
 from notifications.senders import SmsSender, build_sender
 from schedules.phones import PhoneVault
 
@@ -21,7 +21,7 @@ def build_vault(settings: Settings) -> PhoneVault:
 
 def init_app(app: Flask) -> None:
     """Attach vault, sender and limiter to the app."""
-    settings: Settings = app.config["SETTINGS"]
+    settings = settings_of(app)
     app.extensions["phone_vault"] = build_vault(settings)
     app.extensions["sms_sender"] = None  # built lazily: the web process rarely sends
     app.config.setdefault("RATELIMIT_STORAGE_URI", settings.RATELIMIT_STORAGE_URI)

@@ -17,8 +17,8 @@ from schedules.phones import PhoneVault
 ROUTINE_PRIORITY = 3
 
 
-def send_daily_digest(session: Session, *, now: datetime, vault: PhoneVault, hour: int = 8, language: str = "zh-CN") -> int:
-    """Queue the digest for every site whose local time is past `hour` today and has none yet
+def send_daily_digest(session: Session, *, now: datetime, vault: PhoneVault, hour: int, language: str = "zh-CN") -> int:
+    """Queue the digest for every site whose local time is past `hour` (DIGEST_LOCAL_HOUR) today and has none yet
     (the dedupe key is per site and local date, so running this often sends one a day)."""
     queued = 0
     for site in session.exec(select(Site)).all():

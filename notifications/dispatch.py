@@ -1,9 +1,7 @@
 """Dispatch: claim due outbox rows, commit the claim, send, then record each outcome.
 
-Crash rule (documented in README): a row a crashed dispatcher left in 'sending' for longer
-than SENDING_STALE_AFTER_SECONDS is put back once ('recoveries' becomes 1) and may therefore
-reach the participant twice; found stuck a second time it is marked failed, never re-sent.
-So duplicates are at most one per message in flight at a crash, and re-sends never loop.
+The crash rule for rows left in 'sending' is applied by notifications.housekeeping, which the
+dispatcher runs at start and when idle.
 
 Retry rule: a refusal with an HTTP answer (429, 5xx) is retried with backoff (Retry-After
 honoured) until the message's last useful moment (not_after), then it expires; a message with
@@ -27,30 +25,32 @@ from typing import Callable
 from sqlalchemy import bindparam, or_, select as sa_select, update
 from sqlmodel import Session, select
 
+from notifications.delivery_alerts import delivery_failed
+from notifications.housekeeping import expire_stale, recover_stuck
 from notifications.models import OutboundMessage, OutboxStatus, StatusCallback
+from notifications.rate_limit import SendLimiter
 from notifications.senders import SendResult, SmsSendError, SmsSender
-from schedules.alerts import HIGH, open_alert
+from notifications.status import replay_early_callbacks
 from schedules.bulk import in_values
 from schedules.changes import Actor, acting, record_changes
-from schedules.models import AlertKind, Participant
+from schedules.models import Participant
 from schedules.participants import messaging_allowed
 from schedules.phones import PhoneVault
 
 log = logging.getLogger("notifications.dispatch")
 O = OutboundMessage
 JOB_ACTOR = Actor("job", "dispatch_outbox")
-INVALID_NUMBER_CODES = {21211, 21214, 21217, 21401, 21407, 21408, 21421, 21612, 21614, 30003, 30004, 30005, 30006}
 
 
 @dataclass(frozen=True)
 class DispatchConfig:
-    """How a dispatcher behaves; all from settings."""
+    """How a dispatcher behaves; every value comes from Settings (backend.runtime.jobs.dispatch_config), which holds the defaults."""
 
-    batch_size: int = 50
-    max_attempts: int = 5
-    concurrency: int = 4
-    sending_stale_after: timedelta = timedelta(minutes=5)
-    status_callback_url: str | None = None
+    batch_size: int
+    max_attempts: int
+    concurrency: int
+    sending_stale_after: timedelta
+    status_callback_url: str | None
     worker_id: str = field(default_factory=lambda: f"dispatch-{uuid.uuid4().hex[:8]}")
 
 
@@ -79,57 +79,7 @@ class DispatchReport:
                 f"cancelled {self.cancelled}, expired {self.expired}, recovered {self.recovered}")
 
 
-class TokenBucket:
-    """A process-local send-rate cap (messages per second), shared by the dispatch threads."""
-
-    def __init__(self, rate_per_second: float, *, burst: float | None = None, clock: Callable[[], float] = time.monotonic):
-        self.rate = rate_per_second
-        self.capacity = burst if burst is not None else max(1.0, rate_per_second)
-        self.tokens = self.capacity
-        self.clock = clock
-        self.updated = clock()
-        self.lock = threading.Lock()
-
-    def acquire(self) -> None:
-        """Block until a send is allowed."""
-        if self.rate <= 0:
-            return
-        while True:
-            with self.lock:
-                now = self.clock()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                wait = (1 - self.tokens) / self.rate
-            time.sleep(wait)
-
-
 SessionFactory = Callable[[], AbstractContextManager[Session]]
-
-
-def expire_stale(session: Session, *, now: datetime) -> int:
-    """Planned messages past their last useful moment become expired (audited), never sent late."""
-    rows = session.exec(select(O).where(O.status == OutboxStatus.PLANNED.value, O.not_after.is_not(None), O.not_after < now)).all()
-    with acting(session, Actor("job", "expire_stale_messages"), "too late to be useful: the sender was behind"):
-        for row in rows:
-            row.status, row.status_updated_at = OutboxStatus.EXPIRED.value, now
-            session.add(row)
-    return len(rows)
-
-
-def recover_stuck(session: Session, *, now: datetime, stale_after: timedelta) -> int:
-    """Apply the crash rule to rows left in 'sending' (see module docstring)."""
-    rows = session.exec(select(O).where(O.status == OutboxStatus.SENDING.value, O.claimed_at < now - stale_after)).all()
-    with acting(session, Actor("job", "recover_stuck_sending"), "dispatcher stopped while sending"):
-        for row in rows:
-            if row.recoveries == 0:
-                row.status, row.recoveries, row.next_attempt_at, row.claimed_by = OutboxStatus.PLANNED.value, 1, now, ""
-            else:
-                row.status, row.last_error = OutboxStatus.FAILED.value, "outcome unknown after a second dispatcher crash; not re-sent"
-            session.add(row)
-    return len(rows)
 
 
 def claim_due(session: Session, *, now: datetime, limit: int, worker: str) -> list[int]:
@@ -223,8 +173,6 @@ def _record(session: Session, jobs: list[_Job], *, now: datetime, config: Dispat
 def _record_sent(session: Session, jobs: list[_Job], *, now: datetime, config: DispatchConfig, report: DispatchReport) -> None:
     """The common outcome in a fixed number of statements: lock the rows, update them in one
     executemany, report the changes to the audit trail, apply callbacks that beat the record."""
-    from notifications.status import replay_early_callbacks
-
     columns = [getattr(O, name) for name in _SENT_FIELDS]
     locked = sa_select(O.id, O.claimed_by, *columns).where(in_values(session, O.id, [j.id for j in jobs]))
     if session.get_bind().dialect.name == "postgresql":
@@ -289,13 +237,9 @@ def _record_failure(session: Session, row: O, error: SmsSendError, *, now: datet
     participant = session.get(Participant, row.participant_id) if row.participant_id else None
     if participant is None:
         return
-    if error.opted_out:
-        mark_opted_out(session, participant=participant, now=now, actor=JOB_ACTOR, why="Twilio refused the send: the number has unsubscribed (21610)")
-    else:
-        open_alert(session, participant=participant, site_id=participant.site_id, kind=AlertKind.CONTACT_PROBLEM.value,
-                   dedupe_key=f"contact_problem:outbox:{row.id}", now=now, actor=JOB_ACTOR, ref_type="outbox", ref_id=row.id,
-                   summary=f"{row.purpose.replace('_', ' ')} could not be sent ({_describe(error)})",
-                   priority=HIGH if error.code in INVALID_NUMBER_CODES else "normal")
+    delivery_failed(session, message=row, participant=participant, error_code=error.code, now=now, actor=JOB_ACTOR,
+                    summary=f"{row.purpose.replace('_', ' ')} could not be sent ({_describe(error)})",
+                    unsubscribed_why="Twilio refused the send: the number has unsubscribed (21610)")
 
 
 def _describe(error: SmsSendError) -> str:
@@ -304,21 +248,6 @@ def _describe(error: SmsSendError) -> str:
     if error.http_status:
         return f"HTTP {error.http_status}"
     return "no answer from the provider" if error.transient else "unexpected failure"
-
-
-def mark_opted_out(session: Session, *, participant: Participant, now: datetime, actor: Actor, why: str) -> None:
-    """Stop every message to the participant and tell nurses (they stay in the trial)."""
-    from notifications.planning import sync_participant_messages
-
-    if not participant.opted_out:
-        with acting(session, actor, why):
-            participant.opted_out, participant.opted_out_at = True, now
-            session.add(participant)
-        # One alert per opt-out (a repeated STOP or a later 21610 is the same news); a STOP after START is new.
-        open_alert(session, participant=participant, site_id=participant.site_id, kind=AlertKind.OPTED_OUT.value,
-                   dedupe_key=f"opted_out:participant:{participant.id}:{now.isoformat(timespec='seconds')}", now=now, actor=actor,
-                   ref_type="participant", ref_id=participant.id, summary=f"opted out of SMS: {why}")
-    sync_participant_messages(session, participant=participant, now=now)
 
 
 class Dispatcher:
@@ -335,7 +264,7 @@ class Dispatcher:
     housekeeping_every = 30.0
 
     def __init__(self, sessions: SessionFactory, *, sender: SmsSender, vault: PhoneVault, clock: Callable[[], datetime],
-                 config: DispatchConfig, limiter: TokenBucket | None = None, pool: ThreadPoolExecutor | None = None,
+                 config: DispatchConfig, limiter: SendLimiter | None = None, pool: ThreadPoolExecutor | None = None,
                  on_record: Callable[[DispatchReport], None] | None = None):
         self.sessions, self.sender, self.vault, self.clock, self.config = sessions, sender, vault, clock, config
         self.limiter, self.pool, self.on_record = limiter, pool, on_record

@@ -17,9 +17,10 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 
+from notifications.provider_errors import is_retryable_http, is_unsubscribed
+
 logger = logging.getLogger("notifications.sms")
 
-_OPTED_OUT_CODE = 21610  # Twilio: "Attempt to send to unsubscribed recipient"
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -52,7 +53,7 @@ class SmsSendError(Exception):
     @property
     def opted_out(self) -> bool:
         """True when the recipient replied STOP and Twilio refuses to message them."""
-        return self.code == _OPTED_OUT_CODE
+        return is_unsubscribed(self.code)
 
 
 class SmsSender(Protocol):
@@ -176,7 +177,7 @@ def _refusal(exc: TwilioRestException | TwilioServiceException,
     return SmsSendError(
         f"Twilio refused the message: HTTP {status}, {described}",
         code=code, http_status=status,
-        transient=status == 429 or status >= 500,
+        transient=is_retryable_http(status),
         retry_after=retry_after,
     )
 

@@ -6,12 +6,11 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
-from notifications.dispatch import INVALID_NUMBER_CODES, mark_opted_out
+from notifications.delivery_alerts import delivery_failed
 from notifications.models import STATUS_RANK, OutboundMessage, OutboxStatus, Purpose, StatusCallback
-from schedules.alerts import HIGH, open_alert
 from schedules.bulk import in_values
 from schedules.changes import Actor
-from schedules.models import AlertKind, Participant
+from schedules.models import Participant
 
 ACTOR = Actor("job", "twilio_status_callback")
 RACE_MARGIN = timedelta(seconds=60)  # clock skew between web and dispatch hosts
@@ -76,13 +75,9 @@ def _apply(session: Session, row: OutboundMessage, *, status: str, error_code: i
     session.add(row)
     if status in ("undelivered", "failed") and row.participant_id:
         participant = session.get(Participant, row.participant_id)
-        if error_code == 21610:
-            mark_opted_out(session, participant=participant, now=now, actor=ACTOR, why="carrier reports the number unsubscribed (21610)")
-        else:
-            open_alert(session, participant=participant, site_id=participant.site_id, kind=AlertKind.CONTACT_PROBLEM.value,
-                       dedupe_key=f"contact_problem:outbox:{row.id}", now=now, actor=ACTOR, ref_type="outbox", ref_id=row.id,
-                       priority=HIGH if error_code in INVALID_NUMBER_CODES else "normal",
-                       summary=f"{row.purpose.replace('_', ' ')} {status}" + (f" (error {error_code})" if error_code else ""))
+        delivery_failed(session, message=row, participant=participant, error_code=error_code, now=now, actor=ACTOR,
+                        summary=f"{row.purpose.replace('_', ' ')} {status}" + (f" (error {error_code})" if error_code else ""),
+                        unsubscribed_why="carrier reports the number unsubscribed (21610)")
     return True
 
 

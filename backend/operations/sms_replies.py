@@ -10,8 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from backend.operations.doses import record_dose
-from backend.operations.replanning import replan_messages
-from notifications.dispatch import mark_opted_out
+from notifications.consent import mark_opted_in, mark_opted_out
 from notifications.escalation import escalate_serious_ae
 from notifications.models import InboundMessage, OutboundMessage, OutboxStatus, Purpose
 from notifications.parsing import Intent, IntentKind, parse_reply
@@ -116,11 +115,7 @@ def _act(session: Session, *, participant: Participant, inbound: InboundMessage,
         # The single confirmation carriers allow; a repeated STOP is not answered again.
         return None if already else render("reply_stop", lang)
     if intent.kind == IntentKind.START:
-        if participant.opted_out:
-            with acting(session, actor, "participant sent START"):
-                participant.opted_out, participant.opted_out_at = False, None
-                session.add(participant)
-            replan_messages(session, participant=participant, now=now)
+        mark_opted_in(session, participant=participant, now=now, actor=actor, why="participant sent START")
         inbound.outcome = "opted in"
         return render("reply_start", lang)
     reply = _answer(session, participant=participant, protocol=protocol, site=site, intent=intent, dose=dose, inbound=inbound,

@@ -11,13 +11,16 @@ from typing import Callable
 
 from flask import Flask
 
+from backend.config import Settings, settings_of
 from backend.db import get_database
 from backend.runtime.job_runs import RunRecorder
 from backend.runtime.metrics import JOB_DURATION, MESSAGES_FAILED, MESSAGES_PLANNED, MESSAGES_SENT
 from backend.extensions import get_sender, get_vault
 from notifications.digest import send_daily_digest
-from notifications.dispatch import DispatchConfig, Dispatcher, DispatchReport, expire_stale, recover_stuck
+from notifications.dispatch import DispatchConfig, Dispatcher, DispatchReport
+from notifications.housekeeping import expire_stale, recover_stuck
 from notifications.planning import plan_messages
+from notifications.rate_limit import SendLimiter, build_send_limiter
 from notifications.status import replay_raced_callbacks, undelivered_dose_ids
 from schedules.dbtypes import utcnow
 from schedules.missed import flag_missed_doses
@@ -35,22 +38,21 @@ class JobSpec:
     description: str
 
 
-def dispatch_config(app: Flask) -> DispatchConfig:
-    """Dispatcher settings from config."""
-    c = app.config
+def dispatch_config(settings: Settings) -> DispatchConfig:
+    """The dispatcher's configuration from Settings, the only home of its defaults (every caller builds it here)."""
     return DispatchConfig(
-        batch_size=c["DISPATCH_BATCH_SIZE"], max_attempts=c["DISPATCH_MAX_ATTEMPTS"], concurrency=c["DISPATCH_CONCURRENCY"],
-        sending_stale_after=timedelta(seconds=c["SENDING_STALE_AFTER_SECONDS"]),
-        status_callback_url=c["PUBLIC_BASE_URL"].rstrip("/") + "/sms/status" if c["SMS_BACKEND"] == "twilio" else None,
+        batch_size=settings.DISPATCH_BATCH_SIZE, max_attempts=settings.DISPATCH_MAX_ATTEMPTS,
+        concurrency=settings.DISPATCH_CONCURRENCY, sending_stale_after=timedelta(seconds=settings.SENDING_STALE_AFTER_SECONDS),
+        status_callback_url=settings.PUBLIC_BASE_URL.rstrip("/") + "/sms/status" if settings.SMS_BACKEND == "twilio" else None,
     )
 
 
-def rate_limiter(app: Flask):
+def rate_limiter(app: Flask) -> SendLimiter | None:
     """The send-rate cap: shared through Redis when configured, per process otherwise."""
     if "send_rate_limiter" not in app.extensions:
-        from backend.runtime.send_rate import build_send_limiter
-
-        app.extensions["send_rate_limiter"] = build_send_limiter(app.config)
+        settings = settings_of(app)
+        app.extensions["send_rate_limiter"] = build_send_limiter(
+            rate_per_second=settings.SEND_RATE_PER_SECOND, storage_uri=settings.RATELIMIT_STORAGE_URI, key=settings.SEND_RATE_KEY)
     return app.extensions["send_rate_limiter"]
 
 
@@ -64,7 +66,7 @@ def _plan(app: Flask) -> str:
 
 def _expire(app: Flask) -> str:
     with get_database(app).session() as session:
-        recovered = recover_stuck(session, now=utcnow(), stale_after=dispatch_config(app).sending_stale_after)
+        recovered = recover_stuck(session, now=utcnow(), stale_after=dispatch_config(settings_of(app)).sending_stale_after)
         expired = expire_stale(session, now=utcnow())
         replayed = replay_raced_callbacks(session, now=utcnow())
     return (f"expired {expired} stale message(s), put back {recovered} left sending by a crash, "
@@ -74,7 +76,7 @@ def _expire(app: Flask) -> str:
 def _send_pool(app: Flask) -> ThreadPoolExecutor:
     """One pool per process for its whole life: idle polls keep threads and provider connections."""
     if "send_pool" not in app.extensions:
-        app.extensions["send_pool"] = ThreadPoolExecutor(max_workers=max(1, app.config["DISPATCH_CONCURRENCY"]), thread_name_prefix="sms")
+        app.extensions["send_pool"] = ThreadPoolExecutor(max_workers=max(1, settings_of(app).DISPATCH_CONCURRENCY), thread_name_prefix="sms")
     return app.extensions["send_pool"]
 
 
@@ -88,9 +90,10 @@ def _count_sends(report: DispatchReport) -> None:
 
 def dispatcher(app: Flask) -> Dispatcher:
     """A dispatcher wired to the app's database, sender, send-rate cap and metrics."""
-    pool = _send_pool(app) if app.config["DISPATCH_CONCURRENCY"] > 1 else None
+    config = dispatch_config(settings_of(app))
+    pool = _send_pool(app) if config.concurrency > 1 else None
     return Dispatcher(get_database(app).session, sender=get_sender(app), vault=get_vault(app), clock=utcnow,
-                      config=dispatch_config(app), limiter=rate_limiter(app), pool=pool, on_record=_count_sends)
+                      config=config, limiter=rate_limiter(app), pool=pool, on_record=_count_sends)
 
 
 def _dispatch(app: Flask) -> str:
@@ -105,7 +108,7 @@ def _missed(app: Flask) -> str:
 
 def _digest(app: Flask) -> str:
     with get_database(app).session() as session:
-        queued = send_daily_digest(session, now=utcnow(), vault=get_vault(app), hour=app.config.get("DIGEST_LOCAL_HOUR", 8))
+        queued = send_daily_digest(session, now=utcnow(), vault=get_vault(app), hour=settings_of(app).DIGEST_LOCAL_HOUR)
     return f"queued {queued} digest SMS"
 
 
@@ -126,6 +129,7 @@ JOBS: list[JobSpec] = [
     JobSpec("send_daily_digest", _digest, 900, "queue each site's daily on-call summary of open alerts"),
     JobSpec("expire_stale_messages", _expire, 60, "expire stale messages, apply the crash rule, apply callbacks that raced their send"),
     JobSpec("purge_expired_records", _purge, 3600, "drop expired idempotency records and app tokens"),
+    # The scheduler runs this one every DISPATCH_POLL_SECONDS (default 5, as here for `jobs list`).
     JobSpec("dispatch_outbox", _dispatch, 5, "send due messages (safety alerts first)"),
 ]
 BY_NAME = {job.name: job for job in JOBS}

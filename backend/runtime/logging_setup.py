@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 
 from flask import Flask, g, has_request_context, request
 
+from backend.config import settings_of
+
 # +86 138 1234 5678, +8613812345678, whatsapp:+44...: 8 to 15 digits after a plus.
 _PHONE = re.compile(r"\+\d(?:[\s-]?\d){6,14}")
 # SQLAlchemy errors repeat the bound values (phone hashes, ciphertexts, SMS bodies) on this line.
@@ -114,7 +116,7 @@ def init_app(app: Flask) -> None:
     from backend.runtime.metrics import HTTP_LATENCY
 
     if not app.testing:
-        configure_logging(app.config.get("LOG_FORMAT", "text"))
+        configure_logging(settings_of(app).LOG_FORMAT)
     log = logging.getLogger("backend.access")
 
     @app.before_request

@@ -16,6 +16,7 @@ import time
 import click
 from flask import Flask, current_app
 
+from backend.config import settings_of
 from backend.runtime.logging_setup import configure_logging
 from backend.runtime.metrics import MULTIPROC_ENV
 
@@ -29,8 +30,8 @@ def scheduler_command(no_dispatch):
     from backend.runtime.scheduler import build_scheduler, leadership
 
     app = current_app._get_current_object()
-    configure_logging(app.config.get("LOG_FORMAT", "text"))
-    include_dispatch = not no_dispatch and app.config.get("SCHEDULER_RUNS_DISPATCH", True)
+    configure_logging(settings_of(app).LOG_FORMAT)
+    include_dispatch = not no_dispatch and settings_of(app).SCHEDULER_RUNS_DISPATCH
     click.echo("taking the scheduler lock (while another scheduler holds it, this one waits)")
     lost = threading.Event()
     with leadership(app) as still_leader:
@@ -69,7 +70,7 @@ def dispatch_command(once, poll):
     from backend.runtime.jobs import dispatcher, run_job
 
     app = current_app._get_current_object()
-    configure_logging(app.config.get("LOG_FORMAT", "text"))
+    configure_logging(settings_of(app).LOG_FORMAT)
     if once:
         click.echo(run_job(app, "dispatch_outbox"))
         return

@@ -16,6 +16,7 @@ from flask import Flask
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from backend.config import settings_of
 from backend.db import get_database
 from backend.runtime.jobs import JOBS, run_job
 
@@ -34,7 +35,7 @@ def leadership(app: Flask, *, poll_seconds: float = 5.0) -> Iterator[StillLeader
         with _advisory_lock(database.engine, poll_seconds=poll_seconds) as still_leader:
             yield still_leader
         return
-    with _file_lock(app.config["SCHEDULER_LOCK_FILE"], poll_seconds=poll_seconds):
+    with _file_lock(settings_of(app).SCHEDULER_LOCK_FILE, poll_seconds=poll_seconds):
         yield lambda: True  # an flock lives as long as our descriptor: it cannot be lost behind our back
 
 
@@ -129,12 +130,12 @@ def build_scheduler(app: Flask, *, include_dispatch: bool = True, still_leader: 
                 if on_lost is not None:
                     on_lost()
 
-        scheduler.add_job(check, "interval", seconds=app.config.get("SCHEDULER_LOCK_CHECK_SECONDS", 15), id="leadership_check",
+        scheduler.add_job(check, "interval", seconds=settings_of(app).SCHEDULER_LOCK_CHECK_SECONDS, id="leadership_check",
                           name="check that this process still holds the scheduler lock", **JOB_OPTIONS)
     for job in JOBS:
         if job.name == "dispatch_outbox" and not include_dispatch:
             continue
-        seconds = app.config.get("DISPATCH_POLL_SECONDS", job.every_seconds) if job.name == "dispatch_outbox" else job.every_seconds
+        seconds = settings_of(app).DISPATCH_POLL_SECONDS if job.name == "dispatch_outbox" else job.every_seconds
         scheduler.add_job(_safe_run, "interval", seconds=seconds, args=[app, job.name], id=job.name, name=job.description,
                           next_run_time=start, **JOB_OPTIONS)
     return scheduler

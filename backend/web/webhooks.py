@@ -9,6 +9,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from backend.config import settings_of
 from backend.db import get_session
 from backend.runtime.metrics import WEBHOOK_LATENCY
 from backend.extensions import get_vault, limiter
@@ -32,10 +33,10 @@ def twilio_signed(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        token = current_app.config.get("TWILIO_AUTH_TOKEN", "")
+        token = settings_of(current_app).TWILIO_AUTH_TOKEN
         signature = request.headers.get("X-Twilio-Signature", "")
         # Switching the check off is for local experiments only; production always checks.
-        if current_app.config.get("VALIDATE_TWILIO_SIGNATURE", True) or current_app.config.get("APP_ENV") == "production":
+        if settings_of(current_app).VALIDATE_TWILIO_SIGNATURE or settings_of(current_app).is_production:
             if not token or not signature or not RequestValidator(token).validate(signed_url(), request.form.to_dict(flat=True), signature):
                 log.warning("refused webhook %s: bad or missing signature", request.path)
                 g.db_rollback = True

@@ -12,11 +12,11 @@ import uuid
 
 import pytest
 
-from backend.runtime.send_rate import RedisSendLimiter, build_send_limiter
-from notifications.dispatch import TokenBucket
+from notifications.rate_limit import RedisSendLimiter, TokenBucket, build_send_limiter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+KEY = "test:send-rate"
 
 
 def _redis_up() -> bool:
@@ -33,19 +33,19 @@ needs_redis = pytest.mark.skipif(not _redis_up(), reason="no Redis on loopback (
 
 
 def test_no_cap_when_the_rate_is_zero_and_a_local_bucket_on_the_embedded_default():
-    assert build_send_limiter({"SEND_RATE_PER_SECOND": 0}) is None
-    assert isinstance(build_send_limiter({"SEND_RATE_PER_SECOND": 10, "RATELIMIT_STORAGE_URI": "memory://"}), TokenBucket)
+    assert build_send_limiter(rate_per_second=0, storage_uri="memory://", key=KEY) is None
+    assert isinstance(build_send_limiter(rate_per_second=10, storage_uri="memory://", key=KEY), TokenBucket)
 
 
 @needs_redis
 def test_redis_storage_gives_the_shared_limiter():
-    limiter = build_send_limiter({"SEND_RATE_PER_SECOND": 10, "RATELIMIT_STORAGE_URI": REDIS_URL})
+    limiter = build_send_limiter(rate_per_second=10, storage_uri=REDIS_URL, key=KEY)
     assert isinstance(limiter, RedisSendLimiter) and limiter.rate == 10
 
 
 _WORKER = """
 import json, sys, time
-from backend.runtime.send_rate import RedisSendLimiter
+from notifications.rate_limit import RedisSendLimiter
 url, key, start_at, n = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 limiter = RedisSendLimiter(url, 20, key=key)
 limiter.storage.check()  # connect before the start line
@@ -75,7 +75,7 @@ def test_three_dispatcher_processes_together_never_exceed_the_cap_in_any_second(
 
 
 def test_when_redis_is_down_each_process_falls_back_to_its_own_bucket(caplog):
-    limiter = RedisSendLimiter("redis://127.0.0.1:1/0", 5, retry_redis_after=60)
+    limiter = RedisSendLimiter("redis://127.0.0.1:1/0", 5, key=KEY, retry_redis_after=60)
     started = time.monotonic()
     for _ in range(5):
         limiter.acquire()

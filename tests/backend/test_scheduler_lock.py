@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from backend.app import create_app
+from backend.config import replace_settings
 from backend.runtime.jobs import JOBS
 from backend.runtime.scheduler import ADVISORY_LOCK_KEY, build_scheduler, leadership
 from tests import conftest
@@ -87,6 +88,12 @@ def test_scheduler_runs_every_job_with_coalescing_and_no_overlap(app):
     for job in jobs.values():
         assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time == 30
     assert "dispatch_outbox" not in {job.id for job in build_scheduler(app, include_dispatch=False).get_jobs()}
+
+
+def test_the_dispatch_job_runs_every_dispatch_poll_seconds(app):
+    replace_settings(app.config, DISPATCH_POLL_SECONDS=2.5)
+    [job] = [job for job in build_scheduler(app).get_jobs() if job.id == "dispatch_outbox"]
+    assert job.trigger.interval.total_seconds() == 2.5
 
 
 def test_scheduler_is_never_started_by_the_app_factory(app):

@@ -13,6 +13,7 @@ import pytest
 from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
+from backend.config import replace_settings
 from backend.runtime.jobs import run_job
 from backend.models import AuditEntry
 from notifications.models import OutboundMessage
@@ -191,7 +192,7 @@ def test_serious_ae_by_sms_pages_every_on_call_number_first_with_a_24_hour_clock
     assert {(row.priority, row.ref_type, row.ref_id) for row in pages} == {(0, "adverse_event", ae.id)}
 
     # Under a backlog the dispatcher claims by priority: with room for one message per batch, the pages still go first.
-    app.config["DISPATCH_BATCH_SIZE"] = 1
+    replace_settings(app.config, DISPATCH_BATCH_SIZE=1)
     run_job(app, "dispatch_outbox")  # one job cycle
     recipients = [to for to, _, _ in sender.sent]
     assert sorted(recipients[:2]) == sorted(ON_CALL), "the on-call pages go out before routine messages"

@@ -4,6 +4,7 @@ from datetime import date, timedelta
 
 from sqlmodel import select
 
+from backend.config import replace_settings
 from backend.runtime.jobs import run_job
 from notifications.models import OutboundMessage, OutboxStatus, Purpose
 from schedules.dbtypes import utcnow
@@ -110,8 +111,8 @@ def test_sends_carry_the_status_callback_url_and_validity_period(app, session, c
     from backend.extensions import set_sender
     from notifications.senders import build_sender
 
-    app.config.update(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_FROM_NUMBER="+15005550006",
-                      TWILIO_API_BASE_URL=standin.url)
+    replace_settings(app.config, SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_FROM_NUMBER="+15005550006",
+                     TWILIO_API_BASE_URL=standin.url)
     set_sender(app, build_sender(app.config))  # what `flask dispatch` builds from its settings
     _planned(app, session, clock)
 
@@ -154,7 +155,7 @@ def test_timeouts_are_ambiguous_so_they_count_against_max_attempts_even_before_t
     from backend.extensions import set_sender
     from tests.sms_helpers import twilio_sender
 
-    app.config["DISPATCH_MAX_ATTEMPTS"] = 2
+    replace_settings(app.config, DISPATCH_MAX_ATTEMPTS=2)
     set_sender(app, twilio_sender(twilio, timeout_seconds=0.3))
     _planned(app, session, clock)
     twilio.hang_next(1.0, count=2)  # Twilio takes each create but answers too late

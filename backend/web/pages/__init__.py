@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from backend.config import settings_of
 from backend.web.pages import display
 
 
@@ -19,4 +20,4 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(display.duration_text, "duration")
     app.add_template_filter(display.percent_text, "percent")
     app.jinja_env.globals["ALERT_KIND_LABELS"] = display.ALERT_KIND_LABELS
-    app.jinja_env.globals["SMS_SIMULATOR"] = app.config.get("SMS_BACKEND") == "console"
+    app.jinja_env.globals["SMS_SIMULATOR"] = settings_of(app).SMS_BACKEND == "console"

@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import HTTPException, abort
 
+from backend.config import settings_of
 from backend.identity import scope
 from backend.identity.principal import UNMASKED, Principal
 from backend.db import get_session
@@ -51,7 +52,7 @@ def signed_in_staff() -> Staff | None:
     staff = None
     staff_id, since = session.get(SESSION_STAFF), session.get(SESSION_SINCE)
     if staff_id is not None and since is not None:
-        lifetime = timedelta(hours=current_app.config.get("STAFF_TOKEN_TTL_HOURS", 12))
+        lifetime = timedelta(hours=settings_of(current_app).STAFF_TOKEN_TTL_HOURS)
         if utcnow().timestamp() - since <= lifetime.total_seconds():
             found = get_session().get(Staff, staff_id)
             staff = found if found is not None and found.active else None

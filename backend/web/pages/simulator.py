@@ -8,6 +8,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from sqlmodel import select
 from wtforms.fields import SelectChoice
 
+from backend.config import settings_of
 from backend.db import get_session
 from backend.identity import scope
 from backend.runtime.jobs import JOBS, run_job
@@ -23,7 +24,7 @@ from schedules.models import Participant, Site
 
 def _require_console() -> None:
     # With a real SMS provider a fake inbound message would mix with real ones: the page does not exist then.
-    if current_app.config.get("SMS_BACKEND") != "console":
+    if settings_of(current_app).SMS_BACKEND != "console":
         abort(404)
 
 

@@ -3,13 +3,46 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from typing import Mapping
+from typing import Callable, Protocol
 
-from notifications.dispatch import TokenBucket
+log = logging.getLogger("notifications.rate_limit")
+_REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://")
 
-log = logging.getLogger(__name__)
-DEFAULT_KEY = "trial:send-rate"
+
+class SendLimiter(Protocol):
+    """Anything that blocks until one more send is allowed."""
+
+    def acquire(self) -> None:
+        """Block until a send is allowed."""
+
+
+class TokenBucket:
+    """A process-local send-rate cap (messages per second), shared by the dispatch threads."""
+
+    def __init__(self, rate_per_second: float, *, burst: float | None = None, clock: Callable[[], float] = time.monotonic):
+        self.rate = rate_per_second
+        self.capacity = burst if burst is not None else max(1.0, rate_per_second)
+        self.tokens = self.capacity
+        self.clock = clock
+        self.updated = clock()
+        self.lock = threading.Lock()
+
+    def acquire(self) -> None:
+        """Block until a send is allowed."""
+        if self.rate <= 0:
+            return
+        while True:
+            with self.lock:
+                now = self.clock()
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                wait = (1 - self.tokens) / self.rate
+            time.sleep(wait)
 
 
 class RedisSendLimiter:
@@ -20,7 +53,8 @@ class RedisSendLimiter:
     answering, each process falls back to its own bucket at the full rate (a warning says so) rather
     than stopping every send: a brief overshoot is cheaper than reminders left in 'sending'."""
 
-    def __init__(self, url: str, rate_per_second: float, *, key: str = DEFAULT_KEY, retry_redis_after: float = 5.0):
+    def __init__(self, url: str, rate_per_second: float, *, key: str, retry_redis_after: float = 5.0):
+        # Imported here: only a Redis-capped dispatcher needs the library.
         from limits import RateLimitItemPerSecond
         from limits.storage import storage_from_string
         from limits.strategies import MovingWindowRateLimiter
@@ -53,12 +87,10 @@ class RedisSendLimiter:
             time.sleep(min(0.05, max(0.001, reset_at - time.time())))
 
 
-def build_send_limiter(config: Mapping):
-    """Redis-backed when RATELIMIT_STORAGE_URI is redis://, else a process-local token bucket; None when uncapped."""
-    rate = float(config.get("SEND_RATE_PER_SECOND", 0) or 0)
-    if rate <= 0:
+def build_send_limiter(*, rate_per_second: float, storage_uri: str, key: str) -> SendLimiter | None:
+    """Redis-backed when storage_uri is redis://, else a process-local token bucket; None when uncapped (rate 0)."""
+    if rate_per_second <= 0:
         return None
-    uri = str(config.get("RATELIMIT_STORAGE_URI", "memory://"))
-    if uri.startswith(("redis://", "rediss://", "redis+unix://")):
-        return RedisSendLimiter(uri, rate, key=config.get("SEND_RATE_KEY", DEFAULT_KEY))
-    return TokenBucket(rate)
+    if storage_uri.startswith(_REDIS_SCHEMES):
+        return RedisSendLimiter(storage_uri, rate_per_second, key=key)
+    return TokenBucket(rate_per_second)
