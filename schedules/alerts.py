@@ -9,9 +9,8 @@ from sqlmodel import Session, select
 
 from schedules.changes import Actor, acting
 from schedules.errors import Conflict, InvalidInput
-from schedules.models import Alert, AlertState, Participant
+from schedules.models import HIGH, NORMAL, Alert, AlertState, Participant
 
-HIGH, NORMAL = "high", "normal"
 
 
 def open_alert(

@@ -21,6 +21,7 @@ from schedules.models import (
     Study,
 )
 from schedules.phones import InvalidPhone, PhoneVault, normalize_e164
+from schedules.queries import local_today
 from schedules.planning import (
     extended_dates,
     follow_up_end_date,
@@ -58,11 +59,6 @@ def _valid_phone(raw: str) -> str:
         return normalize_e164(raw)
     except InvalidPhone as exc:
         raise InvalidInput(str(exc), field="phone") from None
-
-
-def local_today(participant: Participant, now: datetime) -> date:
-    """The participant's local calendar date at `now`."""
-    return to_local(now, participant.time_zone).date()
 
 
 def enroll_participant(

@@ -1,4 +1,4 @@
-"""Read-only look-ups of doses: a participant's schedule, one dose by number, the dose a reply refers to."""
+"""Read-only look-ups: a participant's local today, their schedule, one dose by number, the dose a reply refers to."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
+from schedules.calendar import to_local
 from schedules.models import Dose, DoseState, Participant
 
 # A reply may still refer to a dose whose window closed this long ago (a late "taken").
@@ -40,3 +41,8 @@ def dose_by_seq(session: Session, participant: Participant, seq: int) -> Dose | 
 def doses_of(session: Session, participant_id: int) -> list[Dose]:
     """All doses of a participant in date order."""
     return list(session.exec(select(Dose).where(Dose.participant_id == participant_id).order_by(Dose.local_date, Dose.seq)).all())
+
+
+def local_today(participant: Participant, now: datetime) -> date:
+    """The participant's local calendar date at `now`."""
+    return to_local(now, participant.time_zone).date()

@@ -13,6 +13,7 @@ from schedules import participants as domain
 from schedules.changes import Actor
 from schedules.models import Participant, Site, Study
 from schedules.phones import PhoneVault
+from schedules.queries import local_today
 
 
 def enroll(session: Session, *, study: Study, site: Site, study_code: str, arm: str, phone: str, time_zone: str,
@@ -43,7 +44,7 @@ def hold(session: Session, *, participant: Participant, reason: str | None, acto
          effective: date | None = None) -> int:
     """Hold dosing from `effective` (the participant's today by default); returns the doses held."""
     held = domain.hold_dosing(session, participant=participant, reason=reason, actor=actor, now=now,
-                              effective=effective or domain.local_today(participant, now))
+                              effective=effective or local_today(participant, now))
     replan_messages(session, participant=participant, now=now)
     return held
 
@@ -52,7 +53,7 @@ def resume(session: Session, *, participant: Participant, reason: str | None, ac
            resume_date: date | None = None) -> int:
     """Resume dosing on `resume_date` (the participant's today by default); returns the doses planned."""
     planned = domain.resume_dosing(session, participant=participant, reason=reason, actor=actor, now=now,
-                                   resume_date=resume_date or domain.local_today(participant, now))
+                                   resume_date=resume_date or local_today(participant, now))
     replan_messages(session, participant=participant, now=now)
     return planned
 

@@ -14,7 +14,7 @@ from backend.db import get_session
 from backend.runtime.metrics import WEBHOOK_LATENCY
 from backend.extensions import get_vault, limiter
 from backend.operations.sms_replies import handle_inbound
-from notifications.status import apply_status_callback
+from backend.operations.delivery import record_delivery_status
 from schedules.dbtypes import utcnow
 
 bp = Blueprint("webhooks", __name__)
@@ -81,8 +81,8 @@ def status():
         if not sid or not form.get("MessageStatus"):
             return Response("MessageSid and MessageStatus are required", status=400)
         code = form.get("ErrorCode")
-        apply_status_callback(get_session(), message_sid=sid, status=form["MessageStatus"],
-                              error_code=int(code) if code and code.isdigit() else None, now=utcnow())
+        record_delivery_status(get_session(), message_sid=sid, status=form["MessageStatus"],
+                               error_code=int(code) if code and code.isdigit() else None, now=utcnow())
         return Response(status=204)
 
 

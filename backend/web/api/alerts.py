@@ -16,9 +16,8 @@ from backend.web.auth import current_principal, require_staff
 from backend.db import get_session
 from backend.identity import scope
 from backend.operations.alerts import acknowledge_alert, resolve_alert
-from schedules.alerts import HIGH
 from schedules.dbtypes import utcnow
-from schedules.models import Alert, AlertKind, AlertState, Participant, Site
+from schedules.models import HIGH, Alert, AlertKind, AlertState, Participant, Site
 
 # Ids are 32-bit columns: a larger number in the path is simply not found (rather than a database overflow).
 ID = "int(max=2147483647)"

@@ -24,10 +24,9 @@ from notifications.models import InboundMessage, OutboundMessage, OutboxStatus
 from schedules.adherence import adherence_of
 from schedules.calendar import local_wall_to_utc
 from schedules.dbtypes import utcnow
-from schedules.queries import doses_of
+from schedules.queries import doses_of, local_today
 from schedules.errors import DomainError
 from schedules.models import AdverseEvent, Alert, AlertState, Dose, DoseState, Participant, Site, Study
-from schedules.participants import local_today
 from schedules.planning import parse_hhmm
 from schedules.symptoms import vas_history
 
