@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from schedules.wallclock import parse_hhmm
+
 SUPPORTED_LANGUAGES = ("zh-CN", "en")
 FOLLOW_UP_FROM = ("last_dose", "first_dose")
 RESUME_POLICIES = ("keep_end_date", "extend_to_total_doses")
@@ -144,7 +146,6 @@ class Protocol:
 
 # --- validation -------------------------------------------------------------------------
 
-_CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
 
 def _not_blank(value: str) -> None:
@@ -169,10 +170,13 @@ class _ClockTime(fields.Field):
     """A local wall-clock time written as an "HH:MM" string."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> time:
-        if not isinstance(value, str) or not _CLOCK.fullmatch(value):
+        # Exactly "HH:MM" in a protocol file: no spaces forgiven, unlike a person typing it.
+        if not isinstance(value, str) or value != value.strip():
             raise ValidationError('Not a valid time; write "HH:MM" in quotes, 00:00 to 23:59.')
-        hours, minutes = value.split(":")
-        return time(int(hours), int(minutes))
+        try:
+            return parse_hhmm(value)
+        except ValueError:
+            raise ValidationError('Not a valid time; write "HH:MM" in quotes, 00:00 to 23:59.') from None
 
     def _serialize(self, value: time | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         return None if value is None else value.strftime("%H:%M")
