@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from schedules.models import DoseState, InjectionSite
+from schedules.protocol import SUPPORTED_LANGUAGES
+from schedules.wallclock import parse_hhmm
 
-LANGS = ("zh-CN", "en")
-HHMM = validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="must be a time of day in HH:MM form")
+# The languages the system can speak at all; which of them a study offers is its protocol's
+# business, checked by enrollment and update_details.
+LANGS = SUPPORTED_LANGUAGES
+
+
+def HHMM(value: str) -> None:  # noqa: N802  (used like the validator object it replaced)
+    """Refuse anything that is not a time of day in HH:MM form (the domain's own parser decides)."""
+    try:
+        parse_hhmm(value)
+    except ValueError:
+        raise ValidationError("must be a time of day in HH:MM form") from None
 
 
 class ApiErrorSchema(Schema):
