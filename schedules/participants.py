@@ -31,7 +31,6 @@ from schedules.planning import (
 )
 from schedules.studies import protocol_of
 
-LANGUAGES = ("zh-CN", "en")
 
 
 def _require_reason(reason: str | None) -> str:
@@ -51,6 +50,13 @@ def _valid_time(value: str) -> str:
         return parse_hhmm(value).strftime("%H:%M")
     except ValueError as exc:
         raise InvalidInput(str(exc), field="reminder_time") from None
+
+
+def _offered_language(protocol, language: str) -> str:
+    # The study's protocol says which languages it offers; enrollment and later changes check the same list.
+    if language not in protocol.languages:
+        raise InvalidInput(f"language must be one of {', '.join(protocol.languages)}", field="language")
+    return language
 
 
 def _valid_phone(raw: str) -> str:
@@ -89,8 +95,7 @@ def enroll_participant(
     code = (study_code or "").strip()
     if not code:
         raise InvalidInput("study code is required", field="study_code")
-    if language not in protocol.languages:
-        raise InvalidInput(f"language must be one of {', '.join(protocol.languages)}", field="language")
+    _offered_language(protocol, language)
     zone, at, e164 = _valid_zone(time_zone), _valid_time(reminder_time), _valid_phone(phone)
     arm_rule = protocol.arm(arm)
     planned = plan_doses(protocol, arm_rule, first_dose=first_dose_date, zone=zone, reminder_time=parse_hhmm(at))
@@ -186,9 +191,7 @@ def update_details(
             e164 = _valid_phone(phone)
             participant.phone_ciphertext, participant.phone_hash, participant.phone_last2 = vault.encrypt(e164), vault.lookup_hash(e164), e164[-2:]
         if language is not None:
-            if language not in LANGUAGES:
-                raise InvalidInput(f"language must be one of {', '.join(LANGUAGES)}", field="language")
-            participant.language = language
+            participant.language = _offered_language(protocol_of(session.get(Study, participant.study_id)), language)
         if sms_consent is not None:
             participant.sms_consent = sms_consent
         retime = False
