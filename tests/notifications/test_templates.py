@@ -19,9 +19,12 @@ REQUIRED = {
     "reply_dose_already": {"local_date", "state"},
     "reply_dose_and_vas_hint": set(),
     "reply_vas_recorded": {"value"},
-    "reply_vas_out_of_range": set(),
-    "reply_vas_too_many_decimals": set(),
-    "reply_vas_not_a_number": set(),
+    "reply_vas_out_of_range": {"scale_min", "scale_max"},
+    "reply_vas_too_many_decimals": {"decimals"},
+    "reply_vas_not_a_number": {"scale_min", "scale_max"},
+    "app_vas_out_of_range": {"scale_min", "scale_max"},
+    "app_vas_too_many_decimals": {"decimals"},
+    "app_vas_not_a_number": {"scale_min", "scale_max"},
     "reply_vas_undone": {"value"},
     "reply_undo_nothing": set(),
     "reply_ae_recorded": {"site_phone"},
@@ -51,6 +54,9 @@ SAMPLE = {
     "summary": "2 missed, 1 AE",
     "code": "482913",
     "hours": 24,
+    "scale_min": "0",
+    "scale_max": "10",
+    "decimals": 1,
 }
 
 # A lock screen shows these texts: no diagnosis, no drug name.
