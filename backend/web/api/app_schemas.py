@@ -149,11 +149,12 @@ class MyDoseReportSchema(Schema):
 
 
 class VasValue(fields.Field):
-    """A VAS value sent as a JSON number (4.5) or string ("4.5"); parsed as the SMS channel parses it."""
+    """A VAS value sent as a JSON number (4.5) or string ("4.5"); read on the protocol's scale as the SMS channel reads it."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (isinstance(value, str) and len(value) > 20):
-            raise ValidationError("must be a number from 0 to 10 with at most one decimal, e.g. 4.5")
+            # Only the type is checked here; whether the number is on the scale is the protocol's business.
+            raise ValidationError("must be a number, or a string holding one, e.g. 4.5")
         return value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
 
     def _serialize(self, value, attr, obj, **kwargs):
@@ -161,9 +162,9 @@ class VasValue(fields.Field):
 
 
 class MyVasCreateSchema(Schema):
-    """A patient-global VAS: how active the disease has felt, 0.0 (not active) to 10.0 (extremely active)."""
+    """A patient-global VAS: how active the disease has felt, on the protocol's scale (NCT04237987: 0.0 to 10.0)."""
 
-    value = VasValue(required=True, metadata={"description": "a number or a string, 0.0-10.0, at most one decimal", "example": 4.5,
+    value = VasValue(required=True, metadata={"description": "a number or a string on the protocol's scale, e.g. 0.0-10.0 with one decimal", "example": 4.5,
                                               "oneOf": [{"type": "number"}, {"type": "string", "maxLength": 20}]})
 
 
@@ -202,7 +203,7 @@ class MyAdverseEventSchema(Schema):
     source = fields.String(metadata={"example": "app"})
     term = fields.String(metadata={"example": "fever"})
     other_text = fields.String(metadata={"example": ""})
-    description = fields.String(metadata={"example": "started the evening after the injection"})
+    description = fields.String(attribute="raw_text", metadata={"example": "started the evening after the injection"})
     onset_date = fields.Date(allow_none=True, metadata={"example": "2026-03-05"})
     severity = fields.String(allow_none=True, metadata={"example": "moderate"})
     ongoing = fields.Boolean(allow_none=True, metadata={"example": True})
