@@ -80,7 +80,7 @@ def enroll_participant(
     arm: str,
     phone: str,
     time_zone: str,
-    language: str,
+    language: str | None,
     reminder_time: str,
     first_dose_date: date,
     sms_consent: bool,
@@ -95,7 +95,7 @@ def enroll_participant(
     code = (study_code or "").strip()
     if not code:
         raise InvalidInput("study code is required", field="study_code")
-    _offered_language(protocol, language)
+    language = _offered_language(protocol, language or protocol.default_language)
     zone, at, e164 = _valid_zone(time_zone), _valid_time(reminder_time), _valid_phone(phone)
     arm_rule = protocol.arm(arm)
     planned = plan_doses(protocol, arm_rule, first_dose=first_dose_date, zone=zone, reminder_time=parse_hhmm(at))

@@ -151,3 +151,14 @@ def test_missing_parameter_raises_value_error_naming_it():
 def test_extra_parameters_are_ignored_and_values_are_not_reformatted():
     text = render("reply_vas_recorded", "en", value="{site_phone}", site_phone="secret")
     assert "{site_phone}" in text and "secret" not in text
+
+
+def test_every_protocol_files_languages_are_in_the_catalogue():
+    from pathlib import Path
+
+    from schedules.protocol import load_protocol_file
+
+    for path in sorted((Path(__file__).resolve().parents[2] / "protocols").glob("*.toml")):
+        offered = set(load_protocol_file(path).languages)
+        for key in ALL_KEYS:
+            assert offered <= set(templates._catalogue()[key]), (path.name, key)

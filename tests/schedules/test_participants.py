@@ -44,3 +44,10 @@ def test_messaging_stops_at_follow_up_end_and_on_opt_out(session):
     assert not messaging_allowed(participant, now=utc("2026-08-30T00:00Z"))
     participant.opted_out = True
     assert not messaging_allowed(participant, now=utc("2026-04-01T00:00Z"))
+
+
+def test_enrollment_without_a_language_gets_the_protocols_default(session):
+    from tests.factories import make_participant
+
+    participant = make_participant(session, language=None)
+    assert participant.language == "zh-CN"
