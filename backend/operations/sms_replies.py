@@ -140,7 +140,8 @@ def _answer(session: Session, *, participant, protocol, site, intent: Intent, do
     if kind == IntentKind.VAS:
         scale = vas_scale_params(protocol.vas)
         try:
-            score = record_vas(session, participant=participant, value=intent.value, actor=actor, now=now, inbound_id=inbound.id)
+            score = record_vas(session, participant=participant, value=intent.value, actor=actor, now=now,
+                               inbound_id=inbound.id)
         except InvalidInput:
             inbound.outcome = "VAS refused: out of range"
             return render("reply_vas_out_of_range", lang, **scale)

@@ -58,7 +58,8 @@ def correct_vas(session: Session, *, score: VasScore, value: Decimal, reason: st
                 now: datetime) -> VasScore:
     """Staff correction of a VAS: a new row on the protocol's scale replaces the old one, which is kept."""
     protocol = protocol_for(session, session.get(Participant, score.participant_id))
-    return symptoms.correct_vas(session, score=score, value=value, protocol=protocol, reason=reason, actor=actor, now=now)
+    return symptoms.correct_vas(session, score=score, value=value, protocol=protocol, reason=reason, actor=actor,
+                                now=now)
 
 
 def undo_last_vas(session: Session, *, participant: Participant, actor: Actor, now: datetime) -> VasScore | None:

@@ -279,7 +279,7 @@ def test_assessor_sees_vas_and_adverse_events_with_study_code_and_never_the_arm(
         assert "il2" not in response.get_data(as_text=True), path
     vas, aes, participant, alerts = documents
     assert {r["study_code"] for r in vas} == {"P-001"} and len(vas) == 2
-    # Free text could name the treatment: the assessor gets the coded fields and the serious words, not the words themselves.
+    # Free text could name the treatment: the assessor gets the coded fields and the serious words, not the text.
     assert [a["study_code"] for a in aes] == ["P-001"] and aes[0]["matched_keywords"] == ["住院"]
     assert "raw_text" not in aes[0] and "other_text" not in aes[0] and "发烧" not in str(aes)
     assert participant["study_code"] == "P-001" and [a["kind"] for a in alerts] == ["serious_ae"]

@@ -252,7 +252,7 @@ def test_vas_as_number_or_string_with_sms_refusal_reasons(client, trial, session
     assert client.post("/api/v1/me/vas", json={"value": 4.5}, headers=headers).get_json()["value"] == 4.5
     as_text = client.post("/api/v1/me/vas", json={"value": "7,5"}, headers=headers)
     assert as_text.status_code == 201 and as_text.get_json()["value"] == 7.5 and as_text.get_json()["source"] == "app"
-    # The reasons are the protocol's scale in the participant's language (P-001 writes Chinese); a wrong type is the schema's.
+    # Worded on the protocol's scale in the participant's language (P-001: Chinese); a wrong type is the schema's.
     for value, reason in ((10.5, "评分需在 0 到 10 之间"), ("4.55", "最多保留 1 位小数"), ("high", "评分必须是 0 到 10 之间的数字"),
                           (True, "must be a number")):
         refused = client.post("/api/v1/me/vas", json={"value": value}, headers=headers)

@@ -158,7 +158,8 @@ def test_parse_vas_value_is_usable_by_api_callers():
 
 
 def test_the_scale_comes_from_the_caller_not_the_parser():
-    percent = VasRule(every_days=7, reply_window_hours=24, undo_minutes=60, scale_min=Decimal(0), scale_max=Decimal(100), decimals=0)
+    percent = VasRule(every_days=7, reply_window_hours=24, undo_minutes=60, scale_min=Decimal(0),
+                      scale_max=Decimal(100), decimals=0)
     assert parsing.parse_reply("V 55", scale=percent) == Intent(K.VAS, value=Decimal("55"))
     assert parsing.parse_reply("V 55/100", scale=percent) == Intent(K.VAS, value=Decimal("55"))
     assert parsing.parse_reply("V 5.5", scale=percent).error == "too_many_decimals"

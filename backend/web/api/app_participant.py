@@ -99,7 +99,7 @@ def dose_view(dose: Dose, *, now: datetime) -> dict:
 
 
 def ae_view(session: Session, participant: Participant, ae: AdverseEvent) -> Shown:
-    """An adverse event as its reporter sees it, for MyAdverseEventSchema (the investigator's grading is not part of it)."""
+    """An adverse event as its reporter sees it, for MyAdverseEventSchema (without the investigator's grading)."""
     return Shown(ae, advice=_advice(session, participant, ae))
 
 
@@ -205,8 +205,8 @@ class MyVas(MethodView):
         session = get_session()
         participant = _me(session)
         try:
-            return record_vas(session, participant=participant, value=data["value"], actor=participant_actor(participant.id),
-                              now=utcnow())
+            return record_vas(session, participant=participant, value=data["value"],
+                              actor=participant_actor(participant.id), now=utcnow())
         except VasRefused as refused:
             # The reason is a code; the participant reads it in their own language, on their protocol's scale.
             raise InvalidInput(render(f"app_vas_{refused.reason}", participant.language, **refused.params),
@@ -234,10 +234,11 @@ class MyAdverseEvents(MethodView):
         """Report a side effect; a nurse reviews every report, and 'went to hospital' alerts the on-call nurse at once."""
         session = get_session()
         participant = _me(session)
-        ae = report_adverse_event(session, participant=participant, actor=participant_actor(participant.id), now=utcnow(),
-                                  vault=get_vault(), raw_text=data["description"].strip(), term=data["term"],
-                                  other_text=data["other_text"].strip(), onset_date=data["onset_date"], severity=data["severity"],
-                                  ongoing=data["ongoing"], went_to_hospital=data["went_to_hospital"])
+        ae = report_adverse_event(session, participant=participant, actor=participant_actor(participant.id),
+                                  now=utcnow(), vault=get_vault(), raw_text=data["description"].strip(),
+                                  term=data["term"], other_text=data["other_text"].strip(),
+                                  onset_date=data["onset_date"], severity=data["severity"], ongoing=data["ongoing"],
+                                  went_to_hospital=data["went_to_hospital"])
         return ae_view(session, participant, ae)
 
 

@@ -149,7 +149,7 @@ class MyDoseReportSchema(Schema):
 
 
 class VasValue(fields.Field):
-    """A VAS value sent as a JSON number (4.5) or string ("4.5"); read on the protocol's scale as the SMS channel reads it."""
+    """A VAS value sent as a JSON number (4.5) or string ("4.5"); read on the protocol's scale as SMS reads it."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (isinstance(value, str) and len(value) > 20):
@@ -164,7 +164,8 @@ class VasValue(fields.Field):
 class MyVasCreateSchema(Schema):
     """A patient-global VAS: how active the disease has felt, on the protocol's scale (NCT04237987: 0.0 to 10.0)."""
 
-    value = VasValue(required=True, metadata={"description": "a number or a string on the protocol's scale, e.g. 0.0-10.0 with one decimal", "example": 4.5,
+    value = VasValue(required=True, metadata={"description": "a number or a string on the protocol's scale, "
+                                                             "e.g. 0.0-10.0, one decimal", "example": 4.5,
                                               "oneOf": [{"type": "number"}, {"type": "string", "maxLength": 20}]})
 
 

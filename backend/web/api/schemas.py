@@ -74,7 +74,8 @@ class EnrollSchema(Schema):
     phone = fields.String(required=True, load_only=True, metadata={"example": "+8613812345678"})
     time_zone = fields.String(required=True, metadata={"example": "Asia/Shanghai"})
     language = fields.String(load_default=None, validate=validate.OneOf(LANGS),
-                             metadata={"description": "default: the study protocol's default language", "example": "zh-CN"})
+                             metadata={"description": "default: the study protocol's default language",
+                                       "example": "zh-CN"})
     reminder_time = fields.String(required=True, validate=HHMM, metadata={"example": "20:00"})
     first_dose_date = fields.Date(required=True, metadata={"example": "2026-03-01"})
     sms_consent = fields.Boolean(load_default=True)

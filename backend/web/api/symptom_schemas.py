@@ -46,8 +46,8 @@ class VasSchema(Schema):
     id = fields.Integer(metadata={"example": 17})
     participant_id = fields.Integer(metadata={"example": 3})
     study_code = fields.String(metadata={"example": "P-021"})
-    value = fields.Float(metadata={"description": "on the protocol's scale (NCT04237987: 0.0 not active to 10.0 extremely active, "
-                                                  "one decimal)", "example": 4.5})
+    value = fields.Float(metadata={"description": "on the protocol's scale (NCT04237987: 0.0 not active to 10.0 "
+                                                  "extremely active, one decimal)", "example": 4.5})
     recorded_at = fields.DateTime(metadata={"example": "2026-03-01T12:40:00+00:00"})
     source = fields.String(metadata={"description": "sms | app | staff", "example": "sms"})
     status = fields.String(validate=validate.OneOf(["valid", "withdrawn", "corrected"]),
@@ -61,7 +61,7 @@ class VasSchema(Schema):
 class VasCreateSchema(Schema):
     """A VAS score a participant gave staff (e.g. by phone); the reason is required."""
 
-    value = fields.Decimal(required=True, metadata={"description": "on the protocol's scale, e.g. 0.0-10.0 with one decimal",
+    value = fields.Decimal(required=True, metadata={"description": "on the protocol's scale, e.g. 0.0-10.0, 1 decimal",
                                                      "example": 4.5})
     reason = fields.String(required=True, validate=REASON, metadata={"example": "participant phoned the site; SMS not working"})
 
@@ -69,7 +69,8 @@ class VasCreateSchema(Schema):
 class VasCorrectSchema(Schema):
     """A staff correction of a VAS: the original row is kept and marked corrected."""
 
-    value = fields.Decimal(required=True, metadata={"description": "the corrected value, on the protocol's scale", "example": 5.4})
+    value = fields.Decimal(required=True, metadata={"description": "the corrected value, on the protocol's scale",
+                                                     "example": 5.4})
     reason = fields.String(required=True, validate=REASON, metadata={"example": "participant says the digits were swapped"})
 
 

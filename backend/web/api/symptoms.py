@@ -37,7 +37,15 @@ from backend.models import Role
 from backend.extensions import get_vault
 from schedules.dbtypes import utcnow
 from schedules.models import AdverseEvent, Alert, Participant, VasScore
-from schedules.symptoms import AE_TERM_LABELS, AE_TERMS, OUTCOMES, RELATEDNESS, SERIOUS_CRITERIA, SEVERITIES, vas_history
+from schedules.symptoms import (
+    AE_TERM_LABELS,
+    AE_TERMS,
+    OUTCOMES,
+    RELATEDNESS,
+    SERIOUS_CRITERIA,
+    SEVERITIES,
+    vas_history,
+)
 
 # Ids are 32-bit columns: a larger number in the path is simply not found (rather than a database overflow).
 ID = "int(max=2147483647)"
@@ -136,7 +144,8 @@ class VasCorrect(MethodView):
         if score is None:
             abort(404, message="no such VAS score")
         participant = visible_participant(score.participant_id, principal)
-        new = correct_vas(session, score=score, value=data["value"], reason=data["reason"], actor=principal.actor, now=utcnow())
+        new = correct_vas(session, score=score, value=data["value"], reason=data["reason"], actor=principal.actor,
+                          now=utcnow())
         return vas_shown(new, participant)
 
 
@@ -178,9 +187,10 @@ class AdverseEventList(MethodView):
         principal = current_principal()
         session = get_session()
         participant = visible_participant(participant_id, principal)
-        ae = report_adverse_event(session, participant=participant, actor=principal.actor, now=utcnow(), vault=get_vault(),
-                                  term=data["term"], other_text=data["other_text"].strip(), onset_date=data["onset_date"],
-                                  severity=data["severity"], ongoing=data["ongoing"], went_to_hospital=data["went_to_hospital"],
+        ae = report_adverse_event(session, participant=participant, actor=principal.actor, now=utcnow(),
+                                  vault=get_vault(), term=data["term"], other_text=data["other_text"].strip(),
+                                  onset_date=data["onset_date"], severity=data["severity"], ongoing=data["ongoing"],
+                                  went_to_hospital=data["went_to_hospital"],
                                   reason=data["reason"] or "reported to staff")
         return _one_ae(session, ae, participant)
 

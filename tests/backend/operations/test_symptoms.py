@@ -21,7 +21,8 @@ from schedules.models import AdverseEvent, Alert, Study
 from schedules.participants import update_details
 from schedules.protocol import VasRule
 from schedules.studies import load_study, protocol_of
-from tests.backend.app_fixtures import signed_in, trial  # noqa: F401  (the app's fixture: study, site, nurse, P-001, P-002)
+# The app tests' fixture: study, site, nurse, P-001 and P-002.
+from tests.backend.app_fixtures import signed_in, trial  # noqa: F401
 from tests.backend.test_sms_symptoms import sms
 from tests.factories import VAULT, auth, make_site, make_staff_token
 
@@ -61,7 +62,8 @@ def by_staff_api(client, session, trial, site):  # noqa: F811
 def by_app(client, session, trial, site):  # noqa: F811
     trial.nurse = make_staff_token(session, role="nurse", site=site, email="n3@example.org", ttl=timedelta(days=365))
     headers = auth(signed_in(client, trial, trial.a)["access_token"])
-    response = client.post("/api/v1/me/adverse-events", json={"term": "fever", "went_to_hospital": True}, headers=headers)
+    body = {"term": "fever", "went_to_hospital": True}
+    response = client.post("/api/v1/me/adverse-events", json=body, headers=headers)
     assert response.status_code == 201, response.get_json()
     return response.get_json()["id"]
 
@@ -72,7 +74,8 @@ def by_sms(client, session, trial, site):  # noqa: F811
 
 
 @pytest.mark.parametrize("report", [by_staff_api, by_app, by_sms], ids=["staff-api", "app", "sms"])
-def test_a_suspected_serious_event_pages_on_call_from_every_entry_point(report, client, session, trial, paged_site):  # noqa: F811
+def test_a_suspected_serious_event_pages_on_call_from_every_entry_point(report, client, session, trial,  # noqa: F811
+                                                                        paged_site):
     ae_id = report(client, session, trial, paged_site)
     ae = session.get(AdverseEvent, ae_id)
     assert ae.suspected_serious is True
@@ -91,7 +94,8 @@ def test_an_ordinary_event_opens_a_nurse_alert_and_pages_nobody(session, trial, 
 
 def test_a_serious_word_in_free_text_pages_on_call_without_a_hospital_answer(session, trial, paged_site):  # noqa: F811
     ae = operations.report_adverse_event(session, participant=trial.a, actor=Actor("sms", f"participant:{trial.a.id}"),
-                                         now=trial.a.enrolled_at, vault=VAULT, raw_text="fever, went to the emergency room")
+                                         now=trial.a.enrolled_at, vault=VAULT,
+                                         raw_text="fever, went to the emergency room")
     assert ae.suspected_serious and len(pages_for(session, ae.id)) == len(ON_CALL)
 
 
@@ -107,7 +111,8 @@ def test_vas_text_is_read_on_the_protocols_scale(session, trial):  # noqa: F811
     actor = Actor("app", f"participant:{trial.a.id}")
     with pytest.raises(operations.VasRefused) as refused:
         operations.record_vas(session, participant=trial.a, value="55", actor=actor, now=trial.a.enrolled_at)
-    assert refused.value.reason == "out_of_range" and refused.value.params == {"scale_min": "0", "scale_max": "10", "decimals": 1}
+    assert refused.value.reason == "out_of_range"
+    assert refused.value.params == {"scale_min": "0", "scale_max": "10", "decimals": 1}
     _study_with_scale(session, trial, scale_max=Decimal("100"), decimals=0)
     score = operations.record_vas(session, participant=trial.a, value="55", actor=actor, now=trial.a.enrolled_at)
     assert score.value == Decimal("55")
@@ -116,7 +121,7 @@ def test_vas_text_is_read_on_the_protocols_scale(session, trial):  # noqa: F811
     assert refused.value.reason == "too_many_decimals" and refused.value.params["decimals"] == 0
 
 
-def test_the_app_words_a_refusal_in_the_participants_language_on_the_protocols_scale(client, session, trial):  # noqa: F811
+def test_the_app_words_a_refusal_in_the_participants_language_on_its_scale(client, session, trial):  # noqa: F811
     _study_with_scale(session, trial, scale_max=Decimal("100"), decimals=0)
     headers = auth(signed_in(client, trial, trial.a)["access_token"])
     assert client.post("/api/v1/me/vas", json={"value": 55}, headers=headers).status_code == 201
@@ -134,14 +139,16 @@ def test_sms_undo_uses_the_protocols_undo_period(session, trial):  # noqa: F811
     at = trial.a.enrolled_at
     operations.record_vas(session, participant=trial.a, value=Decimal("4.5"), actor=actor, now=at)
     minutes = protocol_of(session.get(Study, trial.a.study_id)).vas.undo_minutes
-    assert operations.undo_last_vas(session, participant=trial.a, actor=actor, now=at + timedelta(minutes=minutes + 1)) is None
-    assert operations.undo_last_vas(session, participant=trial.a, actor=actor, now=at + timedelta(minutes=minutes - 1)).value == Decimal("4.5")
+    late, in_time = at + timedelta(minutes=minutes + 1), at + timedelta(minutes=minutes - 1)
+    assert operations.undo_last_vas(session, participant=trial.a, actor=actor, now=late) is None
+    assert operations.undo_last_vas(session, participant=trial.a, actor=actor, now=in_time).value == Decimal("4.5")
 
 
 def test_a_language_change_is_checked_against_the_studys_protocol(session, trial):  # noqa: F811
     _study_with_scale(session, trial)  # same protocol, reloaded below with one language
     protocol = protocol_of(session.get(Study, trial.a.study_id))
-    load_study(session, protocol=dataclasses.replace(protocol, languages=("zh-CN",)), source_file="test", now=trial.a.enrolled_at)
+    chinese_only = dataclasses.replace(protocol, languages=("zh-CN",))
+    load_study(session, protocol=chinese_only, source_file="test", now=trial.a.enrolled_at)
     with pytest.raises(InvalidInput) as refused:
         update_details(session, participant=trial.a, vault=VAULT, actor=Actor("app", "participant"), reason=None,
                        now=trial.a.enrolled_at, language="en")
@@ -149,18 +156,20 @@ def test_a_language_change_is_checked_against_the_studys_protocol(session, trial
 
 
 def test_operations_never_import_flask():
-    code = "import sys, backend.operations.symptoms; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'flask')))"
-    out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True).stdout
+    code = ("import json, sys, backend.operations.symptoms; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'flask')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == []
 
 
 def test_vas_scale_params_write_the_range_as_people_do():
-    rule = VasRule(every_days=7, reply_window_hours=24, undo_minutes=60, scale_min=Decimal("0.0"), scale_max=Decimal("10.0"),
-                   decimals=1)
+    rule = VasRule(every_days=7, reply_window_hours=24, undo_minutes=60, scale_min=Decimal("0.0"),
+                   scale_max=Decimal("10.0"), decimals=1)
     assert operations.vas_scale_params(rule) == {"scale_min": "0", "scale_max": "10", "decimals": 1}
 
 
-WRITES = {"record_vas", "correct_vas", "undo_last_vas", "report_adverse_event", "review_adverse_event", "sign_off_adverse_event"}
+WRITES = {"record_vas", "correct_vas", "undo_last_vas", "report_adverse_event", "review_adverse_event",
+          "sign_off_adverse_event"}
 
 
 def test_entry_points_reach_the_domain_writes_only_through_the_operations():
