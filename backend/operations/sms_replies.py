@@ -146,7 +146,7 @@ def _answer(session: Session, *, participant, protocol, site, intent: Intent, do
             inbound.outcome = "VAS refused: out of range"
             return render("reply_vas_out_of_range", lang, **scale)
         inbound.outcome = f"VAS {score.value} recorded"
-        return render("reply_vas_recorded", lang, value=str(score.value))
+        return render("reply_vas_recorded", lang, value=str(score.value), **scale)
     # Words with no number right after a VAS prompt are not a bad score but maybe a symptom:
     # they fall through to the help reply (which says how to send a score) and the nurse queue.
     if kind == IntentKind.VAS_INVALID and (intent.error != "not_a_number" or any(ch.isdigit() for ch in inbound.body)):

@@ -18,7 +18,7 @@ REQUIRED = {
     "reply_no_open_dose": set(),
     "reply_dose_already": {"local_date", "state"},
     "reply_dose_and_vas_hint": set(),
-    "reply_vas_recorded": {"value"},
+    "reply_vas_recorded": {"value", "scale_max"},
     "reply_vas_out_of_range": {"scale_min", "scale_max"},
     "reply_vas_too_many_decimals": {"decimals"},
     "reply_vas_not_a_number": {"scale_min", "scale_max"},
@@ -111,7 +111,7 @@ def test_chinese_is_chinese_and_not_too_long(key):
 
 
 def test_read_back_matches_product_wording():
-    assert render("reply_vas_recorded", "en", value="4.5").startswith("Recorded VAS 4.5 of 10")
+    assert render("reply_vas_recorded", "en", value="4.5", scale_max="10").startswith("Recorded VAS 4.5 of 10")
     assert "V 1" in render("reply_dose_and_vas_hint", "en")
     assert "V 1" in render("reply_dose_and_vas_hint", "zh-CN")
     assert "START" in render("reply_stop", "en")
@@ -149,7 +149,7 @@ def test_missing_parameter_raises_value_error_naming_it():
 
 
 def test_extra_parameters_are_ignored_and_values_are_not_reformatted():
-    text = render("reply_vas_recorded", "en", value="{site_phone}", site_phone="secret")
+    text = render("reply_vas_recorded", "en", value="{site_phone}", scale_max="10", site_phone="secret")
     assert "{site_phone}" in text and "secret" not in text
 
 
