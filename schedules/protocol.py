@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from schedules.wallclock import parse_hhmm
+from schedules.wallclock import format_hhmm, parse_hhmm
 
 SUPPORTED_LANGUAGES = ("zh-CN", "en")
 FOLLOW_UP_FROM = ("last_dose", "first_dose")
@@ -179,7 +179,7 @@ class _ClockTime(fields.Field):
             raise ValidationError('Not a valid time; write "HH:MM" in quotes, 00:00 to 23:59.') from None
 
     def _serialize(self, value: time | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
-        return None if value is None else value.strftime("%H:%M")
+        return None if value is None else format_hhmm(value)
 
 
 class _StrictBool(fields.Boolean):
