@@ -201,7 +201,7 @@ class MyVas(MethodView):
     @_errors(401, 403, 422)
     @require_participant
     def post(self, data):
-        """Send a VAS: how active my disease has felt over the past week, 0.0 to 10.0."""
+        """Send a VAS: how active my disease has felt over the past week, on my study's scale (e.g. 0.0 to 10.0)."""
         session = get_session()
         participant = _me(session)
         try:
