@@ -111,8 +111,8 @@ def enroll_concurrently(env: dict, n: int, clients: int, *, offset: int) -> dict
 
 def staff_token(app) -> str:
     """An admin account and a bearer token for it."""
-    from backend.identity.staff import create_staff, issue_staff_token
     from backend.db import get_database
+    from backend.identity.staff import create_staff, issue_staff_token
 
     with app.app_context(), get_database(app).session() as session:
         staff = create_staff(session, email="bench-admin@example.org", password="correct-Horse-battery-staple-42", role="admin", site=None)

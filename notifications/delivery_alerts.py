@@ -9,9 +9,9 @@ from sqlmodel import Session
 from notifications.consent import mark_opted_out
 from notifications.models import OutboundMessage
 from notifications.provider_errors import is_invalid_number, is_unsubscribed
-from schedules.alerts import HIGH, NORMAL, open_alert
+from schedules.alerts import open_alert
 from schedules.changes import Actor
-from schedules.models import AlertKind, Participant
+from schedules.models import HIGH, NORMAL, AlertKind, Participant
 
 
 def delivery_failed(session: Session, *, message: OutboundMessage, participant: Participant, error_code: int | None,

@@ -22,14 +22,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import bindparam, or_, select as sa_select, update
+from sqlalchemy import bindparam, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from notifications.delivery_alerts import delivery_failed
 from notifications.housekeeping import expire_stale, recover_stuck
 from notifications.models import OutboundMessage, OutboxStatus, StatusCallback
 from notifications.rate_limit import SendLimiter
-from notifications.senders import SendResult, SmsSendError, SmsSender
+from notifications.senders import SendResult, SmsSender, SmsSendError
 from notifications.status import replay_early_callbacks
 from schedules.bulk import in_values
 from schedules.changes import Actor, acting, record_changes

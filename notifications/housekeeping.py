@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
-from notifications.models import OutboundMessage as O, OutboxStatus
+from notifications.models import OutboundMessage as O
+from notifications.models import OutboxStatus
 from schedules.changes import Actor, acting
 
 

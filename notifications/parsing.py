@@ -25,6 +25,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 __all__ = [
     "IntentKind",
@@ -32,6 +33,7 @@ __all__ = [
     "normalize",
     "parse_reply",
     "parse_vas_value",
+    "VasScale",
     "EDGE_PUNCTUATION",
 ]
 
@@ -95,13 +97,18 @@ _ASCII_LOWER = str.maketrans(
 
 # "v" / "vas" followed by a separator, or directly by the number ("V4.5").
 _VAS_PREFIX = re.compile(r"^(?:vas|v)(?:\s*[:=]\s*|\s+|(?=[-+.,0-9])|$)(?P<rest>.*)$", re.S)
-# Tolerates "4.5/10" and "4.5分" because that is how people write scores.
+# Tolerates "4.5/10" and "4.5分" because that is how people write scores ("/10" must name the scale's top).
 _NUMBER = re.compile(
-    r"^(?P<num>[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:\s*/\s*10|\s*分)?$"
+    r"^(?P<num>[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:\s*/\s*(?P<of>[0-9]+(?:\.[0-9]+)?)|\s*分)?$"
 )
-_VAS_MIN = Decimal("0")
-_VAS_MAX = Decimal("10")
-_ONE_DECIMAL = Decimal("0.1")
+
+
+class VasScale(Protocol):
+    """The protocol's VAS scale (schedules.protocol.VasRule has these fields)."""
+
+    scale_min: Decimal
+    scale_max: Decimal
+    decimals: int
 
 
 def _normalize_once(text: str) -> str:
@@ -126,25 +133,26 @@ def normalize(text: str) -> str:
     return text
 
 
-def parse_vas_value(raw: str) -> Intent:
-    """Parse a VAS score (0.0-10.0, one decimal; ',' accepted as decimal mark) into VAS or VAS_INVALID."""
+def parse_vas_value(raw: str, *, scale: VasScale) -> Intent:
+    """Parse a VAS score on the protocol's `scale` (',' accepted as decimal mark) into VAS or VAS_INVALID."""
     text = " ".join(unicodedata.normalize("NFKC", raw).split())
     if text.count(",") == 1 and "." not in text:
         text = text.replace(",", ".")
     match = _NUMBER.match(text)
-    if match is None:
+    if match is None or (match.group("of") is not None and Decimal(match.group("of")) != scale.scale_max):
         return Intent(IntentKind.VAS_INVALID, error="not_a_number")
     number = match.group("num")
     value = Decimal(number)
-    if not _VAS_MIN <= value <= _VAS_MAX:
+    if not scale.scale_min <= value <= scale.scale_max:
         return Intent(IntentKind.VAS_INVALID, error="out_of_range")
     # Counted on the text, not the value: "4.50" and "1,000" are refused
     # rather than guessed at.
     decimals = len(number.partition(".")[2])
-    if decimals > 1:
+    if decimals > scale.decimals:
         return Intent(IntentKind.VAS_INVALID, error="too_many_decimals")
-    # abs() turns "-0" into 0.0; quantize gives every score the same shape.
-    return Intent(IntentKind.VAS, value=abs(value).quantize(_ONE_DECIMAL))
+    # "-0" is 0; quantize gives every score the same shape.
+    value = abs(value) if value == 0 else value
+    return Intent(IntentKind.VAS, value=value.quantize(Decimal(1).scaleb(-scale.decimals)))
 
 
 def _fold_char(ch: str) -> str:
@@ -176,8 +184,8 @@ def _adverse_event_text(raw: str) -> str | None:
     return None
 
 
-def parse_reply(text: str, *, expecting_vas: bool = False, dose_open: bool = False) -> Intent:
-    """Classify an inbound SMS body; see the module docstring for the bare-number rule."""
+def parse_reply(text: str, *, scale: VasScale, expecting_vas: bool = False, dose_open: bool = False) -> Intent:
+    """Classify an inbound SMS body, reading scores on the protocol's VAS `scale`; see the module docstring."""
     folded = normalize(text)
     if not folded:
         return Intent(IntentKind.UNKNOWN)
@@ -185,7 +193,7 @@ def parse_reply(text: str, *, expecting_vas: bool = False, dose_open: bool = Fal
     kind = _KEYWORD_TO_KIND.get(folded)
     if kind is not None:
         if folded in ("1", "2") and expecting_vas and not dose_open:
-            return parse_vas_value(folded)
+            return parse_vas_value(folded, scale=scale)
         return Intent(kind)
 
     ae_text = _adverse_event_text(text)
@@ -196,8 +204,8 @@ def parse_reply(text: str, *, expecting_vas: bool = False, dose_open: bool = Fal
 
     prefixed = _VAS_PREFIX.match(folded)
     if prefixed is not None:
-        return parse_vas_value(prefixed.group("rest"))
+        return parse_vas_value(prefixed.group("rest"), scale=scale)
 
     if expecting_vas:
-        return parse_vas_value(folded)
+        return parse_vas_value(folded, scale=scale)
     return Intent(IntentKind.UNKNOWN)

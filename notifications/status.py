@@ -7,7 +7,13 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, select
 
 from notifications.delivery_alerts import delivery_failed
-from notifications.models import STATUS_RANK, OutboundMessage, OutboxStatus, Purpose, StatusCallback
+from notifications.models import (
+    STATUS_RANK,
+    OutboundMessage,
+    OutboxStatus,
+    Purpose,
+    StatusCallback,
+)
 from schedules.bulk import in_values
 from schedules.changes import Actor
 from schedules.models import Participant

@@ -1,4 +1,4 @@
-"""Render outbound texts from messages.toml, in zh-CN or en."""
+"""Render outbound texts from messages.toml in every language a protocol may offer (tests check it covers them)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import functools
 import string
 import tomllib
 from importlib import resources
+
+from schedules.protocol import SUPPORTED_LANGUAGES
 
 __all__ = [
     "SUPPORTED_LANGUAGES",
@@ -16,7 +18,6 @@ __all__ = [
     "template_params",
 ]
 
-SUPPORTED_LANGUAGES = ("zh-CN", "en")
 FALLBACK_LANGUAGE = "en"
 _formatter = string.Formatter()
 

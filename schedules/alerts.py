@@ -9,8 +9,7 @@ from sqlmodel import Session, select
 
 from schedules.changes import Actor, acting
 from schedules.errors import Conflict, InvalidInput
-from schedules.models import HIGH, NORMAL, Alert, AlertState, Participant
-
+from schedules.models import NORMAL, Alert, AlertState, Participant
 
 
 def open_alert(

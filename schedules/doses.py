@@ -6,11 +6,10 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
+from schedules.alerts import annotate
 from schedules.changes import Actor, acting
 from schedules.errors import Conflict, InvalidInput
-from schedules.alerts import annotate
-from schedules.models import Alert, Dose, DoseEvent, DoseState, InjectionSite, Participant
-from schedules.queries import dose_by_seq, doses_of, open_dose  # noqa: F401  (re-exported while callers move)
+from schedules.models import Alert, Dose, DoseEvent, DoseState, InjectionSite
 
 S = DoseState
 ALLOWED: dict[str, set[str]] = {

@@ -6,17 +6,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from sqlalchemy import ColumnElement, String, Table, case, cast, false, func, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    case,
+    cast,
+    false,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
-from schedules.alerts import HIGH, NORMAL
 from schedules.bulk import in_values
 from schedules.changes import Actor, Changes, acting, record_many
 from schedules.doses import missed_alert_key
 from schedules.models import (
+    HIGH,
+    NORMAL,
     Alert,
     AlertKind,
     AlertState,

@@ -8,9 +8,9 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
 from schedules.bulk import bulk_insert
-from schedules.calendar import is_valid_zone, to_local
+from schedules.calendar import is_valid_zone
 from schedules.changes import Actor, Changes, acting, record_many
-from schedules.doses import doses_of, transition
+from schedules.doses import transition
 from schedules.errors import Conflict, InvalidInput
 from schedules.models import (
     Dose,
@@ -21,7 +21,6 @@ from schedules.models import (
     Study,
 )
 from schedules.phones import InvalidPhone, PhoneVault, normalize_e164
-from schedules.queries import local_today
 from schedules.planning import (
     extended_dates,
     follow_up_end_date,
@@ -30,9 +29,8 @@ from schedules.planning import (
     time_dose,
     treatment_end_date,
 )
+from schedules.queries import doses_of, local_today
 from schedules.studies import protocol_of
-
-LANGUAGES = ("zh-CN", "en")
 
 
 def _require_reason(reason: str | None) -> str:
@@ -54,6 +52,13 @@ def _valid_time(value: str) -> str:
         raise InvalidInput(str(exc), field="reminder_time") from None
 
 
+def _offered_language(protocol, language: str) -> str:
+    # The study's protocol says which languages it offers; enrollment and later changes check the same list.
+    if language not in protocol.languages:
+        raise InvalidInput(f"language must be one of {', '.join(protocol.languages)}", field="language")
+    return language
+
+
 def _valid_phone(raw: str) -> str:
     try:
         return normalize_e164(raw)
@@ -70,7 +75,7 @@ def enroll_participant(
     arm: str,
     phone: str,
     time_zone: str,
-    language: str,
+    language: str | None,
     reminder_time: str,
     first_dose_date: date,
     sms_consent: bool,
@@ -85,8 +90,7 @@ def enroll_participant(
     code = (study_code or "").strip()
     if not code:
         raise InvalidInput("study code is required", field="study_code")
-    if language not in protocol.languages:
-        raise InvalidInput(f"language must be one of {', '.join(protocol.languages)}", field="language")
+    language = _offered_language(protocol, language or protocol.default_language)
     zone, at, e164 = _valid_zone(time_zone), _valid_time(reminder_time), _valid_phone(phone)
     arm_rule = protocol.arm(arm)
     planned = plan_doses(protocol, arm_rule, first_dose=first_dose_date, zone=zone, reminder_time=parse_hhmm(at))
@@ -182,9 +186,7 @@ def update_details(
             e164 = _valid_phone(phone)
             participant.phone_ciphertext, participant.phone_hash, participant.phone_last2 = vault.encrypt(e164), vault.lookup_hash(e164), e164[-2:]
         if language is not None:
-            if language not in LANGUAGES:
-                raise InvalidInput(f"language must be one of {', '.join(LANGUAGES)}", field="language")
-            participant.language = language
+            participant.language = _offered_language(protocol_of(session.get(Study, participant.study_id)), language)
         if sms_consent is not None:
             participant.sms_consent = sms_consent
         retime = False

@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
-from schedules.calendar import add_months, dose_dates, dose_window, local_wall_to_utc, treatment_end
+from schedules.calendar import (
+    add_months,
+    dose_dates,
+    dose_window,
+    local_wall_to_utc,
+    treatment_end,
+)
 from schedules.protocol import Arm, Protocol
+from schedules.wallclock import parse_hhmm  # noqa: F401  (its callers import it from here too)
 
 
 @dataclass(frozen=True)
@@ -17,17 +24,6 @@ class PlannedDose:
     due_at: datetime
     window_opens_at: datetime
     window_closes_at: datetime
-
-
-def parse_hhmm(value: str) -> time:
-    """'20:00' -> time(20, 0); ValueError with a sentence otherwise."""
-    try:
-        hours, minutes = value.strip().split(":")
-        if len(hours) != 2 or len(minutes) != 2:
-            raise ValueError
-        return time(int(hours), int(minutes))
-    except (ValueError, AttributeError):
-        raise ValueError(f"{value!r} is not a time of day in HH:MM form") from None
 
 
 def time_dose(protocol: Protocol, day: date, *, zone: str, reminder_time: time) -> PlannedDose:

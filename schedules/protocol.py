@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+from schedules.wallclock import format_hhmm, parse_hhmm
 
 SUPPORTED_LANGUAGES = ("zh-CN", "en")
 FOLLOW_UP_FROM = ("last_dose", "first_dose")
@@ -144,7 +153,6 @@ class Protocol:
 
 # --- validation -------------------------------------------------------------------------
 
-_CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
 
 def _not_blank(value: str) -> None:
@@ -169,13 +177,16 @@ class _ClockTime(fields.Field):
     """A local wall-clock time written as an "HH:MM" string."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> time:
-        if not isinstance(value, str) or not _CLOCK.fullmatch(value):
+        # Exactly "HH:MM" in a protocol file: no spaces forgiven, unlike a person typing it.
+        if not isinstance(value, str) or value != value.strip():
             raise ValidationError('Not a valid time; write "HH:MM" in quotes, 00:00 to 23:59.')
-        hours, minutes = value.split(":")
-        return time(int(hours), int(minutes))
+        try:
+            return parse_hhmm(value)
+        except ValueError:
+            raise ValidationError('Not a valid time; write "HH:MM" in quotes, 00:00 to 23:59.') from None
 
     def _serialize(self, value: time | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
-        return None if value is None else value.strftime("%H:%M")
+        return None if value is None else format_hhmm(value)
 
 
 class _StrictBool(fields.Boolean):

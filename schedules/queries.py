@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlmodel import Session, select
 
 from schedules.calendar import to_local
-from schedules.models import Dose, DoseState, Participant
+from schedules.models import Dose, DoseState, Participant, VasScore
 
 # A reply may still refer to a dose whose window closed this long ago (a late "taken").
 MISSED_LOOKBACK = timedelta(hours=48)
@@ -46,3 +46,8 @@ def doses_of(session: Session, participant_id: int) -> list[Dose]:
 def local_today(participant: Participant, now: datetime) -> date:
     """The participant's local calendar date at `now`."""
     return to_local(now, participant.time_zone).date()
+
+
+def vas_history(session: Session, participant_id: int) -> list[VasScore]:
+    """All VAS rows of a participant, oldest first (withdrawn and corrected ones included)."""
+    return list(session.exec(select(VasScore).where(VasScore.participant_id == participant_id).order_by(VasScore.recorded_at, VasScore.id)).all())

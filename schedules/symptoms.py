@@ -9,41 +9,25 @@ from decimal import Decimal
 
 from sqlmodel import Session, select
 
-from schedules.alerts import HIGH, NORMAL, open_alert
+from schedules.alerts import open_alert
 from schedules.changes import Actor, acting
 from schedules.errors import Conflict, InvalidInput
-from schedules.models import AdverseEvent, AlertKind, Participant, VasScore
-from schedules.protocol import Protocol
-
-AE_TERMS = (
-    "injection_site_reaction", "fever", "fatigue", "chills_flu_like", "rash", "nausea", "headache",
-    "vomiting", "diarrhea", "muscle_pain", "joint_pain", "cough", "shortness_of_breath", "dizziness",
-    "itching", "swelling", "other",
+from schedules.models import (
+    HIGH,
+    NORMAL,
+    AdverseEvent,
+    AlertKind,
+    Participant,
+    VasScore,
 )
-# Labels a participant or nurse reads; the code is what is stored (PRO-CTCAE symptom terms plus the trial's own).
-AE_TERM_LABELS = {
-    "injection_site_reaction": {"en": "Injection-site reaction", "zh-CN": "注射部位反应"},
-    "fever": {"en": "Fever", "zh-CN": "发热"},
-    "fatigue": {"en": "Fatigue", "zh-CN": "乏力"},
-    "chills_flu_like": {"en": "Chills / flu-like symptoms", "zh-CN": "寒战 / 流感样症状"},
-    "rash": {"en": "Rash", "zh-CN": "皮疹"},
-    "nausea": {"en": "Nausea", "zh-CN": "恶心"},
-    "headache": {"en": "Headache", "zh-CN": "头痛"},
-    "vomiting": {"en": "Vomiting", "zh-CN": "呕吐"},
-    "diarrhea": {"en": "Diarrhea", "zh-CN": "腹泻"},
-    "muscle_pain": {"en": "Muscle pain", "zh-CN": "肌肉疼痛"},
-    "joint_pain": {"en": "Joint pain", "zh-CN": "关节疼痛"},
-    "cough": {"en": "Cough", "zh-CN": "咳嗽"},
-    "shortness_of_breath": {"en": "Shortness of breath", "zh-CN": "气短"},
-    "dizziness": {"en": "Dizziness", "zh-CN": "头晕"},
-    "itching": {"en": "Itching", "zh-CN": "瘙痒"},
-    "swelling": {"en": "Swelling", "zh-CN": "肿胀"},
-    "other": {"en": "Other (describe)", "zh-CN": "其他（请描述）"},
-}
-SEVERITIES = ("mild", "moderate", "severe")
-RELATEDNESS = ("not_related", "unlikely", "possible", "probable", "definite")
-OUTCOMES = ("recovered", "recovering", "not_recovered", "recovered_with_sequelae", "fatal", "unknown")
-SERIOUS_CRITERIA = ("death", "life_threatening", "hospitalisation", "disability", "congenital_anomaly", "other_important")
+from schedules.protocol import Protocol
+from schedules.vocabulary import (
+    AE_TERMS,
+    OUTCOMES,
+    RELATEDNESS,
+    SERIOUS_CRITERIA,
+    SEVERITIES,
+)
 
 
 def check_vas_value(value: Decimal, protocol: Protocol) -> Decimal:
@@ -94,11 +78,6 @@ def correct_vas(session: Session, *, score: VasScore, value: Decimal, protocol: 
         session.add(score)
         session.add(new)
     return new
-
-
-def vas_history(session: Session, participant_id: int) -> list[VasScore]:
-    """All VAS rows of a participant, oldest first (withdrawn and corrected ones included)."""
-    return list(session.exec(select(VasScore).where(VasScore.participant_id == participant_id).order_by(VasScore.recorded_at, VasScore.id)).all())
 
 
 def serious_keyword_matches(text: str, keywords: tuple[str, ...]) -> list[str]:

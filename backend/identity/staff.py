@@ -6,7 +6,12 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
-from backend.identity.security import hash_password, new_token, token_digest, verify_password
+from backend.identity.security import (
+    hash_password,
+    new_token,
+    token_digest,
+    verify_password,
+)
 from backend.models import Staff, StaffToken
 from schedules.models import Site
 

@@ -10,20 +10,34 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from backend.operations.doses import record_dose
+from backend.operations.symptoms import (
+    record_vas,
+    report_adverse_event,
+    undo_last_vas,
+    vas_scale_params,
+)
 from notifications.consent import mark_opted_in, mark_opted_out
-from notifications.escalation import escalate_serious_ae
 from notifications.models import InboundMessage, OutboundMessage, OutboxStatus, Purpose
 from notifications.parsing import Intent, IntentKind, parse_reply
 from notifications.templates import render
 from schedules.alerts import open_alert
-from schedules.changes import Actor, acting
-from schedules.doses import InvalidTransition, open_dose
+from schedules.changes import Actor
+from schedules.doses import InvalidTransition
 from schedules.errors import InvalidInput
-from schedules.models import AlertKind, Dose, DoseState, Participant, ParticipantStatus, Site, Study, VasScore
+from schedules.models import (
+    AlertKind,
+    Dose,
+    DoseState,
+    Participant,
+    ParticipantStatus,
+    Site,
+    Study,
+    VasScore,
+)
 from schedules.participants import find_by_phone
 from schedules.phones import InvalidPhone, PhoneVault, normalize_e164
+from schedules.queries import open_dose
 from schedules.studies import protocol_of
-from schedules.symptoms import record_vas, report_adverse_event, undo_last_vas
 
 MAX_BODY = 1600  # ten SMS segments; anything longer is kept but only this much is parsed
 NEUTRAL_LANGUAGE = "en"
@@ -106,7 +120,7 @@ def _act(session: Session, *, participant: Participant, inbound: InboundMessage,
     dose = open_dose(session, participant, now=now)
     dose_open = dose is not None and dose.window_opens_at <= now < dose.window_closes_at
     expecting_vas = _vas_pending(session, participant, now=now, window=timedelta(hours=protocol.vas.reply_window_hours))
-    intent = parse_reply(text, expecting_vas=expecting_vas, dose_open=dose_open)
+    intent = parse_reply(text, scale=protocol.vas, expecting_vas=expecting_vas, dose_open=dose_open)
     inbound.intent = intent.kind.value
     if intent.kind == IntentKind.STOP:
         already = participant.opted_out
@@ -135,25 +149,28 @@ def _answer(session: Session, *, participant, protocol, site, intent: Intent, do
         return _dose_reply(session, participant=participant, dose=dose, taken=kind == IntentKind.DOSE_TAKEN, inbound=inbound,
                            actor=actor, now=now, vas_hint=expecting_vas)
     if kind == IntentKind.VAS:
+        scale = vas_scale_params(protocol.vas)
         try:
-            score = record_vas(session, participant=participant, value=intent.value, protocol=protocol, actor=actor, now=now, inbound_id=inbound.id)
+            score = record_vas(session, participant=participant, value=intent.value, actor=actor, now=now,
+                               inbound_id=inbound.id)
         except InvalidInput:
             inbound.outcome = "VAS refused: out of range"
-            return render("reply_vas_out_of_range", lang)
+            return render("reply_vas_out_of_range", lang, **scale)
         inbound.outcome = f"VAS {score.value} recorded"
-        return render("reply_vas_recorded", lang, value=str(score.value))
+        return render("reply_vas_recorded", lang, value=str(score.value), **scale)
     # Words with no number right after a VAS prompt are not a bad score but maybe a symptom:
     # they fall through to the help reply (which says how to send a score) and the nurse queue.
     if kind == IntentKind.VAS_INVALID and (intent.error != "not_a_number" or any(ch.isdigit() for ch in inbound.body)):
         inbound.outcome = f"VAS refused: {intent.error}"
-        return render({"out_of_range": "reply_vas_out_of_range", "too_many_decimals": "reply_vas_too_many_decimals"}.get(intent.error, "reply_vas_not_a_number"), lang)
+        key = {"out_of_range": "reply_vas_out_of_range", "too_many_decimals": "reply_vas_too_many_decimals"}
+        return render(key.get(intent.error, "reply_vas_not_a_number"), lang, **vas_scale_params(protocol.vas))
     if kind == IntentKind.UNDO:
-        undone = undo_last_vas(session, participant=participant, actor=actor, now=now, within=timedelta(minutes=protocol.vas.undo_minutes))
+        undone = undo_last_vas(session, participant=participant, actor=actor, now=now)
         inbound.outcome = f"VAS {undone.value} withdrawn" if undone else "nothing to undo"
         return render("reply_vas_undone", lang, value=str(undone.value)) if undone else render("reply_undo_nothing", lang)
     if kind == IntentKind.ADVERSE_EVENT:
-        ae = report_adverse_event(session, participant=participant, protocol=protocol, actor=actor, now=now, raw_text=intent.text or "", term="other")
-        escalate_serious_ae(session, ae=ae, participant=participant, vault=vault, now=now)
+        ae = report_adverse_event(session, participant=participant, actor=actor, now=now, vault=vault,
+                                  raw_text=intent.text or "", term="other")
         inbound.outcome = "adverse event recorded" + (" (suspected serious)" if ae.suspected_serious else "")
         return render("reply_ae_serious" if ae.suspected_serious else "reply_ae_recorded", lang, site_phone=phone)
     inbound.outcome = "unreadable"

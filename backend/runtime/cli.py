@@ -12,18 +12,18 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlmodel import select
 
-from backend.identity.staff import create_staff
 from backend.db import get_database
-from backend.models import Role, Staff
-from backend.identity.security import WeakPassword, check_password_policy
 from backend.extensions import get_vault
+from backend.identity.security import WeakPassword, check_password_policy
+from backend.identity.staff import create_staff
+from backend.models import Role, Staff
 from schedules.adherence import adherence_of
 from schedules.changes import Actor
 from schedules.dbtypes import utcnow
-from schedules.queries import doses_of
 from schedules.errors import DomainError
 from schedules.models import Alert, AlertState, Participant
 from schedules.protocol import ProtocolInvalid, load_protocol_file
+from schedules.queries import doses_of
 from schedules.sites import create_site, get_site
 from schedules.studies import get_study, load_study
 

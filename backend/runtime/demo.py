@@ -9,19 +9,20 @@ from pathlib import Path
 from flask import Flask
 from sqlmodel import select
 
-from backend.identity.staff import create_staff
 from backend.db import get_database
-from backend.models import Staff
 from backend.extensions import get_vault
+from backend.identity.staff import create_staff
+from backend.models import Staff
 from notifications.planning import sync_participant_messages
 from schedules.calendar import to_local
 from schedules.changes import Actor
 from schedules.dbtypes import utcnow
-from schedules.doses import doses_of, report_dose
+from schedules.doses import report_dose
 from schedules.missed import flag_missed_doses
 from schedules.models import Participant, Site
 from schedules.participants import enroll_participant
 from schedules.protocol import load_protocol_file
+from schedules.queries import doses_of
 from schedules.sites import create_site
 from schedules.studies import load_study
 from schedules.symptoms import record_vas, report_adverse_event

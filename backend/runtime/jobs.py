@@ -13,9 +13,14 @@ from flask import Flask
 
 from backend.config import Settings, settings_of
 from backend.db import get_database
-from backend.runtime.job_runs import RunRecorder
-from backend.runtime.metrics import JOB_DURATION, MESSAGES_FAILED, MESSAGES_PLANNED, MESSAGES_SENT
 from backend.extensions import get_sender, get_vault
+from backend.runtime.job_runs import RunRecorder
+from backend.runtime.metrics import (
+    JOB_DURATION,
+    MESSAGES_FAILED,
+    MESSAGES_PLANNED,
+    MESSAGES_SENT,
+)
 from notifications.digest import send_daily_digest
 from notifications.dispatch import DispatchConfig, Dispatcher, DispatchReport
 from notifications.housekeeping import expire_stale, recover_stuck

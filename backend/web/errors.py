@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from schedules.errors import Conflict, DomainError, InvalidInput, NotFound, NotPermitted, SignInRefused
+from schedules.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    NotPermitted,
+    SignInRefused,
+)
 
 _STATUS = ((NotFound, 404), (Conflict, 409), (NotPermitted, 403), (InvalidInput, 422))
 

@@ -9,10 +9,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from backend.db import get_session
+from backend.extensions import limiter
 from backend.runtime.job_runs import job_health, outbox_backlog
 from backend.runtime.jobs import WATCHED_JOBS
 from backend.runtime.metrics import JobCollector, OutboxCollector, render_latest
-from backend.extensions import limiter
 from schedules.dbtypes import utcnow
 
 bp = Blueprint("ops", __name__)

@@ -11,10 +11,10 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from backend.config import settings_of
 from backend.db import get_session
-from backend.runtime.metrics import WEBHOOK_LATENCY
 from backend.extensions import get_vault, limiter
-from backend.operations.sms_replies import handle_inbound
 from backend.operations.delivery import record_delivery_status
+from backend.operations.sms_replies import handle_inbound
+from backend.runtime.metrics import WEBHOOK_LATENCY
 from schedules.dbtypes import utcnow
 
 bp = Blueprint("webhooks", __name__)

@@ -9,7 +9,8 @@ from sqlmodel import select
 
 from backend.identity.staff import create_staff, issue_staff_token
 from backend.models import AuditEntry
-from schedules.alerts import HIGH, open_alert
+from schedules.alerts import open_alert
+from schedules.models import HIGH
 from schedules.changes import Actor
 from schedules.models import Alert
 from schedules.studies import protocol_of

@@ -128,7 +128,7 @@ def test_a_cannot_reach_b_adverse_event_or_dose_and_gets_404(client, trial, cloc
 
 
 def test_b_dose_number_that_a_lacks_is_404(client, trial, session):
-    from schedules.doses import dose_by_seq
+    from schedules.queries import dose_by_seq
 
     a = signed_in(client, trial, trial.a)
     b = signed_in(client, trial, trial.b)

@@ -10,7 +10,7 @@ from backend.identity.models import ActivationCode, AppToken, DeviceSession
 from backend.models import AuditEntry
 from notifications.models import InboundMessage, OutboundMessage
 from notifications.planning import dose_keys, sync_participant_messages
-from schedules.doses import dose_by_seq
+from schedules.queries import dose_by_seq
 from schedules.models import AdverseEvent, Alert, VasScore
 from tests.backend.app_fixtures import ENROLLED_AT, activate, new_code, refresh, signed_in, trial  # noqa: F401  (fixture)
 from tests.conftest import utc
@@ -252,7 +252,9 @@ def test_vas_as_number_or_string_with_sms_refusal_reasons(client, trial, session
     assert client.post("/api/v1/me/vas", json={"value": 4.5}, headers=headers).get_json()["value"] == 4.5
     as_text = client.post("/api/v1/me/vas", json={"value": "7,5"}, headers=headers)
     assert as_text.status_code == 201 and as_text.get_json()["value"] == 7.5 and as_text.get_json()["source"] == "app"
-    for value, reason in ((10.5, "between 0 and 10"), ("4.55", "at most one decimal"), ("high", "must be a number"), (True, "must be a number")):
+    # Worded on the protocol's scale in the participant's language (P-001: Chinese); a wrong type is the schema's.
+    for value, reason in ((10.5, "评分需在 0 到 10 之间"), ("4.55", "最多保留 1 位小数"), ("high", "评分必须是 0 到 10 之间的数字"),
+                          (True, "must be a number")):
         refused = client.post("/api/v1/me/vas", json={"value": value}, headers=headers)
         assert refused.status_code == 422, (value, refused.get_json())
         assert reason in refused.get_json()["message"] and "value" in refused.get_json()["errors"]["json"]

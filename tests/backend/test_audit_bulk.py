@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from backend.models import AuditEntry
 from schedules.changes import Actor, acting, record_changes
-from schedules.doses import dose_by_seq
+from schedules.queries import dose_by_seq
 from schedules.models import Alert
 from tests.conftest import utc
 from tests.factories import make_participant

@@ -15,7 +15,7 @@ from backend.models import AuditEntry
 from backend.extensions import set_sender
 from notifications.models import OutboundMessage
 from schedules.dbtypes import utcnow
-from schedules.doses import dose_by_seq
+from schedules.queries import dose_by_seq
 from schedules.missed import flag_missed_doses
 from schedules.models import Alert, DoseEvent, Participant
 from tests.conftest import test_settings as settings_for, utc
@@ -313,7 +313,7 @@ def test_times_name_their_zone_and_the_calendar_puts_each_dose_on_its_local_date
     from datetime import timedelta
 
     from backend.web.pages.display import duration_text, local_text, month_grids
-    from schedules.doses import doses_of
+    from schedules.queries import doses_of
 
     assert local_text(utc("2026-03-04T04:00Z"), "Asia/Shanghai") == "2026-03-04 12:00 (Asia/Shanghai)"
     assert [duration_text(timedelta(minutes=m)) for m in (5, 200, 60 * 51)] == ["5 min", "3 h 20 min", "2 d 3 h"]

@@ -107,7 +107,7 @@ def test_bare_number_in_chinese_conversation_is_read_back_in_chinese(prompted, c
 @pytest.mark.parametrize("body, reason", [
     ("11", "must be between 0 and 10"),
     ("-1", "must be between 0 and 10"),
-    ("4.55", "at most one decimal place"),
+    ("4.55", "at most 1 decimal place"),
 ])
 def test_impossible_scores_are_refused_with_the_reason_and_nothing_recorded(prompted, client, session, clock, body, reason):
     clock.move_to(PROMPT_AT + timedelta(minutes=30))

@@ -1,21 +1,22 @@
 """Inbound SMS parsing: keywords, VAS scores, adverse events, the bare-number rule."""
 
 from decimal import Decimal
+from functools import partial
+from pathlib import Path
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from notifications.parsing import (
-    EDGE_PUNCTUATION,
-    Intent,
-    IntentKind,
-    normalize,
-    parse_reply,
-    parse_vas_value,
-)
+from notifications import parsing
+from notifications.parsing import EDGE_PUNCTUATION, Intent, IntentKind, normalize
+from schedules.protocol import VasRule, load_protocol_file
 
 K = IntentKind
+# The first trial's scale (0.0-10.0, one decimal), read from its protocol file as the SMS handler does.
+SCALE = load_protocol_file(Path(__file__).parents[2] / "protocols" / "NCT04237987.toml").vas
+parse_reply = partial(parsing.parse_reply, scale=SCALE)
+parse_vas_value = partial(parsing.parse_vas_value, scale=SCALE)
 
 KEYWORDS = {
     K.DOSE_TAKEN: ["1", "Y", "YES", "TAKEN", "DONE", "已打", "打了", "是"],
@@ -154,6 +155,17 @@ def test_parse_vas_value_is_usable_by_api_callers():
     assert parse_vas_value("7.25").error == "too_many_decimals"
     assert parse_vas_value("").error == "not_a_number"
     assert parse_vas_value("1e1").error == "not_a_number"
+
+
+def test_the_scale_comes_from_the_caller_not_the_parser():
+    percent = VasRule(every_days=7, reply_window_hours=24, undo_minutes=60, scale_min=Decimal(0),
+                      scale_max=Decimal(100), decimals=0)
+    assert parsing.parse_reply("V 55", scale=percent) == Intent(K.VAS, value=Decimal("55"))
+    assert parsing.parse_reply("V 55/100", scale=percent) == Intent(K.VAS, value=Decimal("55"))
+    assert parsing.parse_reply("V 5.5", scale=percent).error == "too_many_decimals"
+    assert parsing.parse_reply("V 101", scale=percent).error == "out_of_range"
+    assert parsing.parse_reply("V 55/10", scale=percent).error == "not_a_number"
+    assert parse_reply("V 55").error == "out_of_range"
 
 
 _FULL_WIDTH = str.maketrans("0123456789.,", "０１２３４５６７８９．，")

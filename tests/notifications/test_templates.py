@@ -18,10 +18,13 @@ REQUIRED = {
     "reply_no_open_dose": set(),
     "reply_dose_already": {"local_date", "state"},
     "reply_dose_and_vas_hint": set(),
-    "reply_vas_recorded": {"value"},
-    "reply_vas_out_of_range": set(),
-    "reply_vas_too_many_decimals": set(),
-    "reply_vas_not_a_number": set(),
+    "reply_vas_recorded": {"value", "scale_max"},
+    "reply_vas_out_of_range": {"scale_min", "scale_max"},
+    "reply_vas_too_many_decimals": {"decimals"},
+    "reply_vas_not_a_number": {"scale_min", "scale_max"},
+    "app_vas_out_of_range": {"scale_min", "scale_max"},
+    "app_vas_too_many_decimals": {"decimals"},
+    "app_vas_not_a_number": {"scale_min", "scale_max"},
     "reply_vas_undone": {"value"},
     "reply_undo_nothing": set(),
     "reply_ae_recorded": {"site_phone"},
@@ -51,6 +54,9 @@ SAMPLE = {
     "summary": "2 missed, 1 AE",
     "code": "482913",
     "hours": 24,
+    "scale_min": "0",
+    "scale_max": "10",
+    "decimals": 1,
 }
 
 # A lock screen shows these texts: no diagnosis, no drug name.
@@ -105,7 +111,7 @@ def test_chinese_is_chinese_and_not_too_long(key):
 
 
 def test_read_back_matches_product_wording():
-    assert render("reply_vas_recorded", "en", value="4.5").startswith("Recorded VAS 4.5 of 10")
+    assert render("reply_vas_recorded", "en", value="4.5", scale_max="10").startswith("Recorded VAS 4.5 of 10")
     assert "V 1" in render("reply_dose_and_vas_hint", "en")
     assert "V 1" in render("reply_dose_and_vas_hint", "zh-CN")
     assert "START" in render("reply_stop", "en")
@@ -143,5 +149,16 @@ def test_missing_parameter_raises_value_error_naming_it():
 
 
 def test_extra_parameters_are_ignored_and_values_are_not_reformatted():
-    text = render("reply_vas_recorded", "en", value="{site_phone}", site_phone="secret")
+    text = render("reply_vas_recorded", "en", value="{site_phone}", scale_max="10", site_phone="secret")
     assert "{site_phone}" in text and "secret" not in text
+
+
+def test_every_protocol_files_languages_are_in_the_catalogue():
+    from pathlib import Path
+
+    from schedules.protocol import load_protocol_file
+
+    for path in sorted((Path(__file__).resolve().parents[2] / "protocols").glob("*.toml")):
+        offered = set(load_protocol_file(path).languages)
+        for key in ALL_KEYS:
+            assert offered <= set(templates._catalogue()[key]), (path.name, key)

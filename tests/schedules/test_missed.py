@@ -8,7 +8,8 @@ from sqlalchemy import event, insert, text
 from sqlmodel import select
 
 from schedules.changes import Actor
-from schedules.doses import dose_by_seq, report_dose
+from schedules.doses import report_dose
+from schedules.queries import dose_by_seq
 from schedules.missed import _closed, flag_missed_doses
 from schedules.models import Alert, Dose
 from tests.conftest import utc

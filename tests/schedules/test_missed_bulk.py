@@ -9,7 +9,8 @@ from sqlmodel import select
 from backend.audit import _text
 from backend.models import AuditEntry
 from schedules.changes import Actor
-from schedules.doses import dose_by_seq, missed_alert_key, report_dose, transition
+from schedules.doses import missed_alert_key, report_dose, transition
+from schedules.queries import dose_by_seq
 from schedules.missed import flag_missed_doses
 from schedules.models import Alert, DoseEvent
 from tests.conftest import utc

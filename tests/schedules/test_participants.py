@@ -6,7 +6,7 @@ import json
 from datetime import date
 
 from schedules.changes import Actor
-from schedules.doses import doses_of
+from schedules.queries import doses_of
 from schedules.participants import find_by_phone, hold_dosing, messaging_allowed, resume_dosing
 from tests.conftest import utc
 from tests.factories import VAULT, make_participant, make_study
@@ -44,3 +44,10 @@ def test_messaging_stops_at_follow_up_end_and_on_opt_out(session):
     assert not messaging_allowed(participant, now=utc("2026-08-30T00:00Z"))
     participant.opted_out = True
     assert not messaging_allowed(participant, now=utc("2026-04-01T00:00Z"))
+
+
+def test_enrollment_without_a_language_gets_the_protocols_default(session):
+    from tests.factories import make_participant
+
+    participant = make_participant(session, language=None)
+    assert participant.language == "zh-CN"

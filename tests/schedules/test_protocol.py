@@ -365,3 +365,18 @@ def test_only_hh_mm_strings_are_times(text):
     else:
         assert valid
         assert protocol.reminders.quiet_start.strftime("%H:%M") == text
+
+
+@pytest.mark.parametrize("text", ["20:00", "00:00", "23:59", " 07:30 "])
+def test_the_one_hhmm_parser_reads_times_of_day(text):
+    from schedules.wallclock import format_hhmm, parse_hhmm
+
+    assert format_hhmm(parse_hhmm(text)) == text.strip()
+
+
+@pytest.mark.parametrize("text", ["24:00", "7:30", "+1:00", "２０:００", "20:60", "2000", "", "20:00:00"])
+def test_the_one_hhmm_parser_refuses_what_is_not_hh_mm(text):
+    from schedules.wallclock import parse_hhmm
+
+    with pytest.raises(ValueError, match="HH:MM"):
+        parse_hhmm(text)

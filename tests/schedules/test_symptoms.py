@@ -15,18 +15,9 @@ from schedules.changes import Actor
 from schedules.errors import Conflict, InvalidInput
 from schedules.models import AdverseEvent, Alert
 from schedules.studies import protocol_of
-from schedules.symptoms import (
-    AE_TERM_LABELS,
-    AE_TERMS,
-    correct_vas,
-    record_vas,
-    report_adverse_event,
-    review_adverse_event,
-    serious_keyword_matches,
-    sign_off_adverse_event,
-    undo_last_vas,
-    vas_history,
-)
+from schedules.symptoms import correct_vas, record_vas, report_adverse_event, review_adverse_event, serious_keyword_matches, sign_off_adverse_event, undo_last_vas
+from schedules.queries import vas_history
+from schedules.vocabulary import AE_TERM_LABELS, AE_TERMS
 from tests.conftest import utc
 from tests.factories import make_participant, make_site, make_study
 

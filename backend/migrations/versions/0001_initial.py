@@ -4,11 +4,11 @@ Revision ID: 0001_initial
 Revises: 
 Create Date: 2026-11-26 02:35:27.531241
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import schedules.dbtypes
+from alembic import op
 
+import schedules.dbtypes
 
 revision = '0001_initial'
 down_revision = None

@@ -4,11 +4,11 @@ Revision ID: 0003_participant_app
 Revises: 0002_audit_append_only
 Create Date: 2026-11-26 02:44:07.856370
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import schedules.dbtypes
+from alembic import op
 
+import schedules.dbtypes
 
 revision = '0003_participant_app'
 down_revision = '0002_audit_append_only'

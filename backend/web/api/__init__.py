@@ -44,7 +44,15 @@ def init_app(app: Flask) -> None:
     api = Api(app)
     app.extensions["smorest_api"] = api
 
-    from backend.web.api import alerts, app_auth, app_participant, auth_views, participants, reference, symptoms
+    from backend.web.api import (
+        alerts,
+        app_auth,
+        app_participant,
+        auth_views,
+        participants,
+        reference,
+        symptoms,
+    )
 
     for module in (auth_views, reference, participants, symptoms, alerts, app_auth, app_participant):
         api.register_blueprint(module.blp)

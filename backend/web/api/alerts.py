@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from backend.web.api.errors import error_responses
-
 from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import case
 from sqlmodel import Session, select
 
-from backend.web.api.symptom_schemas import AlertQuerySchema, AlertResolveSchema, AlertSchema
-from backend.identity.principal import UNMASKED, Principal
-from backend.web.auth import current_principal, require_staff
 from backend.db import get_session
 from backend.identity import scope
+from backend.identity.principal import UNMASKED, Principal
 from backend.operations.alerts import acknowledge_alert, resolve_alert
+from backend.web.api.errors import error_responses
+from backend.web.api.symptom_schemas import (
+    AlertQuerySchema,
+    AlertResolveSchema,
+    AlertSchema,
+)
+from backend.web.auth import current_principal, require_staff
 from schedules.dbtypes import utcnow
 from schedules.models import HIGH, Alert, AlertKind, AlertState, Participant, Site
 

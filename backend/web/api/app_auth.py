@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from backend.web.api.errors import error_responses
-
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
+from backend.db import get_database, get_session
+from backend.extensions import limiter
 from backend.identity import app_tokens
+from backend.identity.principal import UNMASKED
 from backend.operations import app_access as access
-from backend.web.errors import status_of
 from backend.web.api.app_schemas import (
     MAX_ID,
     ActivateSchema,
@@ -21,10 +21,14 @@ from backend.web.api.app_schemas import (
     RefreshSchema,
     TokenPairSchema,
 )
-from backend.identity.principal import UNMASKED
-from backend.web.auth import bearer_token, current_principal, require_staff, visible_participant
-from backend.db import get_database, get_session
-from backend.extensions import limiter
+from backend.web.api.errors import error_responses
+from backend.web.auth import (
+    bearer_token,
+    current_principal,
+    require_staff,
+    visible_participant,
+)
+from backend.web.errors import status_of
 from schedules.dbtypes import utcnow
 
 blp = Blueprint("app_auth", __name__, url_prefix="/api/v1", description="Participant app activation and tokens.")

@@ -5,9 +5,6 @@ participant id to tamper with, and another participant's VAS or adverse event is
 
 from __future__ import annotations
 
-from backend.web.api.errors import error_responses
-
-from datetime import datetime
 from functools import wraps
 from urllib.parse import urlsplit
 
@@ -16,13 +13,21 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlmodel import Session, select
 
+from backend.db import get_session
+from backend.extensions import get_vault, limiter
+from backend.identity.principal import participant_actor
+from backend.identity.security import token_digest
+from backend.operations.app_access import create_calendar_link, remove_calendar_link
+from backend.operations.doses import record_dose
+from backend.operations.participants import change_details
+from backend.operations.symptoms import VasRefused, record_vas, report_adverse_event
 from backend.web.api.app_schemas import (
     MAX_ID,
     CalendarTokenSchema,
     DoseQuerySchema,
     MeSchema,
-    MeUpdateSchema,
     MessageQuerySchema,
+    MeUpdateSchema,
     MyAdverseEventCreateSchema,
     MyAdverseEventSchema,
     MyDoseReportSchema,
@@ -31,36 +36,22 @@ from backend.web.api.app_schemas import (
     MyVasCreateSchema,
     MyVasSchema,
 )
+from backend.web.api.errors import error_responses
 from backend.web.api.schemas import ApiErrorSchema
-from backend.identity.principal import participant_actor
+from backend.web.api.symptom_schemas import Shown
 from backend.web.auth import current_principal
-from backend.db import get_session
-from backend.operations.app_access import create_calendar_link, remove_calendar_link
-from backend.operations.doses import record_dose
-from backend.operations.participants import change_details
-from backend.identity.security import token_digest
-from backend.extensions import get_vault, limiter
-from notifications.escalation import escalate_serious_ae
 from notifications.models import InboundMessage, OutboundMessage
-from notifications.parsing import IntentKind, parse_vas_value
 from notifications.templates import render
 from schedules.dbtypes import utcnow
-from schedules.queries import dose_by_seq, doses_of
 from schedules.errors import InvalidInput
-from schedules.models import AdverseEvent, Dose, Participant, Site, Study
-from schedules.studies import protocol_of
-from schedules.symptoms import record_vas, report_adverse_event, vas_history
+from schedules.models import AdverseEvent, Participant, Site
+from schedules.queries import dose_by_seq, doses_of, vas_history
 
 blp = Blueprint("app_participant", __name__, url_prefix="/api/v1",
                 description="The participant app: who am I, schedule, reports, messages, calendar.")
 
 ERRORS = {401: "not authenticated (missing, unknown or expired access token)", 403: "not a participant app token",
           404: "not found", 409: "conflicts with the dose's current state", 422: "invalid input"}
-VAS_REFUSALS = {
-    "out_of_range": "VAS must be between 0 and 10",
-    "too_many_decimals": "VAS takes at most one decimal, e.g. 4.5",
-    "not_a_number": "VAS must be a number from 0 to 10, e.g. 4.5",
-}
 
 
 _errors = error_responses(blp, ERRORS)
@@ -85,13 +76,9 @@ def _me(session: Session) -> Participant:
     return participant
 
 
-def ae_view(ae: AdverseEvent, *, advice: str) -> dict:
-    """An adverse event as its reporter sees it (the investigator's grading is not part of it)."""
-    return {
-        "id": ae.id, "reported_at": ae.reported_at, "source": ae.source, "term": ae.term, "other_text": ae.other_text,
-        "description": ae.raw_text, "onset_date": ae.onset_date, "severity": ae.severity, "ongoing": ae.ongoing,
-        "went_to_hospital": ae.went_to_hospital, "suspected_serious": ae.suspected_serious, "advice": advice,
-    }
+def ae_view(session: Session, participant: Participant, ae: AdverseEvent) -> Shown:
+    """An adverse event as its reporter sees it, for MyAdverseEventSchema (without the investigator's grading)."""
+    return Shown(ae, advice=_advice(session, participant, ae))
 
 
 def _advice(session: Session, participant: Participant, ae: AdverseEvent) -> str:
@@ -187,14 +174,16 @@ class MyVas(MethodView):
     @_errors(401, 403, 422)
     @require_participant
     def post(self, data):
-        """Send a VAS: how active my disease has felt over the past week, 0.0 to 10.0."""
+        """Send a VAS: how active my disease has felt over the past week, on my study's scale (e.g. 0.0 to 10.0)."""
         session = get_session()
         participant = _me(session)
-        parsed = parse_vas_value(data["value"])
-        if parsed.kind != IntentKind.VAS:
-            raise InvalidInput(VAS_REFUSALS.get(parsed.error or "", VAS_REFUSALS["not_a_number"]), field="value")
-        return record_vas(session, participant=participant, value=parsed.value, protocol=protocol_of(session.get(Study, participant.study_id)),
-                          actor=participant_actor(participant.id), now=utcnow())
+        try:
+            return record_vas(session, participant=participant, value=data["value"],
+                              actor=participant_actor(participant.id), now=utcnow())
+        except VasRefused as refused:
+            # The reason is a code; the participant reads it in their own language, on their protocol's scale.
+            raise InvalidInput(render(f"app_vas_{refused.reason}", participant.language, **refused.params),
+                               field="value") from None
 
 
 @blp.route("/me/adverse-events")
@@ -208,7 +197,7 @@ class MyAdverseEvents(MethodView):
         participant = _me(session)
         rows = session.exec(select(AdverseEvent).where(AdverseEvent.participant_id == participant.id)
                             .order_by(AdverseEvent.reported_at.desc(), AdverseEvent.id.desc())).all()
-        return [ae_view(ae, advice=_advice(session, participant, ae)) for ae in rows]
+        return [ae_view(session, participant, ae) for ae in rows]
 
     @blp.arguments(MyAdverseEventCreateSchema)
     @blp.response(201, MyAdverseEventSchema)
@@ -218,13 +207,12 @@ class MyAdverseEvents(MethodView):
         """Report a side effect; a nurse reviews every report, and 'went to hospital' alerts the on-call nurse at once."""
         session = get_session()
         participant = _me(session)
-        now = utcnow()
-        ae = report_adverse_event(session, participant=participant, protocol=protocol_of(session.get(Study, participant.study_id)),
-                                  actor=participant_actor(participant.id), now=now, raw_text=data["description"].strip(), term=data["term"],
-                                  other_text=data["other_text"].strip(), onset_date=data["onset_date"], severity=data["severity"],
-                                  ongoing=data["ongoing"], went_to_hospital=data["went_to_hospital"])
-        escalate_serious_ae(session, ae=ae, participant=participant, vault=get_vault(), now=now)
-        return ae_view(ae, advice=_advice(session, participant, ae))
+        ae = report_adverse_event(session, participant=participant, actor=participant_actor(participant.id),
+                                  now=utcnow(), vault=get_vault(), raw_text=data["description"].strip(),
+                                  term=data["term"], other_text=data["other_text"].strip(),
+                                  onset_date=data["onset_date"], severity=data["severity"], ongoing=data["ongoing"],
+                                  went_to_hospital=data["went_to_hospital"])
+        return ae_view(session, participant, ae)
 
 
 @blp.route(f"/me/adverse-events/<int(max={MAX_ID}):ae_id>")
@@ -239,7 +227,7 @@ class MyAdverseEvent(MethodView):
         ae = session.get(AdverseEvent, ae_id)
         if ae is None or ae.participant_id != participant.id:
             abort(404, message="no such adverse event")
-        return ae_view(ae, advice=_advice(session, participant, ae))
+        return ae_view(session, participant, ae)
 
 
 @blp.route("/me/messages")
@@ -308,7 +296,9 @@ class CalendarFeed(MethodView):
             participant = session.exec(select(Participant).where(Participant.calendar_token_hash == token_digest(secret))).first()
         if participant is None:
             abort(404, message="no calendar at this address; create a new one in the app")
-        from backend.web.ical import dose_calendar  # icalendar only in the processes that serve a feed
+        from backend.web.ical import (
+            dose_calendar,  # icalendar only in the processes that serve a feed
+        )
 
         body = dose_calendar(participant, doses_of(session, participant.id), now=utcnow(),
                              uid_domain=urlsplit(current_app.config["PUBLIC_BASE_URL"]).hostname or "trial-companion")

@@ -6,13 +6,12 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate
-
 from sqlalchemy.orm import object_session
 
 from backend.web.api.schemas import HHMM, LANGS, site_code_of, study_code_of
 from schedules.dbtypes import utcnow
 from schedules.models import DoseState, InjectionSite, Site
-from schedules.symptoms import AE_TERMS, SEVERITIES
+from schedules.vocabulary import AE_TERMS, SEVERITIES
 
 INJECTION_SITES = [s.value for s in InjectionSite]
 # PostgreSQL text cannot hold NUL; refusing it here keeps such input a 422 instead of a driver error.
@@ -155,11 +154,12 @@ class MyDoseReportSchema(Schema):
 
 
 class VasValue(fields.Field):
-    """A VAS value sent as a JSON number (4.5) or string ("4.5"); parsed as the SMS channel parses it."""
+    """A VAS value sent as a JSON number (4.5) or string ("4.5"); read on the protocol's scale as SMS reads it."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (isinstance(value, str) and len(value) > 20):
-            raise ValidationError("must be a number from 0 to 10 with at most one decimal, e.g. 4.5")
+            # Only the type is checked here; whether the number is on the scale is the protocol's business.
+            raise ValidationError("must be a number, or a string holding one, e.g. 4.5")
         return value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
 
     def _serialize(self, value, attr, obj, **kwargs):
@@ -167,9 +167,10 @@ class VasValue(fields.Field):
 
 
 class MyVasCreateSchema(Schema):
-    """A patient-global VAS: how active the disease has felt, 0.0 (not active) to 10.0 (extremely active)."""
+    """A patient-global VAS: how active the disease has felt, on the protocol's scale (NCT04237987: 0.0 to 10.0)."""
 
-    value = VasValue(required=True, metadata={"description": "a number or a string, 0.0-10.0, at most one decimal", "example": 4.5,
+    value = VasValue(required=True, metadata={"description": "a number or a string on the protocol's scale, "
+                                                             "e.g. 0.0-10.0, one decimal", "example": 4.5,
                                               "oneOf": [{"type": "number"}, {"type": "string", "maxLength": 20}]})
 
 
@@ -208,7 +209,7 @@ class MyAdverseEventSchema(Schema):
     source = fields.String(metadata={"example": "app"})
     term = fields.String(metadata={"example": "fever"})
     other_text = fields.String(metadata={"example": ""})
-    description = fields.String(metadata={"example": "started the evening after the injection"})
+    description = fields.String(attribute="raw_text", metadata={"example": "started the evening after the injection"})
     onset_date = fields.Date(allow_none=True, metadata={"example": "2026-03-05"})
     severity = fields.String(allow_none=True, metadata={"example": "moderate"})
     ongoing = fields.Boolean(allow_none=True, metadata={"example": True})

@@ -8,11 +8,15 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from backend.web.api.schemas import ApiErrorSchema, TokenRequestSchema, TokenSchema
-from backend.identity.staff import authenticate_staff, issue_staff_token, revoke_staff_token
-from backend.web.auth import bearer_token, require_staff
 from backend.db import get_session
 from backend.extensions import limiter
+from backend.identity.staff import (
+    authenticate_staff,
+    issue_staff_token,
+    revoke_staff_token,
+)
+from backend.web.api.schemas import ApiErrorSchema, TokenRequestSchema, TokenSchema
+from backend.web.auth import bearer_token, require_staff
 from schedules.dbtypes import utcnow
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Staff tokens.")

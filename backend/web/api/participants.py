@@ -7,8 +7,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlmodel import select
 
-from backend.extensions import get_vault
 from backend.db import get_session
+from backend.extensions import get_vault
 from backend.identity import scope
 from backend.identity.principal import UNMASKED
 from backend.models import AuditEntry

@@ -6,10 +6,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlmodel import select
 
-from backend.web.api.schemas import SiteSchema, StudySchema
-from backend.web.auth import current_principal, require_staff
 from backend.db import get_session
 from backend.identity import scope
+from backend.web.api.schemas import SiteSchema, StudySchema
+from backend.web.auth import current_principal, require_staff
 from schedules.models import Site, Study
 from schedules.studies import protocol_of
 

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy.orm import object_session
 
 from schedules.models import DoseState, InjectionSite, Site, Study
+from schedules.protocol import SUPPORTED_LANGUAGES
+from schedules.wallclock import parse_hhmm
 
-LANGS = ("zh-CN", "en")
-HHMM = validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="must be a time of day in HH:MM form")
+# The languages the system can speak at all; which of them a study offers is its protocol's
+# business, checked by enrollment and update_details.
+LANGS = SUPPORTED_LANGUAGES
+
+
+def HHMM(value: str) -> None:  # noqa: N802  (used like the validator object it replaced)
+    """Refuse anything that is not a time of day in HH:MM form (the domain's own parser decides)."""
+    try:
+        parse_hhmm(value)
+    except ValueError:
+        raise ValidationError("must be a time of day in HH:MM form") from None
 
 
 class ApiErrorSchema(Schema):
@@ -63,7 +74,9 @@ class EnrollSchema(Schema):
     site = fields.String(required=True, metadata={"description": "site code", "example": "PKUPH"})
     phone = fields.String(required=True, load_only=True, metadata={"example": "+8613812345678"})
     time_zone = fields.String(required=True, metadata={"example": "Asia/Shanghai"})
-    language = fields.String(load_default="zh-CN", validate=validate.OneOf(LANGS))
+    language = fields.String(load_default=None, validate=validate.OneOf(LANGS),
+                             metadata={"description": "default: the study protocol's default language",
+                                       "example": "zh-CN"})
     reminder_time = fields.String(required=True, validate=HHMM, metadata={"example": "20:00"})
     first_dose_date = fields.Date(required=True, metadata={"example": "2026-03-01"})
     sms_consent = fields.Boolean(load_default=True)

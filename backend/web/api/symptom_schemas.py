@@ -9,10 +9,50 @@ from sqlalchemy.orm import object_session
 
 from backend.web.api.schemas import site_code_of
 from schedules.dbtypes import utcnow
-from schedules.models import AlertKind, AlertState, Participant
-from schedules.symptoms import AE_TERMS, OUTCOMES, RELATEDNESS, SERIOUS_CRITERIA, SEVERITIES
+from schedules.models import (
+    AdverseEvent,
+    Alert,
+    AlertKind,
+    AlertState,
+    Participant,
+    VasScore,
+)
+from schedules.vocabulary import (
+    AE_TERMS,
+    OUTCOMES,
+    RELATEDNESS,
+    SERIOUS_CRITERIA,
+    SEVERITIES,
+)
 
 REASON = validate.Length(min=1, max=500)
+
+
+class Shown:
+    """A model row plus the few computed attributes its schema dumps (the participant's study code, alert state...)."""
+
+    def __init__(self, row: object, **extra: object):
+        self._row = row
+        self.__dict__.update(extra)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._row, name)
+
+
+def _csv(text: str | None) -> list[str]:
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+def vas_shown(score: VasScore, participant: Participant, replaced_by: dict[int, int] | None = None) -> Shown:
+    """A VAS row for VasSchema: with the study code and, for a corrected row, its correction."""
+    return Shown(score, study_code=participant.study_code, replaced_by_id=(replaced_by or {}).get(score.id))
+
+
+def ae_shown(ae: AdverseEvent, participant: Participant, alert: Alert | None) -> Shown:
+    """An adverse event for AdverseEventSchema / MaskedAdverseEventSchema: with its study code and nurse alert."""
+    return Shown(ae, study_code=participant.study_code, matched_keywords=_csv(ae.matched_keywords),
+                 serious_criteria=_csv(ae.serious_criteria), alert_id=alert.id if alert else None,
+                 alert_state=alert.state if alert else None, deadline_at=alert.deadline_at if alert else None)
 
 
 # --- VAS -------------------------------------------------------------------------------------------
@@ -22,7 +62,8 @@ class VasSchema(Schema):
     id = fields.Integer(metadata={"example": 17})
     participant_id = fields.Integer(metadata={"example": 3})
     study_code = fields.String(metadata={"example": "P-021"})
-    value = fields.Float(metadata={"description": "0.0 (not active) to 10.0 (extremely active), one decimal", "example": 4.5})
+    value = fields.Float(metadata={"description": "on the protocol's scale (NCT04237987: 0.0 not active to 10.0 "
+                                                  "extremely active, one decimal)", "example": 4.5})
     recorded_at = fields.DateTime(metadata={"example": "2026-03-01T12:40:00+00:00"})
     source = fields.String(metadata={"description": "sms | app | staff", "example": "sms"})
     status = fields.String(validate=validate.OneOf(["valid", "withdrawn", "corrected"]),
@@ -36,29 +77,29 @@ class VasSchema(Schema):
 class VasCreateSchema(Schema):
     """A VAS score a participant gave staff (e.g. by phone); the reason is required."""
 
-    value = fields.Decimal(required=True, metadata={"description": "0.0-10.0, at most one decimal", "example": 4.5})
+    value = fields.Decimal(required=True, metadata={"description": "on the protocol's scale, e.g. 0.0-10.0, 1 decimal",
+                                                     "example": 4.5})
     reason = fields.String(required=True, validate=REASON, metadata={"example": "participant phoned the site; SMS not working"})
 
 
 class VasCorrectSchema(Schema):
     """A staff correction of a VAS: the original row is kept and marked corrected."""
 
-    value = fields.Decimal(required=True, metadata={"description": "the corrected value, 0.0-10.0", "example": 5.4})
+    value = fields.Decimal(required=True, metadata={"description": "the corrected value, on the protocol's scale",
+                                                     "example": 5.4})
     reason = fields.String(required=True, validate=REASON, metadata={"example": "participant says the digits were swapped"})
 
 
 # --- adverse events -------------------------------------------------------------------------------
-class AdverseEventSchema(Schema):
-    """An adverse-event report, its nurse alert and, once done, its investigator review."""
+class MaskedAdverseEventSchema(Schema):
+    """An adverse event as the masked outcome assessor sees it: no free text, which could name the treatment."""
 
     id = fields.Integer(metadata={"example": 9})
     participant_id = fields.Integer(metadata={"example": 3})
     study_code = fields.String(metadata={"example": "P-021"})
     reported_at = fields.DateTime(metadata={"example": "2026-03-02T03:15:00+00:00"})
     source = fields.String(metadata={"description": "sms | app | staff", "example": "sms"})
-    raw_text = fields.String(metadata={"description": "the participant's own words (SMS)", "example": "发烧 住院了"})
     term = fields.String(validate=validate.OneOf(AE_TERMS), metadata={"example": "other"})
-    other_text = fields.String(metadata={"example": ""})
     onset_date = fields.Date(allow_none=True, metadata={"example": "2026-03-01"})
     severity = fields.String(allow_none=True, validate=validate.OneOf(SEVERITIES), metadata={"example": "moderate"})
     ongoing = fields.Boolean(allow_none=True, metadata={"example": True})
@@ -77,6 +118,13 @@ class AdverseEventSchema(Schema):
     reviewed_at = fields.DateTime(allow_none=True, metadata={"example": "2026-03-02T06:00:00+00:00"})
     signed_off_by = fields.String(metadata={"example": ""})
     signed_off_at = fields.DateTime(allow_none=True, metadata={"example": None})
+
+
+class AdverseEventSchema(MaskedAdverseEventSchema):
+    """An adverse-event report, its nurse alert and, once done, its investigator review."""
+
+    raw_text = fields.String(metadata={"description": "the participant's own words (SMS)", "example": "发烧 住院了"})
+    other_text = fields.String(metadata={"example": ""})
 
 
 class AdverseEventCreateSchema(Schema):

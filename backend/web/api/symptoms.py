@@ -2,45 +2,48 @@
 
 from __future__ import annotations
 
-from backend.web.api.errors import error_responses
-
 from functools import wraps
 
+from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlmodel import Session, select
 
+from backend.db import get_session
+from backend.extensions import get_vault
+from backend.identity.principal import UNMASKED
+from backend.models import Role
+from backend.operations.symptoms import (
+    correct_vas,
+    record_vas,
+    report_adverse_event,
+    review_adverse_event,
+    sign_off_adverse_event,
+)
+from backend.web.api.errors import error_responses
 from backend.web.api.symptom_schemas import (
     AdverseEventCreateSchema,
     AdverseEventReviewSchema,
     AdverseEventSchema,
     AeTermListSchema,
+    MaskedAdverseEventSchema,
     VasCorrectSchema,
     VasCreateSchema,
     VasSchema,
+    ae_shown,
+    vas_shown,
 )
-from backend.identity.principal import UNMASKED
 from backend.web.auth import current_principal, require_staff, visible_participant
-from backend.db import get_session
-from backend.models import Role
-from backend.extensions import get_vault
-from notifications.escalation import escalate_serious_ae
 from schedules.dbtypes import utcnow
-from schedules.models import AdverseEvent, Alert, Participant, Study, VasScore
-from schedules.studies import protocol_of
-from schedules.symptoms import (
+from schedules.models import AdverseEvent, Alert, Participant, VasScore
+from schedules.queries import vas_history
+from schedules.vocabulary import (
     AE_TERM_LABELS,
     AE_TERMS,
     OUTCOMES,
     RELATEDNESS,
     SERIOUS_CRITERIA,
     SEVERITIES,
-    correct_vas,
-    record_vas,
-    report_adverse_event,
-    review_adverse_event,
-    sign_off_adverse_event,
-    vas_history,
 )
 
 # Ids are 32-bit columns: a larger number in the path is simply not found (rather than a database overflow).
@@ -51,10 +54,6 @@ REVIEWERS = (Role.ADMIN.value, Role.INVESTIGATOR.value)
 
 
 _errors = error_responses(blp)
-
-
-def _protocol(session: Session, participant: Participant):
-    return protocol_of(session.get(Study, participant.study_id))
 
 
 def _reviewers_only(action: str):
@@ -75,15 +74,6 @@ def _reviewers_only(action: str):
 
 
 # --- views: what the API shows (never arm, regimen or doses) -----------------------------------
-def vas_view(score: VasScore, participant: Participant, replaced_by: dict[int, int] | None = None) -> dict:
-    """A VAS row as the API shows it."""
-    return {
-        "id": score.id, "participant_id": score.participant_id, "study_code": participant.study_code, "value": score.value,
-        "recorded_at": score.recorded_at, "source": score.source, "status": score.status, "replaces_id": score.replaces_id,
-        "replaced_by_id": (replaced_by or {}).get(score.id), "withdrawn_at": score.withdrawn_at, "reason": score.reason,
-    }
-
-
 def _alerts_of(session: Session, ae_ids: list[int]) -> dict[int, Alert]:
     if not ae_ids:
         return {}
@@ -91,22 +81,17 @@ def _alerts_of(session: Session, ae_ids: list[int]) -> dict[int, Alert]:
     return {row.ref_id: row for row in rows}
 
 
-def ae_view(ae: AdverseEvent, participant: Participant, alert: Alert | None) -> dict:
-    """An adverse event as the API shows it, with its nurse alert."""
-    csv = lambda text: [item.strip() for item in (text or "").split(",") if item.strip()]  # noqa: E731
-    return {
-        "id": ae.id, "participant_id": ae.participant_id, "study_code": participant.study_code, "reported_at": ae.reported_at,
-        "source": ae.source, "raw_text": ae.raw_text, "term": ae.term, "other_text": ae.other_text, "onset_date": ae.onset_date,
-        "severity": ae.severity, "ongoing": ae.ongoing, "went_to_hospital": ae.went_to_hospital, "suspected_serious": ae.suspected_serious,
-        "matched_keywords": csv(ae.matched_keywords), "alert_id": alert.id if alert else None, "alert_state": alert.state if alert else None,
-        "deadline_at": alert.deadline_at if alert else None, "ctcae_grade": ae.ctcae_grade, "serious": ae.serious,
-        "serious_criteria": csv(ae.serious_criteria), "relatedness": ae.relatedness, "outcome": ae.outcome, "reviewed_by": ae.reviewed_by,
-        "reviewed_at": ae.reviewed_at, "signed_off_by": ae.signed_off_by, "signed_off_at": ae.signed_off_at,
-    }
+def _shown_aes(rows: list[tuple[AdverseEvent, Participant, Alert | None]], *, many: bool = True):
+    """Adverse events for the response: the masked assessor's are dumped by their own schema, without free text."""
+    shown = [ae_shown(ae, participant, alert) for ae, participant, alert in rows]
+    if current_principal().masked:
+        # A Response passes flask-smorest's AdverseEventSchema untouched; the masked schema is a subset of it.
+        return jsonify(MaskedAdverseEventSchema(many=many).dump(shown if many else shown[0]))
+    return shown if many else shown[0]
 
 
-def _one_ae(session: Session, ae: AdverseEvent, participant: Participant) -> dict:
-    return ae_view(ae, participant, _alerts_of(session, [ae.id]).get(ae.id))
+def _one_ae(session: Session, ae: AdverseEvent, participant: Participant):
+    return _shown_aes([(ae, participant, _alerts_of(session, [ae.id]).get(ae.id))], many=False)
 
 
 def _visible_ae(session: Session, ae_id: int) -> tuple[AdverseEvent, Participant]:
@@ -128,7 +113,7 @@ class VasList(MethodView):
         participant = visible_participant(participant_id)
         rows = vas_history(session, participant.id)
         replaced_by = {row.replaces_id: row.id for row in rows if row.replaces_id}
-        return [vas_view(row, participant, replaced_by) for row in rows]
+        return [vas_shown(row, participant, replaced_by) for row in rows]
 
     @require_staff(*UNMASKED)
     @blp.arguments(VasCreateSchema)
@@ -139,9 +124,9 @@ class VasList(MethodView):
         principal = current_principal()
         session = get_session()
         participant = visible_participant(participant_id, principal)
-        score = record_vas(session, participant=participant, value=data["value"], protocol=_protocol(session, participant),
-                           actor=principal.actor, now=utcnow(), reason=data["reason"])
-        return vas_view(score, participant)
+        score = record_vas(session, participant=participant, value=data["value"], actor=principal.actor, now=utcnow(),
+                           reason=data["reason"])
+        return vas_shown(score, participant)
 
 
 @blp.route(f"/vas/<{ID}:vas_id>/correct")
@@ -158,9 +143,9 @@ class VasCorrect(MethodView):
         if score is None:
             abort(404, message="no such VAS score")
         participant = visible_participant(score.participant_id, principal)
-        new = correct_vas(session, score=score, value=data["value"], protocol=_protocol(session, participant), reason=data["reason"],
-                          actor=principal.actor, now=utcnow())
-        return vas_view(new, participant)
+        new = correct_vas(session, score=score, value=data["value"], reason=data["reason"], actor=principal.actor,
+                          now=utcnow())
+        return vas_shown(new, participant)
 
 
 # --- adverse events ----------------------------------------------------------------------------
@@ -190,7 +175,7 @@ class AdverseEventList(MethodView):
         rows = session.exec(select(AdverseEvent).where(AdverseEvent.participant_id == participant.id)
                             .order_by(AdverseEvent.reported_at.desc(), AdverseEvent.id.desc())).all()
         alerts = _alerts_of(session, [row.id for row in rows])
-        return [ae_view(row, participant, alerts.get(row.id)) for row in rows]
+        return _shown_aes([(row, participant, alerts.get(row.id)) for row in rows])
 
     @require_staff(*UNMASKED)
     @blp.arguments(AdverseEventCreateSchema)
@@ -201,12 +186,11 @@ class AdverseEventList(MethodView):
         principal = current_principal()
         session = get_session()
         participant = visible_participant(participant_id, principal)
-        now = utcnow()
-        ae = report_adverse_event(session, participant=participant, protocol=_protocol(session, participant), actor=principal.actor, now=now,
-                                  term=data["term"], other_text=data["other_text"].strip(), onset_date=data["onset_date"],
-                                  severity=data["severity"], ongoing=data["ongoing"], went_to_hospital=data["went_to_hospital"],
+        ae = report_adverse_event(session, participant=participant, actor=principal.actor, now=utcnow(),
+                                  vault=get_vault(), term=data["term"], other_text=data["other_text"].strip(),
+                                  onset_date=data["onset_date"], severity=data["severity"], ongoing=data["ongoing"],
+                                  went_to_hospital=data["went_to_hospital"],
                                   reason=data["reason"] or "reported to staff")
-        escalate_serious_ae(session, ae=ae, participant=participant, vault=get_vault(), now=now)
         return _one_ae(session, ae, participant)
 
 

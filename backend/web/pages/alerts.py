@@ -13,10 +13,17 @@ from backend.db import get_session
 from backend.identity import scope
 from backend.identity.principal import Principal
 from backend.models import Staff
-from backend.web.pages.common import bp, csrf_refused, principal, safe_next, staff_page, visible_alert_or_404
+from backend.operations import alerts as alert_ops
+from backend.web.pages.common import (
+    bp,
+    csrf_refused,
+    principal,
+    safe_next,
+    staff_page,
+    visible_alert_or_404,
+)
 from backend.web.pages.display import ALERT_KIND_LABELS
 from backend.web.pages.forms import AcknowledgeForm, ResolveForm
-from backend.operations import alerts as alert_ops
 from schedules.dbtypes import utcnow
 from schedules.errors import DomainError
 from schedules.models import Alert, AlertState, Participant, Site

@@ -7,17 +7,26 @@ from datetime import timedelta
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import HTTPException, abort
 
 from backend.config import settings_of
+from backend.db import get_session
 from backend.identity import scope
 from backend.identity.principal import UNMASKED, Principal
-from backend.db import get_session
+from backend.models import Staff
 from backend.runtime.job_runs import nurse_warnings
 from backend.runtime.jobs import WATCHED_JOBS
-from backend.models import Role, Staff
 from schedules.dbtypes import utcnow
 from schedules.models import Alert, Participant
 

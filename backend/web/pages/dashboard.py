@@ -16,7 +16,16 @@ from backend.identity import scope
 from backend.web.pages.common import bp, principal, staff_page
 from schedules.adherence import Adherence, adherence_of
 from schedules.dbtypes import utcnow
-from schedules.models import AdverseEvent, Alert, AlertState, Dose, Participant, ParticipantStatus, Site, VasScore
+from schedules.models import (
+    AdverseEvent,
+    Alert,
+    AlertState,
+    Dose,
+    Participant,
+    ParticipantStatus,
+    Site,
+    VasScore,
+)
 
 STATUSES = [s.value for s in ParticipantStatus]
 SORTS = {"risk": "risk (open high alerts, then lowest adherence)", "code": "study code"}

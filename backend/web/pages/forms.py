@@ -19,11 +19,26 @@ from wtforms import (
 from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
+from schedules.wallclock import parse_hhmm
+
 REASON_HELP = "Say why, for the audit trail."
 
 
 def _reason(label: str = "Reason") -> TextAreaField:
     return TextAreaField(label, validators=[DataRequired("Give a reason for this change."), Length(max=500)], description=REASON_HELP)
+
+
+class HhmmField(TimeField):
+    """A time-of-day input read by the one HH:MM parser the API and the domain use."""
+
+    def process_formdata(self, valuelist):
+        if not valuelist:
+            return
+        try:
+            self.data = parse_hhmm(" ".join(valuelist))
+        except ValueError as exc:
+            self.data = None
+            raise ValueError(str(exc)) from None
 
 
 class LoginForm(FlaskForm):
@@ -72,7 +87,7 @@ class DetailsForm(FlaskForm):
     phone = StringField("New phone number (E.164, e.g. +8613812345678)", validators=[Optional(), Length(max=32)],
                         description="Leave empty to keep the current number.")
     time_zone = StringField("Time zone (IANA, e.g. Asia/Shanghai)", validators=[DataRequired("Give a time zone."), Length(max=64)])
-    reminder_time = TimeField("Reminder time (participant's local time)", format="%H:%M",
+    reminder_time = HhmmField("Reminder time (participant's local time)", format="%H:%M",
                               validators=[InputRequired("Give the reminder time.")])
     reason = _reason()
 

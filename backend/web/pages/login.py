@@ -5,10 +5,19 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from backend.db import get_session
-from backend.web.pages.common import LogoutForm, bp, csrf_refused, log_in, log_out, safe_next, signed_in_staff
-from backend.web.pages.forms import LoginForm
-from backend.identity.staff import authenticate_staff
 from backend.extensions import limiter
+from backend.identity.staff import authenticate_staff
+from backend.web.pages.common import (
+    LogoutForm,
+    bp,
+    csrf_refused,
+    log_in,
+    log_out,
+    safe_next,
+    signed_in_staff,
+)
+from backend.web.pages.forms import LoginForm
+
 
 def _login_email_key() -> str:
     return "page-login:" + (request.form.get("email") or "").strip().lower()[:254]

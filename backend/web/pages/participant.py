@@ -13,22 +13,47 @@ from sqlmodel import select
 from wtforms.fields import SelectChoice
 
 from backend.db import get_session
-from backend.web.pages.alerts import alert_forms, alert_rows
-from backend.web.pages.common import bp, csrf_refused, principal, staff_page, visible_participant_or_404
-from backend.web.pages.display import DOSE_STATE_LABELS, WEEKDAYS, local_date_text, month_grids
-from backend.web.pages.forms import DetailsForm, HoldForm, RecordDoseForm, ResumeForm, WithdrawForm
 from backend.extensions import get_vault
-from backend.operations import participants as ops
 from backend.operations import doses as dose_ops
+from backend.operations import participants as ops
+from backend.web.pages.alerts import alert_forms, alert_rows
+from backend.web.pages.common import (
+    bp,
+    csrf_refused,
+    principal,
+    staff_page,
+    visible_participant_or_404,
+)
+from backend.web.pages.display import (
+    DOSE_STATE_LABELS,
+    WEEKDAYS,
+    local_date_text,
+    month_grids,
+)
+from backend.web.pages.forms import (
+    DetailsForm,
+    HoldForm,
+    RecordDoseForm,
+    ResumeForm,
+    WithdrawForm,
+)
 from notifications.models import InboundMessage, OutboundMessage, OutboxStatus
 from schedules.adherence import adherence_of
 from schedules.calendar import local_wall_to_utc
 from schedules.dbtypes import utcnow
-from schedules.queries import doses_of, local_today
 from schedules.errors import DomainError
-from schedules.models import AdverseEvent, Alert, AlertState, Dose, DoseState, Participant, Site, Study
+from schedules.models import (
+    AdverseEvent,
+    Alert,
+    AlertState,
+    Dose,
+    DoseState,
+    Participant,
+    Site,
+    Study,
+)
 from schedules.planning import parse_hhmm
-from schedules.symptoms import vas_history
+from schedules.queries import doses_of, local_today, vas_history
 
 MESSAGE_LOG_LIMIT = 200
 # A dose can be reported by phone once its window has opened; missed and skipped ones may still change.

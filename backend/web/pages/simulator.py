@@ -10,13 +10,19 @@ from wtforms.fields import SelectChoice
 
 from backend.config import settings_of
 from backend.db import get_session
+from backend.extensions import get_vault
 from backend.identity import scope
+from backend.operations.sms_replies import handle_inbound
 from backend.runtime.jobs import JOBS, run_job
-from backend.web.pages.common import bp, csrf_refused, principal, staff_page, visible_participant_or_404
+from backend.web.pages.common import (
+    bp,
+    csrf_refused,
+    principal,
+    staff_page,
+    visible_participant_or_404,
+)
 from backend.web.pages.forms import RunJobsForm, SimulatorReplyForm
 from backend.web.pages.participant import message_log
-from backend.extensions import get_vault
-from backend.operations.sms_replies import handle_inbound
 from notifications.models import InboundMessage
 from schedules.dbtypes import utcnow
 from schedules.models import Participant, Site
