@@ -13,8 +13,13 @@ from backend.db import init_app as init_db
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
     """Build the Flask app; never starts the scheduler (that is `flask scheduler`)."""
     settings = settings or load_settings()
-    app = Flask(__name__, instance_path=settings.INSTANCE_DIR, instance_relative_config=False,
-                template_folder="web/templates", static_folder="web/static")
+    app = Flask(
+        __name__,
+        instance_path=settings.INSTANCE_DIR,
+        instance_relative_config=False,
+        template_folder="web/templates",
+        static_folder="web/static",
+    )
     app.config.from_mapping(settings.as_flask_config())
     app.config["SETTINGS"] = settings
     if settings.PROXY_FIX_HOPS:

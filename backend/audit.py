@@ -64,6 +64,7 @@ def _shared_text():
         if hit is None:  # the object is kept with its text: its id cannot be reused meanwhile
             hit = seen[id(value)] = (value, value.isoformat())
         return hit[1]
+
     return text
 
 
@@ -111,7 +112,13 @@ def _rows_for(obj, action: str) -> list[dict]:
         for attr in mapper.column_attrs:
             history = state.attrs[attr.key].history
             if history.has_changes():
-                changes.append((attr.key, history.deleted[0] if history.deleted else None, history.added[0] if history.added else None))
+                changes.append(
+                    (
+                        attr.key,
+                        history.deleted[0] if history.deleted else None,
+                        history.added[0] if history.added else None,
+                    )
+                )
         rows += _update_rows(base, changes, redact)
     if action == "delete":
         rows.append({**base, "field": "", "old_value": None, "new_value": None})
@@ -137,14 +144,29 @@ def _bulk_rows(model: type, created, updated) -> list[dict]:
     rows: list[dict] = []
     for values in created:
         entity_id = "/".join(str(values[k]) for k in pk if values.get(k) is not None)
-        shown = {k: REDACTED if hidden else v if type(v) is str else text(v) for k, hidden in shown_keys if (v := values.get(k)) is not None}
-        row = {"action": "create", "entity": entity, "entity_id": entity_id, "field": "*", "old_value": None, "new_value": encode(shown)}
+        shown = {
+            k: REDACTED if hidden else v if type(v) is str else text(v)
+            for k, hidden in shown_keys
+            if (v := values.get(k)) is not None
+        }
+        row = {
+            "action": "create",
+            "entity": entity,
+            "entity_id": entity_id,
+            "field": "*",
+            "old_value": None,
+            "new_value": encode(shown),
+        }
         if keep is None or keep("create", "*", None, row["new_value"]):
             rows.append(row)
     for key, fields in updated:
         entity_id = "/".join(str(k) for k in (key if isinstance(key, tuple) else (key,)) if k is not None)
-        changed = _update_rows(dict(action="update", entity=entity, entity_id=entity_id),
-                               [(f, old, new) for f, (old, new) in fields.items()], redact, text=text)
+        changed = _update_rows(
+            dict(action="update", entity=entity, entity_id=entity_id),
+            [(f, old, new) for f, (old, new) in fields.items()],
+            redact,
+            text=text,
+        )
         rows += [r for r in changed if keep is None or keep("update", r["field"], r["old_value"], r["new_value"])]
     return rows
 

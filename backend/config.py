@@ -151,8 +151,13 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     values["INSTANCE_DIR"] = str(instance)
     if app_env == "production":
         for name in _SECRET_NAMES:
-            if values.get(name, "").strip().lower() in _DEFAULT_SECRET_MARKERS or values.get(name) in _TEST_KEYS.values():
-                raise ConfigError(f"{name} is missing or a default value; set it in the environment before starting in production.")
+            if (
+                values.get(name, "").strip().lower() in _DEFAULT_SECRET_MARKERS
+                or values.get(name) in _TEST_KEYS.values()
+            ):
+                raise ConfigError(
+                    f"{name} is missing or a default value; set it in the environment before starting in production."
+                )
         if not values.get("DATABASE_URL"):
             raise ConfigError("DATABASE_URL is missing; production needs an explicit database (PostgreSQL).")
         if values.get("SMS_BACKEND", "console") == "twilio" and not values.get("TWILIO_AUTH_TOKEN"):

@@ -18,7 +18,7 @@ def normalize_url(url: str) -> str:
     """Use psycopg 3 for plain postgresql:// URLs (the driver we ship)."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

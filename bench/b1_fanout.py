@@ -51,13 +51,25 @@ def standin_max(standin: common.StandIn, *, processes: int, threads: int, total:
     standin.control(reset=True, latency_ms=latency_ms)
     per_thread = max(1, total // (processes * threads))
     start_at = time.time() + 3.0  # after every client has imported the SDK
-    procs = [subprocess.Popen([PY, "-c", _CLIENT, standin.url, str(threads), str(per_thread), str(start_at)], cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    procs = [
+        subprocess.Popen(
+            [PY, "-c", _CLIENT, standin.url, str(threads), str(per_thread), str(start_at)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
     results = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
     sent = per_thread * threads * processes
     elapsed = max(r["end"] for r in results) - min(r["start"] for r in results)
     standin.control(reset=True, latency_ms=latency_ms)
-    return {"messages": sent, "seconds": round(elapsed, 2), "per_second": round(sent / elapsed, 1), "errors": sum(r["errors"] for r in results)}
+    return {
+        "messages": sent,
+        "seconds": round(elapsed, 2),
+        "per_second": round(sent / elapsed, 1),
+        "errors": sum(r["errors"] for r in results),
+    }
 
 
 def insert_due_reminders(app, participant_ids: list[int], *, due: datetime, seq: int = 1) -> None:
@@ -72,21 +84,59 @@ def insert_due_reminders(app, participant_ids: list[int], *, due: datetime, seq:
     engine = get_database(app).engine
     day = due.date()
     with engine.begin() as conn:
-        doses = [{"participant_id": pid, "seq": seq, "local_date": day, "due_at": due, "window_opens_at": due - timedelta(hours=12),
-                  "window_closes_at": due + timedelta(hours=12), "state": "scheduled", "note": "", "updated_at": due}
-                 for pid in participant_ids]
+        doses = [
+            {
+                "participant_id": pid,
+                "seq": seq,
+                "local_date": day,
+                "due_at": due,
+                "window_opens_at": due - timedelta(hours=12),
+                "window_closes_at": due + timedelta(hours=12),
+                "state": "scheduled",
+                "note": "",
+                "updated_at": due,
+            }
+            for pid in participant_ids
+        ]
         for k in range(0, len(doses), 1000):
-            conn.execute(insert(Dose.__table__), doses[k:k + 1000])
-        dose_ids = dict(conn.execute(select(Dose.__table__.c.participant_id, Dose.__table__.c.id).where(Dose.__table__.c.seq == seq)).all())
-    bodies = {lang: render("dose_reminder", lang, local_date=day.isoformat(), site_phone="+861088325555") for lang in ("zh-CN", "en")}
-    rows = [{"participant_id": pid, "site_id": None, "recipient_ciphertext": "", "purpose": "dose_reminder", "ref_type": "dose",
-             "ref_id": dose_ids[pid], "dedupe_key": f"dose_reminder:dose:{dose_ids[pid]}", "language": "en" if i % 3 == 0 else "zh-CN",
-             "body": bodies["en" if i % 3 == 0 else "zh-CN"], "priority": 5, "due_at": due, "not_after": due + timedelta(hours=2),
-             "next_attempt_at": due, "status": "planned", "provider_status": "", "attempts": 0, "recoveries": 0, "last_error": "",
-             "claimed_by": "", "created_at": due} for i, pid in enumerate(participant_ids)]
+            conn.execute(insert(Dose.__table__), doses[k : k + 1000])
+        dose_ids = dict(
+            conn.execute(
+                select(Dose.__table__.c.participant_id, Dose.__table__.c.id).where(Dose.__table__.c.seq == seq)
+            ).all()
+        )
+    bodies = {
+        lang: render("dose_reminder", lang, local_date=day.isoformat(), site_phone="+861088325555")
+        for lang in ("zh-CN", "en")
+    }
+    rows = [
+        {
+            "participant_id": pid,
+            "site_id": None,
+            "recipient_ciphertext": "",
+            "purpose": "dose_reminder",
+            "ref_type": "dose",
+            "ref_id": dose_ids[pid],
+            "dedupe_key": f"dose_reminder:dose:{dose_ids[pid]}",
+            "language": "en" if i % 3 == 0 else "zh-CN",
+            "body": bodies["en" if i % 3 == 0 else "zh-CN"],
+            "priority": 5,
+            "due_at": due,
+            "not_after": due + timedelta(hours=2),
+            "next_attempt_at": due,
+            "status": "planned",
+            "provider_status": "",
+            "attempts": 0,
+            "recoveries": 0,
+            "last_error": "",
+            "claimed_by": "",
+            "created_at": due,
+        }
+        for i, pid in enumerate(participant_ids)
+    ]
     with engine.begin() as conn:  # the one commit that makes all 10,000 due together
         for k in range(0, len(rows), 2000):
-            conn.execute(insert(OutboundMessage.__table__), rows[k:k + 2000])
+            conn.execute(insert(OutboundMessage.__table__), rows[k : k + 2000])
 
 
 def _count(app, status: str) -> int:
@@ -99,11 +149,26 @@ def _count(app, status: str) -> int:
         return conn.execute(select(func.count()).where(OutboundMessage.status == status)).scalar_one()
 
 
-def run_fanout(kind: str, dispatchers: int, *, n: int = 10_000, concurrency: int = 32, batch: int = 200, latency_ms: float = 50,
-               rate_cap: float = 0, scheduler: bool = False, scheduler_seconds: int = 150, measure_max: bool = True, profile_seconds: int = 10,
+def run_fanout(
+    kind: str,
+    dispatchers: int,
+    *,
+    n: int = 10_000,
+    concurrency: int = 32,
+    batch: int = 200,
+    latency_ms: float = 50,
+    rate_cap: float = 0,
+    scheduler: bool = False,
+    scheduler_seconds: int = 150,
+    measure_max: bool = True,
+    profile_seconds: int = 10,
 ) -> dict:
     """One variant end to end; returns its figures (and peak RSS of the processes it ran)."""
-    with common.database(kind, "b1") as url, tempfile.TemporaryDirectory(prefix="bench-b1-") as work, common.StandIn(latency_ms) as standin:
+    with (
+        common.database(kind, "b1") as url,
+        tempfile.TemporaryDirectory(prefix="bench-b1-") as work,
+        common.StandIn(latency_ms) as standin,
+    ):
         extra = {"DISPATCH_CONCURRENCY": concurrency, "DISPATCH_BATCH_SIZE": batch, "SEND_RATE_PER_SECOND": rate_cap}
         if rate_cap:
             extra["RATELIMIT_STORAGE_URI"] = common.REDIS_URL
@@ -116,10 +181,18 @@ def run_fanout(kind: str, dispatchers: int, *, n: int = 10_000, concurrency: int
         ids = common.bulk_participants(app, study_id=study_id, site_id=site_id, n=n, first_dose=today)
         setup_s = time.perf_counter() - t
 
-        result: dict = {"variant": f"{kind} x{dispatchers}", "n": n, "concurrency": concurrency, "batch": batch, "latency_ms": latency_ms,
-                  "rate_cap": rate_cap}
+        result: dict = {
+            "variant": f"{kind} x{dispatchers}",
+            "n": n,
+            "concurrency": concurrency,
+            "batch": batch,
+            "latency_ms": latency_ms,
+            "rate_cap": rate_cap,
+        }
         if measure_max:
-            result["standin_max"] = standin_max(standin, processes=dispatchers, threads=concurrency, total=n, latency_ms=latency_ms)
+            result["standin_max"] = standin_max(
+                standin, processes=dispatchers, threads=concurrency, total=n, latency_ms=latency_ms
+            )
 
         procs = {}
         for i in range(dispatchers):
@@ -128,24 +201,36 @@ def run_fanout(kind: str, dispatchers: int, *, n: int = 10_000, concurrency: int
         watcher = common.RssWatcher({name: p.pid for name, p in procs.items()}).start()
         try:
             # A dispatcher logs "ready" once imported, connected and idle.
-            common.wait_for(lambda: all(" ready: " in open(f"{work}/dispatch{i}.log").read() for i in range(dispatchers)),
-                            timeout=120, what="dispatchers polling")
+            common.wait_for(
+                lambda: all(" ready: " in open(f"{work}/dispatch{i}.log").read() for i in range(dispatchers)),
+                timeout=120,
+                what="dispatchers polling",
+            )
             due = datetime.now(timezone.utc).replace(microsecond=0)
             insert_due_reminders(app, ids, due=due)
             t0 = time.perf_counter()
-            spies = [common.profile(p.pid, f"b1-{kind}x{dispatchers}-{name.replace(' ', '')}", seconds=profile_seconds)
-                     for name, p in procs.items() if name.startswith("dispatcher")]
+            spies = [
+                common.profile(p.pid, f"b1-{kind}x{dispatchers}-{name.replace(' ', '')}", seconds=profile_seconds)
+                for name, p in procs.items()
+                if name.startswith("dispatcher")
+            ]
             common.wait_for(lambda: _count(app, "sent") >= n, timeout=900, every=0.1, what=f"{n} messages sent")
             wall = time.perf_counter() - t0
             if scheduler:
                 # B5: the scheduler, started now (so its planner does not race the bench's own insert), runs its jobs
                 # at once over these 10,000 participants; sample it until plan_messages is done or scheduler_seconds pass.
-                procs["scheduler"] = common.spawn([PY, "-m", "flask", "--app", "wsgi", "scheduler", "--no-dispatch"], env, f"{work}/scheduler.log")
+                procs["scheduler"] = common.spawn(
+                    [PY, "-m", "flask", "--app", "wsgi", "scheduler", "--no-dispatch"], env, f"{work}/scheduler.log"
+                )
                 watcher.named["scheduler"] = procs["scheduler"].pid
                 t_sched = time.perf_counter()
                 try:
-                    common.wait_for(lambda: "job plan_messages" in open(f"{work}/scheduler.log").read(), timeout=scheduler_seconds,
-                                    every=1, what="scheduler's first plan_messages run")
+                    common.wait_for(
+                        lambda: "job plan_messages" in open(f"{work}/scheduler.log").read(),
+                        timeout=scheduler_seconds,
+                        every=1,
+                        what="scheduler's first plan_messages run",
+                    )
                     result["scheduler_plan_messages_s"] = round(time.perf_counter() - t_sched, 1)
                 except TimeoutError:
                     result["scheduler_plan_messages_s"] = f"not finished after {scheduler_seconds} s"
@@ -159,33 +244,47 @@ def run_fanout(kind: str, dispatchers: int, *, n: int = 10_000, concurrency: int
         received = standin.messages()
         stamps = sorted(datetime.fromisoformat(m["received_at"]).timestamp() for m in received)
         handover = stamps[-1] - stamps[0] if len(stamps) > 1 else float("nan")
-        result.update({
-            "participants_setup_s": round(setup_s, 2),
-            "seconds_commit_to_all_sent": round(wall, 2),
-            "per_second": round(n / wall, 1),
-            "per_second_first_to_last_handover": round((len(stamps) - 1) / handover, 1),
-            "received": len(received), "distinct_recipients": len({m["To"] for m in received}),
-            "failed_or_retrying": n - _count(app, "sent"),
-            "peak_rss_mb": {k: round(v, 1) for k, v in peaks.items()},
-        })
+        result.update(
+            {
+                "participants_setup_s": round(setup_s, 2),
+                "seconds_commit_to_all_sent": round(wall, 2),
+                "per_second": round(n / wall, 1),
+                "per_second_first_to_last_handover": round((len(stamps) - 1) / handover, 1),
+                "received": len(received),
+                "distinct_recipients": len({m["To"] for m in received}),
+                "failed_or_retrying": n - _count(app, "sent"),
+                "peak_rss_mb": {k: round(v, 1) for k, v in peaks.items()},
+            }
+        )
         if measure_max:
             result["ratio_to_standin_max"] = round(result["per_second"] / result["standin_max"]["per_second"], 2)
         if scheduler:
-            result["scheduler_log_tail"] = [line for line in open(f"{work}/scheduler.log").read().splitlines() if "job " in line][-4:]
+            result["scheduler_log_tail"] = [
+                line for line in open(f"{work}/scheduler.log").read().splitlines() if "job " in line
+            ][-4:]
         app.extensions["database"].engine.dispose()
         return result
 
 
 def show(result: dict) -> None:
     """Print one variant's figures."""
-    print(f"-- {result['variant']}: {result['n']} reminders, {result['concurrency']} threads x batch {result['batch']} per dispatcher, "
-          f"stand-in {result['latency_ms']:g} ms" + (f", send cap {result['rate_cap']:g}/s via Redis" if result["rate_cap"] else ""))
-    print(f"   commit -> all sent: {result['seconds_commit_to_all_sent']} s = {result['per_second']} messages/s "
-          f"(first->last hand-over {result['per_second_first_to_last_handover']}/s)")
+    print(
+        f"-- {result['variant']}: {result['n']} reminders, {result['concurrency']} threads x batch {result['batch']} per dispatcher, "
+        f"stand-in {result['latency_ms']:g} ms"
+        + (f", send cap {result['rate_cap']:g}/s via Redis" if result["rate_cap"] else "")
+    )
+    print(
+        f"   commit -> all sent: {result['seconds_commit_to_all_sent']} s = {result['per_second']} messages/s "
+        f"(first->last hand-over {result['per_second_first_to_last_handover']}/s)"
+    )
     if "standin_max" in result:
         m = result["standin_max"]
-        print(f"   stand-in max at the same concurrency: {m['per_second']} messages/s ({m['errors']} errors) -> ratio {result['ratio_to_standin_max']}")
-    print(f"   received {result['received']}, distinct recipients {result['distinct_recipients']}, not sent {result['failed_or_retrying']}")
+        print(
+            f"   stand-in max at the same concurrency: {m['per_second']} messages/s ({m['errors']} errors) -> ratio {result['ratio_to_standin_max']}"
+        )
+    print(
+        f"   received {result['received']}, distinct recipients {result['distinct_recipients']}, not sent {result['failed_or_retrying']}"
+    )
     print(f"   peak RSS MB: {result['peak_rss_mb']}")
 
 
@@ -196,14 +295,24 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32, help="DISPATCH_CONCURRENCY per dispatcher")
     parser.add_argument("--batch", type=int, default=200, help="DISPATCH_BATCH_SIZE")
     parser.add_argument("--latency-ms", type=float, default=50)
-    parser.add_argument("--rate-cap", type=float, default=0, help="SEND_RATE_PER_SECOND shared through Redis (0 = uncapped)")
+    parser.add_argument(
+        "--rate-cap", type=float, default=0, help="SEND_RATE_PER_SECOND shared through Redis (0 = uncapped)"
+    )
     parser.add_argument("--no-max", action="store_true", help="skip measuring the stand-in's own maximum")
     args = parser.parse_args()
     common.banner("B1 fan-out")
     for name in args.only or ["sqlite", "pg1", "pg2"]:
         kind, dispatchers = VARIANTS[name]
-        result = run_fanout(kind, dispatchers, n=args.n, concurrency=args.concurrency, batch=args.batch, latency_ms=args.latency_ms,
-                            rate_cap=args.rate_cap, measure_max=not args.no_max)
+        result = run_fanout(
+            kind,
+            dispatchers,
+            n=args.n,
+            concurrency=args.concurrency,
+            batch=args.batch,
+            latency_ms=args.latency_ms,
+            rate_cap=args.rate_cap,
+            measure_max=not args.no_max,
+        )
         show(result)
         common.record("B1", result)
         sys.stdout.flush()

@@ -26,8 +26,12 @@ from common import ROOT
 
 def wrk_get(port: int, path: str, *, seconds: int, connections: int) -> dict:
     """Closed-loop maximum of a GET with wrk."""
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}{path}"],
-                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}{path}"],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    ).stdout
     rate = float(next(line.split()[-1] for line in out.splitlines() if line.startswith("Requests/sec")))
     non2xx = next((int(line.split()[-1]) for line in out.splitlines() if "Non-2xx" in line), 0)
     return {"per_second": rate, "non_2xx": non2xx}
@@ -37,16 +41,26 @@ def run(*, participants: int, seconds: int, connections: int) -> dict:
     """Start the three servers on one database and measure the three pairs."""
     with inbound_setup("b2c", participants) as (app, env, work, sign):
         ports = {name: free_port() for name in ("bare", "real", "store")}
-        servers = [start_gunicorn(env, ports["bare"], "bare_app:app", f"{work}/bare.log", pythonpath=str(ROOT / "bench")),
-                   start_gunicorn(env, ports["real"], "wsgi:app", f"{work}/real.log"),
-                   start_gunicorn(env, ports["store"], "store_only_app:app", f"{work}/store.log", pythonpath=str(ROOT / "bench"))]
+        servers = [
+            start_gunicorn(env, ports["bare"], "bare_app:app", f"{work}/bare.log", pythonpath=str(ROOT / "bench")),
+            start_gunicorn(env, ports["real"], "wsgi:app", f"{work}/real.log"),
+            start_gunicorn(
+                env, ports["store"], "store_only_app:app", f"{work}/store.log", pythonpath=str(ROOT / "bench")
+            ),
+        ]
         try:
             out = {}
             bare_health = wrk_get(ports["bare"], "/healthz", seconds=seconds, connections=connections)
             real_health = wrk_get(ports["real"], "/healthz", seconds=seconds, connections=connections)
-            out["healthz"] = {"bare": bare_health, "real": real_health, "ratio": round(real_health["per_second"] / bare_health["per_second"], 3)}
+            out["healthz"] = {
+                "bare": bare_health,
+                "real": real_health,
+                "ratio": round(real_health["per_second"] / bare_health["per_second"], 3),
+            }
             for name, prefix in (("store_only", "S"), ("real_webhook", "R")):
-                bare = wrk_max(ports["bare"], sign(prefix + "B", 60_000), work, seconds=seconds, connections=connections)
+                bare = wrk_max(
+                    ports["bare"], sign(prefix + "B", 60_000), work, seconds=seconds, connections=connections
+                )
                 port = ports["store" if name == "store_only" else "real"]
                 ours = wrk_max(port, sign(prefix, 60_000), work, seconds=seconds, connections=connections)
                 out[name] = {"bare": bare, "ours": ours, "ratio": round(ours["per_second"] / bare["per_second"], 3)}
@@ -59,11 +73,15 @@ def run(*, participants: int, seconds: int, connections: int) -> dict:
 def show(r: dict) -> None:
     """Print the three ratios."""
     h = r["healthz"]
-    print(f"-- GET /healthz           : bare {h['bare']['per_second']:.0f} req/s, real app {h['real']['per_second']:.0f} req/s -> ratio {h['ratio']}")
+    print(
+        f"-- GET /healthz           : bare {h['bare']['per_second']:.0f} req/s, real app {h['real']['per_second']:.0f} req/s -> ratio {h['ratio']}"
+    )
     for name, label in (("store_only", "store-only webhook"), ("real_webhook", "real webhook      ")):
         p = r[name]
-        print(f"-- POST /sms/inbound {label}: bare {p['bare']['per_second']:.0f} req/s, ours {p['ours']['per_second']:.0f} req/s"
-              f" (p99 {p['ours']['p99_ms']} ms, non-2xx {p['ours']['status_errors']}) -> ratio {p['ratio']}  (B2 target >= 0.5)")
+        print(
+            f"-- POST /sms/inbound {label}: bare {p['bare']['per_second']:.0f} req/s, ours {p['ours']['per_second']:.0f} req/s"
+            f" (p99 {p['ours']['p99_ms']} ms, non-2xx {p['ours']['status_errors']}) -> ratio {p['ratio']}  (B2 target >= 0.5)"
+        )
 
 
 def main() -> None:

@@ -40,12 +40,23 @@ def insert_open_doses(app, participant_ids: list[int]) -> None:
     from schedules.models import Dose
 
     now = datetime.now(timezone.utc)
-    rows = [{"participant_id": pid, "seq": 1, "local_date": now.date(), "due_at": now - timedelta(hours=1),
-             "window_opens_at": now - timedelta(hours=13), "window_closes_at": now + timedelta(hours=11), "state": "scheduled",
-             "note": "", "updated_at": now} for pid in participant_ids]
+    rows = [
+        {
+            "participant_id": pid,
+            "seq": 1,
+            "local_date": now.date(),
+            "due_at": now - timedelta(hours=1),
+            "window_opens_at": now - timedelta(hours=13),
+            "window_closes_at": now + timedelta(hours=11),
+            "state": "scheduled",
+            "note": "",
+            "updated_at": now,
+        }
+        for pid in participant_ids
+    ]
     with get_database(app).engine.begin() as conn:
         for k in range(0, len(rows), 1000):
-            conn.execute(insert(Dose.__table__), rows[k:k + 1000])
+            conn.execute(insert(Dose.__table__), rows[k : k + 1000])
 
 
 def signed_requests(prefix: str, count: int, participants: int, *, token: str, base_url: str) -> list[tuple[str, str]]:
@@ -57,9 +68,17 @@ def signed_requests(prefix: str, count: int, participants: int, *, token: str, b
     out = []
     for i in range(count):
         who, round_ = i % participants, i // participants
-        params = {"MessageSid": f"SM{prefix}{i:024d}"[:34], "AccountSid": "AC" + "0" * 32, "From": common.phone(who),
-                  "To": "+861088325555", "Body": BODIES[round_ % len(BODIES)], "NumMedia": "0", "NumSegments": "1",
-                  "SmsStatus": "received", "ApiVersion": "2010-04-01"}
+        params = {
+            "MessageSid": f"SM{prefix}{i:024d}"[:34],
+            "AccountSid": "AC" + "0" * 32,
+            "From": common.phone(who),
+            "To": "+861088325555",
+            "Body": BODIES[round_ % len(BODIES)],
+            "NumMedia": "0",
+            "NumSegments": "1",
+            "SmsStatus": "received",
+            "ApiVersion": "2010-04-01",
+        }
         out.append((validator.compute_signature(url, params), urllib.parse.urlencode(params)))
     return out
 
@@ -67,7 +86,11 @@ def signed_requests(prefix: str, count: int, participants: int, *, token: str, b
 def start_gunicorn(env: dict, port: int, app_path: str, log: str, *, workers: int = 2, pythonpath: str | None = None):
     """gunicorn with infra/gunicorn.conf.py, as in production; waits for /healthz."""
     env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(workers)}
-    args = [PY, "-m", "gunicorn", "-c", "infra/gunicorn.conf.py"] + (["--pythonpath", pythonpath] if pythonpath else []) + [app_path]
+    args = (
+        [PY, "-m", "gunicorn", "-c", "infra/gunicorn.conf.py"]
+        + (["--pythonpath", pythonpath] if pythonpath else [])
+        + [app_path]
+    )
     proc = common.spawn(args, env, log)
     common.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=90)
     return proc
@@ -97,7 +120,12 @@ def post_all(port: int, requests: list[tuple[str, str]], *, threads: int = 8) ->
                 return
             sig, body = requests[i]
             t = time.perf_counter()
-            conn.request("POST", "/sms/inbound", body, {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig})
+            conn.request(
+                "POST",
+                "/sms/inbound",
+                body,
+                {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig},
+            )
             response = conn.getresponse()
             response.read()
             with lock:
@@ -109,12 +137,21 @@ def post_all(port: int, requests: list[tuple[str, str]], *, threads: int = 8) ->
     [t.start() for t in pool]
     [t.join() for t in pool]
     elapsed = time.perf_counter() - started
-    return {"requests": len(latencies), "seconds": round(elapsed, 2), "per_second": round(len(latencies) / elapsed, 1),
-            "ok": statuses.get(200, 0), "status_errors": len(latencies) - statuses.get(200, 0), "statuses": statuses, "p50_ms": round(1000 * common.percentile(latencies, 50), 2),
-            "p99_ms": round(1000 * common.percentile(latencies, 99), 2)}
+    return {
+        "requests": len(latencies),
+        "seconds": round(elapsed, 2),
+        "per_second": round(len(latencies) / elapsed, 1),
+        "ok": statuses.get(200, 0),
+        "status_errors": len(latencies) - statuses.get(200, 0),
+        "statuses": statuses,
+        "p50_ms": round(1000 * common.percentile(latencies, 50), 2),
+        "p99_ms": round(1000 * common.percentile(latencies, 99), 2),
+    }
 
 
-def wrk_max(port: int, requests: list[tuple[str, str]], work: str, *, seconds: int, connections: int = 16, threads: int = 2) -> dict:
+def wrk_max(
+    port: int, requests: list[tuple[str, str]], work: str, *, seconds: int, connections: int = 16, threads: int = 2
+) -> dict:
     """Closed-loop maximum with wrk; the Python generator if wrk is not installed."""
     if shutil.which("wrk") is None:
         print("   (wrk not found: using the Python generator, which needs CPU itself; apt-get install -y wrk)")
@@ -122,8 +159,25 @@ def wrk_max(port: int, requests: list[tuple[str, str]], work: str, *, seconds: i
     path = f"{work}/requests-{port}.tsv"
     with open(path, "w") as handle:
         handle.writelines(f"{sig}\t{body}\n" for sig, body in requests)
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(ROOT / "bench" / "wrk_inbound.lua"),
-                          f"http://127.0.0.1:{port}", "--", path, str(threads)], capture_output=True, text=True, timeout=seconds + 60).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(ROOT / "bench" / "wrk_inbound.lua"),
+            f"http://127.0.0.1:{port}",
+            "--",
+            path,
+            str(threads),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    ).stdout
     result = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
     result["per_second"] = round(result["requests"] / result["seconds"], 1)
     result["wrapped"] = result["requests"] > len(requests)  # beyond the list: replays, answered as duplicates
@@ -152,7 +206,12 @@ def open_loop(port: int, requests: list[tuple[str, str]], *, rate: float, second
             time.sleep(max(0.0, due - time.perf_counter()))
             sig, body = requests[i]
             try:
-                conn.request("POST", "/sms/inbound", body, {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig})
+                conn.request(
+                    "POST",
+                    "/sms/inbound",
+                    body,
+                    {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig},
+                )
                 response = conn.getresponse()
                 response.read()
                 status = response.status
@@ -170,10 +229,18 @@ def open_loop(port: int, requests: list[tuple[str, str]], *, rate: float, second
     [t.start() for t in pool]
     [t.join() for t in pool]
     achieved = len(latencies) / max(1e-9, time.perf_counter() - t0)
-    return {"target_rate": round(rate, 1), "achieved_rate": round(achieved, 1), "requests": total, "ok": statuses.get(200, 0),
-            "statuses": statuses, "errors": len(errors), "p50_ms": round(1000 * common.percentile(latencies, 50), 2),
-            "p90_ms": round(1000 * common.percentile(latencies, 90), 2), "p99_ms": round(1000 * common.percentile(latencies, 99), 2),
-            "max_ms": round(1000 * max(latencies or [0]), 2)}
+    return {
+        "target_rate": round(rate, 1),
+        "achieved_rate": round(achieved, 1),
+        "requests": total,
+        "ok": statuses.get(200, 0),
+        "statuses": statuses,
+        "errors": len(errors),
+        "p50_ms": round(1000 * common.percentile(latencies, 50), 2),
+        "p90_ms": round(1000 * common.percentile(latencies, 90), 2),
+        "p99_ms": round(1000 * common.percentile(latencies, 99), 2),
+        "max_ms": round(1000 * max(latencies or [0]), 2),
+    }
 
 
 def profile_inbound(app, requests: list[tuple[str, str]]) -> str:
@@ -187,7 +254,11 @@ def profile_inbound(app, requests: list[tuple[str, str]]) -> str:
     started = time.perf_counter()
     profiler.enable()
     for sig, body in requests:
-        client.post("/sms/inbound", data=body, headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig})
+        client.post(
+            "/sms/inbound",
+            data=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig},
+        )
     profiler.disable()
     each = 1000 * (time.perf_counter() - started) / len(requests)
     out = io.StringIO()
@@ -195,7 +266,10 @@ def profile_inbound(app, requests: list[tuple[str, str]]) -> str:
     counts = io.StringIO()
     stats = pstats.Stats(profiler, stream=counts)
     executes = sum(v[0] for k, v in stats.stats.items() if k[2] in ("execute",) and "psycopg" in k[0])
-    return f"in process: {each:.1f} ms per request (profiled), {executes / len(requests):.1f} SQL statements per request\n" + out.getvalue()
+    return (
+        f"in process: {each:.1f} ms per request (profiled), {executes / len(requests):.1f} SQL statements per request\n"
+        + out.getvalue()
+    )
 
 
 def exactly_once(app) -> dict:
@@ -225,15 +299,31 @@ def inbound_setup(tag: str, participants: int):
         app = common.make_app(env)
         common.migrate(app)
         study_id, site_id = common.study_and_site(app)
-        ids = common.bulk_participants(app, study_id=study_id, site_id=site_id, n=participants, first_dose=datetime.now(timezone.utc).date())
+        ids = common.bulk_participants(
+            app, study_id=study_id, site_id=site_id, n=participants, first_dose=datetime.now(timezone.utc).date()
+        )
         insert_open_doses(app, ids)
         try:
-            yield app, env, work, lambda prefix, n: signed_requests(prefix, n, participants, token=env["TWILIO_AUTH_TOKEN"], base_url=env["PUBLIC_BASE_URL"])
+            yield (
+                app,
+                env,
+                work,
+                lambda prefix, n: signed_requests(
+                    prefix, n, participants, token=env["TWILIO_AUTH_TOKEN"], base_url=env["PUBLIC_BASE_URL"]
+                ),
+            )
         finally:
             app.extensions["database"].engine.dispose()  # before the database is dropped
 
 
-def run_inbound(*, participants: int = 2000, seconds: int = 15, connections: int = 16, profile_seconds: int = 10, profile: bool = False) -> dict:
+def run_inbound(
+    *,
+    participants: int = 2000,
+    seconds: int = 15,
+    connections: int = 16,
+    profile_seconds: int = 10,
+    profile: bool = False,
+) -> dict:
     """The whole comparison; returns the figures and the web workers' peak RSS."""
     with inbound_setup("b2", participants) as (app, env, work, sign):
         warm, load, half = sign("W", 200), sign("L", 40_000), sign("H", 20_000)
@@ -245,7 +335,10 @@ def run_inbound(*, participants: int = 2000, seconds: int = 15, connections: int
         try:
             warm_real, warm_bare = post_all(real_port, warm), post_all(bare_port, warm)
             bare_max = wrk_max(bare_port, load, work, seconds=seconds, connections=connections)
-            spies = [common.profile(pid, f"b2-web-worker{k}", seconds=profile_seconds) for k, pid in enumerate(common.children(real.pid))]
+            spies = [
+                common.profile(pid, f"b2-web-worker{k}", seconds=profile_seconds)
+                for k, pid in enumerate(common.children(real.pid))
+            ]
             real_max = wrk_max(real_port, load, work, seconds=seconds, connections=connections)
             for spy in spies:
                 if spy is not None:
@@ -260,15 +353,24 @@ def run_inbound(*, participants: int = 2000, seconds: int = 15, connections: int
         profile_text = profile_inbound(app, sign("P", 400)) if profile else ""
         sent_real = warm_real["ok"] + (min(real_max["requests"], len(load)) - real_max["status_errors"]) + at_half["ok"]
         return {
-            "participants": participants, "seconds": seconds, "connections": connections,
+            "participants": participants,
+            "seconds": seconds,
+            "connections": connections,
             "warmup": {"real": warm_real["statuses"], "bare": warm_bare["statuses"]},
-            "bare_max": bare_max, "real_max": real_max, "ratio": round(real_max["per_second"] / bare_max["per_second"], 3),
-            "at_half_rate": at_half, "database": db, "distinct_messages_answered_200": sent_real,
+            "bare_max": bare_max,
+            "real_max": real_max,
+            "ratio": round(real_max["per_second"] / bare_max["per_second"], 3),
+            "at_half_rate": at_half,
+            "database": db,
+            "distinct_messages_answered_200": sent_real,
             # wrk stops counting at the deadline with up to one request per connection still in flight:
             # those are processed (rows) but not counted (answered), hence the tolerance of `connections`.
-            "exactly_once": (db["inbound_rows"] == db["distinct_sids"] == db["reply_rows"]
-                             and 0 <= db["inbound_rows"] - sent_real <= connections and db["unprocessed"] == 0
-                             and db["taken_events"] == db["doses_taken"] <= participants),
+            "exactly_once": (
+                db["inbound_rows"] == db["distinct_sids"] == db["reply_rows"]
+                and 0 <= db["inbound_rows"] - sent_real <= connections
+                and db["unprocessed"] == 0
+                and db["taken_events"] == db["doses_taken"] <= participants
+            ),
             "server_errors_logged": log_text.count('"level": "ERROR"'),
             "peak_rss_mb": {k: round(v, 1) for k, v in peaks.items()},
             "profile": profile_text,
@@ -279,14 +381,22 @@ def show(r: dict) -> None:
     """Print the figures."""
     b, m, h = r["bare_max"], r["real_max"], r["at_half_rate"]
     print(f"-- maximum rate ({m['tool']}, {r['seconds']} s each)")
-    print(f"   bare Flask endpoint : {b['per_second']} req/s, p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms, errors {b.get('status_errors', 0)}")
-    print(f"   real /sms/inbound   : {m['per_second']} req/s, p50 {m['p50_ms']} ms, p99 {m['p99_ms']} ms, errors {m.get('status_errors', 0)}"
-          f" (non-2xx {m.get('status_errors', 0)}, socket {m.get('connect_errors', 0) + m.get('read_errors', 0) + m.get('write_errors', 0)}, timeouts {m.get('timeouts', 0)})")
+    print(
+        f"   bare Flask endpoint : {b['per_second']} req/s, p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms, errors {b.get('status_errors', 0)}"
+    )
+    print(
+        f"   real /sms/inbound   : {m['per_second']} req/s, p50 {m['p50_ms']} ms, p99 {m['p99_ms']} ms, errors {m.get('status_errors', 0)}"
+        f" (non-2xx {m.get('status_errors', 0)}, socket {m.get('connect_errors', 0) + m.get('read_errors', 0) + m.get('write_errors', 0)}, timeouts {m.get('timeouts', 0)})"
+    )
     print(f"   ratio real/bare     : {r['ratio']}  (target >= 0.5)")
     print(f"-- open loop at half the real maximum: target {h['target_rate']}/s, achieved {h['achieved_rate']}/s")
-    print(f"   p50 {h['p50_ms']} ms, p90 {h['p90_ms']} ms, p99 {h['p99_ms']} ms (target < 100), max {h['max_ms']} ms; statuses {h['statuses']}, errors {h['errors']}")
-    print(f"-- exactly once: {r['exactly_once']}  {r['database']}  (answered 200: {r['distinct_messages_answered_200']},"
-          f" plus at most {r['connections']} in flight when wrk stopped)")
+    print(
+        f"   p50 {h['p50_ms']} ms, p90 {h['p90_ms']} ms, p99 {h['p99_ms']} ms (target < 100), max {h['max_ms']} ms; statuses {h['statuses']}, errors {h['errors']}"
+    )
+    print(
+        f"-- exactly once: {r['exactly_once']}  {r['database']}  (answered 200: {r['distinct_messages_answered_200']},"
+        f" plus at most {r['connections']} in flight when wrk stopped)"
+    )
     print(f"   ERROR lines in the server log: {r['server_errors_logged']}; peak RSS MB: {r['peak_rss_mb']}")
     if r.get("profile"):
         print(r["profile"])
@@ -300,7 +410,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also cProfile 400 requests in process")
     args = parser.parse_args()
     common.banner("B2 inbound webhook under load (PostgreSQL, gunicorn 2 workers x 4 threads)")
-    result = run_inbound(participants=args.participants, seconds=args.seconds, connections=args.connections, profile=args.profile)
+    result = run_inbound(
+        participants=args.participants, seconds=args.seconds, connections=args.connections, profile=args.profile
+    )
     show(result)
     common.record("B2", {k: v for k, v in result.items() if k != "profile"})
 

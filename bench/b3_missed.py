@@ -40,7 +40,17 @@ def load_doses(app, participant_ids: list[int], *, now: datetime) -> int:
     from schedules.models import Dose
 
     base = now - timedelta(days=DOSES_PER_PARTICIPANT)  # half the doses in the past
-    cols = ("participant_id", "seq", "local_date", "due_at", "window_opens_at", "window_closes_at", "state", "note", "updated_at")
+    cols = (
+        "participant_id",
+        "seq",
+        "local_date",
+        "due_at",
+        "window_opens_at",
+        "window_closes_at",
+        "state",
+        "note",
+        "updated_at",
+    )
 
     def rows():
         for n, pid in enumerate(participant_ids):
@@ -53,7 +63,11 @@ def load_doses(app, participant_ids: list[int], *, now: datetime) -> int:
                     state = "missed" if (pid + seq) % 10 == 0 else "taken"
                 if n < CLOSED and seq == DOSES_PER_PARTICIPANT // 2:
                     # The latest past dose of the first 1,000: window closed within the last hour, unreported.
-                    due, closes, state = now - timedelta(hours=12, minutes=30), now - timedelta(minutes=30 - n % 30), "scheduled"
+                    due, closes, state = (
+                        now - timedelta(hours=12, minutes=30),
+                        now - timedelta(minutes=30 - n % 30),
+                        "scheduled",
+                    )
                 yield (pid, seq, due.date(), due, due - timedelta(hours=12), closes, state, "", now)
 
     database = get_database(app)
@@ -111,8 +125,12 @@ def put_back(app) -> None:
     with database.engine.begin() as conn:
         conn.execute(text("DELETE FROM alert WHERE ref_type = 'dose'"))
         conn.execute(text("DELETE FROM doseevent"))
-        conn.execute(text(f"UPDATE dose SET state = 'scheduled', reported_at = NULL WHERE seq = {DOSES_PER_PARTICIPANT // 2} "
-                          f"AND participant_id IN (SELECT id FROM participant ORDER BY id LIMIT {CLOSED})"))
+        conn.execute(
+            text(
+                f"UPDATE dose SET state = 'scheduled', reported_at = NULL WHERE seq = {DOSES_PER_PARTICIPANT // 2} "
+                f"AND participant_id IN (SELECT id FROM participant ORDER BY id LIMIT {CLOSED})"
+            )
+        )
     if database.dialect == "postgresql":
         # Clear the deleted alerts and events, as autovacuum would between two runs a minute apart: without it the
         # next run checks the same dedupe keys against dead index entries, a cost the real job never meets. Not
@@ -171,7 +189,9 @@ def run_size(kind: str, rows: int, *, profile: bool) -> dict:
         study_id, site_id = common.study_and_site(app)
         now = datetime.now(timezone.utc)
         t = time.perf_counter()
-        ids = common.bulk_participants(app, study_id=study_id, site_id=site_id, n=participants, first_dose=(now - timedelta(days=50)).date())
+        ids = common.bulk_participants(
+            app, study_id=study_id, site_id=site_id, n=participants, first_dose=(now - timedelta(days=50)).date()
+        )
         written = load_doses(app, ids, now=now)
         load_s = time.perf_counter() - t
         settle(app)
@@ -192,14 +212,24 @@ def run_size(kind: str, rows: int, *, profile: bool) -> dict:
             time_job(app)
             profiler.disable()
             out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(r"(schedules|notifications|backend)/", 14)
+            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(
+                r"(schedules|notifications|backend)/", 14
+            )
             profile_text = out.getvalue()
         app.extensions["database"].engine.dispose()
-        return {"db": kind, "rows": written, "participants": participants, "load_s": round(load_s, 1),
-                "runs_ms": [round(1000 * r, 1) for r in runs], "median_ms": round(1000 * statistics.median(runs), 1),
-                "other_load_during_runs": [round(x, 2) for x in loads],
-                "summary": summaries[0], "nothing_to_do_ms": round(1000 * idle_s, 1), "nothing_to_do": idle_summary,
-                "profile": profile_text}
+        return {
+            "db": kind,
+            "rows": written,
+            "participants": participants,
+            "load_s": round(load_s, 1),
+            "runs_ms": [round(1000 * r, 1) for r in runs],
+            "median_ms": round(1000 * statistics.median(runs), 1),
+            "other_load_during_runs": [round(x, 2) for x in loads],
+            "summary": summaries[0],
+            "nothing_to_do_ms": round(1000 * idle_s, 1),
+            "nothing_to_do": idle_summary,
+            "profile": profile_text,
+        }
 
 
 def main() -> None:
@@ -223,8 +253,10 @@ def main() -> None:
             common.record("B3", {k: v for k, v in r.items() if k != "profile"})
         if len(results) == 2:
             ratio = results[1]["median_ms"] / results[0]["median_ms"]
-            print(f"   {kind}: {results[1]['rows']:,} vs {results[0]['rows']:,} rows: {ratio:.2f}x (target <= 1.5x); "
-                  f"1M-row median {results[1]['median_ms']} ms (target <= 200 ms)")
+            print(
+                f"   {kind}: {results[1]['rows']:,} vs {results[0]['rows']:,} rows: {ratio:.2f}x (target <= 1.5x); "
+                f"1M-row median {results[1]['median_ms']} ms (target <= 200 ms)"
+            )
 
 
 if __name__ == "__main__":

@@ -51,9 +51,23 @@ def enroller(app):
             study = session.exec(select(Study)).one()
             site = session.exec(select(Site)).one()
             now = datetime.now(timezone.utc)
-            enroll(session, study=study, site=site, study_code=f"E-{i:06d}", arm="il2" if i % 2 else "control",
-                   phone=common.phone(500_000 + i), time_zone="Asia/Shanghai", language="zh-CN", reminder_time="20:00",
-                   first_dose_date=first, sms_consent=True, vault=vault, actor=actor, now=now)
+            enroll(
+                session,
+                study=study,
+                site=site,
+                study_code=f"E-{i:06d}",
+                arm="il2" if i % 2 else "control",
+                phone=common.phone(500_000 + i),
+                time_zone="Asia/Shanghai",
+                language="zh-CN",
+                reminder_time="20:00",
+                first_dose_date=first,
+                sms_consent=True,
+                vault=vault,
+                actor=actor,
+                now=now,
+            )
+
     return one
 
 
@@ -73,10 +87,18 @@ def enroll_in_process(app, n: int, *, profile: bool) -> dict:
     text = ""
     if profiler:
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(r"(schedules|notifications|backend)/", 16)
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(
+            r"(schedules|notifications|backend)/", 16
+        )
         text = out.getvalue()
-    return {"enrolled": n, "seconds": round(elapsed, 2), "per_second": round(n / elapsed, 1), "ms_each": round(1000 * elapsed / n, 1),
-            "client_cpu_ms_each": round(1000 * cpu / n, 1), "profile": text}
+    return {
+        "enrolled": n,
+        "seconds": round(elapsed, 2),
+        "per_second": round(n / elapsed, 1),
+        "ms_each": round(1000 * elapsed / n, 1),
+        "client_cpu_ms_each": round(1000 * cpu / n, 1),
+        "profile": text,
+    }
 
 
 def worker(start: int, count: int) -> None:
@@ -95,8 +117,17 @@ def worker(start: int, count: int) -> None:
 def enroll_concurrently(env: dict, n: int, clients: int, *, offset: int) -> dict:
     """n enrollments split over `clients` processes, each as enroll_in_process (one transaction per participant)."""
     per = n // clients
-    procs = [subprocess.Popen([common.PY, __file__, "--worker", str(offset + k * (per + 1)), str(per)], cwd=common.ROOT, env=env,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for k in range(clients)]
+    procs = [
+        subprocess.Popen(
+            [common.PY, __file__, "--worker", str(offset + k * (per + 1)), str(per)],
+            cwd=common.ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(clients)
+    ]
     for p in procs:  # all imported and warmed up before any is timed
         if p.stdout.readline().strip() != "ready":
             raise RuntimeError("a client process did not start")
@@ -115,13 +146,21 @@ def staff_token(app) -> str:
     from backend.identity.staff import create_staff, issue_staff_token
 
     with app.app_context(), get_database(app).session() as session:
-        staff = create_staff(session, email="bench-admin@example.org", password="correct-Horse-battery-staple-42", role="admin", site=None)
+        staff = create_staff(
+            session,
+            email="bench-admin@example.org",
+            password="correct-Horse-battery-staple-42",
+            role="admin",
+            site=None,
+        )
         session.flush()
         token, _ = issue_staff_token(session, staff=staff, now=datetime.now(timezone.utc), ttl=timedelta(hours=2))
     return token
 
 
-def enroll_over_http(port: int, token: str, n: int, *, clients: int = 8, offset: int = 100_000, prefix: str = "H") -> dict:
+def enroll_over_http(
+    port: int, token: str, n: int, *, clients: int = 8, offset: int = 100_000, prefix: str = "H"
+) -> dict:
     """n POSTs from `clients` keep-alive connections; statuses and latency."""
     first = (datetime.now(timezone.utc) + timedelta(days=1)).date().isoformat()
     lock, cursor = threading.Lock(), iter(range(n))
@@ -135,11 +174,25 @@ def enroll_over_http(port: int, token: str, n: int, *, clients: int = 8, offset:
                 i = next(cursor, None)
             if i is None:
                 return
-            body = json.dumps({"study": "NCT04237987", "study_code": f"{prefix}-{i:06d}", "arm": "il2" if i % 2 else "control", "site": "BENCH",
-                               "phone": common.phone(offset + i), "time_zone": "Asia/Shanghai", "reminder_time": "20:00",
-                               "first_dose_date": first})
+            body = json.dumps(
+                {
+                    "study": "NCT04237987",
+                    "study_code": f"{prefix}-{i:06d}",
+                    "arm": "il2" if i % 2 else "control",
+                    "site": "BENCH",
+                    "phone": common.phone(offset + i),
+                    "time_zone": "Asia/Shanghai",
+                    "reminder_time": "20:00",
+                    "first_dose_date": first,
+                }
+            )
             t = time.perf_counter()
-            conn.request("POST", "/api/v1/participants", body, {"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+            conn.request(
+                "POST",
+                "/api/v1/participants",
+                body,
+                {"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+            )
             response = conn.getresponse()
             response.read()
             with lock:
@@ -151,9 +204,15 @@ def enroll_over_http(port: int, token: str, n: int, *, clients: int = 8, offset:
     [t.start() for t in pool]
     [t.join() for t in pool]
     elapsed = time.perf_counter() - started
-    return {"enrolled": statuses.get(201, 0), "statuses": statuses, "clients": clients, "seconds": round(elapsed, 2),
-            "per_second": round(statuses.get(201, 0) / elapsed, 1), "p50_ms": round(1000 * common.percentile(latencies, 50), 1),
-            "p95_ms": round(1000 * common.percentile(latencies, 95), 1)}
+    return {
+        "enrolled": statuses.get(201, 0),
+        "statuses": statuses,
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "per_second": round(statuses.get(201, 0) / elapsed, 1),
+        "p50_ms": round(1000 * common.percentile(latencies, 50), 1),
+        "p95_ms": round(1000 * common.percentile(latencies, 95), 1),
+    }
 
 
 def insert_schedules(app, participant_ids: list[int], *, first_dose) -> int:
@@ -166,15 +225,23 @@ def insert_schedules(app, participant_ids: list[int], *, first_dose) -> int:
     database = get_database(app)
     with database.session() as session:
         protocol = protocol_of(session.exec(__import__("sqlmodel").select(Study)).one())
-    planned = plan_doses(protocol, protocol.arm("il2"), first_dose=first_dose, zone="Asia/Shanghai", reminder_time=parse_hhmm("20:00"))
+    planned = plan_doses(
+        protocol, protocol.arm("il2"), first_dose=first_dose, zone="Asia/Shanghai", reminder_time=parse_hhmm("20:00")
+    )
     now = datetime.now(timezone.utc)
     raw = database.engine.raw_connection()
     try:
-        with raw.driver_connection.cursor() as cursor, cursor.copy(
-                "COPY dose (participant_id, seq, local_date, due_at, window_opens_at, window_closes_at, state, note, updated_at) FROM STDIN") as copy:
+        with (
+            raw.driver_connection.cursor() as cursor,
+            cursor.copy(
+                "COPY dose (participant_id, seq, local_date, due_at, window_opens_at, window_closes_at, state, note, updated_at) FROM STDIN"
+            ) as copy,
+        ):
             for pid in participant_ids:
                 for i, d in enumerate(planned, start=1):
-                    copy.write_row((pid, i, d.local_date, d.due_at, d.window_opens_at, d.window_closes_at, "scheduled", "", now))
+                    copy.write_row(
+                        (pid, i, d.local_date, d.due_at, d.window_opens_at, d.window_closes_at, "scheduled", "", now)
+                    )
         raw.driver_connection.commit()
         raw.driver_connection.execute("ANALYZE")
     finally:
@@ -204,8 +271,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--clients", type=int, default=4, help="client processes for the concurrent in-process figure (0: skip it)")
-    parser.add_argument("--plan", type=int, metavar="N", help="instead: time the plan_messages job over N participants (e.g. 10000)")
+    parser.add_argument(
+        "--clients", type=int, default=4, help="client processes for the concurrent in-process figure (0: skip it)"
+    )
+    parser.add_argument(
+        "--plan", type=int, metavar="N", help="instead: time the plan_messages job over N participants (e.g. 10000)"
+    )
     parser.add_argument("--worker", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -218,20 +289,26 @@ def main() -> None:
         if args.plan:
             result = plan_at_scale(app, args.plan)
             for run in result["runs"]:
-                print(f"-- plan_messages over {result['participants']:,} participants ({result['doses']:,} doses), {run['run']}: "
-                      f"{run['seconds']} s; {run['summary']}")
+                print(
+                    f"-- plan_messages over {result['participants']:,} participants ({result['doses']:,} doses), {run['run']}: "
+                    f"{run['seconds']} s; {run['summary']}"
+                )
             common.record("B4-plan", result)
             app.extensions["database"].engine.dispose()
             return
         common.study_and_site(app)
         a = enroll_in_process(app, args.n, profile=args.profile)
-        print(f"-- in process, one client, one transaction each: {a['enrolled']} in {a['seconds']} s = {a['per_second']}/s "
-              f"({a['ms_each']} ms each, of which {a['client_cpu_ms_each']} ms CPU in this process)  (target >= 200/s)")
+        print(
+            f"-- in process, one client, one transaction each: {a['enrolled']} in {a['seconds']} s = {a['per_second']}/s "
+            f"({a['ms_each']} ms each, of which {a['client_cpu_ms_each']} ms CPU in this process)  (target >= 200/s)"
+        )
         if a["profile"]:
             print(a["profile"])
         c = enroll_concurrently(env, args.n, args.clients, offset=200_000) if args.clients else None
         if c:
-            print(f"-- in process, {c['clients']} client processes, one transaction each: {c['enrolled']} in {c['seconds']} s = {c['per_second']}/s")
+            print(
+                f"-- in process, {c['clients']} client processes, one transaction each: {c['enrolled']} in {c['seconds']} s = {c['per_second']}/s"
+            )
         token = staff_token(app)
         port = free_port()
         web = start_gunicorn(env, port, "wsgi:app", f"{work}/web.log")
@@ -240,9 +317,13 @@ def main() -> None:
             b = enroll_over_http(port, token, args.n)
         finally:
             common.stop_process(web)
-        print(f"-- POST /api/v1/participants, gunicorn 2x4, {b['clients']} clients: {b['enrolled']} in {b['seconds']} s = {b['per_second']}/s, "
-              f"p50 {b['p50_ms']} ms, p95 {b['p95_ms']} ms, statuses {b['statuses']}")
-        common.record("B4", {"in_process": {k: v for k, v in a.items() if k != "profile"}, "in_process_concurrent": c, "http": b})
+        print(
+            f"-- POST /api/v1/participants, gunicorn 2x4, {b['clients']} clients: {b['enrolled']} in {b['seconds']} s = {b['per_second']}/s, "
+            f"p50 {b['p50_ms']} ms, p95 {b['p95_ms']} ms, statuses {b['statuses']}"
+        )
+        common.record(
+            "B4", {"in_process": {k: v for k, v in a.items() if k != "profile"}, "in_process_concurrent": c, "http": b}
+        )
         app.extensions["database"].engine.dispose()
 
 

@@ -26,7 +26,9 @@ def main() -> None:
     args = parser.parse_args()
     common.banner("B5 peak RSS during B1 (PostgreSQL, 2 dispatchers + scheduler) and B2 (gunicorn)")
     b1 = run_fanout("pg", 2, n=args.n, scheduler=True, scheduler_seconds=args.scheduler_seconds, measure_max=False)
-    print(f"   B1: {b1['n']} sent at {b1['per_second']}/s; then the scheduler's first plan_messages over them: {b1['scheduler_plan_messages_s']}")
+    print(
+        f"   B1: {b1['n']} sent at {b1['per_second']}/s; then the scheduler's first plan_messages over them: {b1['scheduler_plan_messages_s']}"
+    )
     b2 = run_inbound(seconds=args.seconds)
     print(f"   B2: {b2['real_max']['per_second']} req/s at the maximum")
     peaks = {**b1["peak_rss_mb"], **b2["peak_rss_mb"]}
@@ -37,9 +39,16 @@ def main() -> None:
         if "master" not in name:
             worst = max(worst, mb)
     print(f"-- largest of web worker / scheduler / dispatcher: {worst:.1f} MB (target <= {LIMIT_MB} MB)")
-    common.record("B5", {"peak_rss_mb": peaks, "largest_mb": round(worst, 1), "b1_per_second": b1["per_second"],
-                         "scheduler_plan_messages_s": b1["scheduler_plan_messages_s"],
-                         "b2_real_per_second": b2["real_max"]["per_second"]})
+    common.record(
+        "B5",
+        {
+            "peak_rss_mb": peaks,
+            "largest_mb": round(worst, 1),
+            "b1_per_second": b1["per_second"],
+            "scheduler_plan_messages_s": b1["scheduler_plan_messages_s"],
+            "b2_real_per_second": b2["real_max"]["per_second"],
+        },
+    )
 
 
 if __name__ == "__main__":

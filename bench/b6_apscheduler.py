@@ -47,7 +47,13 @@ def _ids(app, prefix: str) -> list[int]:
     from notifications.models import OutboundMessage
 
     with get_database(app).engine.connect() as conn:
-        return list(conn.execute(select(OutboundMessage.id).where(OutboundMessage.dedupe_key.like(f"{prefix}%")).order_by(OutboundMessage.id)).scalars())
+        return list(
+            conn.execute(
+                select(OutboundMessage.id)
+                .where(OutboundMessage.dedupe_key.like(f"{prefix}%"))
+                .order_by(OutboundMessage.id)
+            ).scalars()
+        )
 
 
 def _sent(app, ids: list[int]) -> int:
@@ -57,7 +63,9 @@ def _sent(app, ids: list[int]) -> int:
     from notifications.models import OutboundMessage
 
     with get_database(app).engine.connect() as conn:
-        return conn.execute(select(func.count()).where(OutboundMessage.status == "sent", OutboundMessage.id.between(ids[0], ids[-1]))).scalar_one()
+        return conn.execute(
+            select(func.count()).where(OutboundMessage.status == "sent", OutboundMessage.id.between(ids[0], ids[-1]))
+        ).scalar_one()
 
 
 def add_jobs(url: str, table: str, ids: list[int], run_date: datetime, *, grace: int | None = 1) -> float:
@@ -70,7 +78,14 @@ def add_jobs(url: str, table: str, ids: list[int], run_date: datetime, *, grace:
     started = time.perf_counter()
     for outbox_id in ids:
         # The grace time is stored with each job: set here, not in the scheduler that later runs them.
-        scheduler.add_job(send_reminder, "date", run_date=run_date, args=[outbox_id], id=f"reminder-{outbox_id}", misfire_grace_time=grace)
+        scheduler.add_job(
+            send_reminder,
+            "date",
+            run_date=run_date,
+            args=[outbox_id],
+            id=f"reminder-{outbox_id}",
+            misfire_grace_time=grace,
+        )
     elapsed = time.perf_counter() - started
     scheduler.shutdown(wait=False)
     return elapsed
@@ -87,9 +102,12 @@ def fire(app, url: str, ids: list[int], *, grace: int | None, threads: int, add_
     due = datetime.now(timezone.utc) + timedelta(seconds=add_estimate * 1.3 + 10)
     add_jobs(url, table, ids, due, grace=grace)
     missed, errors = [], []
-    scheduler = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(url=url, tablename=table)},
-                                    executors={"default": ThreadPoolExecutor(threads)},
-                                    job_defaults={"misfire_grace_time": grace, "coalesce": False}, timezone="UTC")
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(url=url, tablename=table)},
+        executors={"default": ThreadPoolExecutor(threads)},
+        job_defaults={"misfire_grace_time": grace, "coalesce": False},
+        timezone="UTC",
+    )
     lock = threading.Lock()
 
     def listen(event):
@@ -115,8 +133,14 @@ def fire(app, url: str, ids: list[int], *, grace: int | None, threads: int, add_
     wall = time.perf_counter() - t0
     scheduler.shutdown(wait=True)
     sent = _sent(app, ids)
-    return {"misfire_grace_time": grace, "sent": sent, "missed": len(missed), "errors": len(errors), "seconds": round(wall, 2),
-            "per_second": round(sent / wall, 1)}
+    return {
+        "misfire_grace_time": grace,
+        "sent": sent,
+        "missed": len(missed),
+        "errors": len(errors),
+        "seconds": round(wall, 2),
+        "per_second": round(sent / wall, 1),
+    }
 
 
 def main() -> None:
@@ -126,12 +150,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=16)
     args = parser.parse_args()
     common.banner("B6 APScheduler date job per reminder vs our outbox dispatcher")
-    with common.database("pg", "b6") as url, tempfile.TemporaryDirectory(prefix="bench-b6-") as work, common.StandIn(50) as standin:
+    with (
+        common.database("pg", "b6") as url,
+        tempfile.TemporaryDirectory(prefix="bench-b6-") as work,
+        common.StandIn(50) as standin,
+    ):
         env = common.env_for(url, work, **common.twilio_env(standin))
         APP = common.make_app(env)
         common.migrate(APP)
         study_id, site_id = common.study_and_site(APP)
-        pids = common.bulk_participants(APP, study_id=study_id, site_id=site_id, n=args.n, first_dose=datetime.now(timezone.utc).date())
+        pids = common.bulk_participants(
+            APP, study_id=study_id, site_id=site_id, n=args.n, first_dose=datetime.now(timezone.utc).date()
+        )
         far = datetime.now(timezone.utc) + timedelta(days=1)
         # Outbox rows exist as our planner leaves them; APScheduler's jobs point at them. Not due for our dispatcher.
         insert_due_reminders(APP, pids, due=far, seq=1)
@@ -140,21 +170,34 @@ def main() -> None:
         second = sorted(set(_ids(APP, "dose_reminder:")) - set(first))
         ids = first
         add_s = add_jobs(url, "apscheduler_add", ids, far)
-        print(f"-- APScheduler: adding {len(ids)} date jobs to SQLAlchemyJobStore took {add_s:.1f} s ({len(ids) / add_s:.0f} jobs/s)")
+        print(
+            f"-- APScheduler: adding {len(ids)} date jobs to SQLAlchemyJobStore took {add_s:.1f} s ({len(ids) / add_s:.0f} jobs/s)"
+        )
         runs = []
         for grace, batch in ((1, first), (None, second)):
             standin.control(reset=True, latency_ms=50)
             r = fire(APP, url, batch, grace=grace, threads=args.threads, add_estimate=add_s)
             r["jobs"] = len(batch)
             runs.append(r)
-            print(f"   misfire_grace_time={grace}: {r['jobs']} jobs due together -> sent {r['sent']}, missed {r['missed']}, "
-                  f"errors {r['errors']} in {r['seconds']} s = {r['per_second']} messages/s")
+            print(
+                f"   misfire_grace_time={grace}: {r['jobs']} jobs due together -> sent {r['sent']}, missed {r['missed']}, "
+                f"errors {r['errors']} in {r['seconds']} s = {r['per_second']} messages/s"
+            )
         APP.extensions["database"].engine.dispose()
     ours = run_fanout("pg", 1, n=args.n, concurrency=args.threads, batch=100, measure_max=False)
-    print(f"-- ours (outbox + 1 dispatcher, {args.threads} threads): {ours['n']} sent in {ours['seconds_commit_to_all_sent']} s = "
-          f"{ours['per_second']} messages/s, nothing to add per reminder beyond its outbox row")
-    common.record("B6", {"apscheduler_add_s": round(add_s, 2), "apscheduler_add_per_s": round(len(ids) / add_s, 1), "apscheduler_runs": runs,
-                         "ours": {k: ours[k] for k in ("n", "seconds_commit_to_all_sent", "per_second", "concurrency", "batch")}})
+    print(
+        f"-- ours (outbox + 1 dispatcher, {args.threads} threads): {ours['n']} sent in {ours['seconds_commit_to_all_sent']} s = "
+        f"{ours['per_second']} messages/s, nothing to add per reminder beyond its outbox row"
+    )
+    common.record(
+        "B6",
+        {
+            "apscheduler_add_s": round(add_s, 2),
+            "apscheduler_add_per_s": round(len(ids) / add_s, 1),
+            "apscheduler_runs": runs,
+            "ours": {k: ours[k] for k in ("n", "seconds_commit_to_all_sent", "per_second", "concurrency", "batch")},
+        },
+    )
 
 
 if __name__ == "__main__":

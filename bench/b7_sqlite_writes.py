@@ -43,7 +43,9 @@ def fire(port: int, jobs: list[tuple[str, str, dict]]) -> list[dict]:
         except (OSError, http.client.HTTPException) as exc:
             status, text = 0, type(exc).__name__
         with lock:
-            results.append({"kind": kind, "status": status, "ms": 1000 * (time.perf_counter() - t), "locked": "locked" in text})
+            results.append(
+                {"kind": kind, "status": status, "ms": 1000 * (time.perf_counter() - t), "locked": "locked" in text}
+            )
 
     threads = [threading.Thread(target=one, args=job) for job in jobs]
     [t.start() for t in threads]
@@ -64,16 +66,38 @@ def main() -> None:
         common.migrate(app)
         study_id, site_id = common.study_and_site(app)
         texters = total // 2
-        ids = common.bulk_participants(app, study_id=study_id, site_id=site_id, n=texters, first_dose=datetime.now(timezone.utc).date())
+        ids = common.bulk_participants(
+            app, study_id=study_id, site_id=site_id, n=texters, first_dose=datetime.now(timezone.utc).date()
+        )
         insert_open_doses(app, ids)
         token = staff_token(app)
-        webhooks = signed_requests("B7", texters, texters, token=env["TWILIO_AUTH_TOKEN"], base_url=env["PUBLIC_BASE_URL"])
+        webhooks = signed_requests(
+            "B7", texters, texters, token=env["TWILIO_AUTH_TOKEN"], base_url=env["PUBLIC_BASE_URL"]
+        )
         first = (datetime.now(timezone.utc) + timedelta(days=1)).date().isoformat()
-        jobs = [("webhook", body, {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig}) for sig, body in webhooks]
-        jobs += [("enroll", json.dumps({"study": "NCT04237987", "study_code": f"S-{i:05d}", "arm": "il2", "site": "BENCH",
-                                        "phone": common.phone(700_000 + i), "time_zone": "Asia/Shanghai", "reminder_time": "20:00",
-                                        "first_dose_date": first}),
-                  {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}) for i in range(total - texters)]
+        jobs = [
+            ("webhook", body, {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig})
+            for sig, body in webhooks
+        ]
+        jobs += [
+            (
+                "enroll",
+                json.dumps(
+                    {
+                        "study": "NCT04237987",
+                        "study_code": f"S-{i:05d}",
+                        "arm": "il2",
+                        "site": "BENCH",
+                        "phone": common.phone(700_000 + i),
+                        "time_zone": "Asia/Shanghai",
+                        "reminder_time": "20:00",
+                        "first_dose_date": first,
+                    }
+                ),
+                {"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+            )
+            for i in range(total - texters)
+        ]
         # Interleave so each client's 50 mix both kinds.
         jobs = [job for pair in zip(jobs[:texters], jobs[texters:]) for job in pair]
         port = free_port()
@@ -99,14 +123,28 @@ def main() -> None:
         statuses.setdefault(r["kind"], {}).setdefault(r["status"], 0)
         statuses[r["kind"]][r["status"]] += 1
     ms = [r["ms"] for r in results]
-    by_kind = {kind: round(common.percentile([r["ms"] for r in results if r["kind"] == kind], 95), 1) for kind in ("webhook", "enroll")}
+    by_kind = {
+        kind: round(common.percentile([r["ms"] for r in results if r["kind"] == kind], 95), 1)
+        for kind in ("webhook", "enroll")
+    }
     locked = sum(r["locked"] for r in results) + log.count("database is locked")
-    out = {"writes": total, "wall_s": round(wall, 2), "statuses": statuses, "database_is_locked": locked,
-           "p50_ms": round(common.percentile(ms, 50), 1), "p95_ms": round(common.percentile(ms, 95), 1), "max_ms": round(max(ms), 1),
-           "p95_by_kind_ms": by_kind, "rows": {"inbound": inbound, "enrolled": enrolled}, "errors_logged": log.count('"level": "ERROR"')}
+    out = {
+        "writes": total,
+        "wall_s": round(wall, 2),
+        "statuses": statuses,
+        "database_is_locked": locked,
+        "p50_ms": round(common.percentile(ms, 50), 1),
+        "p95_ms": round(common.percentile(ms, 95), 1),
+        "max_ms": round(max(ms), 1),
+        "p95_by_kind_ms": by_kind,
+        "rows": {"inbound": inbound, "enrolled": enrolled},
+        "errors_logged": log.count('"level": "ERROR"'),
+    }
     print(f"-- {total} writes released together, done in {out['wall_s']} s: statuses {statuses}")
     print(f"   'database is locked': {locked} (target 0); ERROR lines logged: {out['errors_logged']}")
-    print(f"   latency p50 {out['p50_ms']} ms, p95 {out['p95_ms']} ms, max {out['max_ms']} ms; p95 webhook {by_kind['webhook']} ms, enroll {by_kind['enroll']} ms")
+    print(
+        f"   latency p50 {out['p50_ms']} ms, p95 {out['p95_ms']} ms, max {out['max_ms']} ms; p95 webhook {by_kind['webhook']} ms, enroll {by_kind['enroll']} ms"
+    )
     print(f"   rows: {inbound} inbound messages, {enrolled} enrolled")
     common.record("B7", out)
 

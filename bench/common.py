@@ -61,9 +61,11 @@ def machine() -> str:
 
 def cpu_busy(seconds: float = 2.0) -> float:
     """Share of all CPUs busy over the next `seconds` (from /proc/stat), 0..1."""
+
     def snap():
         fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
         return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
     total0, idle0 = snap()
     time.sleep(seconds)
     total1, idle1 = snap()
@@ -111,7 +113,10 @@ def pg_database(tag: str) -> Iterator[str]:
         yield f"{base}/{name}"
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
@@ -125,19 +130,31 @@ def sqlite_database(tag: str) -> Iterator[str]:
 @contextlib.contextmanager
 def database(kind: str, tag: str) -> Iterator[str]:
     """'pg' or 'sqlite'."""
-    with (pg_database(tag) if kind == "pg" else sqlite_database(tag)) as url:
+    with pg_database(tag) if kind == "pg" else sqlite_database(tag) as url:
         yield url
 
 
 def env_for(url: str, workdir: str, **extra) -> dict[str, str]:
     """Environment for the app and its processes: production mode, this run's secrets, quiet logs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "DISPATCH_", "GUNICORN_", "PROMETHEUS_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "DISPATCH_", "GUNICORN_", "PROMETHEUS_"))
+    }
     env.update(SECRETS)
-    env.update({
-        "APP_ENV": "production", "DATABASE_URL": url, "INSTANCE_DIR": f"{workdir}/instance", "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
-        "SMS_BACKEND": "console", "LOG_FORMAT": "json", "SEND_RATE_PER_SECOND": "0", "RATELIMIT_STORAGE_URI": "memory://",
-        "SESSION_COOKIE_SECURE": "false", "PYTHONUNBUFFERED": "1", "PROMETHEUS_MULTIPROC_DIR": f"{workdir}/metrics",
-    })
+    env.update(
+        {
+            "APP_ENV": "production",
+            "DATABASE_URL": url,
+            "INSTANCE_DIR": f"{workdir}/instance",
+            "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+            "SMS_BACKEND": "console",
+            "LOG_FORMAT": "json",
+            "SEND_RATE_PER_SECOND": "0",
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "SESSION_COOKIE_SECURE": "false",
+            "PYTHONUNBUFFERED": "1",
+            "PROMETHEUS_MULTIPROC_DIR": f"{workdir}/metrics",
+        }
+    )
     env.update({k: str(v) for k, v in extra.items()})
     os.makedirs(env["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
     return env
@@ -168,9 +185,19 @@ def study_and_site(app) -> tuple[int, int]:
     from schedules.studies import load_study
 
     with app.app_context(), get_database(app).session() as session:
-        study = load_study(session, protocol=load_protocol_file(PROTOCOL), source_file=str(PROTOCOL), now=datetime.now(timezone.utc))
-        site = create_site(session, code="BENCH", name="Bench site", time_zone="Asia/Shanghai", on_call=["+8613900000099"],
-                           phone="+861088325555", vault=get_vault(app), actor=Actor("system", "bench"))
+        study = load_study(
+            session, protocol=load_protocol_file(PROTOCOL), source_file=str(PROTOCOL), now=datetime.now(timezone.utc)
+        )
+        site = create_site(
+            session,
+            code="BENCH",
+            name="Bench site",
+            time_zone="Asia/Shanghai",
+            on_call=["+8613900000099"],
+            phone="+861088325555",
+            vault=get_vault(app),
+            actor=Actor("system", "bench"),
+        )
         session.flush()
         return study.id, site.id
 
@@ -180,8 +207,17 @@ def phone(i: int) -> str:
     return f"+86138{i:08d}"
 
 
-def bulk_participants(app, *, study_id: int, site_id: int, n: int, first_dose: date, reminder_time: str = "20:00",
-                      code_prefix: str = "B", start: int = 0) -> list[int]:
+def bulk_participants(
+    app,
+    *,
+    study_id: int,
+    site_id: int,
+    n: int,
+    first_dose: date,
+    reminder_time: str = "20:00",
+    code_prefix: str = "B",
+    start: int = 0,
+) -> list[int]:
     """Insert n active participants with one multi-row INSERT per 1,000 (no ORM objects, no audit rows)."""
     from sqlalchemy import insert, select
 
@@ -191,20 +227,43 @@ def bulk_participants(app, *, study_id: int, site_id: int, n: int, first_dose: d
 
     vault = get_vault(app)
     now = datetime.now(timezone.utc)
-    rows = [{
-        "study_id": study_id, "site_id": site_id, "study_code": f"{code_prefix}-{i:07d}", "arm": "il2",
-        "phone_ciphertext": vault.encrypt(phone(i)), "phone_hash": vault.lookup_hash(phone(i)), "phone_last2": phone(i)[-2:],
-        "time_zone": "Asia/Shanghai", "language": "zh-CN" if i % 3 else "en", "reminder_time": reminder_time,
-        "first_dose_date": first_dose, "treatment_end_date": first_dose + timedelta(days=90),
-        "follow_up_end_date": first_dose + timedelta(days=180), "sms_consent": True, "status": "active", "hold_reason": "",
-        "opted_out": False, "calendar_token_hash": "", "enrolled_at": now,
-    } for i in range(start, start + n)]
+    rows = [
+        {
+            "study_id": study_id,
+            "site_id": site_id,
+            "study_code": f"{code_prefix}-{i:07d}",
+            "arm": "il2",
+            "phone_ciphertext": vault.encrypt(phone(i)),
+            "phone_hash": vault.lookup_hash(phone(i)),
+            "phone_last2": phone(i)[-2:],
+            "time_zone": "Asia/Shanghai",
+            "language": "zh-CN" if i % 3 else "en",
+            "reminder_time": reminder_time,
+            "first_dose_date": first_dose,
+            "treatment_end_date": first_dose + timedelta(days=90),
+            "follow_up_end_date": first_dose + timedelta(days=180),
+            "sms_consent": True,
+            "status": "active",
+            "hold_reason": "",
+            "opted_out": False,
+            "calendar_token_hash": "",
+            "enrolled_at": now,
+        }
+        for i in range(start, start + n)
+    ]
     database = get_database(app)
     with database.engine.begin() as conn:
         for k in range(0, n, 1000):
-            conn.execute(insert(Participant.__table__), rows[k:k + 1000])
-        ids = conn.execute(select(Participant.__table__.c.id).where(Participant.__table__.c.study_code.like(f"{code_prefix}-%"))
-                           .order_by(Participant.__table__.c.id)).scalars().all()
+            conn.execute(insert(Participant.__table__), rows[k : k + 1000])
+        ids = (
+            conn.execute(
+                select(Participant.__table__.c.id)
+                .where(Participant.__table__.c.study_code.like(f"{code_prefix}-%"))
+                .order_by(Participant.__table__.c.id)
+            )
+            .scalars()
+            .all()
+        )
     return list(ids)
 
 
@@ -213,8 +272,13 @@ class StandIn:
     """`python -m notifications.twilio_standin` on a free loopback port, with a latency."""
 
     def __init__(self, latency_ms: float = 50):
-        self.proc = subprocess.Popen([PY, "-m", "notifications.twilio_standin", "--port", "0", "--latency-ms", str(latency_ms)],
-                                     cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [PY, "-m", "notifications.twilio_standin", "--port", "0", "--latency-ms", str(latency_ms)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         line = self.proc.stdout.readline()
         self.url = line.strip().rsplit(" ", 1)[-1]
         if not self.url.startswith("http://127.0.0.1:"):
@@ -222,8 +286,12 @@ class StandIn:
 
     def control(self, **command) -> None:
         """POST /_standin/control."""
-        req = urllib.request.Request(self.url + "/_standin/control", data=json.dumps(command).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + "/_standin/control",
+            data=json.dumps(command).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         urllib.request.urlopen(req, timeout=10).read()
 
     def stats(self) -> dict:
@@ -247,8 +315,14 @@ class StandIn:
 
 def twilio_env(standin: StandIn, **extra) -> dict[str, str]:
     """Settings that point the real Twilio sender at the stand-in."""
-    return {"SMS_BACKEND": "twilio", "TWILIO_ACCOUNT_SID": "AC" + "0" * 27 + "bench", "TWILIO_FROM_NUMBER": "+15005550006",
-            "TWILIO_API_BASE_URL": standin.url, "TWILIO_TIMEOUT": "10", **{k: str(v) for k, v in extra.items()}}
+    return {
+        "SMS_BACKEND": "twilio",
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 27 + "bench",
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "TWILIO_API_BASE_URL": standin.url,
+        "TWILIO_TIMEOUT": "10",
+        **{k: str(v) for k, v in extra.items()},
+    }
 
 
 # --- processes -----------------------------------------------------------------------------------------------
@@ -280,8 +354,25 @@ def profile(pid: int, name: str, *, seconds: int) -> subprocess.Popen | None:
         return None
     os.makedirs(out, exist_ok=True)
     spy = str(Path(PY).with_name("py-spy"))
-    return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "50", "--nonblocking",
-                             "--format", "raw", "-o", f"{out}/{name}.txt"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(seconds),
+            "--rate",
+            "50",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "-o",
+            f"{out}/{name}.txt",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def children(pid: int) -> list[int]:
@@ -314,7 +405,9 @@ class RssWatcher:
     def _sample(self) -> None:
         for name, pid in list(self.named.items()):
             web = name.startswith("web")
-            for label, p in [(f"{name} master" if web else name, pid)] + [(f"{name} worker", c) for c in children(pid) if web]:
+            for label, p in [(f"{name} master" if web else name, pid)] + [
+                (f"{name} worker", c) for c in children(pid) if web
+            ]:
                 value = peak_rss_mb(p)
                 if value is not None:
                     self.peaks[label] = max(self.peaks.get(label, 0.0), value)
@@ -348,11 +441,13 @@ def wait_for(predicate, *, timeout: float, every: float = 0.2, what: str = "cond
 
 def wait_http(url: str, timeout: float = 60) -> None:
     """Wait until a URL answers 200."""
+
     def ok():
         try:
             return urllib.request.urlopen(url, timeout=2).status == 200
         except OSError:
             return False
+
     wait_for(ok, timeout=timeout, every=0.25, what=f"{url} answering")
 
 
@@ -367,7 +462,12 @@ def percentile(values: list[float], p: float) -> float:
 
 def record(name: str, result: dict) -> None:
     """Append a result as one JSON line to bench/results.jsonl (the README's table is written from these)."""
-    entry = {"bench": name, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-             "other_load_before_start": round(_OTHER_LOAD[-1], 2) if _OTHER_LOAD else None, **result}
+    entry = {
+        "bench": name,
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "other_load_before_start": round(_OTHER_LOAD[-1], 2) if _OTHER_LOAD else None,
+        **result,
+    }
     with open(ROOT / "bench" / "results.jsonl", "a") as handle:
         handle.write(json.dumps(entry, ensure_ascii=False) + "\n")

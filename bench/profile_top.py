@@ -1,6 +1,6 @@
 """Summarise a py-spy collapsed-stack file: where the samples are, by own time and by our own frames.
 
-    .venv/bin/python bench/profile_top.py /tmp/prof/b1-pg2-dispatch0.txt [--top 25] [--idle]
+.venv/bin/python bench/profile_top.py /tmp/prof/b1-pg2-dispatch0.txt [--top 25] [--idle]
 """
 
 from __future__ import annotations
@@ -8,7 +8,15 @@ from __future__ import annotations
 import argparse
 import collections
 
-IDLE = ("wait (threading.py", "_wait_for_tstate_lock", "select (selectors.py", "sleep", "wait (", "accept (socket.py", "poll (selectors.py")
+IDLE = (
+    "wait (threading.py",
+    "_wait_for_tstate_lock",
+    "select (selectors.py",
+    "sleep",
+    "wait (",
+    "accept (socket.py",
+    "poll (selectors.py",
+)
 
 
 def main() -> None:
@@ -29,7 +37,11 @@ def main() -> None:
         own[frames[-1]] += n
         for frame in set(frames):
             inclusive[frame] += n
-        mine = [f for f in frames if "/work/" in f and "/.venv/" not in f or f.startswith(("dispatch", "_record", "claim_due"))]
+        mine = [
+            f
+            for f in frames
+            if "/work/" in f and "/.venv/" not in f or f.startswith(("dispatch", "_record", "claim_due"))
+        ]
         if mine:
             ours[mine[-1]] += n
     print(f"{total} busy samples")

@@ -29,9 +29,20 @@ def store_only():
     form = {k: v.replace("\x00", "") for k, v in request.form.items()}
     params = {k: v for k, v in form.items() if k not in ("From", "To", "Body")}
     with engine.begin() as conn:
-        conn.execute(STORE, {"message_sid": form["MessageSid"], "from_hash": get_vault().lookup_hash(normalize_e164(form["From"])),
-                             "body": form.get("Body", ""), "params_json": json.dumps(params, ensure_ascii=False), "received_at": utcnow(),
-                             "intent": "", "outcome": "", "needs_review": False, "reply_body": ""})
+        conn.execute(
+            STORE,
+            {
+                "message_sid": form["MessageSid"],
+                "from_hash": get_vault().lookup_hash(normalize_e164(form["From"])),
+                "body": form.get("Body", ""),
+                "params_json": json.dumps(params, ensure_ascii=False),
+                "received_at": utcnow(),
+                "intent": "",
+                "outcome": "",
+                "needs_review": False,
+                "reply_body": "",
+            },
+        )
     return Response(EMPTY_TWIML, mimetype="application/xml")
 
 

@@ -19,9 +19,18 @@ def mark_opted_out(session: Session, *, participant: Participant, now: datetime,
             participant.opted_out, participant.opted_out_at = True, now
             session.add(participant)
         # One alert per opt-out (a repeated STOP or a later 21610 is the same news); a STOP after START is new.
-        open_alert(session, participant=participant, site_id=participant.site_id, kind=AlertKind.OPTED_OUT.value,
-                   dedupe_key=f"opted_out:participant:{participant.id}:{now.isoformat(timespec='seconds')}", now=now, actor=actor,
-                   ref_type="participant", ref_id=participant.id, summary=f"opted out of SMS: {why}")
+        open_alert(
+            session,
+            participant=participant,
+            site_id=participant.site_id,
+            kind=AlertKind.OPTED_OUT.value,
+            dedupe_key=f"opted_out:participant:{participant.id}:{now.isoformat(timespec='seconds')}",
+            now=now,
+            actor=actor,
+            ref_type="participant",
+            ref_id=participant.id,
+            summary=f"opted out of SMS: {why}",
+        )
     sync_participant_messages(session, participant=participant, now=now)
 
 

@@ -25,12 +25,30 @@ def send_daily_digest(session: Session, *, now: datetime, vault: PhoneVault, hou
         local = to_local(now, site.time_zone)
         if local.hour < hour or not site.on_call_ciphertext:
             continue
-        alerts = session.exec(select(Alert).where(Alert.site_id == site.id, Alert.state != AlertState.RESOLVED.value)).all()
+        alerts = session.exec(
+            select(Alert).where(Alert.site_id == site.id, Alert.state != AlertState.RESOLVED.value)
+        ).all()
         kinds = Counter(a.kind for a in alerts)
         summary = ", ".join(f"{kind.replace('_', ' ')} {n}" for kind, n in sorted(kinds.items())) or "-"
-        body = render("staff_alert_digest", language, site_code=site.code, open_count=len(alerts),
-                      high_count=sum(a.priority == "high" for a in alerts), summary=summary)
-        queued += queue_staff_sms(session, site=site, vault=vault, dedupe_prefix=f"digest:site:{site.id}:{local.date().isoformat()}",
-                                  body=body, now=now, purpose=Purpose.DIGEST.value, ref_type="site", ref_id=site.id,
-                                  priority=ROUTINE_PRIORITY, language=language)
+        body = render(
+            "staff_alert_digest",
+            language,
+            site_code=site.code,
+            open_count=len(alerts),
+            high_count=sum(a.priority == "high" for a in alerts),
+            summary=summary,
+        )
+        queued += queue_staff_sms(
+            session,
+            site=site,
+            vault=vault,
+            dedupe_prefix=f"digest:site:{site.id}:{local.date().isoformat()}",
+            body=body,
+            now=now,
+            purpose=Purpose.DIGEST.value,
+            ref_type="site",
+            ref_id=site.id,
+            priority=ROUTINE_PRIORITY,
+            language=language,
+        )
     return queued

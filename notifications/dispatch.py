@@ -76,8 +76,10 @@ class DispatchReport:
             self.failed_codes[code] = self.failed_codes.get(code, 0) + n
 
     def __str__(self) -> str:
-        return (f"claimed {self.claimed}, sent {self.sent}, retrying {self.retried}, failed {self.failed}, "
-                f"cancelled {self.cancelled}, expired {self.expired}, recovered {self.recovered}")
+        return (
+            f"claimed {self.claimed}, sent {self.sent}, retrying {self.retried}, failed {self.failed}, "
+            f"cancelled {self.cancelled}, expired {self.expired}, recovered {self.recovered}"
+        )
 
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
@@ -90,7 +92,11 @@ def claim_due(session: Session, *, now: datetime, limit: int, worker: str) -> li
     SQLite: the write transaction is BEGIN IMMEDIATE, so claims are serialised by the database."""
     due = (
         sa_select(O.id)
-        .where(O.status == OutboxStatus.PLANNED.value, O.next_attempt_at <= now, or_(O.not_after.is_(None), O.not_after >= now))
+        .where(
+            O.status == OutboxStatus.PLANNED.value,
+            O.next_attempt_at <= now,
+            or_(O.not_after.is_(None), O.not_after >= now),
+        )
         .order_by(O.priority, O.next_attempt_at, O.id)
         .limit(limit)
     )
@@ -119,12 +125,23 @@ def _prepare(session: Session, ids: list[int], *, vault: PhoneVault, now: dateti
     # Safety alerts first within the batch too, not only in the claim.
     rows = session.execute(
         sa_select(O.id, O.participant_id, O.purpose, O.not_after, O.recipient_ciphertext, O.body)
-        .where(in_values(session, O.id, ids)).order_by(O.priority, O.next_attempt_at, O.id)).all()
+        .where(in_values(session, O.id, ids))
+        .order_by(O.priority, O.next_attempt_at, O.id)
+    ).all()
     P = Participant
     wanted = {r.participant_id for r in rows if r.participant_id}
-    participants = {p.id: p for p in session.execute(
-        sa_select(P.id, P.status, P.opted_out, P.sms_consent, P.time_zone, P.follow_up_end_date, P.phone_ciphertext)
-        .where(in_values(session, P.id, list(wanted))))} if wanted else {}
+    participants = (
+        {
+            p.id: p
+            for p in session.execute(
+                sa_select(
+                    P.id, P.status, P.opted_out, P.sms_consent, P.time_zone, P.follow_up_end_date, P.phone_ciphertext
+                ).where(in_values(session, P.id, list(wanted)))
+            )
+        }
+        if wanted
+        else {}
+    )
     jobs = []
     for row in rows:
         participant = participants.get(row.participant_id)
@@ -134,7 +151,9 @@ def _prepare(session: Session, ids: list[int], *, vault: PhoneVault, now: dateti
             jobs.append(_Job(row.id, None, "", skip="cancelled"))
         else:
             cipher = row.recipient_ciphertext or (participant.phone_ciphertext if participant else "")
-            jobs.append(_Job(row.id, vault.decrypt(cipher) if cipher else None, row.body, skip=None if cipher else "cancelled"))
+            jobs.append(
+                _Job(row.id, vault.decrypt(cipher) if cipher else None, row.body, skip=None if cipher else "cancelled")
+            )
     return jobs
 
 
@@ -147,7 +166,9 @@ def _backoff(attempts: int, error: SmsSendError) -> timedelta:
 _SENT_FIELDS = ("status", "provider_sid", "provider_status", "sent_at", "last_error", "status_updated_at")
 
 
-def _record(session: Session, jobs: list[_Job], *, now: datetime, config: DispatchConfig, report: DispatchReport) -> None:
+def _record(
+    session: Session, jobs: list[_Job], *, now: datetime, config: DispatchConfig, report: DispatchReport
+) -> None:
     """Write each job's outcome, unless its row was recovered by someone else meanwhile (their outcome stands)."""
     sent = [job for job in jobs if isinstance(job.outcome, SendResult) and not job.skip]
     if sent:
@@ -162,7 +183,11 @@ def _record(session: Session, jobs: list[_Job], *, now: datetime, config: Dispat
             continue
         row.status_updated_at = now
         if job.skip:
-            with acting(session, JOB_ACTOR, "participant may no longer be messaged" if job.skip == "cancelled" else "too late to be useful"):
+            with acting(
+                session,
+                JOB_ACTOR,
+                "participant may no longer be messaged" if job.skip == "cancelled" else "too late to be useful",
+            ):
                 row.status = OutboxStatus.CANCELLED.value if job.skip == "cancelled" else OutboxStatus.EXPIRED.value
                 session.add(row)
             setattr(report, job.skip, getattr(report, job.skip) + 1)
@@ -171,7 +196,9 @@ def _record(session: Session, jobs: list[_Job], *, now: datetime, config: Dispat
         session.add(row)
 
 
-def _record_sent(session: Session, jobs: list[_Job], *, now: datetime, config: DispatchConfig, report: DispatchReport) -> None:
+def _record_sent(
+    session: Session, jobs: list[_Job], *, now: datetime, config: DispatchConfig, report: DispatchReport
+) -> None:
     """The common outcome in a fixed number of statements: lock the rows, update them in one
     executemany, report the changes to the audit trail, apply callbacks that beat the record."""
     columns = [getattr(O, name) for name in _SENT_FIELDS]
@@ -179,15 +206,29 @@ def _record_sent(session: Session, jobs: list[_Job], *, now: datetime, config: D
     if session.get_bind().dialect.name == "postgresql":
         locked = locked.with_for_update()  # SQLite: the write transaction already excludes everyone else
     before = {r.id: r for r in session.execute(locked)}
-    mine = [j for j in jobs if (r := before.get(j.id)) is not None and r.status == OutboxStatus.SENDING.value and r.claimed_by == config.worker_id]
+    mine = [
+        j
+        for j in jobs
+        if (r := before.get(j.id)) is not None
+        and r.status == OutboxStatus.SENDING.value
+        and r.claimed_by == config.worker_id
+    ]
     if not mine:
         return
     table = O.__table__
     session.execute(
-        table.update().where(table.c.id == bindparam("b_id"))
-        .values(status=OutboxStatus.SENT.value, provider_sid=bindparam("b_sid"), provider_status=bindparam("b_status"),
-                sent_at=now, last_error="", status_updated_at=now),
-        [{"b_id": j.id, "b_sid": j.outcome.provider_sid, "b_status": j.outcome.status} for j in mine])
+        table.update()
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            status=OutboxStatus.SENT.value,
+            provider_sid=bindparam("b_sid"),
+            provider_status=bindparam("b_status"),
+            sent_at=now,
+            last_error="",
+            status_updated_at=now,
+        ),
+        [{"b_id": j.id, "b_sid": j.outcome.provider_sid, "b_status": j.outcome.status} for j in mine],
+    )
     updated = []
     for job in mine:
         new = (OutboxStatus.SENT.value, job.outcome.provider_sid, job.outcome.status, now, "", now)
@@ -196,8 +237,12 @@ def _record_sent(session: Session, jobs: list[_Job], *, now: datetime, config: D
     record_changes(session, O, updated=updated)
     report.sent += len(mine)
     sids = [j.outcome.provider_sid for j in mine]
-    if session.exec(select(StatusCallback.id).where(StatusCallback.message_sid.in_(sids), StatusCallback.applied == False).limit(1)).first():  # noqa: E712
-        replay_early_callbacks(session, rows=session.exec(select(O).where(O.id.in_([j.id for j in mine]))).all(), now=now)
+    if session.exec(
+        select(StatusCallback.id).where(StatusCallback.message_sid.in_(sids), StatusCallback.applied == False).limit(1)
+    ).first():  # noqa: E712
+        replay_early_callbacks(
+            session, rows=session.exec(select(O).where(O.id.in_([j.id for j in mine]))).all(), now=now
+        )
 
 
 def _retry_at(row: O, error: SmsSendError, *, now: datetime, config: DispatchConfig) -> datetime | None:
@@ -215,7 +260,9 @@ def _retry_at(row: O, error: SmsSendError, *, now: datetime, config: DispatchCon
     return at if row.attempts < config.max_attempts else None
 
 
-def _record_failure(session: Session, row: O, error: SmsSendError, *, now: datetime, config: DispatchConfig, report: DispatchReport) -> None:
+def _record_failure(
+    session: Session, row: O, error: SmsSendError, *, now: datetime, config: DispatchConfig, report: DispatchReport
+) -> None:
     row.last_error_code, row.last_error = error.code, str(error)[:500]
     retry_at = _retry_at(row, error, now=now, config=config)
     if retry_at is not None:
@@ -238,9 +285,16 @@ def _record_failure(session: Session, row: O, error: SmsSendError, *, now: datet
     participant = session.get(Participant, row.participant_id) if row.participant_id else None
     if participant is None:
         return
-    delivery_failed(session, message=row, participant=participant, error_code=error.code, now=now, actor=JOB_ACTOR,
-                    summary=f"{row.purpose.replace('_', ' ')} could not be sent ({_describe(error)})",
-                    unsubscribed_why="Twilio refused the send: the number has unsubscribed (21610)")
+    delivery_failed(
+        session,
+        message=row,
+        participant=participant,
+        error_code=error.code,
+        now=now,
+        actor=JOB_ACTOR,
+        summary=f"{row.purpose.replace('_', ' ')} could not be sent ({_describe(error)})",
+        unsubscribed_why="Twilio refused the send: the number has unsubscribed (21610)",
+    )
 
 
 def _describe(error: SmsSendError) -> str:
@@ -264,9 +318,18 @@ class Dispatcher:
     record_every = 0.1
     housekeeping_every = 30.0
 
-    def __init__(self, sessions: SessionFactory, *, sender: SmsSender, vault: PhoneVault, clock: Callable[[], datetime],
-                 config: DispatchConfig, limiter: SendLimiter | None = None, pool: ThreadPoolExecutor | None = None,
-                 on_record: Callable[[DispatchReport], None] | None = None):
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        *,
+        sender: SmsSender,
+        vault: PhoneVault,
+        clock: Callable[[], datetime],
+        config: DispatchConfig,
+        limiter: SendLimiter | None = None,
+        pool: ThreadPoolExecutor | None = None,
+        on_record: Callable[[DispatchReport], None] | None = None,
+    ):
         self.sessions, self.sender, self.vault, self.clock, self.config = sessions, sender, vault, clock, config
         self.limiter, self.pool, self.on_record = limiter, pool, on_record
         self.high_water = 4 * max(1, config.concurrency)
@@ -286,8 +349,13 @@ class Dispatcher:
         try:
             self._housekeep(total)
             if not until_idle:
-                log.info("dispatcher %s ready: %d sending thread(s), claims up to %d ahead, polls every %g s when idle",
-                         self.config.worker_id, max(1, self.config.concurrency), self.high_water, poll)
+                log.info(
+                    "dispatcher %s ready: %d sending thread(s), claims up to %d ahead, polls every %g s when idle",
+                    self.config.worker_id,
+                    max(1, self.config.concurrency),
+                    self.high_water,
+                    poll,
+                )
             housekept = next_claim = last_record = time.monotonic()
             exhausted = False
             while True:
@@ -338,7 +406,9 @@ class Dispatcher:
     def _claim_and_submit(self, report: DispatchReport, *, room: int) -> int:
         # One transaction: the claim commits (other dispatchers skip these rows) before any send starts.
         with self.sessions() as session:
-            ids = claim_due(session, now=self.clock(), limit=min(self.config.batch_size, room), worker=self.config.worker_id)
+            ids = claim_due(
+                session, now=self.clock(), limit=min(self.config.batch_size, room), worker=self.config.worker_id
+            )
             jobs = _prepare(session, ids, vault=self.vault, now=self.clock()) if ids else []
         if not ids:
             return 0
@@ -390,7 +460,9 @@ class Dispatcher:
                 self.limiter.acquire()
             except Exception as exc:  # not sent, so a later attempt cannot duplicate it
                 log.error("send-rate cap raised %s; outbox row %s will be retried", type(exc).__name__, job.id)
-                job.outcome = SmsSendError(f"send-rate cap unavailable ({type(exc).__name__}); not sent", transient=True, retry_after=5)
+                job.outcome = SmsSendError(
+                    f"send-rate cap unavailable ({type(exc).__name__}); not sent", transient=True, retry_after=5
+                )
                 return job
         try:
             job.outcome = self.sender.send(to=job.to, body=job.body, status_callback=self.config.status_callback_url)

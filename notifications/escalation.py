@@ -18,15 +18,36 @@ from schedules.studies import protocol_of
 SAFETY_PRIORITY = 0
 
 
-def queue_staff_sms(session: Session, *, site: Site, vault: PhoneVault, dedupe_prefix: str, body: str, now: datetime,
-                    purpose: str = Purpose.STAFF_ALERT.value, ref_type: str = "", ref_id: int | None = None,
-                    priority: int = SAFETY_PRIORITY, language: str = "zh-CN") -> int:
+def queue_staff_sms(
+    session: Session,
+    *,
+    site: Site,
+    vault: PhoneVault,
+    dedupe_prefix: str,
+    body: str,
+    now: datetime,
+    purpose: str = Purpose.STAFF_ALERT.value,
+    ref_type: str = "",
+    ref_id: int | None = None,
+    priority: int = SAFETY_PRIORITY,
+    language: str = "zh-CN",
+) -> int:
     """One outbox row per on-call number of the site, due now; returns how many were queued."""
     queued = 0
     for index, number in enumerate(on_call_numbers(site, vault)):
-        row = OutboundMessage(site_id=site.id, recipient_ciphertext=vault.encrypt(number), purpose=purpose, ref_type=ref_type, ref_id=ref_id,
-                              dedupe_key=f"{dedupe_prefix}:to:{vault.lookup_hash(number)[:16]}", language=language, body=body,
-                              priority=priority, due_at=now, next_attempt_at=now)
+        row = OutboundMessage(
+            site_id=site.id,
+            recipient_ciphertext=vault.encrypt(number),
+            purpose=purpose,
+            ref_type=ref_type,
+            ref_id=ref_id,
+            dedupe_key=f"{dedupe_prefix}:to:{vault.lookup_hash(number)[:16]}",
+            language=language,
+            body=body,
+            priority=priority,
+            due_at=now,
+            next_attempt_at=now,
+        )
         try:
             with session.begin_nested():
                 session.add(row)
@@ -36,14 +57,33 @@ def queue_staff_sms(session: Session, *, site: Site, vault: PhoneVault, dedupe_p
     return queued
 
 
-def escalate_serious_ae(session: Session, *, ae: AdverseEvent, participant: Participant, vault: PhoneVault, now: datetime) -> int:
+def escalate_serious_ae(
+    session: Session, *, ae: AdverseEvent, participant: Participant, vault: PhoneVault, now: datetime
+) -> int:
     """Queue the on-call SMS for a suspected-serious adverse event (no-op for ordinary ones)."""
     if not ae.suspected_serious:
         return 0
     site = session.get(Site, participant.site_id)
     protocol = protocol_of(session.get(Study, participant.study_id))
     hours = protocol.safety.reporting_deadline_hours
-    deadline = to_local(now + timedelta(hours=hours), site.time_zone).strftime("%Y-%m-%d %H:%M") + f" ({site.time_zone})"
-    body = render("staff_serious_ae", protocol.default_language, study_code=participant.study_code, site_code=site.code, deadline_local=deadline)
-    return queue_staff_sms(session, site=site, vault=vault, dedupe_prefix=f"staff_alert:ae:{ae.id}", body=body, now=now,
-                           ref_type="adverse_event", ref_id=ae.id, language=protocol.default_language)
+    deadline = (
+        to_local(now + timedelta(hours=hours), site.time_zone).strftime("%Y-%m-%d %H:%M") + f" ({site.time_zone})"
+    )
+    body = render(
+        "staff_serious_ae",
+        protocol.default_language,
+        study_code=participant.study_code,
+        site_code=site.code,
+        deadline_local=deadline,
+    )
+    return queue_staff_sms(
+        session,
+        site=site,
+        vault=vault,
+        dedupe_prefix=f"staff_alert:ae:{ae.id}",
+        body=body,
+        now=now,
+        ref_type="adverse_event",
+        ref_id=ae.id,
+        language=protocol.default_language,
+    )

@@ -19,7 +19,9 @@ from schedules.changes import Actor, acting
 
 def expire_stale(session: Session, *, now: datetime) -> int:
     """Planned messages past their last useful moment become expired (audited), never sent late."""
-    rows = session.exec(select(O).where(O.status == OutboxStatus.PLANNED.value, O.not_after.is_not(None), O.not_after < now)).all()
+    rows = session.exec(
+        select(O).where(O.status == OutboxStatus.PLANNED.value, O.not_after.is_not(None), O.not_after < now)
+    ).all()
     with acting(session, Actor("job", "expire_stale_messages"), "too late to be useful: the sender was behind"):
         for row in rows:
             row.status, row.status_updated_at = OutboxStatus.EXPIRED.value, now
@@ -35,6 +37,9 @@ def recover_stuck(session: Session, *, now: datetime, stale_after: timedelta) ->
             if row.recoveries == 0:
                 row.status, row.recoveries, row.next_attempt_at, row.claimed_by = OutboxStatus.PLANNED.value, 1, now, ""
             else:
-                row.status, row.last_error = OutboxStatus.FAILED.value, "outcome unknown after a second dispatcher crash; not re-sent"
+                row.status, row.last_error = (
+                    OutboxStatus.FAILED.value,
+                    "outcome unknown after a second dispatcher crash; not re-sent",
+                )
             session.add(row)
     return len(rows)

@@ -38,7 +38,16 @@ class OutboxStatus(str, enum.Enum):
 
 
 # Rank of provider-reported statuses: a callback may only raise the rank, never lower it.
-STATUS_RANK = {"queued": 1, "accepted": 1, "sending": 2, "sent": 3, "undelivered": 4, "failed": 4, "delivered": 5, "read": 6}
+STATUS_RANK = {
+    "queued": 1,
+    "accepted": 1,
+    "sending": 2,
+    "sent": 3,
+    "undelivered": 4,
+    "failed": 4,
+    "delivered": 5,
+    "read": 6,
+}
 FINAL_STATUSES = {OutboxStatus.EXPIRED.value, OutboxStatus.CANCELLED.value, OutboxStatus.FAILED.value}
 PENDING_STATUSES = {OutboxStatus.PLANNED.value}
 
@@ -55,7 +64,10 @@ class OutboundMessage(SQLModel, table=True):
         return action == "update" and field == "status" and new in ("expired", "cancelled", "failed")
 
     # ix_outbox_ref: the missed-dose job asks which reminders of the doses it flags arrived (migration 0005).
-    __table_args__ = (Index("ix_outbox_status_due", "status", "next_attempt_at"), Index("ix_outbox_ref", "ref_type", "ref_id"))
+    __table_args__ = (
+        Index("ix_outbox_status_due", "status", "next_attempt_at"),
+        Index("ix_outbox_ref", "ref_type", "ref_id"),
+    )
     id: Optional[int] = Field(default=None, primary_key=True)
     participant_id: Optional[int] = Field(default=None, foreign_key="participant.id", index=True)
     site_id: Optional[int] = Field(default=None, foreign_key="site.id")

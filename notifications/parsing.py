@@ -67,13 +67,9 @@ class Intent:
 # Compared after normalize(), so ASCII keywords are lower-case and full-width
 # forms have already been folded by NFKC.
 _KEYWORDS: dict[IntentKind, frozenset[str]] = {
-    IntentKind.DOSE_TAKEN: frozenset(
-        {"1", "y", "yes", "taken", "done", "已打", "打了", "已打了", "已经打了", "是"}
-    ),
+    IntentKind.DOSE_TAKEN: frozenset({"1", "y", "yes", "taken", "done", "已打", "打了", "已打了", "已经打了", "是"}),
     IntentKind.DOSE_NOT_TAKEN: frozenset({"2", "n", "no", "skip", "未打", "没打", "没有打"}),
-    IntentKind.STOP: frozenset(
-        {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "退订", "td"}
-    ),
+    IntentKind.STOP: frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "退订", "td"}),
     IntentKind.START: frozenset({"start", "unstop", "订阅"}),
     IntentKind.HELP: frozenset({"help", "帮助", "info"}),
     IntentKind.UNDO: frozenset({"undo", "撤销"}),
@@ -91,16 +87,12 @@ _EDGE_NO_DOT = re.escape(EDGE_PUNCTUATION.replace(".", ""))
 # A single leading "." is kept when a digit follows: ".5" is a score, not "5"; "…1" is still "1".
 _LEADING = re.compile(rf"^(?:[\s{_EDGE_NO_DOT}]|\.{{2,}}|\.(?![0-9]))+")
 _TRAILING = re.compile(rf"[\s{re.escape(EDGE_PUNCTUATION)}]+$")
-_ASCII_LOWER = str.maketrans(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
-)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 # "v" / "vas" followed by a separator, or directly by the number ("V4.5").
 _VAS_PREFIX = re.compile(r"^(?:vas|v)(?:\s*[:=]\s*|\s+|(?=[-+.,0-9])|$)(?P<rest>.*)$", re.S)
 # Tolerates "4.5/10" and "4.5分" because that is how people write scores ("/10" must name the scale's top).
-_NUMBER = re.compile(
-    r"^(?P<num>[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:\s*/\s*(?P<of>[0-9]+(?:\.[0-9]+)?)|\s*分)?$"
-)
+_NUMBER = re.compile(r"^(?P<num>[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:\s*/\s*(?P<of>[0-9]+(?:\.[0-9]+)?)|\s*分)?$")
 
 
 class VasScale(Protocol):
@@ -165,9 +157,7 @@ def _adverse_event_text(raw: str) -> str | None:
     """Return what follows an AE keyword in the raw text (original characters), or None if no keyword."""
     folded = [_fold_char(ch) for ch in raw]
     start = 0
-    while start < len(raw) and all(
-        ch.isspace() or ch in EDGE_PUNCTUATION for ch in folded[start]
-    ):
+    while start < len(raw) and all(ch.isspace() or ch in EDGE_PUNCTUATION for ch in folded[start]):
         start += 1
     for keyword in _AE_KEYWORDS:
         end, matched = start, ""

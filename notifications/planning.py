@@ -99,16 +99,36 @@ def wanted_for_dose(dose: Dose, participant: Participant, protocol, *, site_phon
     reminder_key, nudge_key = dose_keys(dose.id)
     local_date = dose.local_date.isoformat()
     wanted = [
-        Wanted(Purpose.DOSE_REMINDER.value, reminder_key, "dose", dose.id, dose.due_at,
-               last_useful_moment(dose.due_at, zone, rules, closes=dose.window_closes_at),
-               render("dose_reminder", lang, local_date=local_date, site_phone=site_phone), lang),
+        Wanted(
+            Purpose.DOSE_REMINDER.value,
+            reminder_key,
+            "dose",
+            dose.id,
+            dose.due_at,
+            last_useful_moment(dose.due_at, zone, rules, closes=dose.window_closes_at),
+            render("dose_reminder", lang, local_date=local_date, site_phone=site_phone),
+            lang,
+        ),
     ]
-    nudge_at = next_allowed_send(dose.due_at + timedelta(minutes=rules.nudge_after_minutes), zone,
-                                 quiet_start=rules.quiet_start, quiet_end=rules.quiet_end)
+    nudge_at = next_allowed_send(
+        dose.due_at + timedelta(minutes=rules.nudge_after_minutes),
+        zone,
+        quiet_start=rules.quiet_start,
+        quiet_end=rules.quiet_end,
+    )
     if nudge_at < dose.window_closes_at:
-        wanted.append(Wanted(Purpose.DOSE_NUDGE.value, nudge_key, "dose", dose.id, nudge_at,
-                             last_useful_moment(nudge_at, zone, rules, closes=dose.window_closes_at),
-                             render("dose_nudge", lang, local_date=local_date), lang))
+        wanted.append(
+            Wanted(
+                Purpose.DOSE_NUDGE.value,
+                nudge_key,
+                "dose",
+                dose.id,
+                nudge_at,
+                last_useful_moment(nudge_at, zone, rules, closes=dose.window_closes_at),
+                render("dose_nudge", lang, local_date=local_date),
+                lang,
+            )
+        )
     return wanted
 
 
@@ -137,8 +157,18 @@ def wanted_vas(participant: Participant, protocol, *, now: datetime, horizon: ti
         due = local_wall_to_utc(day, at, participant.time_zone)
         not_after = last_useful_moment(due, participant.time_zone, protocol.reminders)
         if now <= not_after and due <= now + horizon:
-            out.append(Wanted(Purpose.VAS_PROMPT.value, f"vas_prompt:participant:{participant.id}:{day.isoformat()}", "participant",
-                              participant.id, due, not_after, render("vas_prompt", participant.language), participant.language))
+            out.append(
+                Wanted(
+                    Purpose.VAS_PROMPT.value,
+                    f"vas_prompt:participant:{participant.id}:{day.isoformat()}",
+                    "participant",
+                    participant.id,
+                    due,
+                    not_after,
+                    render("vas_prompt", participant.language),
+                    participant.language,
+                )
+            )
     return out
 
 
@@ -151,10 +181,19 @@ def _planned_rows(session: Session, ids: Sequence[int]) -> dict[int, dict[str, R
     """The planned reminders, nudges and VAS prompts of these participants, by participant and dedupe key.
     Plain rows, not ORM objects: most are compared and left alone."""
     rows = session.execute(
-        select(OutboundMessage.id, OutboundMessage.participant_id, OutboundMessage.dedupe_key, OutboundMessage.due_at,
-               OutboundMessage.not_after, OutboundMessage.body)
-        .where(_among(session, OutboundMessage.participant_id, ids), OutboundMessage.status == PLANNED,
-               OutboundMessage.purpose.in_(PLANNED_PURPOSES))
+        select(
+            OutboundMessage.id,
+            OutboundMessage.participant_id,
+            OutboundMessage.dedupe_key,
+            OutboundMessage.due_at,
+            OutboundMessage.not_after,
+            OutboundMessage.body,
+        )
+        .where(
+            _among(session, OutboundMessage.participant_id, ids),
+            OutboundMessage.status == PLANNED,
+            OutboundMessage.purpose.in_(PLANNED_PURPOSES),
+        )
         .order_by(OutboundMessage.id)
     ).all()
     out: dict[int, dict[str, Row]] = {}
@@ -163,7 +202,9 @@ def _planned_rows(session: Session, ids: Sequence[int]) -> dict[int, dict[str, R
     return out
 
 
-def _doses_in_horizon(session: Session, ids: Sequence[int], *, now: datetime, horizon: timedelta) -> dict[int, list[Row]]:
+def _doses_in_horizon(
+    session: Session, ids: Sequence[int], *, now: datetime, horizon: timedelta
+) -> dict[int, list[Row]]:
     """Scheduled doses whose reminder falls within the horizon and whose window is open, by participant."""
     # The state is checked here rather than in SQL: without it the participant index is the only
     # one that fits, so the plan stays a short index read even on a table without statistics.
@@ -190,7 +231,15 @@ class _Lookups:
     def for_dose(self, dose, participant, protocol, phone: str) -> list[Wanted]:
         """wanted_for_dose, worked out once per distinct timing, zone, language and site phone: in a
         trial most participants share them, and the time-zone arithmetic is most of a pass's work."""
-        key = (dose.due_at, dose.window_closes_at, dose.local_date, participant.time_zone, participant.language, phone, id(protocol))
+        key = (
+            dose.due_at,
+            dose.window_closes_at,
+            dose.local_date,
+            participant.time_zone,
+            participant.language,
+            phone,
+            id(protocol),
+        )
         known = self.dose_messages.get(key)
         if known is None:
             known = self.dose_messages[key] = wanted_for_dose(dose, participant, protocol, site_phone=phone)
@@ -220,14 +269,19 @@ class _Plan:
     cancel: list[int] = field(default_factory=list)
 
 
-def _wanted(session: Session, participant, doses, existing: dict, lookups: _Lookups, *, now: datetime, horizon: timedelta) -> list[Wanted]:
+def _wanted(
+    session: Session, participant, doses, existing: dict, lookups: _Lookups, *, now: datetime, horizon: timedelta
+) -> list[Wanted]:
     protocol = lookups.protocol(session, participant.study_id)
     phone = lookups.site_phone(session, participant.site_id)
     wanted: list[Wanted] = []
     for dose in doses:
         # Past its last useful moment a message is not created at all (expire_stale handles planned ones).
-        wanted += [w for w in lookups.for_dose(dose, participant, protocol, phone)
-                   if w.not_after is None or w.not_after >= now or w.dedupe_key in existing]
+        wanted += [
+            w
+            for w in lookups.for_dose(dose, participant, protocol, phone)
+            if w.not_after is None or w.not_after >= now or w.dedupe_key in existing
+        ]
     return wanted + wanted_vas(participant, protocol, now=now, horizon=horizon)
 
 
@@ -237,9 +291,22 @@ def _compare(participant, wanted: list[Wanted], existing: dict[str, Row], plan: 
     for item in wanted:
         row = existing.pop(item.dedupe_key, None)
         if row is None:
-            plan.fresh.append(dict(participant_id=participant.id, site_id=participant.site_id, purpose=item.purpose, ref_type=item.ref_type,
-                                   ref_id=item.ref_id, dedupe_key=item.dedupe_key, language=item.language, body=item.body,
-                                   priority=item.priority, due_at=item.due_at, next_attempt_at=item.due_at, not_after=item.not_after))
+            plan.fresh.append(
+                dict(
+                    participant_id=participant.id,
+                    site_id=participant.site_id,
+                    purpose=item.purpose,
+                    ref_type=item.ref_type,
+                    ref_id=item.ref_id,
+                    dedupe_key=item.dedupe_key,
+                    language=item.language,
+                    body=item.body,
+                    priority=item.priority,
+                    due_at=item.due_at,
+                    next_attempt_at=item.due_at,
+                    not_after=item.not_after,
+                )
+            )
         elif row.due_at != item.due_at or row.body != item.body or row.not_after != item.not_after:
             plan.retime[row.id] = item
     plan.cancel += [row.id for row in existing.values()]
@@ -270,9 +337,13 @@ def _insert_fresh(session: Session, fresh: list[dict], report: PlanReport) -> No
     fixed, factories = _outbox_defaults()
     template = {**fixed, **{key: make() for key, make in factories.items()}}
     values = [{**template, **row} for row in fresh]
-    inserted = bulk_insert(session, table, values, returning=("id", "dedupe_key", "purpose"), skip_conflicts_on="dedupe_key")
+    inserted = bulk_insert(
+        session, table, values, returning=("id", "dedupe_key", "purpose"), skip_conflicts_on="dedupe_key"
+    )
     ids = {key: row_id for row_id, key, _purpose in inserted}
-    record_changes(session, OutboundMessage, created=[{**v, "id": ids[v["dedupe_key"]]} for v in values if v["dedupe_key"] in ids])
+    record_changes(
+        session, OutboundMessage, created=[{**v, "id": ids[v["dedupe_key"]]} for v in values if v["dedupe_key"] in ids]
+    )
     for _row_id, _key, purpose in inserted:
         report.created += 1
         report.by_purpose[purpose] = report.by_purpose.get(purpose, 0) + 1
@@ -283,11 +354,19 @@ def _apply_changes(session: Session, plan: _Plan, report: PlanReport) -> None:
     ids = list(plan.retime) + plan.cancel
     if not ids:
         return
-    rows = {row.id: row for row in session.exec(select(OutboundMessage).where(_among(session, OutboundMessage.id, ids)))}
+    rows = {
+        row.id: row for row in session.exec(select(OutboundMessage).where(_among(session, OutboundMessage.id, ids)))
+    }
     for row_id, item in plan.retime.items():
         row = rows.get(row_id)
         if row is not None and row.status == PLANNED:
-            row.due_at, row.next_attempt_at, row.not_after, row.body, row.language = item.due_at, item.due_at, item.not_after, item.body, item.language
+            row.due_at, row.next_attempt_at, row.not_after, row.body, row.language = (
+                item.due_at,
+                item.due_at,
+                item.not_after,
+                item.body,
+                item.language,
+            )
             session.add(row)
             report.updated += 1
     _cancel(session, [rows[i] for i in plan.cancel if i in rows], report)
@@ -301,7 +380,15 @@ def _cancel(session: Session, rows, report: PlanReport) -> None:
             report.cancelled += 1
 
 
-def _sync(session: Session, participants: Sequence, *, now: datetime, horizon: timedelta, report: PlanReport, lookups: _Lookups) -> None:
+def _sync(
+    session: Session,
+    participants: Sequence,
+    *,
+    now: datetime,
+    horizon: timedelta,
+    report: PlanReport,
+    lookups: _Lookups,
+) -> None:
     """Bring the planned messages of these participants (ORM objects or plain rows) in line: three
     reads for all of them, one insert for every new row, ORM writes only for rows that change."""
     if not participants:
@@ -317,14 +404,23 @@ def _sync(session: Session, participants: Sequence, *, now: datetime, horizon: t
         existing = planned.get(participant.id, {})
         wanted = []
         if participant.id in allowed_ids:
-            wanted = _wanted(session, participant, doses.get(participant.id, ()), existing, lookups, now=now, horizon=horizon)
+            wanted = _wanted(
+                session, participant, doses.get(participant.id, ()), existing, lookups, now=now, horizon=horizon
+            )
         _compare(participant, wanted, existing, plan)
     _insert_fresh(session, plan.fresh, report)
     _apply_changes(session, plan, report)
 
 
-def sync_participant_messages(session: Session, *, participant: Participant, now: datetime, horizon: timedelta = HORIZON,
-                              report: PlanReport | None = None, site_phones: dict | None = None) -> PlanReport:
+def sync_participant_messages(
+    session: Session,
+    *,
+    participant: Participant,
+    now: datetime,
+    horizon: timedelta = HORIZON,
+    report: PlanReport | None = None,
+    site_phones: dict | None = None,
+) -> PlanReport:
     """Make the participant's planned reminders, nudges and VAS prompts match their doses and settings."""
     report = report or PlanReport()
     lookups = _Lookups(site_phones=site_phones if site_phones is not None else {})
@@ -334,7 +430,11 @@ def sync_participant_messages(session: Session, *, participant: Participant, now
 
 def cancel_dose_messages(session: Session, *, dose: Dose) -> int:
     """Cancel the planned reminder and nudge of a dose (it was reported, held or cancelled)."""
-    rows = session.exec(select(OutboundMessage).where(OutboundMessage.dedupe_key.in_(dose_keys(dose.id)), OutboundMessage.status == PLANNED)).all()
+    rows = session.exec(
+        select(OutboundMessage).where(
+            OutboundMessage.dedupe_key.in_(dose_keys(dose.id)), OutboundMessage.status == PLANNED
+        )
+    ).all()
     report = PlanReport()
     _cancel(session, rows, report)
     return report.cancelled
@@ -342,29 +442,58 @@ def cancel_dose_messages(session: Session, *, dose: Dose) -> int:
 
 def _candidates(session: Session, *, now: datetime, horizon: timedelta) -> list[int]:
     """Participants the planning job looks at: with doses coming up, not withdrawn, or with planned messages."""
-    ids_with_doses = set(session.exec(
-        select(Dose.participant_id).where(Dose.state == SCHEDULED, Dose.window_closes_at > now,
-                                          Dose.window_closes_at <= now + horizon + timedelta(days=2)).distinct()
-    ).all())
+    ids_with_doses = set(
+        session.exec(
+            select(Dose.participant_id)
+            .where(
+                Dose.state == SCHEDULED,
+                Dose.window_closes_at > now,
+                Dose.window_closes_at <= now + horizon + timedelta(days=2),
+            )
+            .distinct()
+        ).all()
+    )
     # VAS runs through follow-up for both arms; the planned set also needs cleaning when people stop.
-    ids_active = set(session.exec(select(Participant.id).where(Participant.status != ParticipantStatus.WITHDRAWN.value)).all())
-    ids_with_planned = set(session.exec(select(OutboundMessage.participant_id).where(OutboundMessage.status == PLANNED,
-                                                                                     OutboundMessage.participant_id.is_not(None)).distinct()).all())
+    ids_active = set(
+        session.exec(select(Participant.id).where(Participant.status != ParticipantStatus.WITHDRAWN.value)).all()
+    )
+    ids_with_planned = set(
+        session.exec(
+            select(OutboundMessage.participant_id)
+            .where(OutboundMessage.status == PLANNED, OutboundMessage.participant_id.is_not(None))
+            .distinct()
+        ).all()
+    )
     return sorted(ids_with_doses | ids_active | ids_with_planned)
 
 
 # Columns planning reads from a participant (plain rows: thousands per run, none of them changed here).
-_PARTICIPANT_COLUMNS = (Participant.id, Participant.study_id, Participant.site_id, Participant.time_zone, Participant.language,
-                        Participant.reminder_time, Participant.first_dose_date, Participant.follow_up_end_date, Participant.status,
-                        Participant.opted_out, Participant.sms_consent)
+_PARTICIPANT_COLUMNS = (
+    Participant.id,
+    Participant.study_id,
+    Participant.site_id,
+    Participant.time_zone,
+    Participant.language,
+    Participant.reminder_time,
+    Participant.first_dose_date,
+    Participant.follow_up_end_date,
+    Participant.status,
+    Participant.opted_out,
+    Participant.sms_consent,
+)
 
 
 def _opened(sessions: Session | Callable[[], ContextManager[Session]]) -> ContextManager[Session]:
     return nullcontext(sessions) if isinstance(sessions, Session) else sessions()
 
 
-def plan_messages(sessions: Session | Callable[[], ContextManager[Session]], *, now: datetime, horizon: timedelta = HORIZON,
-                  chunk: int = CHUNK) -> PlanReport:
+def plan_messages(
+    sessions: Session | Callable[[], ContextManager[Session]],
+    *,
+    now: datetime,
+    horizon: timedelta = HORIZON,
+    chunk: int = CHUNK,
+) -> PlanReport:
     """The planning job: every participant who may be messaged, reminders within the horizon.
     `sessions` opens a session per `chunk` participants, each committed when its block ends, so a
     run holds few rows and locks at a time however large the trial; given a Session, all runs in it."""
@@ -373,7 +502,10 @@ def plan_messages(sessions: Session | Callable[[], ContextManager[Session]], *, 
         ids = _candidates(session, now=now, horizon=horizon)
     for start in range(0, len(ids), chunk):
         with _opened(sessions) as session:
-            participants = session.execute(select(*_PARTICIPANT_COLUMNS).where(_among(session, Participant.id, ids[start:start + chunk]))
-                                           .order_by(Participant.id)).all()
+            participants = session.execute(
+                select(*_PARTICIPANT_COLUMNS)
+                .where(_among(session, Participant.id, ids[start : start + chunk]))
+                .order_by(Participant.id)
+            ).all()
             _sync(session, participants, now=now, horizon=horizon, report=report, lookups=lookups)
     return report

@@ -5,7 +5,9 @@ from __future__ import annotations
 # Twilio: "Attempt to send to unsubscribed recipient" (the number replied STOP to the carrier).
 UNSUBSCRIBED = 21610
 # The number itself is wrong or cannot take SMS: a nurse must correct it, so the alert is high priority.
-INVALID_NUMBER_CODES = frozenset({21211, 21214, 21217, 21401, 21407, 21408, 21421, 21612, 21614, 30003, 30004, 30005, 30006})
+INVALID_NUMBER_CODES = frozenset(
+    {21211, 21214, 21217, 21401, 21407, 21408, 21421, 21612, 21614, 30003, 30004, 30005, 30006}
+)
 
 
 def is_unsubscribed(code: int | None) -> bool:

@@ -21,7 +21,9 @@ class SendLimiter(Protocol):
 class TokenBucket:
     """A process-local send-rate cap (messages per second), shared by the dispatch threads."""
 
-    def __init__(self, rate_per_second: float, *, burst: float | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, rate_per_second: float, *, burst: float | None = None, clock: Callable[[], float] = time.monotonic
+    ):
         self.rate = rate_per_second
         self.capacity = burst if burst is not None else max(1.0, rate_per_second)
         self.tokens = self.capacity
@@ -79,8 +81,11 @@ class RedisSendLimiter:
                     return
                 reset_at = self.window.get_window_stats(self.item, self.key).reset_time
             except Exception as exc:  # redis.ConnectionError and friends; the class name is enough
-                log.warning("send-rate window in Redis unavailable (%s); capping this process alone for %.0f s",
-                            type(exc).__name__, self.retry_redis_after)
+                log.warning(
+                    "send-rate window in Redis unavailable (%s); capping this process alone for %.0f s",
+                    type(exc).__name__,
+                    self.retry_redis_after,
+                )
                 self._redis_down_until = time.monotonic() + self.retry_redis_after
                 continue
             # Wake when the oldest send leaves the window; short naps keep many threads from waking together.

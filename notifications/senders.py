@@ -85,8 +85,9 @@ class _RoutedHttpClient(TwilioHttpClient):
         """Send through the SDK's client after swapping the scheme and host if configured."""
         if self._base is not None:
             parts = urlsplit(url)
-            url = urlunsplit((self._base.scheme, self._base.netloc,
-                              self._base.path + parts.path, parts.query, parts.fragment))
+            url = urlunsplit(
+                (self._base.scheme, self._base.netloc, self._base.path + parts.path, parts.query, parts.fragment)
+            )
         self.last_response = None
         response = super().request(method, url, *args, **kwargs)
         # Kept so a refused send can report Retry-After, which the SDK exception drops.
@@ -155,16 +156,13 @@ class TwilioSmsSender:
             raise _refusal(exc, client.http_client.last_response) from exc
         except requests.Timeout as exc:
             # Ambiguous: Twilio may have created the message before we stopped waiting.
-            raise SmsSendError(f"Twilio did not answer within {self._timeout:g} s",
-                               transient=True) from exc
+            raise SmsSendError(f"Twilio did not answer within {self._timeout:g} s", transient=True) from exc
         except requests.RequestException as exc:
-            raise SmsSendError(f"Could not reach Twilio ({type(exc).__name__})",
-                               transient=True) from exc
+            raise SmsSendError(f"Could not reach Twilio ({type(exc).__name__})", transient=True) from exc
         return SendResult(provider_sid=message.sid, status=str(message.status))
 
 
-def _refusal(exc: TwilioRestException | TwilioServiceException,
-             response: TwilioResponse | None) -> SmsSendError:
+def _refusal(exc: TwilioRestException | TwilioServiceException, response: TwilioResponse | None) -> SmsSendError:
     """Map a Twilio error response to SmsSendError without echoing the number or body."""
     status = int(exc.status)
     # The SDK falls back to the HTTP status when the body has no Twilio code.
@@ -176,7 +174,8 @@ def _refusal(exc: TwilioRestException | TwilioServiceException,
     described = f"error {code}" if code is not None else "no error code"
     return SmsSendError(
         f"Twilio refused the message: HTTP {status}, {described}",
-        code=code, http_status=status,
+        code=code,
+        http_status=status,
         transient=is_retryable_http(status),
         retry_after=retry_after,
     )
@@ -235,15 +234,14 @@ def build_sender(settings: Mapping[str, Any]) -> SmsSender:
     if backend == "recording":
         return RecordingSmsSender()
     if backend != "twilio":
-        raise ValueError(
-            f"SMS_BACKEND must be 'console', 'twilio' or 'recording', not {backend!r}."
-        )
+        raise ValueError(f"SMS_BACKEND must be 'console', 'twilio' or 'recording', not {backend!r}.")
     for key in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
         if not settings.get(key):
             raise ValueError(f"SMS_BACKEND is 'twilio' but {key} is not set.")
     if not settings.get("TWILIO_FROM_NUMBER") and not settings.get("TWILIO_MESSAGING_SERVICE_SID"):
-        raise ValueError("SMS_BACKEND is 'twilio' but neither TWILIO_FROM_NUMBER nor "
-                         "TWILIO_MESSAGING_SERVICE_SID is set.")
+        raise ValueError(
+            "SMS_BACKEND is 'twilio' but neither TWILIO_FROM_NUMBER nor TWILIO_MESSAGING_SERVICE_SID is set."
+        )
     timeout = _number(settings, "TWILIO_TIMEOUT", float)
     return TwilioSmsSender(
         account_sid=settings["TWILIO_ACCOUNT_SID"],

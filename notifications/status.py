@@ -20,11 +20,17 @@ from schedules.models import Participant
 
 ACTOR = Actor("job", "twilio_status_callback")
 RACE_MARGIN = timedelta(seconds=60)  # clock skew between web and dispatch hosts
-_OUR_STATUS = {"delivered": OutboxStatus.DELIVERED.value, "read": OutboxStatus.DELIVERED.value,
-               "undelivered": OutboxStatus.UNDELIVERED.value, "failed": OutboxStatus.FAILED.value}
+_OUR_STATUS = {
+    "delivered": OutboxStatus.DELIVERED.value,
+    "read": OutboxStatus.DELIVERED.value,
+    "undelivered": OutboxStatus.UNDELIVERED.value,
+    "failed": OutboxStatus.FAILED.value,
+}
 
 
-def apply_status_callback(session: Session, *, message_sid: str, status: str, error_code: int | None, now: datetime) -> bool:
+def apply_status_callback(
+    session: Session, *, message_sid: str, status: str, error_code: int | None, now: datetime
+) -> bool:
     """Record a callback and move the message forward if it is news; returns True if it changed anything.
     Repeated or out-of-order callbacks ('sent' after 'delivered') change nothing. A callback for a
     SID not yet in the outbox (it can beat the dispatcher's own record of the send) is kept
@@ -44,10 +50,15 @@ def replay_early_callbacks(session: Session, *, rows: list[OutboundMessage], now
     by_sid = {row.provider_sid: row for row in rows if row.provider_sid}
     if not by_sid:
         return 0
-    early = session.exec(select(StatusCallback).where(StatusCallback.message_sid.in_(list(by_sid)), StatusCallback.applied == False)  # noqa: E712
-                         .order_by(StatusCallback.id)).all()
+    early = session.exec(
+        select(StatusCallback)
+        .where(StatusCallback.message_sid.in_(list(by_sid)), StatusCallback.applied == False)  # noqa: E712
+        .order_by(StatusCallback.id)
+    ).all()
     for callback in early:
-        callback.applied = _apply(session, by_sid[callback.message_sid], status=callback.status, error_code=callback.error_code, now=now)
+        callback.applied = _apply(
+            session, by_sid[callback.message_sid], status=callback.status, error_code=callback.error_code, now=now
+        )
         session.add(callback)
     return len(early)
 
@@ -57,8 +68,13 @@ def replay_raced_callbacks(session: Session, *, now: datetime, within: timedelta
     Only callbacks received before the send was recorded qualify: a later unapplied one was
     matched on arrival and refused as out of order, and must stay refused."""
     pairs = session.exec(
-        select(StatusCallback, OutboundMessage).join(OutboundMessage, OutboundMessage.provider_sid == StatusCallback.message_sid)
-        .where(StatusCallback.applied == False, StatusCallback.received_at >= now - within, OutboundMessage.sent_at.is_not(None))  # noqa: E712
+        select(StatusCallback, OutboundMessage)
+        .join(OutboundMessage, OutboundMessage.provider_sid == StatusCallback.message_sid)
+        .where(
+            StatusCallback.applied == False,
+            StatusCallback.received_at >= now - within,
+            OutboundMessage.sent_at.is_not(None),
+        )  # noqa: E712
         .order_by(StatusCallback.id)
     ).all()
     replayed = 0
@@ -81,9 +97,16 @@ def _apply(session: Session, row: OutboundMessage, *, status: str, error_code: i
     session.add(row)
     if status in ("undelivered", "failed") and row.participant_id:
         participant = session.get(Participant, row.participant_id)
-        delivery_failed(session, message=row, participant=participant, error_code=error_code, now=now, actor=ACTOR,
-                        summary=f"{row.purpose.replace('_', ' ')} {status}" + (f" (error {error_code})" if error_code else ""),
-                        unsubscribed_why="carrier reports the number unsubscribed (21610)")
+        delivery_failed(
+            session,
+            message=row,
+            participant=participant,
+            error_code=error_code,
+            now=now,
+            actor=ACTOR,
+            summary=f"{row.purpose.replace('_', ' ')} {status}" + (f" (error {error_code})" if error_code else ""),
+            unsubscribed_why="carrier reports the number unsubscribed (21610)",
+        )
     return True
 
 
@@ -92,8 +115,10 @@ def undelivered_dose_ids(session: Session, dose_ids: list[int]) -> set[int]:
     The ids as one array parameter, looked up through ix_outbox_ref (the outbox keeps every message sent)."""
     rows = session.exec(
         select(OutboundMessage.ref_id, OutboundMessage.status).where(
-            OutboundMessage.ref_type == "dose", in_values(session, OutboundMessage.ref_id, dose_ids),
-            OutboundMessage.purpose.in_([Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value]))
+            OutboundMessage.ref_type == "dose",
+            in_values(session, OutboundMessage.ref_id, dose_ids),
+            OutboundMessage.purpose.in_([Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value]),
+        )
     ).all()
     reached, failed = set(), set()
     for dose_id, status in rows:

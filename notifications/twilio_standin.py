@@ -51,8 +51,10 @@ class TwilioStandIn:
         self._stopping.clear()
         self._server = _Server((self._host, self._port), _Handler, self)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-            name="twilio-standin", daemon=True,
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="twilio-standin",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -111,8 +113,7 @@ class TwilioStandIn:
         retry_after: float | None = None,
     ) -> None:
         """Answer the next ``count`` creates with a Twilio JSON error instead of accepting them."""
-        action = {"kind": "fail", "status": int(status), "code": code,
-                  "message": message, "retry_after": retry_after}
+        action = {"kind": "fail", "status": int(status), "code": code, "message": message, "retry_after": retry_after}
         with self._lock:
             self._actions.extend(dict(action) for _ in range(count))
 
@@ -249,8 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == _MESSAGES_PATH:
             self._send_json(200, standin.messages)
         elif path == _STATS_PATH:
-            self._send_json(200, {"requests_seen": standin.requests_seen(),
-                                  "messages": len(standin.messages)})
+            self._send_json(200, {"requests_seen": standin.requests_seen(), "messages": len(standin.messages)})
         else:
             self._send_json(404, _error_body(404, 20404, "The requested resource was not found"))
 
@@ -288,9 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {}
             if action["retry_after"] is not None:
                 headers["Retry-After"] = f"{action['retry_after']:g}"
-            self._send_json(action["status"],
-                            _error_body(action["status"], action["code"], action["message"]),
-                            headers)
+            self._send_json(action["status"], _error_body(action["status"], action["code"], action["message"]), headers)
             return
         problem = _validate(form)
         if problem is not None:

@@ -32,8 +32,16 @@ def open_alert(
     if existing is not None:
         return existing, False
     alert = Alert(
-        participant_id=participant.id if participant else None, site_id=site_id, kind=kind, priority=priority,
-        ref_type=ref_type, ref_id=ref_id, dedupe_key=dedupe_key, summary=summary, opened_at=now, deadline_at=deadline_at,
+        participant_id=participant.id if participant else None,
+        site_id=site_id,
+        kind=kind,
+        priority=priority,
+        ref_type=ref_type,
+        ref_id=ref_id,
+        dedupe_key=dedupe_key,
+        summary=summary,
+        opened_at=now,
+        deadline_at=deadline_at,
     )
     try:
         with session.begin_nested(), acting(session, actor, summary):
@@ -71,6 +79,11 @@ def resolve(session: Session, *, alert: Alert, note: str, actor: Actor, now: dat
     with acting(session, actor, note.strip()):
         if alert.acknowledged_at is None:
             alert.acknowledged_at, alert.acknowledged_by = now, actor.label
-        alert.state, alert.resolved_at, alert.resolved_by, alert.resolution_note = AlertState.RESOLVED.value, now, actor.label, note.strip()
+        alert.state, alert.resolved_at, alert.resolved_by, alert.resolution_note = (
+            AlertState.RESOLVED.value,
+            now,
+            actor.label,
+            note.strip(),
+        )
         session.add(alert)
     return alert

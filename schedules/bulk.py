@@ -29,9 +29,15 @@ def _pg_insert_sql(dialect, table: Table, columns: list, returning: Sequence[str
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(c.name) for c in columns)
     record = ", ".join(f"{quote(c.name)} {c.type.compile(dialect=dialect)}" for c in columns)
-    return (f"INSERT INTO {quote(table.name)} ({names}) SELECT {names} FROM json_to_recordset(CAST(:bulk_rows AS json)) AS bulk({record})"
-            + (f" ON CONFLICT ({', '.join(quote(table.c[k].name) for k in conflict_keys)}) DO NOTHING" if conflict_keys else "")
-            + (f" RETURNING {', '.join(quote(table.c[k].name) for k in returning)}" if returning else ""))
+    return (
+        f"INSERT INTO {quote(table.name)} ({names}) SELECT {names} FROM json_to_recordset(CAST(:bulk_rows AS json)) AS bulk({record})"
+        + (
+            f" ON CONFLICT ({', '.join(quote(table.c[k].name) for k in conflict_keys)}) DO NOTHING"
+            if conflict_keys
+            else ""
+        )
+        + (f" RETURNING {', '.join(quote(table.c[k].name) for k in returning)}" if returning else "")
+    )
 
 
 # The statement text depends only on these; building it costs more than running a small insert.
@@ -66,8 +72,15 @@ def _pg_copy(connection, table: Table, columns: list, shared: dict, rows: Sequen
                 copy.write_row(head + values)
 
 
-def bulk_insert(session: Session, table: Table, rows: Sequence[dict], *, returning: Sequence[str] = (),
-                skip_conflicts_on: str | Sequence[str] | None = None, shared: dict | None = None) -> list[tuple]:
+def bulk_insert(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict],
+    *,
+    returning: Sequence[str] = (),
+    skip_conflicts_on: str | Sequence[str] | None = None,
+    shared: dict | None = None,
+) -> list[tuple]:
     """Insert many rows in one statement on the session's transaction; the `returning` columns of
     the rows inserted. On PostgreSQL plain inserts are one COPY, and inserts that return values or skip
     conflicts carry the rows as one JSON parameter (json_to_recordset): no per-value parameter handling,
@@ -95,7 +108,9 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict], *, returni
         sql = _pg_sql_cache.get(key)
         if sql is None:
             sql = _pg_sql_cache[key] = _pg_insert_sql(dialect, table, columns, returning, conflict_keys)
-        payload = json.dumps([{c.name: r[c.key] for c in columns} for r in rows], default=_json_value, ensure_ascii=False)
+        payload = json.dumps(
+            [{c.name: r[c.key] for c in columns} for r in rows], default=_json_value, ensure_ascii=False
+        )
         result = connection.execute(text(sql), {"bulk_rows": payload})
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert

@@ -70,7 +70,9 @@ def set_change_writer(writer: ChangeWriter) -> None:
     _writers[:] = [writer]
 
 
-def record_changes(session: Session, model: type, *, created: Sequence[dict] = (), updated: Sequence[tuple[object, dict]] = ()) -> None:
+def record_changes(
+    session: Session, model: type, *, created: Sequence[dict] = (), updated: Sequence[tuple[object, dict]] = ()
+) -> None:
     """Report rows written with bulk SQL, as the flush would: `created` holds each new row's column
     values (primary key included), `updated` (primary key, {field: (old, new)}) pairs; attributed
     to the session's current actor and reason."""

@@ -33,7 +33,15 @@ def transition(session: Session, dose: Dose, to_state: str, *, actor: Actor, at:
     """Move a dose to `to_state`, recording who did it and when; InvalidTransition otherwise."""
     if to_state not in ALLOWED.get(dose.state, set()):
         raise InvalidTransition(f"dose {dose.seq} is {dose.state} and cannot become {to_state}", field="state")
-    event = DoseEvent(dose_id=dose.id, from_state=dose.state, to_state=to_state, source=actor.source, actor=actor.label, at=at, note=note)
+    event = DoseEvent(
+        dose_id=dose.id,
+        from_state=dose.state,
+        to_state=to_state,
+        source=actor.source,
+        actor=actor.label,
+        at=at,
+        note=note,
+    )
     dose.state, dose.updated_at = to_state, at
     session.add(dose)
     session.add(event)
@@ -80,7 +88,12 @@ def _annotate_missed_alert(session: Session, *, dose: Dose, actor: Actor, now: d
     """A late report annotates the dose's missed-dose alert, so the nurse sees it before calling."""
     alert = session.exec(select(Alert).where(Alert.dedupe_key == missed_alert_key(dose.id))).first()
     if alert is not None:
-        annotate(session, alert=alert, note=f"{dose.state.replace('_', ' ')} reported by {actor.source} at {now.isoformat(timespec='minutes')}", actor=actor)
+        annotate(
+            session,
+            alert=alert,
+            note=f"{dose.state.replace('_', ' ')} reported by {actor.source} at {now.isoformat(timespec='minutes')}",
+            actor=actor,
+        )
 
 
 def missed_alert_key(dose_id: int) -> str:

@@ -57,31 +57,59 @@ class MissedReport:
     contact_problems: int = 0
 
     def __str__(self) -> str:
-        return (f"{self.flagged} dose(s) missed, {self.alerts_opened} alert(s) opened "
-                f"({self.high_priority} high priority, {self.contact_problems} as contact problems)")
+        return (
+            f"{self.flagged} dose(s) missed, {self.alerts_opened} alert(s) opened "
+            f"({self.high_priority} high priority, {self.contact_problems} as contact problems)"
+        )
 
 
 def _closed(session: Session, *, now: datetime, batch: int) -> dict[int, datetime]:
     """Scheduled doses whose window has closed, oldest first: id -> updated_at (the audit's old value)."""
-    return dict(session.connection().execute(
-        select(dose_t.c.id, dose_t.c.updated_at).where(dose_t.c.state == SCHEDULED, dose_t.c.window_closes_at <= now)
-        .order_by(dose_t.c.window_closes_at).limit(batch)).all())
+    return dict(
+        session.connection()
+        .execute(
+            select(dose_t.c.id, dose_t.c.updated_at)
+            .where(dose_t.c.state == SCHEDULED, dose_t.c.window_closes_at <= now)
+            .order_by(dose_t.c.window_closes_at)
+            .limit(batch)
+        )
+        .all()
+    )
 
 
 def _mark_missed(session: Session, ids: list[int], *, now: datetime) -> list[int]:
     """Set the doses missed; the ids, in the given order, that were still scheduled (a dose reported meanwhile stays as reported)."""
-    flagged = set(session.connection().execute(
-        update(dose_t).where(in_values(session, dose_t.c.id, ids), dose_t.c.state == SCHEDULED)
-        .values(state=MISSED, updated_at=now).returning(dose_t.c.id)).scalars())
+    flagged = set(
+        session.connection()
+        .execute(
+            update(dose_t)
+            .where(in_values(session, dose_t.c.id, ids), dose_t.c.state == SCHEDULED)
+            .values(state=MISSED, updated_at=now)
+            .returning(dose_t.c.id)
+        )
+        .scalars()
+    )
     return [i for i in ids if i in flagged]
 
 
 def _record_events(session: Session, ids: list[int], *, now: datetime) -> None:
     """One DoseEvent per flagged dose, inserted from a SELECT: no row values travel from Python."""
-    values = [literal(SCHEDULED), literal(MISSED), literal(JOB_ACTOR.source), literal(JOB_ACTOR.label), literal(now, dose_t.c.updated_at.type), literal(NOTE)]
-    session.connection().execute(insert(event_t).from_select(
-        ["dose_id", "from_state", "to_state", "source", "actor", "at", "note"],
-        select(dose_t.c.id, *values).where(in_values(session, dose_t.c.id, ids)).order_by(dose_t.c.window_closes_at, dose_t.c.id)))
+    values = [
+        literal(SCHEDULED),
+        literal(MISSED),
+        literal(JOB_ACTOR.source),
+        literal(JOB_ACTOR.label),
+        literal(now, dose_t.c.updated_at.type),
+        literal(NOTE),
+    ]
+    session.connection().execute(
+        insert(event_t).from_select(
+            ["dose_id", "from_state", "to_state", "source", "actor", "at", "note"],
+            select(dose_t.c.id, *values)
+            .where(in_values(session, dose_t.c.id, ids))
+            .order_by(dose_t.c.window_closes_at, dose_t.c.id),
+        )
+    )
 
 
 def _follow_loaded(session: Session, ids: set[int], *, now: datetime) -> None:
@@ -97,10 +125,18 @@ def _previous_state(dose: Table):
     """The state of the dose's previous counted dose by date (held/cancelled skipped): one backward step along
     the (participant_id, local_date) index per dose."""
     prev = aliased(dose_t, name="prev")
-    return (select(prev.c.state)
-            .where(prev.c.participant_id == dose.c.participant_id, prev.c.local_date < dose.c.local_date,
-                   prev.c.state.not_in([DoseState.HELD.value, DoseState.CANCELLED.value]))
-            .order_by(prev.c.local_date.desc()).limit(1).correlate(dose).scalar_subquery())
+    return (
+        select(prev.c.state)
+        .where(
+            prev.c.participant_id == dose.c.participant_id,
+            prev.c.local_date < dose.c.local_date,
+            prev.c.state.not_in([DoseState.HELD.value, DoseState.CANCELLED.value]),
+        )
+        .order_by(prev.c.local_date.desc())
+        .limit(1)
+        .correlate(dose)
+        .scalar_subquery()
+    )
 
 
 def _date_text(session: Session, column: ColumnElement) -> ColumnElement:
@@ -119,33 +155,77 @@ def _open_alerts(session: Session, ids: list[int], unreachable: set[int], *, now
     # MATERIALIZED: evaluated once per dose; inlined, PostgreSQL would run the previous-dose lookup twice.
     # The site by primary key per dose: a join would hash the whole participant table for a thousand rows.
     site_id = select(p.c.site_id).where(p.c.id == d.c.participant_id).correlate(d).scalar_subquery()
-    facts = (select(d.c.id, d.c.participant_id, d.c.seq, d.c.window_closes_at, _date_text(session, d.c.local_date).label("day"),
-                    site_id.label("site_id"), contact.label("contact"), (_previous_state(d) == MISSED).label("second"))
-             .where(in_values(session, d.c.id, ids))
-             .cte("facts").prefix_with("MATERIALIZED"))
+    facts = (
+        select(
+            d.c.id,
+            d.c.participant_id,
+            d.c.seq,
+            d.c.window_closes_at,
+            _date_text(session, d.c.local_date).label("day"),
+            site_id.label("site_id"),
+            contact.label("contact"),
+            (_previous_state(d) == MISSED).label("second"),
+        )
+        .where(in_values(session, d.c.id, ids))
+        .cte("facts")
+        .prefix_with("MATERIALIZED")
+    )
     f = facts.c
-    summary = (literal("dose ") + cast(f.seq, String) + " (" + f.day + ") "
-               + case((f.contact, "missed, and its reminder was not delivered"), (f.second, "missed: second in a row"), else_="missed"))
+    summary = (
+        literal("dose ")
+        + cast(f.seq, String)
+        + " ("
+        + f.day
+        + ") "
+        + case(
+            (f.contact, "missed, and its reminder was not delivered"),
+            (f.second, "missed: second in a row"),
+            else_="missed",
+        )
+    )
     values = {
-        "participant_id": f.participant_id, "site_id": f.site_id,
+        "participant_id": f.participant_id,
+        "site_id": f.site_id,
         "kind": case((f.contact, AlertKind.CONTACT_PROBLEM.value), else_=AlertKind.MISSED_DOSE.value),
-        "priority": case((f.second, HIGH), else_=NORMAL), "state": literal(AlertState.OPEN.value), "ref_type": literal("dose"),
-        "ref_id": f.id, "dedupe_key": literal(_KEY_PREFIX) + cast(f.id, String), "summary": summary,
-        "annotation": literal(""), "opened_at": literal(now, alert_t.c.opened_at.type), "acknowledged_by": literal(""),
-        "resolved_by": literal(""), "resolution_note": literal(""),
+        "priority": case((f.second, HIGH), else_=NORMAL),
+        "state": literal(AlertState.OPEN.value),
+        "ref_type": literal("dose"),
+        "ref_id": f.id,
+        "dedupe_key": literal(_KEY_PREFIX) + cast(f.id, String),
+        "summary": summary,
+        "annotation": literal(""),
+        "opened_at": literal(now, alert_t.c.opened_at.type),
+        "acknowledged_by": literal(""),
+        "resolved_by": literal(""),
+        "resolution_note": literal(""),
     }
     returned = ("id", "participant_id", "site_id", "kind", "priority", "ref_id", "dedupe_key", "summary")
     dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     # ORDER BY: alerts are numbered in the order the windows closed (and SQLite needs a clause between FROM and ON CONFLICT).
-    statement = (dialect_insert(alert_t).from_select(list(values), select(*values.values()).order_by(f.window_closes_at, f.id))
-                 .on_conflict_do_nothing(index_elements=[alert_t.c.dedupe_key]).returning(*[alert_t.c[k] for k in returned]))
-    constant = dict(state=AlertState.OPEN.value, ref_type="dose", annotation="", opened_at=now, deadline_at=None, acknowledged_at=None,
-                    acknowledged_by="", resolved_at=None, resolved_by="", resolution_note="")
+    statement = (
+        dialect_insert(alert_t)
+        .from_select(list(values), select(*values.values()).order_by(f.window_closes_at, f.id))
+        .on_conflict_do_nothing(index_elements=[alert_t.c.dedupe_key])
+        .returning(*[alert_t.c[k] for k in returned])
+    )
+    constant = dict(
+        state=AlertState.OPEN.value,
+        ref_type="dose",
+        annotation="",
+        opened_at=now,
+        deadline_at=None,
+        acknowledged_at=None,
+        acknowledged_by="",
+        resolved_at=None,
+        resolved_by="",
+        resolution_note="",
+    )
     return [{**constant, **dict(zip(returned, row))} for row in session.connection().execute(statement)]
 
 
-def flag_missed_doses(session: Session, *, now: datetime, undelivered: Callable[[list[int]], set[int]] | None = None,
-                      batch: int = 5000) -> MissedReport:
+def flag_missed_doses(
+    session: Session, *, now: datetime, undelivered: Callable[[list[int]], set[int]] | None = None, batch: int = 5000
+) -> MissedReport:
     """Mark scheduled doses whose window has closed as missed and open one alert each.
 
     Reads only scheduled doses with window_closes_at <= now through the (state, window_closes_at)
@@ -168,9 +248,15 @@ def flag_missed_doses(session: Session, *, now: datetime, undelivered: Callable[
         unreachable = undelivered(flagged) if undelivered else set()
         inserted = _open_alerts(session, flagged, unreachable, now=now)
         # One audit insert for both: the doses' field rows, then the alerts' create rows, as two flushes would.
-        record_many(session, [
-            Changes(Dose, updated=[(i, {"state": (SCHEDULED, MISSED), "updated_at": (closed[i], now)}) for i in flagged]),
-            Changes(Alert, created=inserted)])
+        record_many(
+            session,
+            [
+                Changes(
+                    Dose, updated=[(i, {"state": (SCHEDULED, MISSED), "updated_at": (closed[i], now)}) for i in flagged]
+                ),
+                Changes(Alert, created=inserted),
+            ],
+        )
     report.alerts_opened = len(inserted)
     report.high_priority = sum(a["priority"] == HIGH for a in inserted)
     report.contact_problems = sum(a["kind"] == AlertKind.CONTACT_PROBLEM.value for a in inserted)

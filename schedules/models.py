@@ -20,6 +20,7 @@ def _utc(**kw):
 # Alert priorities: high goes to the top of the nurse queue (two missed in a row, suspected serious).
 HIGH, NORMAL = "high", "normal"
 
+
 class Study(SQLModel, table=True):
     """A trial and the protocol it was loaded from (kept as JSON so history is reproducible)."""
 

@@ -107,7 +107,9 @@ def enroll_participant(
         reminder_time=at,
         first_dose_date=first_dose_date,
         treatment_end_date=treatment_end_date(arm_rule, first_dose_date),
-        follow_up_end_date=follow_up_end_date(arm_rule, first_dose=first_dose_date, last_dose=planned[-1].local_date if planned else None),
+        follow_up_end_date=follow_up_end_date(
+            arm_rule, first_dose=first_dose_date, last_dose=planned[-1].local_date if planned else None
+        ),
         sms_consent=sms_consent,
         enrolled_at=now,
     )
@@ -116,13 +118,34 @@ def enroll_participant(
         if created is None:
             raise Conflict(f"study code {code!r} is already enrolled in {study.code}", field="study_code")
         # The schedule in one INSERT; both audited as the flush would (one create row per entity), in one statement.
-        rows = [dict(participant_id=participant.id, seq=i, local_date=p.local_date, due_at=p.due_at, window_opens_at=p.window_opens_at,
-                     window_closes_at=p.window_closes_at, state=DoseState.SCHEDULED.value, reported_at=None, taken_at=None,
-                     injection_site=None, source=None, note="", updated_at=now)
-                for i, p in enumerate(planned, start=1)]
-        ids = dict((seq, dose_id) for dose_id, seq in bulk_insert(session, Dose.__table__, rows, returning=("id", "seq")))
-        record_many(session, [Changes(Participant, created=[created]),
-                              Changes(Dose, created=[{**row, "id": ids[row["seq"]]} for row in rows])])
+        rows = [
+            dict(
+                participant_id=participant.id,
+                seq=i,
+                local_date=p.local_date,
+                due_at=p.due_at,
+                window_opens_at=p.window_opens_at,
+                window_closes_at=p.window_closes_at,
+                state=DoseState.SCHEDULED.value,
+                reported_at=None,
+                taken_at=None,
+                injection_site=None,
+                source=None,
+                note="",
+                updated_at=now,
+            )
+            for i, p in enumerate(planned, start=1)
+        ]
+        ids = dict(
+            (seq, dose_id) for dose_id, seq in bulk_insert(session, Dose.__table__, rows, returning=("id", "seq"))
+        )
+        record_many(
+            session,
+            [
+                Changes(Participant, created=[created]),
+                Changes(Dose, created=[{**row, "id": ids[row["seq"]]} for row in rows]),
+            ],
+        )
     return participant
 
 
@@ -145,7 +168,9 @@ def _insert_participant(session: Session, participant: Participant) -> dict | No
 def find_by_phone(session: Session, *, e164: str, vault: PhoneVault) -> Participant | None:
     """Match a phone number through its keyed hash (no row is decrypted)."""
     return session.exec(
-        select(Participant).where(Participant.phone_hash == vault.lookup_hash(e164)).order_by(Participant.enrolled_at.desc())
+        select(Participant)
+        .where(Participant.phone_hash == vault.lookup_hash(e164))
+        .order_by(Participant.enrolled_at.desc())
     ).first()
 
 
@@ -158,7 +183,11 @@ def _replan_open_doses(session: Session, participant: Participant, *, now: datet
         if dose.state != DoseState.SCHEDULED.value or dose.window_closes_at <= now:
             continue
         planned = time_dose(protocol, dose.local_date, zone=participant.time_zone, reminder_time=at)
-        dose.due_at, dose.window_opens_at, dose.window_closes_at = planned.due_at, planned.window_opens_at, planned.window_closes_at
+        dose.due_at, dose.window_opens_at, dose.window_closes_at = (
+            planned.due_at,
+            planned.window_opens_at,
+            planned.window_closes_at,
+        )
         dose.updated_at = now
         session.add(dose)
         count += 1
@@ -184,7 +213,11 @@ def update_details(
     with acting(session, actor, why):
         if phone is not None:
             e164 = _valid_phone(phone)
-            participant.phone_ciphertext, participant.phone_hash, participant.phone_last2 = vault.encrypt(e164), vault.lookup_hash(e164), e164[-2:]
+            participant.phone_ciphertext, participant.phone_hash, participant.phone_last2 = (
+                vault.encrypt(e164),
+                vault.lookup_hash(e164),
+                e164[-2:],
+            )
         if language is not None:
             participant.language = _offered_language(protocol_of(session.get(Study, participant.study_id)), language)
         if sms_consent is not None:
@@ -200,7 +233,9 @@ def update_details(
     return participant
 
 
-def hold_dosing(session: Session, *, participant: Participant, reason: str | None, effective: date, actor: Actor, now: datetime) -> int:
+def hold_dosing(
+    session: Session, *, participant: Participant, reason: str | None, effective: date, actor: Actor, now: datetime
+) -> int:
     """Hold dosing from `effective` (local date): scheduled doses from then on become held."""
     why = _require_reason(reason)
     if participant.status == ParticipantStatus.WITHDRAWN.value:
@@ -213,12 +248,18 @@ def hold_dosing(session: Session, *, participant: Participant, reason: str | Non
             if dose.local_date >= effective and dose.state == DoseState.SCHEDULED.value and dose.window_closes_at > now:
                 transition(session, dose, DoseState.HELD.value, actor=actor, at=now, note=why)
                 held += 1
-        participant.status, participant.hold_reason, participant.held_from = ParticipantStatus.ON_HOLD.value, why, effective
+        participant.status, participant.hold_reason, participant.held_from = (
+            ParticipantStatus.ON_HOLD.value,
+            why,
+            effective,
+        )
         session.add(participant)
     return held
 
 
-def resume_dosing(session: Session, *, participant: Participant, reason: str | None, resume_date: date, actor: Actor, now: datetime) -> int:
+def resume_dosing(
+    session: Session, *, participant: Participant, reason: str | None, resume_date: date, actor: Actor, now: datetime
+) -> int:
     """Resume: the every-other-day cadence restarts on `resume_date`; the end date stays
     fixed unless the protocol says extend_to_total_doses. Returns the number of doses planned."""
     why = _require_reason(reason)
@@ -232,31 +273,68 @@ def resume_dosing(session: Session, *, participant: Participant, reason: str | N
     at = parse_hhmm(participant.reminder_time)
     doses = doses_of(session, participant.id)
     if protocol.hold.resume_policy == "extend_to_total_doses":
-        planned_total = len(plan_doses(protocol, arm, first_dose=participant.first_dose_date, zone=participant.time_zone, reminder_time=at))
-        kept = sum(1 for d in doses if d.local_date < resume_date and d.state not in (DoseState.HELD.value, DoseState.CANCELLED.value))
+        planned_total = len(
+            plan_doses(
+                protocol, arm, first_dose=participant.first_dose_date, zone=participant.time_zone, reminder_time=at
+            )
+        )
+        kept = sum(
+            1
+            for d in doses
+            if d.local_date < resume_date and d.state not in (DoseState.HELD.value, DoseState.CANCELLED.value)
+        )
         new_days = extended_dates(arm, start=resume_date, count=planned_total - kept)
     else:
-        new_days = [p.local_date for p in plan_doses(protocol, arm, first_dose=participant.first_dose_date, zone=participant.time_zone, reminder_time=at, start=resume_date)]
+        new_days = [
+            p.local_date
+            for p in plan_doses(
+                protocol,
+                arm,
+                first_dose=participant.first_dose_date,
+                zone=participant.time_zone,
+                reminder_time=at,
+                start=resume_date,
+            )
+        ]
     wanted = set(new_days)
     by_date = {d.local_date: d for d in doses if d.state == DoseState.HELD.value}
     next_seq = max((d.seq for d in doses), default=0) + 1
     with acting(session, actor, why):
         for dose in doses:
             if dose.state == DoseState.HELD.value and dose.local_date >= resume_date and dose.local_date not in wanted:
-                transition(session, dose, DoseState.CANCELLED.value, actor=actor, at=now, note="cadence restarted on resume")
+                transition(
+                    session, dose, DoseState.CANCELLED.value, actor=actor, at=now, note="cadence restarted on resume"
+                )
         for day in new_days:
             timing = time_dose(protocol, day, zone=participant.time_zone, reminder_time=at)
             existing = by_date.get(day)
             if existing is not None:
                 transition(session, existing, DoseState.SCHEDULED.value, actor=actor, at=now, note=why)
-                existing.due_at, existing.window_opens_at, existing.window_closes_at = timing.due_at, timing.window_opens_at, timing.window_closes_at
+                existing.due_at, existing.window_opens_at, existing.window_closes_at = (
+                    timing.due_at,
+                    timing.window_opens_at,
+                    timing.window_closes_at,
+                )
                 continue
-            session.add(Dose(participant_id=participant.id, seq=next_seq, local_date=day, due_at=timing.due_at,
-                             window_opens_at=timing.window_opens_at, window_closes_at=timing.window_closes_at, updated_at=now))
+            session.add(
+                Dose(
+                    participant_id=participant.id,
+                    seq=next_seq,
+                    local_date=day,
+                    due_at=timing.due_at,
+                    window_opens_at=timing.window_opens_at,
+                    window_closes_at=timing.window_closes_at,
+                    updated_at=now,
+                )
+            )
             next_seq += 1
         if new_days:
-            participant.treatment_end_date = max(participant.treatment_end_date or new_days[-1], date.fromordinal(new_days[-1].toordinal() + 1))
-            participant.follow_up_end_date = follow_up_end_date(arm, first_dose=participant.first_dose_date, last_dose=new_days[-1])
+            participant.treatment_end_date = max(
+                participant.treatment_end_date or new_days[-1], date.fromordinal(new_days[-1].toordinal() + 1)
+            )
+            participant.follow_up_end_date = follow_up_end_date(
+                arm, first_dose=participant.first_dose_date, last_dose=new_days[-1]
+            )
         participant.status, participant.hold_reason, participant.held_from = ParticipantStatus.ACTIVE.value, "", None
         session.add(participant)
     return len(new_days)

@@ -33,9 +33,22 @@ RESUME_POLICIES = ("keep_end_date", "extend_to_total_doses")
 
 # Used when a protocol file leaves the [safety] section out; PRODUCT.md's starting list.
 DEFAULT_SERIOUS_KEYWORDS = (
-    "hospital", "hospitalised", "hospitalized", "admitted", "emergency", "ER", "A&E",
-    "ICU", "intensive care", "ambulance", "120",
-    "住院", "急诊", "抢救", "重症", "救护车",
+    "hospital",
+    "hospitalised",
+    "hospitalized",
+    "admitted",
+    "emergency",
+    "ER",
+    "A&E",
+    "ICU",
+    "intensive care",
+    "ambulance",
+    "120",
+    "住院",
+    "急诊",
+    "抢救",
+    "重症",
+    "救护车",
 )
 
 
@@ -154,7 +167,6 @@ class Protocol:
 # --- validation -------------------------------------------------------------------------
 
 
-
 def _not_blank(value: str) -> None:
     if not value.strip():
         raise ValidationError("Must not be blank.")
@@ -208,9 +220,7 @@ def _count(minimum: int, **kwargs: Any) -> fields.Integer:
 
 class _RegimenSchema(Schema):
     drug = _text(required=True)
-    dose_amount = fields.Decimal(
-        required=True, as_string=True, validate=validate.Range(min=0, min_inclusive=False)
-    )
+    dose_amount = fields.Decimal(required=True, as_string=True, validate=validate.Range(min=0, min_inclusive=False))
     dose_unit = _text(required=True)
     route = _text(required=True)
     interval_days = _count(1, required=True)
@@ -258,9 +268,7 @@ class _DoseWindowSchema(Schema):
     def _closes_after_opening(self, data: dict, **kwargs: Any) -> None:
         opens, closes = data.get("opens_at"), data.get("closes_at")
         if data.get("closes_day_offset") == 0 and opens and closes and closes <= opens:
-            raise ValidationError(
-                "Must be after opens_at when the window closes the same day.", "closes_at"
-            )
+            raise ValidationError("Must be after opens_at when the window closes the same day.", "closes_at")
 
     @post_load
     def _build(self, data: dict, **kwargs: Any) -> DoseWindowRule:
@@ -336,9 +344,7 @@ def _section(schema: type[Schema]) -> fields.Nested:
 class _ProtocolSchema(Schema):
     study_code = fields.String(
         required=True,
-        validate=validate.Regexp(
-            r"^[A-Za-z0-9][A-Za-z0-9._-]*$", error="Must be a registry id such as NCT04237987."
-        ),
+        validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", error="Must be a registry id such as NCT04237987."),
     )
     title = _text(required=True)
     condition = _text(required=True)

@@ -40,7 +40,11 @@ def dose_by_seq(session: Session, participant: Participant, seq: int) -> Dose | 
 
 def doses_of(session: Session, participant_id: int) -> list[Dose]:
     """All doses of a participant in date order."""
-    return list(session.exec(select(Dose).where(Dose.participant_id == participant_id).order_by(Dose.local_date, Dose.seq)).all())
+    return list(
+        session.exec(
+            select(Dose).where(Dose.participant_id == participant_id).order_by(Dose.local_date, Dose.seq)
+        ).all()
+    )
 
 
 def local_today(participant: Participant, now: datetime) -> date:
@@ -50,4 +54,10 @@ def local_today(participant: Participant, now: datetime) -> date:
 
 def vas_history(session: Session, participant_id: int) -> list[VasScore]:
     """All VAS rows of a participant, oldest first (withdrawn and corrected ones included)."""
-    return list(session.exec(select(VasScore).where(VasScore.participant_id == participant_id).order_by(VasScore.recorded_at, VasScore.id)).all())
+    return list(
+        session.exec(
+            select(VasScore)
+            .where(VasScore.participant_id == participant_id)
+            .order_by(VasScore.recorded_at, VasScore.id)
+        ).all()
+    )

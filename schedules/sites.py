@@ -20,8 +20,17 @@ def _numbers(raw: list[str], field: str) -> list[str]:
         raise InvalidInput(str(exc), field=field) from None
 
 
-def create_site(session: Session, *, code: str, name: str, time_zone: str, vault: PhoneVault, actor: Actor,
-                on_call: list[str] = (), phone: str = "") -> Site:
+def create_site(
+    session: Session,
+    *,
+    code: str,
+    name: str,
+    time_zone: str,
+    vault: PhoneVault,
+    actor: Actor,
+    on_call: list[str] = (),
+    phone: str = "",
+) -> Site:
     """Create a site; the time zone must be IANA and on-call numbers E.164."""
     code = (code or "").strip()
     if not code:

@@ -18,7 +18,13 @@ def load_study(session: Session, *, protocol: Protocol, source_file: str, now: d
     study = session.exec(select(Study).where(Study.code == protocol.study_code)).first()
     payload = json.dumps(protocol.to_dict(), sort_keys=True, ensure_ascii=False)
     if study is None:
-        study = Study(code=protocol.study_code, title=protocol.title, protocol_json=payload, source_file=source_file, loaded_at=now)
+        study = Study(
+            code=protocol.study_code,
+            title=protocol.title,
+            protocol_json=payload,
+            source_file=source_file,
+            loaded_at=now,
+        )
         session.add(study)
     elif study.protocol_json != payload:
         study.protocol_json, study.title, study.source_file, study.loaded_at = payload, protocol.title, source_file, now

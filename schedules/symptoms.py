@@ -40,23 +40,43 @@ def check_vas_value(value: Decimal, protocol: Protocol) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-rule.decimals))
 
 
-def record_vas(session: Session, *, participant: Participant, value: Decimal, protocol: Protocol, actor: Actor, now: datetime,
-               inbound_id: int | None = None, reason: str | None = None) -> VasScore:
+def record_vas(
+    session: Session,
+    *,
+    participant: Participant,
+    value: Decimal,
+    protocol: Protocol,
+    actor: Actor,
+    now: datetime,
+    inbound_id: int | None = None,
+    reason: str | None = None,
+) -> VasScore:
     """Record a VAS answer; staff recording one on a participant's behalf must give a reason."""
     if actor.source == "staff" and not (reason or "").strip():
         raise InvalidInput("a reason is required when staff record a VAS on a participant's behalf", field="reason")
     why = (reason or "").strip()
-    score = VasScore(participant_id=participant.id, value=check_vas_value(value, protocol), recorded_at=now, source=actor.source,
-                     inbound_id=inbound_id, reason=why)
+    score = VasScore(
+        participant_id=participant.id,
+        value=check_vas_value(value, protocol),
+        recorded_at=now,
+        source=actor.source,
+        inbound_id=inbound_id,
+        reason=why,
+    )
     with acting(session, actor, why or "VAS reported"):
         session.add(score)
     return score
 
 
-def undo_last_vas(session: Session, *, participant: Participant, actor: Actor, now: datetime, within: timedelta) -> VasScore | None:
+def undo_last_vas(
+    session: Session, *, participant: Participant, actor: Actor, now: datetime, within: timedelta
+) -> VasScore | None:
     """Withdraw the participant's latest valid VAS if recorded within `within`; the row stays, marked withdrawn."""
-    last = session.exec(select(VasScore).where(VasScore.participant_id == participant.id, VasScore.status == "valid")
-                        .order_by(VasScore.recorded_at.desc(), VasScore.id.desc())).first()
+    last = session.exec(
+        select(VasScore)
+        .where(VasScore.participant_id == participant.id, VasScore.status == "valid")
+        .order_by(VasScore.recorded_at.desc(), VasScore.id.desc())
+    ).first()
     if last is None or last.recorded_at < now - within:
         return None
     with acting(session, actor, "withdrawn by participant (UNDO)"):
@@ -65,14 +85,30 @@ def undo_last_vas(session: Session, *, participant: Participant, actor: Actor, n
     return last
 
 
-def correct_vas(session: Session, *, score: VasScore, value: Decimal, protocol: Protocol, reason: str | None, actor: Actor, now: datetime) -> VasScore:
+def correct_vas(
+    session: Session,
+    *,
+    score: VasScore,
+    value: Decimal,
+    protocol: Protocol,
+    reason: str | None,
+    actor: Actor,
+    now: datetime,
+) -> VasScore:
     """Staff correction: a new row replaces the old one, which is kept and marked corrected."""
     if not reason or not reason.strip():
         raise InvalidInput("a reason is required for a correction", field="reason")
     if score.status != "valid":
         raise Conflict(f"this VAS is {score.status} and cannot be corrected", field="status")
-    new = VasScore(participant_id=score.participant_id, value=check_vas_value(value, protocol), recorded_at=score.recorded_at,
-                   source=actor.source, status="valid", replaces_id=score.id, reason=reason.strip())
+    new = VasScore(
+        participant_id=score.participant_id,
+        value=check_vas_value(value, protocol),
+        recorded_at=score.recorded_at,
+        source=actor.source,
+        status="valid",
+        replaces_id=score.id,
+        reason=reason.strip(),
+    )
     with acting(session, actor, reason.strip()):
         score.status = "corrected"
         session.add(score)
@@ -123,22 +159,53 @@ def report_adverse_event(
         raise InvalidInput("onset date is in the future", field="onset_date")
     matches = serious_keyword_matches(" ".join([raw_text, other_text]), protocol.safety.serious_keywords)
     serious = bool(went_to_hospital) or bool(matches)
-    ae = AdverseEvent(participant_id=participant.id, reported_at=now, source=actor.source, raw_text=raw_text, term=term,
-                      other_text=other_text, onset_date=onset_date, severity=severity, ongoing=ongoing,
-                      went_to_hospital=went_to_hospital, suspected_serious=serious, matched_keywords=", ".join(matches))
+    ae = AdverseEvent(
+        participant_id=participant.id,
+        reported_at=now,
+        source=actor.source,
+        raw_text=raw_text,
+        term=term,
+        other_text=other_text,
+        onset_date=onset_date,
+        severity=severity,
+        ongoing=ongoing,
+        went_to_hospital=went_to_hospital,
+        suspected_serious=serious,
+        matched_keywords=", ".join(matches),
+    )
     with acting(session, actor, (reason or "").strip() or "adverse event reported"):
         session.add(ae)
     deadline = now + timedelta(hours=protocol.safety.reporting_deadline_hours) if serious else None
-    open_alert(session, participant=participant, site_id=participant.site_id,
-               kind=AlertKind.SERIOUS_AE.value if serious else AlertKind.ADVERSE_EVENT.value,
-               dedupe_key=f"ae:{ae.id}", now=now, actor=actor, priority=HIGH if serious else NORMAL, ref_type="adverse_event",
-               ref_id=ae.id, deadline_at=deadline,
-               summary=("suspected serious adverse event" if serious else "adverse event") + f" reported by {actor.source}")
+    open_alert(
+        session,
+        participant=participant,
+        site_id=participant.site_id,
+        kind=AlertKind.SERIOUS_AE.value if serious else AlertKind.ADVERSE_EVENT.value,
+        dedupe_key=f"ae:{ae.id}",
+        now=now,
+        actor=actor,
+        priority=HIGH if serious else NORMAL,
+        ref_type="adverse_event",
+        ref_id=ae.id,
+        deadline_at=deadline,
+        summary=("suspected serious adverse event" if serious else "adverse event") + f" reported by {actor.source}",
+    )
     return ae
 
 
-def review_adverse_event(session: Session, *, ae: AdverseEvent, actor: Actor, now: datetime, ctcae_grade: int, serious: bool,
-                         serious_criteria: list[str], relatedness: str, outcome: str, reason: str | None = None) -> AdverseEvent:
+def review_adverse_event(
+    session: Session,
+    *,
+    ae: AdverseEvent,
+    actor: Actor,
+    now: datetime,
+    ctcae_grade: int,
+    serious: bool,
+    serious_criteria: list[str],
+    relatedness: str,
+    outcome: str,
+    reason: str | None = None,
+) -> AdverseEvent:
     """Investigator grading: CTCAE v5 grade, seriousness with criteria, relatedness, outcome."""
     if not 1 <= ctcae_grade <= 5:
         raise InvalidInput("CTCAE grade is 1 to 5", field="ctcae_grade")
@@ -152,7 +219,9 @@ def review_adverse_event(session: Session, *, ae: AdverseEvent, actor: Actor, no
     if serious and not serious_criteria:
         raise InvalidInput("a serious event needs at least one criterion", field="serious_criteria")
     if ae.signed_off_at is not None:
-        raise Conflict("this adverse event is signed off; corrections need a new review after un-signing", field="signed_off")
+        raise Conflict(
+            "this adverse event is signed off; corrections need a new review after un-signing", field="signed_off"
+        )
     with acting(session, actor, reason or "investigator review"):
         ae.ctcae_grade, ae.serious, ae.serious_criteria = ctcae_grade, serious, ",".join(serious_criteria)
         ae.relatedness, ae.outcome, ae.reviewed_by, ae.reviewed_at = relatedness, outcome, actor.label, now

@@ -4,9 +4,23 @@ outcomes and seriousness criteria."""
 from __future__ import annotations
 
 AE_TERMS = (
-    "injection_site_reaction", "fever", "fatigue", "chills_flu_like", "rash", "nausea", "headache",
-    "vomiting", "diarrhea", "muscle_pain", "joint_pain", "cough", "shortness_of_breath", "dizziness",
-    "itching", "swelling", "other",
+    "injection_site_reaction",
+    "fever",
+    "fatigue",
+    "chills_flu_like",
+    "rash",
+    "nausea",
+    "headache",
+    "vomiting",
+    "diarrhea",
+    "muscle_pain",
+    "joint_pain",
+    "cough",
+    "shortness_of_breath",
+    "dizziness",
+    "itching",
+    "swelling",
+    "other",
 )
 # Labels a participant or nurse reads; the code is what is stored (PRO-CTCAE symptom terms plus the trial's own).
 AE_TERM_LABELS = {
@@ -31,4 +45,11 @@ AE_TERM_LABELS = {
 SEVERITIES = ("mild", "moderate", "severe")
 RELATEDNESS = ("not_related", "unlikely", "possible", "probable", "definite")
 OUTCOMES = ("recovered", "recovering", "not_recovered", "recovered_with_sequelae", "fatal", "unknown")
-SERIOUS_CRITERIA = ("death", "life_threatening", "hospitalisation", "disability", "congenital_anomaly", "other_important")
+SERIOUS_CRITERIA = (
+    "death",
+    "life_threatening",
+    "hospitalisation",
+    "disability",
+    "congenital_anomaly",
+    "other_important",
+)

@@ -74,7 +74,11 @@ def fresh_database_url(tmp_dir):
         yield f"{base}/{name}"
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"))
+            conn.execute(
+                text(
+                    f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                )
+            )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
@@ -110,7 +114,9 @@ class BoundDatabase(Database):
 
     def __init__(self, real: Database, connection):
         self.url, self.engine = real.url, real.engine
-        self.sessions = sessionmaker(bind=connection, class_=Session, expire_on_commit=False, join_transaction_mode="create_savepoint")
+        self.sessions = sessionmaker(
+            bind=connection, class_=Session, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
 
 
 @pytest.fixture

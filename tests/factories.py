@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from backend.identity.staff import create_staff, issue_staff_token
 from backend.config import load_settings
 from backend.extensions import build_vault
+from backend.identity.staff import create_staff, issue_staff_token
 from schedules.changes import Actor
 from schedules.participants import enroll_participant
 from schedules.protocol import load_protocol_file
@@ -25,31 +25,89 @@ VAULT = build_vault(load_settings(environ={"APP_ENV": "test"}))
 
 def make_study(session: Session, *, now: datetime | None = None):
     """The NCT04237987 study loaded from the shipped protocol file."""
-    return load_study(session, protocol=load_protocol_file(PROTOCOL_FILE), source_file=str(PROTOCOL_FILE), now=now or datetime.now().astimezone())
+    return load_study(
+        session,
+        protocol=load_protocol_file(PROTOCOL_FILE),
+        source_file=str(PROTOCOL_FILE),
+        now=now or datetime.now().astimezone(),
+    )
 
 
-def make_site(session: Session, *, code: str = "PKUPH", time_zone: str = "Asia/Shanghai", on_call=("+8613900000099",), phone: str = "+861088325555"):
+def make_site(
+    session: Session,
+    *,
+    code: str = "PKUPH",
+    time_zone: str = "Asia/Shanghai",
+    on_call=("+8613900000099",),
+    phone: str = "+861088325555",
+):
     """A site with on-call numbers."""
-    return create_site(session, code=code, name=f"Site {code}", time_zone=time_zone, on_call=list(on_call), phone=phone, vault=VAULT, actor=ACTOR)
+    return create_site(
+        session,
+        code=code,
+        name=f"Site {code}",
+        time_zone=time_zone,
+        on_call=list(on_call),
+        phone=phone,
+        vault=VAULT,
+        actor=ACTOR,
+    )
 
 
-def make_participant(session: Session, *, study=None, site=None, code: str = "P-001", arm: str = "il2", phone: str = "+8613812345678",
-                     time_zone: str = "Asia/Shanghai", language: str = "zh-CN", reminder_time: str = "20:00",
-                     first_dose: date = date(2026, 3, 1), now: datetime | None = None):
+def make_participant(
+    session: Session,
+    *,
+    study=None,
+    site=None,
+    code: str = "P-001",
+    arm: str = "il2",
+    phone: str = "+8613812345678",
+    time_zone: str = "Asia/Shanghai",
+    language: str = "zh-CN",
+    reminder_time: str = "20:00",
+    first_dose: date = date(2026, 3, 1),
+    now: datetime | None = None,
+):
     """An enrolled participant with their schedule."""
     study = study or make_study(session)
     site = site or make_site(session)
-    return enroll_participant(session, study=study, site=site, study_code=code, arm=arm, phone=phone, time_zone=time_zone,
-                              language=language, reminder_time=reminder_time, first_dose_date=first_dose, sms_consent=True,
-                              vault=VAULT, actor=ACTOR, now=now or datetime(2026, 2, 20, tzinfo=__import__("datetime").timezone.utc))
+    return enroll_participant(
+        session,
+        study=study,
+        site=site,
+        study_code=code,
+        arm=arm,
+        phone=phone,
+        time_zone=time_zone,
+        language=language,
+        reminder_time=reminder_time,
+        first_dose_date=first_dose,
+        sms_consent=True,
+        vault=VAULT,
+        actor=ACTOR,
+        now=now or datetime(2026, 2, 20, tzinfo=__import__("datetime").timezone.utc),
+    )
 
 
-def make_staff_token(session: Session, *, role: str = "nurse", site=None, email: str | None = None, now: datetime | None = None,
-                     ttl: timedelta = timedelta(hours=12)) -> str:
+def make_staff_token(
+    session: Session,
+    *,
+    role: str = "nurse",
+    site=None,
+    email: str | None = None,
+    now: datetime | None = None,
+    ttl: timedelta = timedelta(hours=12),
+) -> str:
     """A staff account and a valid bearer token for it."""
     from datetime import timezone
 
-    staff = create_staff(session, email=email or f"{role}-{site.code if site else 'all'}@example.org", password=STRONG_PASSWORD, role=role, site=site)
+    staff = create_staff(
+        session,
+        email=email or f"{role}-{site.code if site else 'all'}@example.org",
+        password=STRONG_PASSWORD,
+        role=role,
+        site=site,
+    )
     token, _ = issue_staff_token(session, staff=staff, now=now or datetime.now(timezone.utc), ttl=ttl)
     return token
 

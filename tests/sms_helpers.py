@@ -12,12 +12,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, inspect, select as sa_select
-from sqlmodel import SQLModel, Session, select
+from sqlalchemy import func, inspect
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, SQLModel, select
 from twilio.request_validator import RequestValidator
 
-from backend.runtime.jobs import JOBS, run_job
 from backend.extensions import set_sender
+from backend.runtime.jobs import JOBS, run_job
 from notifications.models import OutboundMessage
 from notifications.senders import TwilioSmsSender
 from notifications.twilio_standin import TwilioStandIn
@@ -46,8 +47,13 @@ def twilio(app, standin):
 
 def twilio_sender(standin: TwilioStandIn, **overrides) -> TwilioSmsSender:
     """A TwilioSmsSender aimed at the stand-in."""
-    options = dict(account_sid=ACCOUNT_SID, auth_token=TWILIO_TOKEN, from_number=FROM_NUMBER,
-                   api_base_url=standin.url, timeout_seconds=5.0)
+    options = dict(
+        account_sid=ACCOUNT_SID,
+        auth_token=TWILIO_TOKEN,
+        from_number=FROM_NUMBER,
+        api_base_url=standin.url,
+        timeout_seconds=5.0,
+    )
     options.update(overrides)
     return TwilioSmsSender(**options)
 
@@ -59,7 +65,9 @@ def signature(path: str, params: dict) -> str:
 
 def post_signed(client, path: str, params: dict, *, sign: str | None = None):
     """POST form params to a webhook with a correct signature (or the one given)."""
-    return client.post(path, data=params, headers={"X-Twilio-Signature": signature(path, params) if sign is None else sign})
+    return client.post(
+        path, data=params, headers={"X-Twilio-Signature": signature(path, params) if sign is None else sign}
+    )
 
 
 _sids = iter(range(1, 10**9))
@@ -67,8 +75,14 @@ _sids = iter(range(1, 10**9))
 
 def inbound_params(body: str, *, sender: str = PHONE, sid: str | None = None) -> dict:
     """Form fields of an inbound SMS as Twilio posts them."""
-    return {"MessageSid": sid or f"SM{next(_sids):032d}", "AccountSid": ACCOUNT_SID, "From": sender, "To": FROM_NUMBER,
-            "Body": body, "NumMedia": "0"}
+    return {
+        "MessageSid": sid or f"SM{next(_sids):032d}",
+        "AccountSid": ACCOUNT_SID,
+        "From": sender,
+        "To": FROM_NUMBER,
+        "Body": body,
+        "NumMedia": "0",
+    }
 
 
 def reply_text(response) -> str:
@@ -103,7 +117,10 @@ def fresh(database) -> Session:
 def outbox_by_sid(database) -> dict[str, OutboundMessage]:
     """Outbox rows keyed by their provider SID."""
     with fresh(database) as s:
-        return {r.provider_sid: r for r in s.exec(select(OutboundMessage).where(OutboundMessage.provider_sid.is_not(None))).all()}
+        return {
+            r.provider_sid: r
+            for r in s.exec(select(OutboundMessage).where(OutboundMessage.provider_sid.is_not(None))).all()
+        }
 
 
 def received(standin: TwilioStandIn, database, purpose: str | None = None) -> list[tuple[datetime, OutboundMessage]]:
@@ -122,20 +139,33 @@ def table_counts(database) -> dict[str, int]:
     """Row count of every table the database has."""
     with fresh(database) as s:
         present = set(inspect(s.connection()).get_table_names())
-        return {t.name: s.execute(sa_select(func.count()).select_from(t)).scalar_one()
-                for t in SQLModel.metadata.sorted_tables if t.name in present}
+        return {
+            t.name: s.execute(sa_select(func.count()).select_from(t)).scalar_one()
+            for t in SQLModel.metadata.sorted_tables
+            if t.name in present
+        }
 
 
 # --- worker processes against a committed database ----------------------------------------------
 def worker_env(url: str, standin: TwilioStandIn, tmp_path, **extra) -> dict:
     """Environment of a `flask dispatch` process sending to the stand-in."""
     env = dict(os.environ)
-    env.update({
-        "APP_ENV": "test", "DATABASE_URL": url, "SMS_BACKEND": "twilio", "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "TWILIO_FROM_NUMBER": FROM_NUMBER, "TWILIO_API_BASE_URL": standin.url,
-        "PUBLIC_BASE_URL": PUBLIC_BASE_URL, "INSTANCE_DIR": str(tmp_path), "SEND_RATE_PER_SECOND": "0", "LOG_FORMAT": "text",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "APP_ENV": "test",
+            "DATABASE_URL": url,
+            "SMS_BACKEND": "twilio",
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "TWILIO_FROM_NUMBER": FROM_NUMBER,
+            "TWILIO_API_BASE_URL": standin.url,
+            "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+            "INSTANCE_DIR": str(tmp_path),
+            "SEND_RATE_PER_SECOND": "0",
+            "LOG_FORMAT": "text",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -143,8 +173,14 @@ def worker_env(url: str, standin: TwilioStandIn, tmp_path, **extra) -> dict:
 def start_worker(env: dict, *args: str, log_path=None) -> subprocess.Popen:
     """Start `flask --app wsgi dispatch` in its own process group."""
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "dispatch", "--poll", "0.1", *args], cwd=ROOT, env=env,
-                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "dispatch", "--poll", "0.1", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def stop_worker(proc: subprocess.Popen, *, sig=signal.SIGTERM, timeout: float = 15) -> None:

@@ -21,7 +21,10 @@ def _graph() -> dict[str, set[str]]:
         targets = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets.update(f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names)
+                targets.update(
+                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                    for a in node.names
+                )
             elif isinstance(node, ast.Import):
                 targets.update(a.name for a in node.names)
         graph[name] = {t for t in targets if t in modules and t != name}
@@ -37,7 +40,7 @@ def _first_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for target in sorted(graph[node]):
             if state.get(target) == 1:
-                return path[path.index(target):] + [target]
+                return path[path.index(target) :] + [target]
             if target not in state and (found := visit(target)):
                 return found
         state[node] = 2
@@ -58,12 +61,23 @@ def test_the_domains_never_import_flask():
     for package in ("notifications", "schedules"):
         for path in (ROOT / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
                 assert not any(n.split(".")[0].startswith("flask") for n in names), path
 
 
 def test_lower_packages_never_import_higher_ones():
     graph = _graph()
-    upward = [(m, t) for m, targets in graph.items() for t in targets
-              if (m.startswith("notifications") and t.startswith("backend")) or (m.startswith("schedules") and not t.startswith("schedules"))]
+    upward = [
+        (m, t)
+        for m, targets in graph.items()
+        for t in targets
+        if (m.startswith("notifications") and t.startswith("backend"))
+        or (m.startswith("schedules") and not t.startswith("schedules"))
+    ]
     assert upward == []

@@ -40,8 +40,9 @@ _CROCKFORD_FOLD = str.maketrans({"O": "0", "I": "1", "L": "1"})
 class Refused(SignInRefused):
     """A sign-in or refresh the server refuses; `consequence` must be written even though the request fails."""
 
-    def __init__(self, message: str, *, no_longer_allowed: bool = False,
-                 consequence: Callable[[Session], None] | None = None):
+    def __init__(
+        self, message: str, *, no_longer_allowed: bool = False, consequence: Callable[[Session], None] | None = None
+    ):
         super().__init__(message, no_longer_allowed=no_longer_allowed)
         self.consequence = consequence
 
@@ -60,8 +61,11 @@ class TokenPair:
     def as_dict(self) -> dict:
         """The API view of the pair."""
         return {
-            "access_token": self.access_token, "token_type": "Bearer", "expires_in": int(ACCESS_TTL.total_seconds()),
-            "access_token_expires_at": self.access_expires_at, "refresh_token": self.refresh_token,
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": int(ACCESS_TTL.total_seconds()),
+            "access_token_expires_at": self.access_expires_at,
+            "refresh_token": self.refresh_token,
             "refresh_token_expires_at": self.refresh_expires_at,
         }
 
@@ -80,11 +84,12 @@ def normalize_code(raw: str) -> str | None:
 
 def format_code(code: str) -> str:
     """XXXX-XXXX-XXXX: easier to read aloud and type."""
-    return "-".join(code[i:i + 4] for i in range(0, len(code), 4))
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
 
 
-def create_activation_code(session: Session, *, participant: Participant, actor: Actor, now: datetime,
-                           ttl: timedelta = CODE_TTL) -> tuple[str, ActivationCode]:
+def create_activation_code(
+    session: Session, *, participant: Participant, actor: Actor, now: datetime, ttl: timedelta = CODE_TTL
+) -> tuple[str, ActivationCode]:
     """A new one-time code for the participant (shown once); any unused older code stops working."""
     if participant.status == ParticipantStatus.WITHDRAWN.value:
         from schedules.errors import Conflict
@@ -96,8 +101,14 @@ def create_activation_code(session: Session, *, participant: Participant, actor:
             selector, verifier = _random_chars(SELECTOR_LEN), _random_chars(VERIFIER_LEN)
             if session.exec(select(ActivationCode.id).where(ActivationCode.selector == selector)).first() is not None:
                 continue
-            row = ActivationCode(participant_id=participant.id, selector=selector, code_hash=token_digest(selector + verifier),
-                                 created_at=now, created_by=actor.label, expires_at=now + ttl)
+            row = ActivationCode(
+                participant_id=participant.id,
+                selector=selector,
+                code_hash=token_digest(selector + verifier),
+                created_at=now,
+                created_by=actor.label,
+                expires_at=now + ttl,
+            )
             try:
                 with session.begin_nested():
                     session.add(row)
@@ -107,13 +118,25 @@ def create_activation_code(session: Session, *, participant: Participant, actor:
     raise RuntimeError("could not find a free activation-code selector")
 
 
-def queue_activation_sms(session: Session, *, participant: Participant, code: str, row: ActivationCode, now: datetime) -> OutboundMessage:
+def queue_activation_sms(
+    session: Session, *, participant: Participant, code: str, row: ActivationCode, now: datetime
+) -> OutboundMessage:
     """Put the code in the outbox for the participant's own phone (dispatch decrypts it)."""
     hours = max(1, round((row.expires_at - now).total_seconds() / 3600))
-    message = OutboundMessage(participant_id=participant.id, site_id=participant.site_id, purpose=Purpose.ACTIVATION.value,
-                              ref_type="activation_code", ref_id=row.id, dedupe_key=f"activation:code:{row.id}",
-                              language=participant.language, body=render("activation_code", participant.language, code=code, hours=hours),
-                              priority=1, due_at=now, next_attempt_at=now, not_after=row.expires_at)
+    message = OutboundMessage(
+        participant_id=participant.id,
+        site_id=participant.site_id,
+        purpose=Purpose.ACTIVATION.value,
+        ref_type="activation_code",
+        ref_id=row.id,
+        dedupe_key=f"activation:code:{row.id}",
+        language=participant.language,
+        body=render("activation_code", participant.language, code=code, hours=hours),
+        priority=1,
+        due_at=now,
+        next_attempt_at=now,
+        not_after=row.expires_at,
+    )
     session.add(message)
     row.sent_by_sms = True
     session.add(row)
@@ -122,8 +145,14 @@ def queue_activation_sms(session: Session, *, participant: Participant, code: st
 
 
 def _revoke_open_codes(session: Session, *, participant_id: int, now: datetime, reason: str) -> int:
-    rows = session.exec(select(ActivationCode).where(ActivationCode.participant_id == participant_id, ActivationCode.used_at.is_(None),
-                                                     ActivationCode.revoked_at.is_(None), ActivationCode.expires_at > now)).all()
+    rows = session.exec(
+        select(ActivationCode).where(
+            ActivationCode.participant_id == participant_id,
+            ActivationCode.used_at.is_(None),
+            ActivationCode.revoked_at.is_(None),
+            ActivationCode.expires_at > now,
+        )
+    ).all()
     for row in rows:
         row.revoked_at, row.revoked_reason = now, reason
         session.add(row)
@@ -170,24 +199,53 @@ def activate(session: Session, *, code: str, device_name: str, now: datetime) ->
     with acting(session, participant_actor(participant.id), "app activated"):
         row.used_at = now
         session.add(row)
-    return start_device_session(session, participant=participant, device_name=device_name, now=now, activation_code_id=row.id)
+    return start_device_session(
+        session, participant=participant, device_name=device_name, now=now, activation_code_id=row.id
+    )
 
 
 # --- tokens -----------------------------------------------------------------------------------------
-def start_device_session(session: Session, *, participant: Participant, device_name: str, now: datetime,
-                         activation_code_id: int | None = None) -> TokenPair:
+def start_device_session(
+    session: Session,
+    *,
+    participant: Participant,
+    device_name: str,
+    now: datetime,
+    activation_code_id: int | None = None,
+) -> TokenPair:
     """A new signed-in device for the participant and its first token pair (activation, and tests)."""
     with acting(session, participant_actor(participant.id), "app activated"):
-        device = DeviceSession(participant_id=participant.id, activation_code_id=activation_code_id, device_name=device_name.strip()[:80],
-                               created_at=now, last_used_at=now)
+        device = DeviceSession(
+            participant_id=participant.id,
+            activation_code_id=activation_code_id,
+            device_name=device_name.strip()[:80],
+            created_at=now,
+            last_used_at=now,
+        )
         session.add(device)
     return _issue_pair(session, device=device, now=now)
 
 
 def _issue_pair(session: Session, *, device: DeviceSession, now: datetime) -> TokenPair:
     access, refresh = ACCESS_PREFIX + new_token(), REFRESH_PREFIX + new_token()
-    session.add(AppToken(device_session_id=device.id, kind="access", token_hash=token_digest(access), issued_at=now, expires_at=now + ACCESS_TTL))
-    session.add(AppToken(device_session_id=device.id, kind="refresh", token_hash=token_digest(refresh), issued_at=now, expires_at=now + REFRESH_TTL))
+    session.add(
+        AppToken(
+            device_session_id=device.id,
+            kind="access",
+            token_hash=token_digest(access),
+            issued_at=now,
+            expires_at=now + ACCESS_TTL,
+        )
+    )
+    session.add(
+        AppToken(
+            device_session_id=device.id,
+            kind="refresh",
+            token_hash=token_digest(refresh),
+            issued_at=now,
+            expires_at=now + REFRESH_TTL,
+        )
+    )
     session.flush()
     return TokenPair(access, now + ACCESS_TTL, refresh, now + REFRESH_TTL, device.id, device.participant_id)
 
@@ -203,26 +261,34 @@ def _revoke_family(device_id: int, now: datetime, reason: str) -> Callable[[Sess
 
 def refresh(session: Session, *, refresh_token: str, now: datetime) -> TokenPair:
     """Rotate: the presented refresh token is spent and a new pair issued; reuse of a spent one revokes the device."""
-    row = session.exec(select(AppToken).where(AppToken.token_hash == token_digest(refresh_token or ""), AppToken.kind == "refresh")).first()
+    row = session.exec(
+        select(AppToken).where(AppToken.token_hash == token_digest(refresh_token or ""), AppToken.kind == "refresh")
+    ).first()
     if row is None:
         raise Refused("refresh token is not valid; activate the app again")
     device = session.get(DeviceSession, row.device_session_id)
     if device is None or device.revoked_at is not None:
         raise Refused("this device has been signed out; activate the app again")
     if row.rotated_at is not None:
-        raise Refused("refresh token was already used, so it may have been copied: this device is signed out; activate the app again",
-                      consequence=_revoke_family(device.id, now, "refresh token reused"))
+        raise Refused(
+            "refresh token was already used, so it may have been copied: this device is signed out; activate the app again",
+            consequence=_revoke_family(device.id, now, "refresh token reused"),
+        )
     if row.expires_at <= now:
         raise Refused("refresh token has expired; activate the app again")
     participant = session.get(Participant, device.participant_id)
     if participant is None or participant.status == ParticipantStatus.WITHDRAWN.value:
         raise Refused("this participant is no longer taking part; the app is signed out", no_longer_allowed=True)
     # Conditional update: of two concurrent refreshes with one token, exactly one wins.
-    spent = session.execute(update(AppToken).where(AppToken.id == row.id, AppToken.rotated_at.is_(None)).values(rotated_at=now),
-                            execution_options={"synchronize_session": False})
+    spent = session.execute(
+        update(AppToken).where(AppToken.id == row.id, AppToken.rotated_at.is_(None)).values(rotated_at=now),
+        execution_options={"synchronize_session": False},
+    )
     if spent.rowcount != 1:
-        raise Refused("refresh token was already used, so it may have been copied: this device is signed out; activate the app again",
-                      consequence=_revoke_family(device.id, now, "refresh token reused"))
+        raise Refused(
+            "refresh token was already used, so it may have been copied: this device is signed out; activate the app again",
+            consequence=_revoke_family(device.id, now, "refresh token reused"),
+        )
     device.last_used_at = now
     session.add(device)
     return _issue_pair(session, device=device, now=now)
@@ -238,9 +304,13 @@ def revoke_device(session: Session, *, device: DeviceSession, reason: str, now: 
     return True
 
 
-def revoke_participant_devices(session: Session, *, participant_id: int, reason: str, now: datetime, actor: Actor) -> tuple[int, int]:
+def revoke_participant_devices(
+    session: Session, *, participant_id: int, reason: str, now: datetime, actor: Actor
+) -> tuple[int, int]:
     """Sign every device of a participant out and withdraw unused codes; returns (devices, codes)."""
-    devices = session.exec(select(DeviceSession).where(DeviceSession.participant_id == participant_id, DeviceSession.revoked_at.is_(None))).all()
+    devices = session.exec(
+        select(DeviceSession).where(DeviceSession.participant_id == participant_id, DeviceSession.revoked_at.is_(None))
+    ).all()
     count = sum(revoke_device(session, device=d, reason=reason, now=now, actor=actor) for d in devices)
     with acting(session, actor, reason):
         codes = _revoke_open_codes(session, participant_id=participant_id, now=now, reason="devices revoked by staff")
@@ -249,13 +319,20 @@ def revoke_participant_devices(session: Session, *, participant_id: int, reason:
 
 def devices_of(session: Session, participant_id: int) -> list[DeviceSession]:
     """A participant's device sessions, newest first."""
-    return list(session.exec(select(DeviceSession).where(DeviceSession.participant_id == participant_id)
-                             .order_by(DeviceSession.created_at.desc(), DeviceSession.id.desc())).all())
+    return list(
+        session.exec(
+            select(DeviceSession)
+            .where(DeviceSession.participant_id == participant_id)
+            .order_by(DeviceSession.created_at.desc(), DeviceSession.id.desc())
+        ).all()
+    )
 
 
 def device_of_access_token(session: Session, token: str) -> DeviceSession | None:
     """The device session an access token belongs to (for sign-out)."""
-    row = session.exec(select(AppToken).where(AppToken.token_hash == token_digest(token), AppToken.kind == "access")).first()
+    row = session.exec(
+        select(AppToken).where(AppToken.token_hash == token_digest(token), AppToken.kind == "access")
+    ).first()
     return session.get(DeviceSession, row.device_session_id) if row else None
 
 
@@ -275,10 +352,14 @@ class AppTokenError(Exception):
 def resolve_participant_token(session: Session, token: str, now: datetime) -> Principal | None:
     """The participant behind an app access token; None for tokens that are not the app's; AppTokenError if unusable."""
     if token.startswith(REFRESH_PREFIX):
-        raise AppTokenError("this is a refresh token: send the access token, or get a new one at POST /api/v1/app/token/refresh")
+        raise AppTokenError(
+            "this is a refresh token: send the access token, or get a new one at POST /api/v1/app/token/refresh"
+        )
     if not token.startswith(ACCESS_PREFIX):
         return None
-    row = session.exec(select(AppToken).where(AppToken.token_hash == token_digest(token), AppToken.kind == "access")).first()
+    row = session.exec(
+        select(AppToken).where(AppToken.token_hash == token_digest(token), AppToken.kind == "access")
+    ).first()
     if row is None:
         raise AppTokenError("access token is not valid; refresh it or activate the app again")
     device = session.get(DeviceSession, row.device_session_id)

@@ -27,7 +27,10 @@ def check_password_policy(password: str, *, user_inputs: tuple[str, ...] = ()) -
     from zxcvbn import zxcvbn
 
     result = zxcvbn(password[:100], user_inputs=list(user_inputs))
-    common = any(m.get("dictionary_name") == "passwords" and m.get("token", "").lower() == password.lower() for m in result["sequence"])
+    common = any(
+        m.get("dictionary_name") == "passwords" and m.get("token", "").lower() == password.lower()
+        for m in result["sequence"]
+    )
     if common or result["score"] < 3:
         raise WeakPassword("password is too common or easy to guess; use a longer phrase")
 

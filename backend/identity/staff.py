@@ -26,8 +26,12 @@ def normalize_email(email: str) -> str:
 
 def create_staff(session: Session, *, email: str, password: str, role: str, site: Site | None) -> Staff:
     """Create a staff account (the caller checks the password policy first)."""
-    staff = Staff(email=normalize_email(email), password_hash=hash_password(password), role=role,
-                  site_id=site.id if site else None)
+    staff = Staff(
+        email=normalize_email(email),
+        password_hash=hash_password(password),
+        role=role,
+        site_id=site.id if site else None,
+    )
     session.add(staff)
     session.flush()
     return staff
@@ -40,11 +44,14 @@ def authenticate_staff(session: Session, *, email: str, password: str) -> Staff 
     return staff if staff is not None and valid and staff.active else None
 
 
-def issue_staff_token(session: Session, *, staff: Staff, now: datetime, ttl: timedelta,
-                      label: str = "") -> tuple[str, StaffToken]:
+def issue_staff_token(
+    session: Session, *, staff: Staff, now: datetime, ttl: timedelta, label: str = ""
+) -> tuple[str, StaffToken]:
     """A new random bearer token for staff; only its hash is stored."""
     token = new_token()
-    row = StaffToken(staff_id=staff.id, token_hash=token_digest(token), created_at=now, expires_at=now + ttl, label=label)
+    row = StaffToken(
+        staff_id=staff.id, token_hash=token_digest(token), created_at=now, expires_at=now + ttl, label=label
+    )
     session.add(row)
     session.flush()
     return token, row
@@ -63,8 +70,11 @@ def revoke_staff_token(session: Session, *, token: str, now: datetime) -> bool:
 def staff_from_token(session: Session, token: str, *, now: datetime) -> tuple[Staff | None, str]:
     """The active staff member behind a token, or (None, reason)."""
     # One round trip for token and account: every staff API request pays for this look-up.
-    found = session.exec(select(StaffToken, Staff).join(Staff, Staff.id == StaffToken.staff_id)
-                         .where(StaffToken.token_hash == token_digest(token))).first()
+    found = session.exec(
+        select(StaffToken, Staff)
+        .join(Staff, Staff.id == StaffToken.staff_id)
+        .where(StaffToken.token_hash == token_digest(token))
+    ).first()
     if found is None:
         return None, "unknown token"
     row, staff = found

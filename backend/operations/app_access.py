@@ -25,12 +25,14 @@ class IssuedCode:
     row: ActivationCode
 
 
-def issue_activation_code(session: Session, *, participant: Participant, send_sms: bool, actor: Actor,
-                          now: datetime) -> IssuedCode:
+def issue_activation_code(
+    session: Session, *, participant: Participant, send_sms: bool, actor: Actor, now: datetime
+) -> IssuedCode:
     """Create a one-time activation code, and queue it to the participant's phone when asked."""
     if send_sms and not messaging_allowed(participant, now=now):
-        raise Conflict("this participant cannot be sent SMS (opted out, no consent, or no longer in the study)",
-                       field="send_sms")
+        raise Conflict(
+            "this participant cannot be sent SMS (opted out, no consent, or no longer in the study)", field="send_sms"
+        )
     code, row = app_tokens.create_activation_code(session, participant=participant, actor=actor, now=now)
     if send_sms:
         app_tokens.queue_activation_sms(session, participant=participant, code=code, row=row, now=now)
@@ -55,11 +57,13 @@ def sign_out_device(session: Session, *, access_token: str, actor: Actor, now: d
     return app_tokens.revoke_device(session, device=device, reason="signed out in the app", now=now, actor=actor)
 
 
-def sign_out_all_devices(session: Session, *, participant: Participant, reason: str, actor: Actor,
-                         now: datetime) -> tuple[int, int]:
+def sign_out_all_devices(
+    session: Session, *, participant: Participant, reason: str, actor: Actor, now: datetime
+) -> tuple[int, int]:
     """Sign out every device of the participant and withdraw unused codes; returns (devices, codes)."""
-    return app_tokens.revoke_participant_devices(session, participant_id=participant.id, reason=reason, now=now,
-                                                 actor=actor)
+    return app_tokens.revoke_participant_devices(
+        session, participant_id=participant.id, reason=reason, now=now, actor=actor
+    )
 
 
 def create_calendar_link(session: Session, *, participant: Participant) -> str:

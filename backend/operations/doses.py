@@ -12,11 +12,30 @@ from schedules.doses import report_dose
 from schedules.models import Dose, Participant
 
 
-def record_dose(session: Session, *, participant: Participant, dose: Dose, taken: bool, actor: Actor, now: datetime,
-                reason: str, taken_at: datetime | None = None, injection_site: str | None = None,
-                note: str = "") -> Dose:
+def record_dose(
+    session: Session,
+    *,
+    participant: Participant,
+    dose: Dose,
+    taken: bool,
+    actor: Actor,
+    now: datetime,
+    reason: str,
+    taken_at: datetime | None = None,
+    injection_site: str | None = None,
+    note: str = "",
+) -> Dose:
     """Record a dose as taken (on time or late) or not taken; its reminder and nudge are withdrawn."""
-    report_dose(session, dose=dose, taken=taken, actor=actor, now=now, taken_at=taken_at,
-                injection_site=injection_site, note=note, reason=reason)
+    report_dose(
+        session,
+        dose=dose,
+        taken=taken,
+        actor=actor,
+        now=now,
+        taken_at=taken_at,
+        injection_site=injection_site,
+        note=note,
+        reason=reason,
+    )
     replan_messages(session, participant=participant, now=now)
     return dose

@@ -52,11 +52,19 @@ class InboundResult:
     inbound_id: int
 
 
-def _store_raw(session: Session, *, message_sid: str, from_hash: str, body: str, params: dict, now: datetime) -> tuple[InboundMessage, bool]:
+def _store_raw(
+    session: Session, *, message_sid: str, from_hash: str, body: str, params: dict, now: datetime
+) -> tuple[InboundMessage, bool]:
     existing = session.exec(select(InboundMessage).where(InboundMessage.message_sid == message_sid)).first()
     if existing is not None:
         return existing, True
-    row = InboundMessage(message_sid=message_sid, from_hash=from_hash, body=body, params_json=json.dumps(params, ensure_ascii=False), received_at=now)
+    row = InboundMessage(
+        message_sid=message_sid,
+        from_hash=from_hash,
+        body=body,
+        params_json=json.dumps(params, ensure_ascii=False),
+        received_at=now,
+    )
     try:
         with session.begin_nested():
             session.add(row)
@@ -68,32 +76,66 @@ def _store_raw(session: Session, *, message_sid: str, from_hash: str, body: str,
 def _vas_pending(session: Session, participant: Participant, *, now: datetime, window: timedelta) -> bool:
     """A VAS prompt went out within the reply window and no VAS has been recorded since."""
     prompt = session.exec(
-        select(OutboundMessage.sent_at).where(OutboundMessage.participant_id == participant.id, OutboundMessage.purpose == Purpose.VAS_PROMPT.value,
-                                             OutboundMessage.sent_at.is_not(None), OutboundMessage.sent_at >= now - window)
+        select(OutboundMessage.sent_at)
+        .where(
+            OutboundMessage.participant_id == participant.id,
+            OutboundMessage.purpose == Purpose.VAS_PROMPT.value,
+            OutboundMessage.sent_at.is_not(None),
+            OutboundMessage.sent_at >= now - window,
+        )
         .order_by(OutboundMessage.sent_at.desc())
     ).first()
     if prompt is None:
         return False
-    answered = session.exec(select(VasScore.id).where(VasScore.participant_id == participant.id, VasScore.recorded_at >= prompt,
-                                                      VasScore.status != "withdrawn")).first()
+    answered = session.exec(
+        select(VasScore.id).where(
+            VasScore.participant_id == participant.id, VasScore.recorded_at >= prompt, VasScore.status != "withdrawn"
+        )
+    ).first()
     return answered is None
 
 
-def _record_reply(session: Session, *, participant: Participant | None, inbound: InboundMessage, body: str, language: str, now: datetime) -> None:
+def _record_reply(
+    session: Session,
+    *,
+    participant: Participant | None,
+    inbound: InboundMessage,
+    body: str,
+    language: str,
+    now: datetime,
+) -> None:
     """The TwiML reply is an outbound message too: a row in the log, marked sent by Twilio's webhook reply."""
-    session.add(OutboundMessage(participant_id=participant.id if participant else None, site_id=participant.site_id if participant else None,
-                                purpose=Purpose.REPLY.value, ref_type="inbound", ref_id=inbound.id, dedupe_key=f"reply:inbound:{inbound.id}",
-                                language=language, body=body, priority=1, due_at=now, next_attempt_at=now,
-                                status=OutboxStatus.SENT.value, provider_status="twiml", sent_at=now))
+    session.add(
+        OutboundMessage(
+            participant_id=participant.id if participant else None,
+            site_id=participant.site_id if participant else None,
+            purpose=Purpose.REPLY.value,
+            ref_type="inbound",
+            ref_id=inbound.id,
+            dedupe_key=f"reply:inbound:{inbound.id}",
+            language=language,
+            body=body,
+            priority=1,
+            due_at=now,
+            next_attempt_at=now,
+            status=OutboxStatus.SENT.value,
+            provider_status="twiml",
+            sent_at=now,
+        )
+    )
 
 
-def handle_inbound(session: Session, *, message_sid: str, from_number: str, body: str, params: dict, vault: PhoneVault, now: datetime) -> InboundResult:
+def handle_inbound(
+    session: Session, *, message_sid: str, from_number: str, body: str, params: dict, vault: PhoneVault, now: datetime
+) -> InboundResult:
     """Process one inbound SMS exactly once per MessageSid and return the reply to send."""
     try:
         e164 = normalize_e164(from_number)
     except InvalidPhone:
         e164 = from_number.strip()
-    inbound, duplicate = _store_raw(session, message_sid=message_sid, from_hash=vault.lookup_hash(e164), body=body, params=params, now=now)
+    inbound, duplicate = _store_raw(
+        session, message_sid=message_sid, from_hash=vault.lookup_hash(e164), body=body, params=params, now=now
+    )
     if duplicate:
         return InboundResult(inbound.reply_body or None, True, inbound.id)
     participant = find_by_phone(session, e164=e164, vault=vault)
@@ -106,12 +148,21 @@ def handle_inbound(session: Session, *, message_sid: str, from_number: str, body
     inbound.processed_at, inbound.reply_body = now, reply or ""
     session.add(inbound)
     if reply:
-        _record_reply(session, participant=participant, inbound=inbound, body=reply, language=participant.language if participant else NEUTRAL_LANGUAGE, now=now)
+        _record_reply(
+            session,
+            participant=participant,
+            inbound=inbound,
+            body=reply,
+            language=participant.language if participant else NEUTRAL_LANGUAGE,
+            now=now,
+        )
     session.flush()
     return InboundResult(reply, False, inbound.id)
 
 
-def _act(session: Session, *, participant: Participant, inbound: InboundMessage, text: str, vault: PhoneVault, now: datetime) -> str | None:
+def _act(
+    session: Session, *, participant: Participant, inbound: InboundMessage, text: str, vault: PhoneVault, now: datetime
+) -> str | None:
     study = session.get(Study, participant.study_id)
     protocol = protocol_of(study)
     site = session.get(Site, participant.site_id)
@@ -132,27 +183,59 @@ def _act(session: Session, *, participant: Participant, inbound: InboundMessage,
         mark_opted_in(session, participant=participant, now=now, actor=actor, why="participant sent START")
         inbound.outcome = "opted in"
         return render("reply_start", lang)
-    reply = _answer(session, participant=participant, protocol=protocol, site=site, intent=intent, dose=dose, inbound=inbound,
-                    actor=actor, vault=vault, now=now, expecting_vas=expecting_vas)
+    reply = _answer(
+        session,
+        participant=participant,
+        protocol=protocol,
+        site=site,
+        intent=intent,
+        dose=dose,
+        inbound=inbound,
+        actor=actor,
+        vault=vault,
+        now=now,
+        expecting_vas=expecting_vas,
+    )
     # After STOP nothing is sent until START: the reply is computed and kept, but not sent.
     return None if participant.opted_out else reply
 
 
-def _answer(session: Session, *, participant, protocol, site, intent: Intent, dose: Dose | None, inbound: InboundMessage, actor: Actor,
-            vault: PhoneVault, now: datetime, expecting_vas: bool) -> str:
+def _answer(
+    session: Session,
+    *,
+    participant,
+    protocol,
+    site,
+    intent: Intent,
+    dose: Dose | None,
+    inbound: InboundMessage,
+    actor: Actor,
+    vault: PhoneVault,
+    now: datetime,
+    expecting_vas: bool,
+) -> str:
     lang, phone = participant.language, site.phone or "-"
     kind = intent.kind
     if kind == IntentKind.HELP:
         inbound.outcome = "help sent"
         return render("reply_help", lang, site_phone=phone)
     if kind in (IntentKind.DOSE_TAKEN, IntentKind.DOSE_NOT_TAKEN):
-        return _dose_reply(session, participant=participant, dose=dose, taken=kind == IntentKind.DOSE_TAKEN, inbound=inbound,
-                           actor=actor, now=now, vas_hint=expecting_vas)
+        return _dose_reply(
+            session,
+            participant=participant,
+            dose=dose,
+            taken=kind == IntentKind.DOSE_TAKEN,
+            inbound=inbound,
+            actor=actor,
+            now=now,
+            vas_hint=expecting_vas,
+        )
     if kind == IntentKind.VAS:
         scale = vas_scale_params(protocol.vas)
         try:
-            score = record_vas(session, participant=participant, value=intent.value, actor=actor, now=now,
-                               inbound_id=inbound.id)
+            score = record_vas(
+                session, participant=participant, value=intent.value, actor=actor, now=now, inbound_id=inbound.id
+            )
         except InvalidInput:
             inbound.outcome = "VAS refused: out of range"
             return render("reply_vas_out_of_range", lang, **scale)
@@ -167,10 +250,19 @@ def _answer(session: Session, *, participant, protocol, site, intent: Intent, do
     if kind == IntentKind.UNDO:
         undone = undo_last_vas(session, participant=participant, actor=actor, now=now)
         inbound.outcome = f"VAS {undone.value} withdrawn" if undone else "nothing to undo"
-        return render("reply_vas_undone", lang, value=str(undone.value)) if undone else render("reply_undo_nothing", lang)
+        return (
+            render("reply_vas_undone", lang, value=str(undone.value)) if undone else render("reply_undo_nothing", lang)
+        )
     if kind == IntentKind.ADVERSE_EVENT:
-        ae = report_adverse_event(session, participant=participant, actor=actor, now=now, vault=vault,
-                                  raw_text=intent.text or "", term="other")
+        ae = report_adverse_event(
+            session,
+            participant=participant,
+            actor=actor,
+            now=now,
+            vault=vault,
+            raw_text=intent.text or "",
+            term="other",
+        )
         inbound.outcome = "adverse event recorded" + (" (suspected serious)" if ae.suspected_serious else "")
         return render("reply_ae_serious" if ae.suspected_serious else "reply_ae_recorded", lang, site_phone=phone)
     inbound.outcome = "unreadable"
@@ -178,16 +270,36 @@ def _answer(session: Session, *, participant, protocol, site, intent: Intent, do
     return render("reply_unknown", lang, site_phone=phone)
 
 
-def _keep_for_nurses(session: Session, *, participant: Participant, inbound: InboundMessage, actor: Actor, now: datetime) -> None:
+def _keep_for_nurses(
+    session: Session, *, participant: Participant, inbound: InboundMessage, actor: Actor, now: datetime
+) -> None:
     """Put a reply we could not act on in the nurse queue (the raw text is already stored)."""
     inbound.needs_review, inbound.outcome = True, inbound.outcome + ": kept for nurses"
-    open_alert(session, participant=participant, site_id=participant.site_id, kind=AlertKind.UNREADABLE_REPLY.value,
-               dedupe_key=f"unreadable:inbound:{inbound.id}", now=now, actor=actor, ref_type="inbound", ref_id=inbound.id,
-               summary="a reply could not be understood")
+    open_alert(
+        session,
+        participant=participant,
+        site_id=participant.site_id,
+        kind=AlertKind.UNREADABLE_REPLY.value,
+        dedupe_key=f"unreadable:inbound:{inbound.id}",
+        now=now,
+        actor=actor,
+        ref_type="inbound",
+        ref_id=inbound.id,
+        summary="a reply could not be understood",
+    )
 
 
-def _dose_reply(session: Session, *, participant: Participant, dose: Dose | None, taken: bool, inbound: InboundMessage, actor: Actor,
-                now: datetime, vas_hint: bool) -> str:
+def _dose_reply(
+    session: Session,
+    *,
+    participant: Participant,
+    dose: Dose | None,
+    taken: bool,
+    inbound: InboundMessage,
+    actor: Actor,
+    now: datetime,
+    vas_hint: bool,
+) -> str:
     lang = participant.language
     if participant.status != ParticipantStatus.ACTIVE.value:
         inbound.outcome = f"no dose expected (participant {participant.status})"
@@ -197,14 +309,17 @@ def _dose_reply(session: Session, *, participant: Participant, dose: Dose | None
         return render("reply_no_open_dose", lang)
     local_date = dose.local_date.isoformat()
     try:
-        record_dose(session, participant=participant, dose=dose, taken=taken, actor=actor, now=now, reason="reported by SMS")
+        record_dose(
+            session, participant=participant, dose=dose, taken=taken, actor=actor, now=now, reason="reported by SMS"
+        )
     except InvalidTransition:
         inbound.outcome = f"dose {dose.seq} already {dose.state}"
         return render("reply_dose_already", lang, local_date=local_date, state=render(f"dose_state_{dose.state}", lang))
     inbound.outcome = f"dose {dose.seq} {dose.state}"
-    key = {DoseState.TAKEN.value: "reply_dose_taken", DoseState.TAKEN_LATE.value: "reply_dose_taken_late"}.get(dose.state, "reply_dose_not_taken")
+    key = {DoseState.TAKEN.value: "reply_dose_taken", DoseState.TAKEN_LATE.value: "reply_dose_taken_late"}.get(
+        dose.state, "reply_dose_not_taken"
+    )
     reply = render(key, lang, local_date=local_date)
     if vas_hint:
         reply += " " + render("reply_dose_and_vas_hint", lang)
     return reply
-

@@ -41,8 +41,16 @@ def vas_scale_params(scale: VasRule) -> dict[str, object]:
     return {"scale_min": plain(scale.scale_min), "scale_max": plain(scale.scale_max), "decimals": scale.decimals}
 
 
-def record_vas(session: Session, *, participant: Participant, value: Decimal | str, actor: Actor, now: datetime,
-               inbound_id: int | None = None, reason: str | None = None) -> VasScore:
+def record_vas(
+    session: Session,
+    *,
+    participant: Participant,
+    value: Decimal | str,
+    actor: Actor,
+    now: datetime,
+    inbound_id: int | None = None,
+    reason: str | None = None,
+) -> VasScore:
     """Record a VAS; text is read as the SMS parser reads it, on the protocol's scale (VasRefused names why not)."""
     protocol = protocol_for(session, participant)
     if isinstance(value, str):
@@ -50,16 +58,26 @@ def record_vas(session: Session, *, participant: Participant, value: Decimal | s
         if parsed.kind != IntentKind.VAS:
             raise VasRefused(parsed.error or "not_a_number", params=vas_scale_params(protocol.vas))
         value = parsed.value
-    return symptoms.record_vas(session, participant=participant, value=value, protocol=protocol, actor=actor, now=now,
-                               inbound_id=inbound_id, reason=reason)
+    return symptoms.record_vas(
+        session,
+        participant=participant,
+        value=value,
+        protocol=protocol,
+        actor=actor,
+        now=now,
+        inbound_id=inbound_id,
+        reason=reason,
+    )
 
 
-def correct_vas(session: Session, *, score: VasScore, value: Decimal, reason: str | None, actor: Actor,
-                now: datetime) -> VasScore:
+def correct_vas(
+    session: Session, *, score: VasScore, value: Decimal, reason: str | None, actor: Actor, now: datetime
+) -> VasScore:
     """Staff correction of a VAS: a new row on the protocol's scale replaces the old one, which is kept."""
     protocol = protocol_for(session, session.get(Participant, score.participant_id))
-    return symptoms.correct_vas(session, score=score, value=value, protocol=protocol, reason=reason, actor=actor,
-                                now=now)
+    return symptoms.correct_vas(
+        session, score=score, value=value, protocol=protocol, reason=reason, actor=actor, now=now
+    )
 
 
 def undo_last_vas(session: Session, *, participant: Participant, actor: Actor, now: datetime) -> VasScore | None:
@@ -85,21 +103,51 @@ def report_adverse_event(
     reason: str | None = None,
 ) -> AdverseEvent:
     """Record an adverse event with its nurse alert and, when suspected serious, page the on-call nurse."""
-    ae = symptoms.report_adverse_event(session, participant=participant, protocol=protocol_for(session, participant),
-                                       actor=actor, now=now, raw_text=raw_text, term=term, other_text=other_text,
-                                       onset_date=onset_date, severity=severity, ongoing=ongoing,
-                                       went_to_hospital=went_to_hospital, reason=reason)
+    ae = symptoms.report_adverse_event(
+        session,
+        participant=participant,
+        protocol=protocol_for(session, participant),
+        actor=actor,
+        now=now,
+        raw_text=raw_text,
+        term=term,
+        other_text=other_text,
+        onset_date=onset_date,
+        severity=severity,
+        ongoing=ongoing,
+        went_to_hospital=went_to_hospital,
+        reason=reason,
+    )
     escalate_serious_ae(session, ae=ae, participant=participant, vault=vault, now=now)
     return ae
 
 
-def review_adverse_event(session: Session, *, ae: AdverseEvent, actor: Actor, now: datetime, ctcae_grade: int,
-                         serious: bool, serious_criteria: list[str], relatedness: str, outcome: str,
-                         reason: str | None = None) -> AdverseEvent:
+def review_adverse_event(
+    session: Session,
+    *,
+    ae: AdverseEvent,
+    actor: Actor,
+    now: datetime,
+    ctcae_grade: int,
+    serious: bool,
+    serious_criteria: list[str],
+    relatedness: str,
+    outcome: str,
+    reason: str | None = None,
+) -> AdverseEvent:
     """Investigator grading of an adverse event: CTCAE v5 grade, seriousness with criteria, relatedness, outcome."""
-    return symptoms.review_adverse_event(session, ae=ae, actor=actor, now=now, ctcae_grade=ctcae_grade, serious=serious,
-                                         serious_criteria=serious_criteria, relatedness=relatedness, outcome=outcome,
-                                         reason=reason)
+    return symptoms.review_adverse_event(
+        session,
+        ae=ae,
+        actor=actor,
+        now=now,
+        ctcae_grade=ctcae_grade,
+        serious=serious,
+        serious_criteria=serious_criteria,
+        relatedness=relatedness,
+        outcome=outcome,
+        reason=reason,
+    )
 
 
 def sign_off_adverse_event(session: Session, *, ae: AdverseEvent, actor: Actor, now: datetime) -> AdverseEvent:

@@ -96,8 +96,16 @@ def sites_create(code, name, time_zone, on_call, phone):
     """Create a site."""
     try:
         with _session() as session:
-            site = create_site(session, code=code, name=name, time_zone=time_zone, on_call=list(on_call), phone=phone,
-                               vault=get_vault(), actor=CLI_ACTOR)
+            site = create_site(
+                session,
+                code=code,
+                name=name,
+                time_zone=time_zone,
+                on_call=list(on_call),
+                phone=phone,
+                vault=get_vault(),
+                actor=CLI_ACTOR,
+            )
             click.echo(f"created site {site.code} ({site.time_zone}) with {len(on_call)} on-call number(s)")
     except DomainError as exc:
         fail(f"{exc.field or 'site'}: {exc.message}.")
@@ -138,7 +146,9 @@ def staff_create(email, role, site_code, password):
 @click.option("--reminder-time", required=True, help="HH:MM local")
 @click.option("--first-dose", required=True, help="YYYY-MM-DD")
 @click.option("--no-sms-consent", is_flag=True)
-def participants_enroll(study, code, arm, site_code, phone, time_zone, language, reminder_time, first_dose, no_sms_consent):
+def participants_enroll(
+    study, code, arm, site_code, phone, time_zone, language, reminder_time, first_dose, no_sms_consent
+):
     """Enroll a participant and generate their schedule."""
     from backend.operations.participants import enroll
 
@@ -150,11 +160,25 @@ def participants_enroll(study, code, arm, site_code, phone, time_zone, language,
         with _session() as session:
             now = utcnow()
             participant = enroll(
-                session, study=get_study(session, study), site=get_site(session, site_code), study_code=code, arm=arm,
-                phone=phone, time_zone=time_zone, language=language, reminder_time=reminder_time, first_dose_date=first,
-                sms_consent=not no_sms_consent, vault=get_vault(), actor=CLI_ACTOR, now=now)
+                session,
+                study=get_study(session, study),
+                site=get_site(session, site_code),
+                study_code=code,
+                arm=arm,
+                phone=phone,
+                time_zone=time_zone,
+                language=language,
+                reminder_time=reminder_time,
+                first_dose_date=first,
+                sms_consent=not no_sms_consent,
+                vault=get_vault(),
+                actor=CLI_ACTOR,
+                now=now,
+            )
             n = len(doses_of(session, participant.id))
-            click.echo(f"enrolled {code} in {study} arm {arm}: {n} dose(s), follow-up until {participant.follow_up_end_date}")
+            click.echo(
+                f"enrolled {code} in {study} arm {arm}: {n} dose(s), follow-up until {participant.follow_up_end_date}"
+            )
     except DomainError as exc:
         fail(f"{exc.field or 'participant'}: {exc.message}.")
 
@@ -164,10 +188,17 @@ def participant_report(session, participant: Participant) -> dict:
     from backend.web.api.report_schemas import ParticipantReportSchema
 
     doses = doses_of(session, participant.id)
-    alerts = session.exec(select(Alert).where(Alert.participant_id == participant.id,
-                                              Alert.state != AlertState.RESOLVED.value)).all()
-    return ParticipantReportSchema().dump({"participant": participant, "doses": doses,
-                                           "adherence": adherence_of(doses, now=utcnow()), "open_alerts": alerts})
+    alerts = session.exec(
+        select(Alert).where(Alert.participant_id == participant.id, Alert.state != AlertState.RESOLVED.value)
+    ).all()
+    return ParticipantReportSchema().dump(
+        {
+            "participant": participant,
+            "doses": doses,
+            "adherence": adherence_of(doses, now=utcnow()),
+            "open_alerts": alerts,
+        }
+    )
 
 
 @participants_cli.command("show")
@@ -220,7 +251,10 @@ def jobs_list():
             state += f"  LATE (no success within {int(allowed_silence(job.every_seconds).total_seconds() // 60)} min)"
         click.echo(f"{job.name:24} every {job.every_seconds:>4}s  last success {last:23}  {job.description}{state}")
     if late:
-        click.echo(f"{late} job(s) late: is the scheduler running? (`flask --app wsgi scheduler`, see infra/README.md)", err=True)
+        click.echo(
+            f"{late} job(s) late: is the scheduler running? (`flask --app wsgi scheduler`, see infra/README.md)",
+            err=True,
+        )
 
 
 @jobs_cli.command("run")

@@ -28,7 +28,11 @@ from schedules.studies import load_study
 from schedules.symptoms import record_vas, report_adverse_event
 
 DEMO_PASSWORD = "demo-Trial-companion-7421"
-DEMO_STAFF = [("nurse@demo.local", "nurse"), ("investigator@demo.local", "investigator"), ("assessor@demo.local", "assessor")]
+DEMO_STAFF = [
+    ("nurse@demo.local", "nurse"),
+    ("investigator@demo.local", "investigator"),
+    ("assessor@demo.local", "assessor"),
+]
 DEMO_ACTOR = Actor("system", "demo-seed")
 # (code, arm, days since first dose, language, phone, adherence pattern: every dose index i is
 # taken when pattern(i) is True; the rest are left to become missed)
@@ -53,8 +57,15 @@ def seed_demo(app: Flask, *, force: bool = False) -> list[str]:
         if session.exec(select(Participant.id)).first() is not None and not force:
             return [f"demo data already present; log in at /login as {DEMO_STAFF[0][0]} / {DEMO_PASSWORD}"]
         site = session.exec(select(Site).where(Site.code == "PKUPH")).first() or create_site(
-            session, code="PKUPH", name="Peking University People's Hospital (demo)", time_zone="Asia/Shanghai",
-            on_call=["+8613900000099"], phone="+861088325555", vault=vault, actor=DEMO_ACTOR)
+            session,
+            code="PKUPH",
+            name="Peking University People's Hospital (demo)",
+            time_zone="Asia/Shanghai",
+            on_call=["+8613900000099"],
+            phone="+861088325555",
+            vault=vault,
+            actor=DEMO_ACTOR,
+        )
         for email, role in DEMO_STAFF:
             if session.exec(select(Staff).where(Staff.email == email)).first() is None:
                 create_staff(session, email=email, password=DEMO_PASSWORD, role=role, site=site)
@@ -65,24 +76,56 @@ def seed_demo(app: Flask, *, force: bool = False) -> list[str]:
                 continue
             first = to_local(now, "Asia/Shanghai").date() - timedelta(days=days_in)
             participant = enroll_participant(
-                session, study=study, site=site, study_code=code, arm=arm, phone=phone, time_zone="Asia/Shanghai",
-                language=lang, reminder_time="20:00", first_dose_date=first, sms_consent=True, vault=vault,
-                actor=DEMO_ACTOR, now=now - timedelta(days=days_in + 1))
+                session,
+                study=study,
+                site=site,
+                study_code=code,
+                arm=arm,
+                phone=phone,
+                time_zone="Asia/Shanghai",
+                language=lang,
+                reminder_time="20:00",
+                first_dose_date=first,
+                sms_consent=True,
+                vault=vault,
+                actor=DEMO_ACTOR,
+                now=now - timedelta(days=days_in + 1),
+            )
             for i, dose in enumerate(d for d in doses_of(session, participant.id) if d.window_closes_at <= now):
                 if takes(i):
-                    report_dose(session, dose=dose, taken=True, actor=Actor("sms", f"participant:{participant.id}"),
-                                now=dose.due_at + timedelta(minutes=40), reason="demo history")
+                    report_dose(
+                        session,
+                        dose=dose,
+                        taken=True,
+                        actor=Actor("sms", f"participant:{participant.id}"),
+                        now=dose.due_at + timedelta(minutes=40),
+                        reason="demo history",
+                    )
             for week in range(days_in // 7 + 1):
                 value = Decimal(str(round(6.5 - week * 0.8 + (int(code[-1]) % 5) * 0.3, 1))).max(Decimal("0.5"))
-                record_vas(session, participant=participant, value=value.min(Decimal("10.0")), protocol=protocol,
-                           actor=Actor("sms", f"participant:{participant.id}"), now=now - timedelta(days=days_in - week * 7))
+                record_vas(
+                    session,
+                    participant=participant,
+                    value=value.min(Decimal("10.0")),
+                    protocol=protocol,
+                    actor=Actor("sms", f"participant:{participant.id}"),
+                    now=now - timedelta(days=days_in - week * 7),
+                )
             if code == "P-003":
-                report_adverse_event(session, participant=participant, protocol=protocol, actor=Actor("sms", f"participant:{participant.id}"),
-                                     now=now - timedelta(hours=5), raw_text="injection site red and itchy")
+                report_adverse_event(
+                    session,
+                    participant=participant,
+                    protocol=protocol,
+                    actor=Actor("sms", f"participant:{participant.id}"),
+                    now=now - timedelta(hours=5),
+                    raw_text="injection site red and itchy",
+                )
             out.append(f"demo participant {code} ({arm}, day {days_in})")
         session.flush()
         flag_missed_doses(session, now=now)
         for participant in session.exec(select(Participant)).all():
             sync_participant_messages(session, participant=participant, now=now)
-    out.append(f"log in at /login as {DEMO_STAFF[0][0]} / {DEMO_PASSWORD} (also investigator@, assessor@, admin@demo.local)")
+    out.append(
+        f"log in at /login as {DEMO_STAFF[0][0]} / {DEMO_PASSWORD} (also investigator@, assessor@, admin@demo.local)"
+    )
     return out

@@ -18,7 +18,9 @@ from notifications.models import OutboundMessage, OutboxStatus
 log = logging.getLogger(__name__)
 
 LATE_FLOOR = timedelta(minutes=10)  # no job counts as late sooner: a restart or one slow run is not an outage
-REWRITE_AFTER = timedelta(seconds=30)  # a success like the last one is written at most this often (dispatch polls every few s)
+REWRITE_AFTER = timedelta(
+    seconds=30
+)  # a success like the last one is written at most this often (dispatch polls every few s)
 OUTBOX_LATE_AFTER = timedelta(minutes=15)  # due messages older than this mean nothing is sending
 # Without these two no missed dose is flagged and no reminder is planned: nurses must hear when they stop.
 WATCHED_FOR_NURSES = ("flag_missed_doses", "plan_messages")
@@ -88,7 +90,9 @@ class JobHealth:
     @property
     def failing(self) -> bool:
         """The most recent run failed."""
-        return self.last_failed_at is not None and (self.last_succeeded_at is None or self.last_failed_at > self.last_succeeded_at)
+        return self.last_failed_at is not None and (
+            self.last_succeeded_at is None or self.last_failed_at > self.last_succeeded_at
+        )
 
 
 def job_health(session: Session, jobs: Sequence[Job], *, now: datetime) -> list[JobHealth]:
@@ -98,8 +102,17 @@ def job_health(session: Session, jobs: Sequence[Job], *, now: datetime) -> list[
     for job in jobs:
         row = rows.get(job.name)
         succeeded = row.last_succeeded_at if row else None
-        out.append(JobHealth(job.name, job.every_seconds, succeeded, row.last_failed_at if row else None, row.last_error if row else "",
-                             row.last_summary if row else "", succeeded is None or now - succeeded > allowed_silence(job.every_seconds)))
+        out.append(
+            JobHealth(
+                job.name,
+                job.every_seconds,
+                succeeded,
+                row.last_failed_at if row else None,
+                row.last_error if row else "",
+                row.last_summary if row else "",
+                succeeded is None or now - succeeded > allowed_silence(job.every_seconds),
+            )
+        )
     return out
 
 
@@ -119,8 +132,11 @@ class OutboxBacklog:
 def outbox_backlog(session: Session, *, now: datetime) -> OutboxBacklog:
     """Planned messages due by now, the oldest due time, and messages a dispatcher holds."""
     o = OutboundMessage
-    due, oldest = session.execute(select(func.count(), func.min(o.next_attempt_at)).where(
-        o.status == OutboxStatus.PLANNED.value, o.next_attempt_at <= now)).one()
+    due, oldest = session.execute(
+        select(func.count(), func.min(o.next_attempt_at)).where(
+            o.status == OutboxStatus.PLANNED.value, o.next_attempt_at <= now
+        )
+    ).one()
     sending = session.execute(select(func.count()).where(o.status == OutboxStatus.SENDING.value)).scalar_one()
     return OutboxBacklog(due, oldest, sending)
 
@@ -141,13 +157,21 @@ def nurse_warnings(session: Session, jobs: Sequence[Job], *, now: datetime) -> l
     warnings = []
     if late:
         last = [h.last_succeeded_at for h in late if h.last_succeeded_at is not None]
-        warnings.append(NurseWarning(
-            "The automatic checks have not run", now - min(last) if len(last) == len(late) else None,
-            "missed doses are not being flagged and reminders are not being planned, so this page may be incomplete. "
-            "Tell the system administrator; until it is fixed, check participants by hand."))
+        warnings.append(
+            NurseWarning(
+                "The automatic checks have not run",
+                now - min(last) if len(last) == len(late) else None,
+                "missed doses are not being flagged and reminders are not being planned, so this page may be incomplete. "
+                "Tell the system administrator; until it is fixed, check participants by hand.",
+            )
+        )
     backlog = outbox_backlog(session, now=now)
     if backlog.due and backlog.waited(now) > OUTBOX_LATE_AFTER:
-        warnings.append(NurseWarning(
-            f"{backlog.due} message(s) have been waiting to be sent", backlog.waited(now),
-            "reminders and alerts are going out late or not at all. Tell the system administrator."))
+        warnings.append(
+            NurseWarning(
+                f"{backlog.due} message(s) have been waiting to be sent",
+                backlog.waited(now),
+                "reminders and alerts are going out late or not at all. Tell the system administrator.",
+            )
+        )
     return warnings

@@ -46,9 +46,13 @@ class JobSpec:
 def dispatch_config(settings: Settings) -> DispatchConfig:
     """The dispatcher's configuration from Settings, the only home of its defaults (every caller builds it here)."""
     return DispatchConfig(
-        batch_size=settings.DISPATCH_BATCH_SIZE, max_attempts=settings.DISPATCH_MAX_ATTEMPTS,
-        concurrency=settings.DISPATCH_CONCURRENCY, sending_stale_after=timedelta(seconds=settings.SENDING_STALE_AFTER_SECONDS),
-        status_callback_url=settings.PUBLIC_BASE_URL.rstrip("/") + "/sms/status" if settings.SMS_BACKEND == "twilio" else None,
+        batch_size=settings.DISPATCH_BATCH_SIZE,
+        max_attempts=settings.DISPATCH_MAX_ATTEMPTS,
+        concurrency=settings.DISPATCH_CONCURRENCY,
+        sending_stale_after=timedelta(seconds=settings.SENDING_STALE_AFTER_SECONDS),
+        status_callback_url=settings.PUBLIC_BASE_URL.rstrip("/") + "/sms/status"
+        if settings.SMS_BACKEND == "twilio"
+        else None,
     )
 
 
@@ -57,7 +61,10 @@ def rate_limiter(app: Flask) -> SendLimiter | None:
     if "send_rate_limiter" not in app.extensions:
         settings = settings_of(app)
         app.extensions["send_rate_limiter"] = build_send_limiter(
-            rate_per_second=settings.SEND_RATE_PER_SECOND, storage_uri=settings.RATELIMIT_STORAGE_URI, key=settings.SEND_RATE_KEY)
+            rate_per_second=settings.SEND_RATE_PER_SECOND,
+            storage_uri=settings.RATELIMIT_STORAGE_URI,
+            key=settings.SEND_RATE_KEY,
+        )
     return app.extensions["send_rate_limiter"]
 
 
@@ -71,17 +78,23 @@ def _plan(app: Flask) -> str:
 
 def _expire(app: Flask) -> str:
     with get_database(app).session() as session:
-        recovered = recover_stuck(session, now=utcnow(), stale_after=dispatch_config(settings_of(app)).sending_stale_after)
+        recovered = recover_stuck(
+            session, now=utcnow(), stale_after=dispatch_config(settings_of(app)).sending_stale_after
+        )
         expired = expire_stale(session, now=utcnow())
         replayed = replay_raced_callbacks(session, now=utcnow())
-    return (f"expired {expired} stale message(s), put back {recovered} left sending by a crash, "
-            f"applied {replayed} status callback(s) that raced their send")
+    return (
+        f"expired {expired} stale message(s), put back {recovered} left sending by a crash, "
+        f"applied {replayed} status callback(s) that raced their send"
+    )
 
 
 def _send_pool(app: Flask) -> ThreadPoolExecutor:
     """One pool per process for its whole life: idle polls keep threads and provider connections."""
     if "send_pool" not in app.extensions:
-        app.extensions["send_pool"] = ThreadPoolExecutor(max_workers=max(1, settings_of(app).DISPATCH_CONCURRENCY), thread_name_prefix="sms")
+        app.extensions["send_pool"] = ThreadPoolExecutor(
+            max_workers=max(1, settings_of(app).DISPATCH_CONCURRENCY), thread_name_prefix="sms"
+        )
     return app.extensions["send_pool"]
 
 
@@ -97,8 +110,16 @@ def dispatcher(app: Flask) -> Dispatcher:
     """A dispatcher wired to the app's database, sender, send-rate cap and metrics."""
     config = dispatch_config(settings_of(app))
     pool = _send_pool(app) if config.concurrency > 1 else None
-    return Dispatcher(get_database(app).session, sender=get_sender(app), vault=get_vault(app), clock=utcnow,
-                      config=config, limiter=rate_limiter(app), pool=pool, on_record=_count_sends)
+    return Dispatcher(
+        get_database(app).session,
+        sender=get_sender(app),
+        vault=get_vault(app),
+        clock=utcnow,
+        config=config,
+        limiter=rate_limiter(app),
+        pool=pool,
+        on_record=_count_sends,
+    )
 
 
 def _dispatch(app: Flask) -> str:
@@ -132,7 +153,12 @@ JOBS: list[JobSpec] = [
     JobSpec("flag_missed_doses", _missed, 60, "mark doses whose window closed unreported as missed; open alerts"),
     JobSpec("plan_messages", _plan, 60, "plan reminders, nudges and VAS prompts for the next 36 hours"),
     JobSpec("send_daily_digest", _digest, 900, "queue each site's daily on-call summary of open alerts"),
-    JobSpec("expire_stale_messages", _expire, 60, "expire stale messages, apply the crash rule, apply callbacks that raced their send"),
+    JobSpec(
+        "expire_stale_messages",
+        _expire,
+        60,
+        "expire stale messages, apply the crash rule, apply callbacks that raced their send",
+    ),
     JobSpec("purge_expired_records", _purge, 3600, "drop expired idempotency records and app tokens"),
     # The scheduler runs this one every DISPATCH_POLL_SECONDS (default 5, as here for `jobs list`).
     JobSpec("dispatch_outbox", _dispatch, 5, "send due messages (safety alerts first)"),

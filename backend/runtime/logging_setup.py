@@ -24,8 +24,12 @@ _PHONE = re.compile(r"\+\d(?:[\s-]?\d){6,14}")
 # SQLAlchemy errors repeat the bound values (phone hashes, ciphertexts, SMS bodies) on this line.
 _SQL_PARAMS = re.compile(r"^\[parameters: .*$", re.MULTILINE)
 _FIELDS = ("path", "method", "status", "duration_ms", "job", "route")
-_QUIET = {"alembic": logging.WARNING, "twilio.http_client": logging.WARNING, "urllib3": logging.WARNING,
-          "apscheduler.executors.default": logging.WARNING}
+_QUIET = {
+    "alembic": logging.WARNING,
+    "twilio.http_client": logging.WARNING,
+    "urllib3": logging.WARNING,
+    "apscheduler.executors.default": logging.WARNING,
+}
 
 
 def redact(text: str) -> str:
@@ -46,7 +50,9 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         payload = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": datetime.fromtimestamp(record.created, timezone.utc)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "pid": record.process,
@@ -101,8 +107,14 @@ def gunicorn_logconfig(fmt: str | None = None) -> dict:
         "disable_existing_loggers": False,
         "filters": {"request_id": {"()": RequestIdFilter}},
         "formatters": {"app": {"()": make_formatter, "fmt": fmt}},
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "app", "filters": ["request_id"],
-                                 "stream": "ext://sys.stderr"}},
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "app",
+                "filters": ["request_id"],
+                "stream": "ext://sys.stderr",
+            }
+        },
         "loggers": {
             "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
             "gunicorn.access": {"level": "WARNING", "handlers": ["console"], "propagate": False},
@@ -135,7 +147,17 @@ def init_app(app: Flask) -> None:
         HTTP_LATENCY.labels(request.method, route, str(response.status_code)).observe(elapsed)
         # The calendar feed's URL is its secret: log the route, never the concrete path.
         path = route if "<string:secret>" in route else request.path
-        log.info("%s %s %s", request.method, path, response.status_code,
-                 extra={"path": path, "route": route, "method": request.method, "status": response.status_code,
-                        "duration_ms": round(elapsed * 1000, 1)})
+        log.info(
+            "%s %s %s",
+            request.method,
+            path,
+            response.status_code,
+            extra={
+                "path": path,
+                "route": route,
+                "method": request.method,
+                "status": response.status_code,
+                "duration_ms": round(elapsed * 1000, 1),
+            },
+        )
         return response

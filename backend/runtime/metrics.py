@@ -42,12 +42,24 @@ if multiproc_dir():
     values.ValueClass = values.MultiProcessValue(process_identifier=process_identity)
 
 
-WEBHOOK_LATENCY = Histogram("trial_webhook_seconds", "Twilio webhook handling time", ["hook"],
-                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
-HTTP_LATENCY = Histogram("trial_http_request_seconds", "HTTP request time by route (commit included)",
-                         ["method", "route", "status"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-JOB_DURATION = Histogram("trial_job_seconds", "Scheduled job run time", ["job"],
-                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+WEBHOOK_LATENCY = Histogram(
+    "trial_webhook_seconds",
+    "Twilio webhook handling time",
+    ["hook"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+HTTP_LATENCY = Histogram(
+    "trial_http_request_seconds",
+    "HTTP request time by route (commit included)",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+JOB_DURATION = Histogram(
+    "trial_job_seconds",
+    "Scheduled job run time",
+    ["job"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
 MESSAGES_PLANNED = Counter("trial_messages_planned_total", "Outbox rows planned", ["purpose"])
 MESSAGES_SENT = Counter("trial_messages_sent_total", "Messages handed to the SMS provider")
 MESSAGES_FAILED = Counter("trial_messages_failed_total", "Messages that failed for good", ["code"])
@@ -67,7 +79,9 @@ class OutboxCollector:
             oldest = oldest.replace(tzinfo=timezone.utc)
         depth = GaugeMetricFamily("trial_outbox_due", "Planned messages that are due now")
         depth.add_metric([], due)
-        age = GaugeMetricFamily("trial_outbox_oldest_due_seconds", "Age of the oldest due planned message (0 when none)")
+        age = GaugeMetricFamily(
+            "trial_outbox_oldest_due_seconds", "Age of the oldest due planned message (0 when none)"
+        )
         age.add_metric([], max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
         in_flight = GaugeMetricFamily("trial_outbox_sending", "Messages claimed by a dispatcher and not yet recorded")
         in_flight.add_metric([], sending)
@@ -87,9 +101,16 @@ class JobCollector:
 
     def collect(self):
         """Yield last-success time, late and failing per watched job."""
-        last = GaugeMetricFamily("trial_job_last_success_timestamp_seconds", "When the job last succeeded (Unix time; absent if never)",
-                                 labels=["job"])
-        late = GaugeMetricFamily("trial_job_late", "1 when the job has not succeeded within three intervals (at least 10 min)", labels=["job"])
+        last = GaugeMetricFamily(
+            "trial_job_last_success_timestamp_seconds",
+            "When the job last succeeded (Unix time; absent if never)",
+            labels=["job"],
+        )
+        late = GaugeMetricFamily(
+            "trial_job_late",
+            "1 when the job has not succeeded within three intervals (at least 10 min)",
+            labels=["job"],
+        )
         failing = GaugeMetricFamily("trial_job_failing", "1 when the job's most recent run failed", labels=["job"])
         for h in self.read():
             if h.last_succeeded_at is not None:
@@ -123,4 +144,3 @@ def mark_process_dead(pid: int) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(process_identity(pid), multiproc_dir())
-

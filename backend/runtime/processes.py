@@ -41,7 +41,9 @@ def scheduler_command(no_dispatch):
             lost.set()
             scheduler.shutdown(wait=False)  # called from a job thread: waiting here would wait for itself
 
-        scheduler = build_scheduler(app, include_dispatch=include_dispatch, still_leader=still_leader, on_lost=lock_lost)
+        scheduler = build_scheduler(
+            app, include_dispatch=include_dispatch, still_leader=still_leader, on_lost=lock_lost
+        )
 
         def stop(signum, _frame):
             # Let running jobs finish (a send in progress is recorded) before the lock is released.
@@ -57,8 +59,10 @@ def scheduler_command(no_dispatch):
         gc.freeze()
         scheduler.start()
     if lost.is_set():
-        raise click.ClickException("the scheduler lock was lost (its database connection went away); "
-                                   "exiting so the supervisor starts a scheduler that takes the lock again")
+        raise click.ClickException(
+            "the scheduler lock was lost (its database connection went away); "
+            "exiting so the supervisor starts a scheduler that takes the lock again"
+        )
     click.echo("scheduler stopped")
 
 
@@ -110,7 +114,10 @@ def serve_embedded_command(host, port):
         # One directory for the web workers and the scheduler: /metrics then shows the scheduler's sends too.
         own_metrics = env[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="trial-metrics-")
     scheduler = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "scheduler"], env=env)
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "infra/gunicorn.conf.py", "--bind", f"{host}:{port}", "wsgi:app"], env=env)
+    web = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "infra/gunicorn.conf.py", "--bind", f"{host}:{port}", "wsgi:app"],
+        env=env,
+    )
     click.echo(f"Trial Companion on http://{host}:{port}/  (API docs: /api/docs, nurse pages: /)")
     try:
         while web.poll() is None and scheduler.poll() is None:

@@ -48,9 +48,16 @@ def _advisory_lock(engine, *, poll_seconds: float) -> Iterator[StillLeader]:
         # The lock lives in the lock connection's session: if PostgreSQL restarted, a failover
         # happened or an admin ended the backend, the lock is gone and another scheduler may have it.
         try:
-            held = conn.execute(text(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-                " AND classid = 0 AND objid = :k AND granted"), {"k": ADVISORY_LOCK_KEY}).scalar() == 1
+            held = (
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                        " AND classid = 0 AND objid = :k AND granted"
+                    ),
+                    {"k": ADVISORY_LOCK_KEY},
+                ).scalar()
+                == 1
+            )
             conn.rollback()
         except DBAPIError:
             held = False
@@ -116,28 +123,52 @@ def _file_lock(path: str, *, poll_seconds: float) -> Iterator[None]:
 JOB_OPTIONS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
 
 
-def build_scheduler(app: Flask, *, include_dispatch: bool = True, still_leader: StillLeader | None = None,
-                    on_lost: Callable[[], None] | None = None) -> BlockingScheduler:
+def build_scheduler(
+    app: Flask,
+    *,
+    include_dispatch: bool = True,
+    still_leader: StillLeader | None = None,
+    on_lost: Callable[[], None] | None = None,
+) -> BlockingScheduler:
     """The scheduler with every job as an interval job, each first run right at start-up
     (a restarted scheduler catches up at once instead of one interval later). With `still_leader`,
     the lock is checked every SCHEDULER_LOCK_CHECK_SECONDS and `on_lost` is called when it is gone."""
-    scheduler = BlockingScheduler(executors={"default": ThreadPoolExecutor(4)}, job_defaults=JOB_OPTIONS, timezone="UTC")
+    scheduler = BlockingScheduler(
+        executors={"default": ThreadPoolExecutor(4)}, job_defaults=JOB_OPTIONS, timezone="UTC"
+    )
     start = datetime.now(timezone.utc)
     if still_leader is not None:
+
         def check() -> None:
             if not still_leader():
-                log.critical("scheduler lock lost (database connection gone); stopping so the supervisor restarts this scheduler")
+                log.critical(
+                    "scheduler lock lost (database connection gone); stopping so the supervisor restarts this scheduler"
+                )
                 if on_lost is not None:
                     on_lost()
 
-        scheduler.add_job(check, "interval", seconds=settings_of(app).SCHEDULER_LOCK_CHECK_SECONDS, id="leadership_check",
-                          name="check that this process still holds the scheduler lock", **JOB_OPTIONS)
+        scheduler.add_job(
+            check,
+            "interval",
+            seconds=settings_of(app).SCHEDULER_LOCK_CHECK_SECONDS,
+            id="leadership_check",
+            name="check that this process still holds the scheduler lock",
+            **JOB_OPTIONS,
+        )
     for job in JOBS:
         if job.name == "dispatch_outbox" and not include_dispatch:
             continue
         seconds = settings_of(app).DISPATCH_POLL_SECONDS if job.name == "dispatch_outbox" else job.every_seconds
-        scheduler.add_job(_safe_run, "interval", seconds=seconds, args=[app, job.name], id=job.name, name=job.description,
-                          next_run_time=start, **JOB_OPTIONS)
+        scheduler.add_job(
+            _safe_run,
+            "interval",
+            seconds=seconds,
+            args=[app, job.name],
+            id=job.name,
+            name=job.description,
+            next_run_time=start,
+            **JOB_OPTIONS,
+        )
     return scheduler
 
 

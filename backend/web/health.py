@@ -73,7 +73,9 @@ def _read_jobs():
 @limiter.exempt
 def metrics():
     """Prometheus metrics of every process sharing PROMETHEUS_MULTIPROC_DIR, plus the outbox and job runs read now."""
-    return Response(render_latest([OutboxCollector(_read_outbox), JobCollector(_read_jobs)]), mimetype=CONTENT_TYPE_LATEST)
+    return Response(
+        render_latest([OutboxCollector(_read_outbox), JobCollector(_read_jobs)]), mimetype=CONTENT_TYPE_LATEST
+    )
 
 
 def init_app(app: Flask) -> None:

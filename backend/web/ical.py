@@ -19,7 +19,7 @@ _TEXTS = {
         "calendar": "Study injections",
         "summary": "Injection (dose {seq})",
         "description": "Report it in the app, or reply 1 (done) or 2 (not taken) by SMS.\n"
-                       "Report window: {opens} to {closes} ({zone}).\nStatus: {state}.",
+        "Report window: {opens} to {closes} ({zone}).\nStatus: {state}.",
     },
     "zh-CN": {
         "calendar": "研究注射",
@@ -57,9 +57,15 @@ def dose_calendar(participant: Participant, doses: list[Dose], *, now: datetime,
         event.add("dtstart", dose.due_at)
         event.add("dtend", dose.due_at + EVENT_LENGTH)
         event.add("summary", texts["summary"].format(seq=dose.seq))
-        event.add("description", texts["description"].format(
-            opens=_local(dose.window_opens_at, participant.time_zone), closes=_local(dose.window_closes_at, participant.time_zone),
-            zone=participant.time_zone, state=render(f"dose_state_{dose.state}", participant.language)))
+        event.add(
+            "description",
+            texts["description"].format(
+                opens=_local(dose.window_opens_at, participant.time_zone),
+                closes=_local(dose.window_closes_at, participant.time_zone),
+                zone=participant.time_zone,
+                state=render(f"dose_state_{dose.state}", participant.language),
+            ),
+        )
         event.add("status", "TENTATIVE" if dose.state == DoseState.HELD.value else "CONFIRMED")
         event.add("transp", "TRANSPARENT")
         calendar.add_component(event)

@@ -96,7 +96,9 @@ def _scope() -> str | None:
 
 def find_record(session: Session, *, scope: str, key: str) -> IdempotencyRecord | None:
     """The stored record of a key for a principal, if any."""
-    return session.exec(select(IdempotencyRecord).where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)).first()
+    return session.exec(
+        select(IdempotencyRecord).where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
+    ).first()
 
 
 def purge_expired(session: Session, *, now: datetime) -> int:
@@ -132,18 +134,29 @@ def _before_request():
         record = None
     if record is not None:
         if not hmac.compare_digest(record.fingerprint, fp):
-            return _error(422, f"this {HEADER} was already used for a different request; use a new key for a new request", HEADER)
+            return _error(
+                422, f"this {HEADER} was already used for a different request; use a new key for a new request", HEADER
+            )
         if record.status_code is None:
             return _error(409, f"a request with this {HEADER} is still being processed; retry in a moment", HEADER)
         return _replay(record, _cipher(current_app.config["SECRET_KEY"], scope, key, body))
-    record = IdempotencyRecord(scope=scope, key=key, fingerprint=fp, method=request.method, path=request.path[:300],
-                               created_at=now, expires_at=now + RECORD_TTL)
+    record = IdempotencyRecord(
+        scope=scope,
+        key=key,
+        fingerprint=fp,
+        method=request.method,
+        path=request.path[:300],
+        created_at=now,
+        expires_at=now + RECORD_TTL,
+    )
     try:
         # Inserted before the work: a concurrent twin waits on the unique key instead of repeating the work.
         with session.begin_nested():
             session.add(record)
     except IntegrityError:
-        return _error(409, f"a request with this {HEADER} is being processed or has just completed; retry in a moment", HEADER)
+        return _error(
+            409, f"a request with this {HEADER} is being processed or has just completed; retry in a moment", HEADER
+        )
     g.idempotency = (record, _cipher(current_app.config["SECRET_KEY"], scope, key, body))
     return None
 

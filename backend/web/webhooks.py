@@ -37,7 +37,11 @@ def twilio_signed(view):
         signature = request.headers.get("X-Twilio-Signature", "")
         # Switching the check off is for local experiments only; production always checks.
         if settings_of(current_app).VALIDATE_TWILIO_SIGNATURE or settings_of(current_app).is_production:
-            if not token or not signature or not RequestValidator(token).validate(signed_url(), request.form.to_dict(flat=True), signature):
+            if (
+                not token
+                or not signature
+                or not RequestValidator(token).validate(signed_url(), request.form.to_dict(flat=True), signature)
+            ):
                 log.warning("refused webhook %s: bad or missing signature", request.path)
                 g.db_rollback = True
                 abort(403)
@@ -65,8 +69,15 @@ def inbound():
         if not sid or not form.get("From"):
             return Response("MessageSid and From are required", status=400)
         params = {k: v for k, v in form.items() if k not in ("From", "To", "Body")}
-        result = handle_inbound(get_session(), message_sid=sid, from_number=form["From"], body=form.get("Body", ""),
-                                params=params, vault=get_vault(), now=utcnow())
+        result = handle_inbound(
+            get_session(),
+            message_sid=sid,
+            from_number=form["From"],
+            body=form.get("Body", ""),
+            params=params,
+            vault=get_vault(),
+            now=utcnow(),
+        )
         return _twiml(result.reply)
 
 
@@ -81,8 +92,13 @@ def status():
         if not sid or not form.get("MessageStatus"):
             return Response("MessageSid and MessageStatus are required", status=400)
         code = form.get("ErrorCode")
-        record_delivery_status(get_session(), message_sid=sid, status=form["MessageStatus"],
-                               error_code=int(code) if code and code.isdigit() else None, now=utcnow())
+        record_delivery_status(
+            get_session(),
+            message_sid=sid,
+            status=form["MessageStatus"],
+            error_code=int(code) if code and code.isdigit() else None,
+            now=utcnow(),
+        )
         return Response(status=204)
 
 

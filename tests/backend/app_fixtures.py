@@ -40,7 +40,9 @@ def trial(session, clock) -> Trial:
 
 def new_code(client, staff_token: str, participant_id: int, **body) -> str:
     """Have staff create an activation code; returns it."""
-    response = client.post(f"/api/v1/participants/{participant_id}/activation-codes", json=body, headers=auth(staff_token))
+    response = client.post(
+        f"/api/v1/participants/{participant_id}/activation-codes", json=body, headers=auth(staff_token)
+    )
     assert response.status_code == 201, response.get_json()
     return response.get_json()["code"]
 

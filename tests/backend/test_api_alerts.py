@@ -10,9 +10,8 @@ from sqlmodel import select
 from backend.identity.staff import create_staff, issue_staff_token
 from backend.models import AuditEntry
 from schedules.alerts import open_alert
-from schedules.models import HIGH
 from schedules.changes import Actor
-from schedules.models import Alert
+from schedules.models import HIGH, Alert
 from schedules.studies import protocol_of
 from schedules.symptoms import report_adverse_event
 from tests.conftest import utc
@@ -23,7 +22,13 @@ JOB = Actor("job", "flag_missed_doses")
 
 
 def token(session, role: str, site) -> dict:
-    staff = create_staff(session, email=f"{role}-{site.code if site else 'all'}@example.org", password=STRONG_PASSWORD, role=role, site=site)
+    staff = create_staff(
+        session,
+        email=f"{role}-{site.code if site else 'all'}@example.org",
+        password=STRONG_PASSWORD,
+        role=role,
+        site=site,
+    )
     raw, _ = issue_staff_token(session, staff=staff, now=utc("2026-01-01T00:00Z"), ttl=timedelta(days=365))
     return auth(raw)
 
@@ -41,8 +46,17 @@ def queue(session, clock):
     protocol = protocol_of(study)
 
     def alert(participant, kind, opened, priority="normal", key=None):
-        return open_alert(session, participant=participant, site_id=participant.site_id, kind=kind, dedupe_key=key or f"{kind}:{participant.id}:{opened}",
-                          summary=f"{kind} test", now=utc(opened), actor=JOB, priority=priority)[0]
+        return open_alert(
+            session,
+            participant=participant,
+            site_id=participant.site_id,
+            kind=kind,
+            dedupe_key=key or f"{kind}:{participant.id}:{opened}",
+            summary=f"{kind} test",
+            now=utc(opened),
+            actor=JOB,
+            priority=priority,
+        )[0]
 
     alerts = {
         "old_missed": alert(p1, "missed_dose", "2026-03-02T04:01Z"),
@@ -50,16 +64,36 @@ def queue(session, clock):
         "contact": alert(p2, "contact_problem", "2026-03-01T12:05Z"),
         "other_site": alert(p9, "missed_dose", "2026-03-02T04:01Z"),
     }
-    serious = report_adverse_event(session, participant=p2, protocol=protocol, actor=Actor("sms", f"participant:{p2.id}"),
-                                   now=utc("2026-03-04T10:00Z"), raw_text="住院了")
-    ordinary = report_adverse_event(session, participant=p1, protocol=protocol, actor=Actor("sms", f"participant:{p1.id}"),
-                                    now=utc("2026-03-03T10:00Z"), raw_text="headache")
-    alerts["serious_ae"] = session.exec(select(Alert).where(Alert.ref_type == "adverse_event", Alert.ref_id == serious.id)).one()
-    alerts["ae"] = session.exec(select(Alert).where(Alert.ref_type == "adverse_event", Alert.ref_id == ordinary.id)).one()
+    serious = report_adverse_event(
+        session,
+        participant=p2,
+        protocol=protocol,
+        actor=Actor("sms", f"participant:{p2.id}"),
+        now=utc("2026-03-04T10:00Z"),
+        raw_text="住院了",
+    )
+    ordinary = report_adverse_event(
+        session,
+        participant=p1,
+        protocol=protocol,
+        actor=Actor("sms", f"participant:{p1.id}"),
+        now=utc("2026-03-03T10:00Z"),
+        raw_text="headache",
+    )
+    alerts["serious_ae"] = session.exec(
+        select(Alert).where(Alert.ref_type == "adverse_event", Alert.ref_id == serious.id)
+    ).one()
+    alerts["ae"] = session.exec(
+        select(Alert).where(Alert.ref_type == "adverse_event", Alert.ref_id == ordinary.id)
+    ).one()
     return {
-        "alerts": {name: a.id for name, a in alerts.items()}, "site": site, "other": other,
-        "nurse": token(session, "nurse", site), "other_nurse": token(session, "nurse", other),
-        "assessor": token(session, "assessor", site), "admin": token(session, "admin", None),
+        "alerts": {name: a.id for name, a in alerts.items()},
+        "site": site,
+        "other": other,
+        "nurse": token(session, "nurse", site),
+        "other_nurse": token(session, "nurse", other),
+        "assessor": token(session, "assessor", site),
+        "admin": token(session, "admin", None),
     }
 
 
@@ -86,13 +120,16 @@ def test_queue_is_the_callers_site_high_priority_first_then_oldest(client, queue
     assert "arm" not in rows[0] and all("il2" not in str(r) for r in rows)
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("?kind=missed_dose", ["high_missed", "old_missed"]),
-    ("?kind=adverse_event&kind=serious_ae", ["serious_ae", "ae"]),
-    ("?priority=high", ["high_missed", "serious_ae"]),
-    ("?priority=normal&kind=missed_dose", ["old_missed"]),
-    ("?state=resolved", []),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("?kind=missed_dose", ["high_missed", "old_missed"]),
+        ("?kind=adverse_event&kind=serious_ae", ["serious_ae", "ae"]),
+        ("?priority=high", ["high_missed", "serious_ae"]),
+        ("?priority=normal&kind=missed_dose", ["old_missed"]),
+        ("?state=resolved", []),
+    ],
+)
 def test_filters_by_kind_priority_and_state(client, queue, query, expected):
     assert names(queue, listed(client, queue["nurse"], query)) == expected
 
@@ -112,16 +149,27 @@ def test_acknowledge_then_resolve_with_a_note_records_who_and_is_audited(client,
 
     no_note = client.post(f"/api/v1/alerts/{alert_id}/resolve", json={"note": ""}, headers=queue["nurse"])
     assert no_note.status_code == 422 and "note" in no_note.get_json()["errors"]["json"]
-    resolved = client.post(f"/api/v1/alerts/{alert_id}/resolve", json={"note": "called: fridge broke, dose taken at clinic"}, headers=queue["nurse"])
+    resolved = client.post(
+        f"/api/v1/alerts/{alert_id}/resolve",
+        json={"note": "called: fridge broke, dose taken at clinic"},
+        headers=queue["nurse"],
+    )
     assert resolved.status_code == 200, resolved.get_json()
     body = resolved.get_json()
     assert (body["state"], body["resolution_note"]) == ("resolved", "called: fridge broke, dose taken at clinic")
     assert "high_missed" not in names(queue, listed(client, queue["nurse"]))
     assert names(queue, listed(client, queue["nurse"], "?state=resolved")) == ["high_missed"]
-    assert client.post(f"/api/v1/alerts/{alert_id}/resolve", json={"note": "again"}, headers=queue["nurse"]).status_code == 409
+    assert (
+        client.post(f"/api/v1/alerts/{alert_id}/resolve", json={"note": "again"}, headers=queue["nurse"]).status_code
+        == 409
+    )
 
     session.expire_all()
-    rows = session.exec(select(AuditEntry).where(AuditEntry.entity == "alert", AuditEntry.entity_id == str(alert_id), AuditEntry.action == "update")).all()
+    rows = session.exec(
+        select(AuditEntry).where(
+            AuditEntry.entity == "alert", AuditEntry.entity_id == str(alert_id), AuditEntry.action == "update"
+        )
+    ).all()
     changes = {(r.field, r.new_value, r.reason) for r in rows}
     assert ("state", "acknowledged", "acknowledged") in changes
     assert ("state", "resolved", "called: fridge broke, dose taken at clinic") in changes
@@ -129,7 +177,11 @@ def test_acknowledge_then_resolve_with_a_note_records_who_and_is_audited(client,
 
 
 def test_resolving_an_open_alert_acknowledges_it_too(client, queue):
-    body = client.post(f"/api/v1/alerts/{queue['alerts']['contact']}/resolve", json={"note": "new number on file"}, headers=queue["nurse"]).get_json()
+    body = client.post(
+        f"/api/v1/alerts/{queue['alerts']['contact']}/resolve",
+        json={"note": "new number on file"},
+        headers=queue["nurse"],
+    ).get_json()
     assert body["acknowledged_at"] == body["resolved_at"] and body["acknowledged_by"] == body["resolved_by"]
 
 
@@ -157,7 +209,9 @@ def test_assessor_lists_only_adverse_event_alerts_and_is_refused_the_rest(client
         assert response.status_code == 403 and "adverse-event alerts only" in response.get_json()["message"]
     assert client.get(f"/api/v1/alerts/{queue['alerts']['old_missed']}", headers=queue["assessor"]).status_code == 403
     assert client.get(f"/api/v1/alerts/{queue['alerts']['ae']}", headers=queue["assessor"]).status_code == 200
-    assert client.post(f"/api/v1/alerts/{queue['alerts']['ae']}/acknowledge", headers=queue["assessor"]).status_code == 403
+    assert (
+        client.post(f"/api/v1/alerts/{queue['alerts']['ae']}/acknowledge", headers=queue["assessor"]).status_code == 403
+    )
 
 
 def test_unauthenticated_and_unknown(client, queue):

@@ -23,8 +23,17 @@ def nurse(session, clock):
 
 
 def enroll(client, token, **overrides):
-    body = {"study": "NCT04237987", "study_code": "P-021", "arm": "il2", "site": "PKUPH", "phone": "+8613812345678",
-            "time_zone": "Asia/Shanghai", "language": "zh-CN", "reminder_time": "20:00", "first_dose_date": "2026-03-01"}
+    body = {
+        "study": "NCT04237987",
+        "study_code": "P-021",
+        "arm": "il2",
+        "site": "PKUPH",
+        "phone": "+8613812345678",
+        "time_zone": "Asia/Shanghai",
+        "language": "zh-CN",
+        "reminder_time": "20:00",
+        "first_dose_date": "2026-03-01",
+    }
     body.update(overrides)
     return client.post("/api/v1/participants", json=body, headers=auth(token))
 
@@ -59,7 +68,9 @@ def test_control_arm_has_no_doses_and_six_months_follow_up(client, nurse):
 
 
 def test_new_york_spring_forward_moves_nonexistent_time_forward(client, nurse):
-    pid = enroll(client, nurse["token"], time_zone="America/New_York", reminder_time="02:30", first_dose_date="2026-03-06").get_json()["id"]
+    pid = enroll(
+        client, nurse["token"], time_zone="America/New_York", reminder_time="02:30", first_dose_date="2026-03-06"
+    ).get_json()["id"]
     by_date = {d["local_date"]: d["due_at"] for d in doses(client, nurse["token"], pid)}
     assert by_date["2026-03-06"].startswith("2026-03-06T07:30:00")
     assert by_date["2026-03-08"].startswith("2026-03-08T07:30:00")  # 03:30 EDT: 02:30 does not exist
@@ -69,20 +80,29 @@ def test_new_york_spring_forward_moves_nonexistent_time_forward(client, nurse):
 def test_hold_and_resume_restart_cadence_keep_end_and_audit_reasons(client, nurse, session, clock):
     pid = enroll(client, nurse["token"]).get_json()["id"]
     clock.move_to(utc("2026-03-09T02:00Z"))
-    held = client.post(f"/api/v1/participants/{pid}/hold", json={"reason": "ALT raised, doctor's order", "effective_date": "2026-03-10"},
-                       headers=auth(nurse["token"]))
+    held = client.post(
+        f"/api/v1/participants/{pid}/hold",
+        json={"reason": "ALT raised, doctor's order", "effective_date": "2026-03-10"},
+        headers=auth(nurse["token"]),
+    )
     assert held.status_code == 200, held.get_json()
     assert held.get_json()["participant"]["status"] == "on_hold"
     clock.move_to(utc("2026-03-15T01:00Z"))
-    resumed = client.post(f"/api/v1/participants/{pid}/resume", json={"reason": "ALT normal again", "resume_date": "2026-03-16"},
-                          headers=auth(nurse["token"]))
+    resumed = client.post(
+        f"/api/v1/participants/{pid}/resume",
+        json={"reason": "ALT normal again", "resume_date": "2026-03-16"},
+        headers=auth(nurse["token"]),
+    )
     assert resumed.status_code == 200, resumed.get_json()
     schedule = doses(client, nurse["token"], pid)
     active = [d for d in schedule if d["state"] == "scheduled" and d["local_date"] >= "2026-03-10"]
     between = [d for d in schedule if "2026-03-10" <= d["local_date"] < "2026-03-16" and d["state"] == "scheduled"]
     assert between == []
     assert active[0]["local_date"] == "2026-03-16"
-    assert all((date.fromisoformat(b["local_date"]) - date.fromisoformat(a["local_date"])).days == 2 for a, b in zip(active, active[1:]))
+    assert all(
+        (date.fromisoformat(b["local_date"]) - date.fromisoformat(a["local_date"])).days == 2
+        for a, b in zip(active, active[1:])
+    )
     assert active[-1]["local_date"] < "2026-06-01"  # treatment end unchanged
     assert resumed.get_json()["participant"]["treatment_end_date"] == "2026-06-01"
     trail = client.get(f"/api/v1/participants/{pid}/audit", headers=auth(nurse["token"])).get_json()
@@ -94,22 +114,36 @@ def test_hold_and_resume_restart_cadence_keep_end_and_audit_reasons(client, nurs
 def test_resume_on_the_hold_cadence_date_reuses_held_doses(client, nurse, clock):
     pid = enroll(client, nurse["token"]).get_json()["id"]
     clock.move_to(utc("2026-03-09T02:00Z"))
-    client.post(f"/api/v1/participants/{pid}/hold", json={"reason": "r", "effective_date": "2026-03-10"}, headers=auth(nurse["token"]))
+    client.post(
+        f"/api/v1/participants/{pid}/hold",
+        json={"reason": "r", "effective_date": "2026-03-10"},
+        headers=auth(nurse["token"]),
+    )
     clock.move_to(utc("2026-03-15T01:00Z"))
-    client.post(f"/api/v1/participants/{pid}/resume", json={"reason": "r", "resume_date": "2026-03-15"}, headers=auth(nurse["token"]))
+    client.post(
+        f"/api/v1/participants/{pid}/resume",
+        json={"reason": "r", "resume_date": "2026-03-15"},
+        headers=auth(nurse["token"]),
+    )
     schedule = doses(client, nurse["token"], pid)
     assert [d["local_date"] for d in schedule if d["state"] == "held"] == ["2026-03-11", "2026-03-13"]
-    assert next(d for d in schedule if d["state"] == "scheduled" and d["local_date"] >= "2026-03-10")["local_date"] == "2026-03-15"
+    assert (
+        next(d for d in schedule if d["state"] == "scheduled" and d["local_date"] >= "2026-03-10")["local_date"]
+        == "2026-03-15"
+    )
     assert len(schedule) == 46  # nothing added: the cadence matched
 
 
-@pytest.mark.parametrize("field,value", [
-    ("time_zone", "Mars/Olympus_Mons"),
-    ("phone", "+86123"),
-    ("arm", "placebo"),
-    ("first_dose_date", "2026-02-30"),
-    ("reminder_time", "8pm"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("time_zone", "Mars/Olympus_Mons"),
+        ("phone", "+86123"),
+        ("arm", "placebo"),
+        ("first_dose_date", "2026-02-30"),
+        ("reminder_time", "8pm"),
+    ],
+)
 def test_bad_enrollment_input_names_the_field_and_writes_nothing(client, nurse, session, field, value):
     before = session.exec(select(func.count()).select_from(AuditEntry)).one()
     response = enroll(client, nurse["token"], **{field: value})
@@ -130,10 +164,15 @@ def test_duplicate_study_code_is_a_conflict(client, nurse, session):
 def test_reminder_time_change_replans_future_doses_at_local_wall_time(client, nurse, clock):
     pid = enroll(client, nurse["token"]).get_json()["id"]
     clock.move_to(utc("2026-03-05T00:00Z"))
-    no_reason = client.patch(f"/api/v1/participants/{pid}", json={"reminder_time": "08:00"}, headers=auth(nurse["token"]))
+    no_reason = client.patch(
+        f"/api/v1/participants/{pid}", json={"reminder_time": "08:00"}, headers=auth(nurse["token"])
+    )
     assert no_reason.status_code == 422
-    changed = client.patch(f"/api/v1/participants/{pid}", json={"reminder_time": "08:00", "time_zone": "Europe/London", "reason": "moved to London"},
-                           headers=auth(nurse["token"]))
+    changed = client.patch(
+        f"/api/v1/participants/{pid}",
+        json={"reminder_time": "08:00", "time_zone": "Europe/London", "reason": "moved to London"},
+        headers=auth(nurse["token"]),
+    )
     assert changed.status_code == 200, changed.get_json()
     by_date = {d["local_date"]: d["due_at"] for d in doses(client, nurse["token"], pid)}
     assert by_date["2026-03-01"].startswith("2026-03-01T12:00:00")  # past dose untouched
@@ -146,9 +185,11 @@ def test_staff_record_dose_taken_by_phone_changes_adherence(client, nurse, clock
     clock.move_to(utc("2026-03-02T08:00Z"))  # dose 1's window closed at 04:00Z
     before = client.get(f"/api/v1/participants/{pid}/adherence", headers=auth(nurse["token"])).get_json()
     assert before["counted"] == 1 and before["adherence"] == 0.0
-    recorded = client.post(f"/api/v1/participants/{pid}/doses/1/report",
-                           json={"taken": True, "taken_at": "2026-03-01T12:30:00Z", "injection_site": "abdomen_left", "note": "phoned in"},
-                           headers=auth(nurse["token"]))
+    recorded = client.post(
+        f"/api/v1/participants/{pid}/doses/1/report",
+        json={"taken": True, "taken_at": "2026-03-01T12:30:00Z", "injection_site": "abdomen_left", "note": "phoned in"},
+        headers=auth(nurse["token"]),
+    )
     assert recorded.status_code == 200, recorded.get_json()
     assert recorded.get_json()["state"] == "taken_late" and recorded.get_json()["source"] == "staff"
     after = client.get(f"/api/v1/participants/{pid}/adherence", headers=auth(nurse["token"])).get_json()
@@ -158,7 +199,9 @@ def test_staff_record_dose_taken_by_phone_changes_adherence(client, nurse, clock
 def test_withdraw_cancels_future_doses(client, nurse, clock, session):
     pid = enroll(client, nurse["token"]).get_json()["id"]
     clock.move_to(utc("2026-03-04T05:00Z"))
-    done = client.post(f"/api/v1/participants/{pid}/withdraw", json={"reason": "consent withdrawn"}, headers=auth(nurse["token"]))
+    done = client.post(
+        f"/api/v1/participants/{pid}/withdraw", json={"reason": "consent withdrawn"}, headers=auth(nurse["token"])
+    )
     assert done.status_code == 200 and done.get_json()["doses_changed"] == 44
     states = {d["state"] for d in doses(client, nurse["token"], pid) if d["local_date"] >= "2026-03-05"}
     assert states == {"cancelled"}
@@ -188,8 +231,9 @@ def test_missing_or_expired_token_is_401_with_reason(client, nurse, clock, sessi
 
 
 def test_staff_token_from_password_and_revocation(client, session, clock):
-    from tests.factories import STRONG_PASSWORD, make_site as site_factory
     from backend.identity.staff import create_staff
+    from tests.factories import STRONG_PASSWORD
+    from tests.factories import make_site as site_factory
 
     create_staff(session, email="n2@example.org", password=STRONG_PASSWORD, role="nurse", site=site_factory(session))
     wrong = client.post("/api/v1/auth/token", json={"email": "n2@example.org", "password": "nope-nope-nope"})

@@ -27,7 +27,13 @@ ON_CALL = ("+8613900000099", "+8613900000098")
 
 def token(session, role: str, site) -> dict:
     """Authorization header of a new staff member of `site` (valid for the whole test, whatever the clock says)."""
-    staff = create_staff(session, email=f"{role}-{site.code if site else 'all'}@example.org", password=STRONG_PASSWORD, role=role, site=site)
+    staff = create_staff(
+        session,
+        email=f"{role}-{site.code if site else 'all'}@example.org",
+        password=STRONG_PASSWORD,
+        role=role,
+        site=site,
+    )
     raw, _ = issue_staff_token(session, staff=staff, now=utc("2026-01-01T00:00Z"), ttl=timedelta(days=365))
     return auth(raw)
 
@@ -41,9 +47,16 @@ def trial(session, clock):
     participant = make_participant(session, study=study, site=site, code="P-001", arm="il2")
     stranger = make_participant(session, study=study, site=other, code="P-900", arm="control", phone="+8613812349999")
     return {
-        "study": study, "site": site, "participant": participant, "pid": participant.id, "stranger": stranger,
-        "nurse": token(session, "nurse", site), "investigator": token(session, "investigator", site),
-        "assessor": token(session, "assessor", site), "admin": token(session, "admin", None), "other_nurse": token(session, "nurse", other),
+        "study": study,
+        "site": site,
+        "participant": participant,
+        "pid": participant.id,
+        "stranger": stranger,
+        "nurse": token(session, "nurse", site),
+        "investigator": token(session, "investigator", site),
+        "assessor": token(session, "assessor", site),
+        "admin": token(session, "admin", None),
+        "other_nurse": token(session, "nurse", other),
     }
 
 
@@ -51,9 +64,29 @@ def sms_history(session, trial):
     """A participant's SMS answers straight through the domain: 4.5 (later withdrawn by UNDO), then 6.0."""
     protocol, participant = protocol_of(trial["study"]), trial["participant"]
     actor = Actor("sms", f"participant:{participant.id}")
-    record_vas(session, participant=participant, value=Decimal("4.5"), protocol=protocol, actor=actor, now=NOW - timedelta(days=1))
-    undo_last_vas(session, participant=participant, actor=actor, now=NOW - timedelta(days=1) + timedelta(minutes=5), within=timedelta(hours=1))
-    return record_vas(session, participant=participant, value=Decimal("6.0"), protocol=protocol, actor=actor, now=NOW - timedelta(hours=1))
+    record_vas(
+        session,
+        participant=participant,
+        value=Decimal("4.5"),
+        protocol=protocol,
+        actor=actor,
+        now=NOW - timedelta(days=1),
+    )
+    undo_last_vas(
+        session,
+        participant=participant,
+        actor=actor,
+        now=NOW - timedelta(days=1) + timedelta(minutes=5),
+        within=timedelta(hours=1),
+    )
+    return record_vas(
+        session,
+        participant=participant,
+        value=Decimal("6.0"),
+        protocol=protocol,
+        actor=actor,
+        now=NOW - timedelta(hours=1),
+    )
 
 
 def keys_of(value) -> set[str]:
@@ -67,7 +100,11 @@ def keys_of(value) -> set[str]:
 
 def audit_rows(session, entity: str, entity_id) -> list[AuditEntry]:
     session.expire_all()
-    return session.exec(select(AuditEntry).where(AuditEntry.entity == entity, AuditEntry.entity_id == str(entity_id)).order_by(AuditEntry.id)).all()
+    return session.exec(
+        select(AuditEntry)
+        .where(AuditEntry.entity == entity, AuditEntry.entity_id == str(entity_id))
+        .order_by(AuditEntry.id)
+    ).all()
 
 
 def audited_fields(rows) -> dict[str, str]:
@@ -84,28 +121,43 @@ def test_vas_history_lists_every_row_with_its_status(client, session, trial):
     response = client.get(f"/api/v1/participants/{trial['pid']}/vas", headers=trial["nurse"])
     assert response.status_code == 200, response.get_json()
     rows = response.get_json()
-    assert [(r["value"], r["status"], r["source"], r["study_code"]) for r in rows] == [(4.5, "withdrawn", "sms", "P-001"), (6.0, "valid", "sms", "P-001")]
+    assert [(r["value"], r["status"], r["source"], r["study_code"]) for r in rows] == [
+        (4.5, "withdrawn", "sms", "P-001"),
+        (6.0, "valid", "sms", "P-001"),
+    ]
     assert rows[0]["withdrawn_at"].startswith("2026-03-01T04:05:00")
 
 
 def test_staff_record_a_vas_with_a_reason_and_it_is_audited(client, session, trial):
-    response = client.post(f"/api/v1/participants/{trial['pid']}/vas", json={"value": 7.5, "reason": "told the nurse by phone"}, headers=trial["nurse"])
+    response = client.post(
+        f"/api/v1/participants/{trial['pid']}/vas",
+        json={"value": 7.5, "reason": "told the nurse by phone"},
+        headers=trial["nurse"],
+    )
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
-    assert (body["value"], body["source"], body["status"], body["reason"]) == (7.5, "staff", "valid", "told the nurse by phone")
+    assert (body["value"], body["source"], body["status"], body["reason"]) == (
+        7.5,
+        "staff",
+        "valid",
+        "told the nurse by phone",
+    )
     rows = audit_rows(session, "vasscore", body["id"])
     assert rows and {r.reason for r in rows} == {"told the nurse by phone"} and rows[0].actor.startswith("staff:")
     assert audited_fields(rows)["value"] == "7.5"
 
 
-@pytest.mark.parametrize("payload, field", [
-    ({"value": 5}, "reason"),
-    ({"value": 5, "reason": ""}, "reason"),
-    ({"value": 11, "reason": "phone"}, "value"),
-    ({"value": -1, "reason": "phone"}, "value"),
-    ({"value": 4.55, "reason": "phone"}, "value"),
-    ({"value": "abc", "reason": "phone"}, "value"),
-])
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"value": 5}, "reason"),
+        ({"value": 5, "reason": ""}, "reason"),
+        ({"value": 11, "reason": "phone"}, "value"),
+        ({"value": -1, "reason": "phone"}, "value"),
+        ({"value": 4.55, "reason": "phone"}, "value"),
+        ({"value": "abc", "reason": "phone"}, "value"),
+    ],
+)
 def test_bad_staff_vas_is_refused_naming_the_field_and_nothing_is_stored(client, session, trial, payload, field):
     response = client.post(f"/api/v1/participants/{trial['pid']}/vas", json=payload, headers=trial["nurse"])
     assert response.status_code == 422, response.get_json()
@@ -116,14 +168,24 @@ def test_bad_staff_vas_is_refused_naming_the_field_and_nothing_is_stored(client,
 
 def test_correction_adds_a_row_keeps_the_original_and_is_audited(client, session, trial):
     original = sms_history(session, trial)
-    response = client.post(f"/api/v1/vas/{original.id}/correct", json={"value": "0.6", "reason": "digits swapped"}, headers=trial["nurse"])
+    response = client.post(
+        f"/api/v1/vas/{original.id}/correct", json={"value": "0.6", "reason": "digits swapped"}, headers=trial["nurse"]
+    )
     assert response.status_code == 201, response.get_json()
     new = response.get_json()
-    assert (new["value"], new["replaces_id"], new["source"], new["reason"]) == (0.6, original.id, "staff", "digits swapped")
+    assert (new["value"], new["replaces_id"], new["source"], new["reason"]) == (
+        0.6,
+        original.id,
+        "staff",
+        "digits swapped",
+    )
     history = client.get(f"/api/v1/participants/{trial['pid']}/vas", headers=trial["nurse"]).get_json()
     assert [(r["value"], r["status"]) for r in history] == [(4.5, "withdrawn"), (6.0, "corrected"), (0.6, "valid")]
     assert history[1]["replaced_by_id"] == new["id"]
-    assert any(r.field == "status" and r.new_value == "corrected" and r.reason == "digits swapped" for r in audit_rows(session, "vasscore", original.id))
+    assert any(
+        r.field == "status" and r.new_value == "corrected" and r.reason == "digits swapped"
+        for r in audit_rows(session, "vasscore", original.id)
+    )
     assert audited_fields(audit_rows(session, "vasscore", new["id"]))["replaces_id"] == str(original.id)
 
 
@@ -134,20 +196,32 @@ def test_correction_needs_a_reason_and_a_valid_row(client, session, trial):
     withdrawn_id = original.id - 1
     again = client.post(f"/api/v1/vas/{withdrawn_id}/correct", json={"value": 5, "reason": "x"}, headers=trial["nurse"])
     assert again.status_code == 409 and "withdrawn" in again.get_json()["message"]
-    assert client.post("/api/v1/vas/999999/correct", json={"value": 5, "reason": "x"}, headers=trial["nurse"]).status_code == 404
+    assert (
+        client.post("/api/v1/vas/999999/correct", json={"value": 5, "reason": "x"}, headers=trial["nurse"]).status_code
+        == 404
+    )
 
 
 def test_another_sites_nurse_sees_nothing_of_the_participants_symptoms(client, session, trial):
     original = sms_history(session, trial)
     other = trial["other_nurse"]
     assert client.get(f"/api/v1/participants/{trial['pid']}/vas", headers=other).status_code == 404
-    assert client.post(f"/api/v1/vas/{original.id}/correct", json={"value": 5, "reason": "x"}, headers=other).status_code == 404
+    assert (
+        client.post(f"/api/v1/vas/{original.id}/correct", json={"value": 5, "reason": "x"}, headers=other).status_code
+        == 404
+    )
     assert client.get(f"/api/v1/participants/{trial['pid']}/adverse-events", headers=other).status_code == 404
 
 
 # --- adverse events ------------------------------------------------------------------------------
 def post_ae(client, trial, who="nurse", **overrides):
-    body = {"term": "fever", "onset_date": "2026-03-01", "severity": "moderate", "ongoing": True, "went_to_hospital": False}
+    body = {
+        "term": "fever",
+        "onset_date": "2026-03-01",
+        "severity": "moderate",
+        "ongoing": True,
+        "went_to_hospital": False,
+    }
     body.update(overrides)
     return client.post(f"/api/v1/participants/{trial['pid']}/adverse-events", json=body, headers=trial[who])
 
@@ -156,7 +230,13 @@ def test_structured_report_from_staff_opens_an_ordinary_alert_and_pages_nobody(c
     response = post_ae(client, trial, reason="reported at the clinic visit")
     assert response.status_code == 201, response.get_json()
     ae = response.get_json()
-    assert (ae["term"], ae["severity"], ae["onset_date"], ae["ongoing"], ae["source"]) == ("fever", "moderate", "2026-03-01", True, "staff")
+    assert (ae["term"], ae["severity"], ae["onset_date"], ae["ongoing"], ae["source"]) == (
+        "fever",
+        "moderate",
+        "2026-03-01",
+        True,
+        "staff",
+    )
     assert (ae["suspected_serious"], ae["alert_state"], ae["deadline_at"]) == (False, "open", None)
     session.expire_all()
     assert session.exec(select(OutboundMessage).where(OutboundMessage.purpose == "staff_alert")).all() == []
@@ -181,13 +261,16 @@ def test_serious_word_in_other_text_makes_it_suspected_serious(client, trial):
     assert ae["suspected_serious"] is True and sorted(ae["matched_keywords"]) == ["admitted", "hospital"]
 
 
-@pytest.mark.parametrize("overrides, field", [
-    ({"term": "sneezing"}, "term"),
-    ({"term": "other", "other_text": ""}, "other_text"),
-    ({"severity": "awful"}, "severity"),
-    ({"onset_date": "2026-03-10"}, "onset_date"),
-    ({"onset_date": "yesterday"}, "onset_date"),
-])
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"term": "sneezing"}, "term"),
+        ({"term": "other", "other_text": ""}, "other_text"),
+        ({"severity": "awful"}, "severity"),
+        ({"onset_date": "2026-03-10"}, "onset_date"),
+        ({"onset_date": "yesterday"}, "onset_date"),
+    ],
+)
 def test_bad_structured_report_names_the_field_and_writes_nothing(client, session, trial, overrides, field):
     response = post_ae(client, trial, **overrides)
     assert response.status_code == 422 and field in response.get_json()["errors"]["json"], response.get_json()
@@ -207,25 +290,43 @@ def test_adverse_event_list_and_detail(client, trial):
     assert client.get(f"/api/v1/adverse-events/{2**63}", headers=trial["nurse"]).status_code == 404
 
 
-REVIEW = {"ctcae_grade": 3, "serious": True, "serious_criteria": ["hospitalisation"], "relatedness": "possible", "outcome": "recovering"}
+REVIEW = {
+    "ctcae_grade": 3,
+    "serious": True,
+    "serious_criteria": ["hospitalisation"],
+    "relatedness": "possible",
+    "outcome": "recovering",
+}
 
 
 def test_investigator_reviews_and_signs_off_and_both_are_audited(client, session, trial):
     ae = post_ae(client, trial, went_to_hospital=True).get_json()
     early = client.post(f"/api/v1/adverse-events/{ae['id']}/sign-off", headers=trial["investigator"])
     assert early.status_code == 409 and "review" in early.get_json()["message"]
-    reviewed = client.post(f"/api/v1/adverse-events/{ae['id']}/review", json={**REVIEW, "reason": "discharge letter"}, headers=trial["investigator"])
+    reviewed = client.post(
+        f"/api/v1/adverse-events/{ae['id']}/review",
+        json={**REVIEW, "reason": "discharge letter"},
+        headers=trial["investigator"],
+    )
     assert reviewed.status_code == 200, reviewed.get_json()
     body = reviewed.get_json()
     assert (body["ctcae_grade"], body["serious"], body["serious_criteria"], body["relatedness"], body["outcome"]) == (
-        3, True, ["hospitalisation"], "possible", "recovering")
+        3,
+        True,
+        ["hospitalisation"],
+        "possible",
+        "recovering",
+    )
     assert body["reviewed_by"].startswith("staff:") and body["signed_off_at"] is None
     signed = client.post(f"/api/v1/adverse-events/{ae['id']}/sign-off", headers=trial["investigator"])
     assert signed.status_code == 200 and signed.get_json()["signed_off_at"].startswith("2026-03-02T04:00:00")
     assert client.post(f"/api/v1/adverse-events/{ae['id']}/sign-off", headers=trial["investigator"]).status_code == 409
     rows = audit_rows(session, "adverseevent", ae["id"])
     updates = {r.field: (r.new_value, r.reason) for r in rows if r.action == "update"}
-    assert updates["ctcae_grade"] == ("3", "discharge letter") and updates["relatedness"] == ("possible", "discharge letter")
+    assert updates["ctcae_grade"] == ("3", "discharge letter") and updates["relatedness"] == (
+        "possible",
+        "discharge letter",
+    )
     assert updates["signed_off_by"][1] == "signed off"
 
 
@@ -240,17 +341,22 @@ def test_nurse_cannot_review_or_sign_off(client, session, trial):
     assert session.get(AdverseEvent, ae["id"]).signed_off_at is None
 
 
-@pytest.mark.parametrize("overrides, field", [
-    ({"ctcae_grade": 6}, "ctcae_grade"),
-    ({"ctcae_grade": 0}, "ctcae_grade"),
-    ({"serious_criteria": []}, "serious_criteria"),
-    ({"serious_criteria": ["bad luck"]}, "serious_criteria"),
-    ({"relatedness": "maybe"}, "relatedness"),
-    ({"outcome": None}, "outcome"),
-])
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"ctcae_grade": 6}, "ctcae_grade"),
+        ({"ctcae_grade": 0}, "ctcae_grade"),
+        ({"serious_criteria": []}, "serious_criteria"),
+        ({"serious_criteria": ["bad luck"]}, "serious_criteria"),
+        ({"relatedness": "maybe"}, "relatedness"),
+        ({"outcome": None}, "outcome"),
+    ],
+)
 def test_bad_review_names_the_field(client, trial, overrides, field):
     ae = post_ae(client, trial).get_json()
-    response = client.post(f"/api/v1/adverse-events/{ae['id']}/review", json={**REVIEW, **overrides}, headers=trial["investigator"])
+    response = client.post(
+        f"/api/v1/adverse-events/{ae['id']}/review", json={**REVIEW, **overrides}, headers=trial["investigator"]
+    )
     assert response.status_code == 422 and field in response.get_json()["errors"]["json"], response.get_json()
 
 
@@ -260,7 +366,10 @@ def test_term_list_has_english_and_chinese_labels(client, trial):
     body = response.get_json()
     assert [t["code"] for t in body["terms"]] == list(AE_TERMS)
     labels = {t["code"]: t["labels"] for t in body["terms"]}
-    assert labels["fever"] == {"en": "Fever", "zh-CN": "发热"} and labels["injection_site_reaction"]["en"] == "Injection-site reaction"
+    assert (
+        labels["fever"] == {"en": "Fever", "zh-CN": "发热"}
+        and labels["injection_site_reaction"]["en"] == "Injection-site reaction"
+    )
     assert body["severities"] == ["mild", "moderate", "severe"]
     assert client.get("/api/v1/adverse-event-terms").status_code == 401
 
@@ -268,11 +377,21 @@ def test_term_list_has_english_and_chinese_labels(client, trial):
 # --- the masked assessor -------------------------------------------------------------------------
 def test_assessor_sees_vas_and_adverse_events_with_study_code_and_never_the_arm(client, session, trial):
     sms_history(session, trial)
-    report_adverse_event(session, participant=trial["participant"], protocol=protocol_of(trial["study"]),
-                         actor=Actor("sms", "participant:1"), now=NOW, raw_text="发烧 住院了")
+    report_adverse_event(
+        session,
+        participant=trial["participant"],
+        protocol=protocol_of(trial["study"]),
+        actor=Actor("sms", "participant:1"),
+        now=NOW,
+        raw_text="发烧 住院了",
+    )
     documents = []
-    for path in (f"/api/v1/participants/{trial['pid']}/vas", f"/api/v1/participants/{trial['pid']}/adverse-events",
-                 f"/api/v1/participants/{trial['pid']}", "/api/v1/alerts"):
+    for path in (
+        f"/api/v1/participants/{trial['pid']}/vas",
+        f"/api/v1/participants/{trial['pid']}/adverse-events",
+        f"/api/v1/participants/{trial['pid']}",
+        "/api/v1/alerts",
+    ):
         response = client.get(path, headers=trial["assessor"])
         assert response.status_code == 200, (path, response.get_json())
         documents.append(response.get_json())
@@ -290,15 +409,18 @@ def test_assessor_sees_vas_and_adverse_events_with_study_code_and_never_the_arm(
     assert set(detail.get_json()) == set(aes[0])
 
 
-@pytest.mark.parametrize("method, path, body", [
-    ("get", "/api/v1/participants/{pid}/doses", None),
-    ("post", "/api/v1/participants/{pid}/doses/1/report", {"taken": True}),
-    ("get", "/api/v1/participants/{pid}/adherence", None),
-    ("get", "/api/v1/participants/{pid}/audit", None),
-    ("post", "/api/v1/participants/{pid}/hold", {"reason": "x"}),
-    ("post", "/api/v1/participants/{pid}/vas", {}),
-    ("post", "/api/v1/participants/{pid}/adverse-events", {}),
-])
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("get", "/api/v1/participants/{pid}/doses", None),
+        ("post", "/api/v1/participants/{pid}/doses/1/report", {"taken": True}),
+        ("get", "/api/v1/participants/{pid}/adherence", None),
+        ("get", "/api/v1/participants/{pid}/audit", None),
+        ("post", "/api/v1/participants/{pid}/hold", {"reason": "x"}),
+        ("post", "/api/v1/participants/{pid}/vas", {}),
+        ("post", "/api/v1/participants/{pid}/adverse-events", {}),
+    ],
+)
 def test_assessor_is_refused_dosing_data_and_changes(client, trial, method, path, body):
     response = getattr(client, method)(path.format(pid=trial["pid"]), json=body, headers=trial["assessor"])
     assert response.status_code == 403, response.get_json()
@@ -307,8 +429,16 @@ def test_assessor_is_refused_dosing_data_and_changes(client, trial, method, path
 def test_assessor_cannot_correct_review_or_sign_off(client, session, trial):
     original = sms_history(session, trial)
     ae = post_ae(client, trial).get_json()
-    assert client.post(f"/api/v1/vas/{original.id}/correct", json={"value": 5, "reason": "x"}, headers=trial["assessor"]).status_code == 403
-    assert client.post(f"/api/v1/adverse-events/{ae['id']}/review", json=REVIEW, headers=trial["assessor"]).status_code == 403
+    assert (
+        client.post(
+            f"/api/v1/vas/{original.id}/correct", json={"value": 5, "reason": "x"}, headers=trial["assessor"]
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post(f"/api/v1/adverse-events/{ae['id']}/review", json=REVIEW, headers=trial["assessor"]).status_code
+        == 403
+    )
     assert client.post(f"/api/v1/adverse-events/{ae['id']}/sign-off", headers=trial["assessor"]).status_code == 403
 
 
@@ -321,9 +451,15 @@ def test_unauthenticated_calls_get_401(client, trial):
 def test_openapi_documents_every_symptom_and_alert_endpoint_with_errors_and_examples(client):
     spec = client.get("/api/openapi.json").get_json()
     expected = {
-        "/api/v1/participants/{participant_id}/vas": {"get": {"401", "403", "404"}, "post": {"401", "403", "404", "422"}},
+        "/api/v1/participants/{participant_id}/vas": {
+            "get": {"401", "403", "404"},
+            "post": {"401", "403", "404", "422"},
+        },
         "/api/v1/vas/{vas_id}/correct": {"post": {"401", "403", "404", "409", "422"}},
-        "/api/v1/participants/{participant_id}/adverse-events": {"get": {"401", "403", "404"}, "post": {"401", "403", "404", "422"}},
+        "/api/v1/participants/{participant_id}/adverse-events": {
+            "get": {"401", "403", "404"},
+            "post": {"401", "403", "404", "422"},
+        },
         "/api/v1/adverse-events/{ae_id}": {"get": {"401", "403", "404"}},
         "/api/v1/adverse-events/{ae_id}/review": {"post": {"401", "403", "404", "409", "422"}},
         "/api/v1/adverse-events/{ae_id}/sign-off": {"post": {"401", "403", "404", "409"}},
@@ -340,7 +476,18 @@ def test_openapi_documents_every_symptom_and_alert_endpoint_with_errors_and_exam
             assert operation.get("summary"), (path, method)
             assert errors <= set(operation["responses"]), (path, method, set(operation["responses"]))
     schemas = spec["components"]["schemas"]
-    for name in ("Vas", "VasCreate", "VasCorrect", "AdverseEvent", "AdverseEventCreate", "AdverseEventReview", "Alert", "AlertResolve"):
+    for name in (
+        "Vas",
+        "VasCreate",
+        "VasCorrect",
+        "AdverseEvent",
+        "AdverseEventCreate",
+        "AdverseEventReview",
+        "Alert",
+        "AlertResolve",
+    ):
         properties = schemas[name]["properties"]
-        assert all("example" in prop for prop in properties.values() if prop.get("type") != "array" or "example" in prop), name
+        assert all(
+            "example" in prop for prop in properties.values() if prop.get("type") != "array" or "example" in prop
+        ), name
         assert any("example" in prop for prop in properties.values()), name

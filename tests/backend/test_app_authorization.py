@@ -20,8 +20,12 @@ from tests.factories import auth
 
 # Reference data the app needs too (the adverse-event vocabulary): any signed-in caller may read it.
 SHARED = {("get", "/api/v1/adverse-event-terms")}
-PUBLIC = {("post", "/api/v1/auth/token"), ("post", "/api/v1/app/activate"), ("post", "/api/v1/app/token/refresh"),
-          ("get", "/api/v1/calendar/{secret}.ics")}
+PUBLIC = {
+    ("post", "/api/v1/auth/token"),
+    ("post", "/api/v1/app/activate"),
+    ("post", "/api/v1/app/token/refresh"),
+    ("get", "/api/v1/calendar/{secret}.ics"),
+}
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
@@ -34,7 +38,11 @@ def _spec() -> dict:
 SPEC = _spec()
 OPERATIONS = sorted((method, path) for path, item in SPEC["paths"].items() for method in item if method in METHODS)
 PROTECTED = [op for op in OPERATIONS if op not in PUBLIC]
-APP_ONLY = [op for op in PROTECTED if op[1] == "/api/v1/me" or op[1].startswith("/api/v1/me/") or op[1] == "/api/v1/app/sign-out"]
+APP_ONLY = [
+    op
+    for op in PROTECTED
+    if op[1] == "/api/v1/me" or op[1].startswith("/api/v1/me/") or op[1] == "/api/v1/app/sign-out"
+]
 STAFF_ONLY = [op for op in PROTECTED if op not in APP_ONLY and op not in SHARED]
 # Fields some request schemas give no example for; validation runs before authentication.
 KNOWN = {"reminder_time": "20:00", "language": "en", "injection_site": "thigh_left", "time_zone": "Asia/Shanghai"}
@@ -64,7 +72,9 @@ def example_body(method: str, path: str):
     if content is None:
         return None
     schema = _resolve(content["schema"])
-    return {name: _sample(name, prop) for name, prop in schema.get("properties", {}).items() if not prop.get("readOnly")}
+    return {
+        name: _sample(name, prop) for name, prop in schema.get("properties", {}).items() if not prop.get("readOnly")
+    }
 
 
 def url(path: str, **ids) -> str:
@@ -117,12 +127,19 @@ def test_staff_token_on_app_operations_is_403(client, trial, method, path):
 def test_a_cannot_reach_b_adverse_event_or_dose_and_gets_404(client, trial, clock):
     a = signed_in(client, trial, trial.a)
     b = signed_in(client, trial, trial.b)
-    b_ae = client.post("/api/v1/me/adverse-events", json={"term": "fever"}, headers=auth(b["access_token"])).get_json()["id"]
+    b_ae = client.post("/api/v1/me/adverse-events", json={"term": "fever"}, headers=auth(b["access_token"])).get_json()[
+        "id"
+    ]
     response = client.get(f"/api/v1/me/adverse-events/{b_ae}", headers=auth(a["access_token"]))
     assert response.status_code == 404 and response.get_json()["message"] == "no such adverse event"
-    assert client.get("/api/v1/me/adverse-events/999999", headers=auth(a["access_token"])).get_json() == response.get_json()
+    assert (
+        client.get("/api/v1/me/adverse-events/999999", headers=auth(a["access_token"])).get_json()
+        == response.get_json()
+    )
     # B's dose exists only as B's: A's "/me" addresses A's own schedule, and B's staff URL is closed to A.
-    b_report = client.post(f"/api/v1/participants/{trial.b.id}/doses/1/report", json={"taken": True}, headers=auth(a["access_token"]))
+    b_report = client.post(
+        f"/api/v1/participants/{trial.b.id}/doses/1/report", json={"taken": True}, headers=auth(a["access_token"])
+    )
     assert b_report.status_code == 403
     assert client.get("/api/v1/me/doses/1", headers=auth(b["access_token"])).get_json()["state"] == "scheduled"
 
@@ -136,7 +153,11 @@ def test_b_dose_number_that_a_lacks_is_404(client, trial, session):
     session.flush()
     assert client.get("/api/v1/me/doses/47", headers=auth(b["access_token"])).status_code == 200
     response = client.post("/api/v1/me/doses/47/report", json={"taken": True}, headers=auth(a["access_token"]))
-    assert response.status_code == 404 and response.get_json() == {"code": 404, "status": "Not Found", "message": "you have no dose 47"}
+    assert response.status_code == 404 and response.get_json() == {
+        "code": 404,
+        "status": "Not Found",
+        "message": "you have no dose 47",
+    }
 
 
 def _integer_params(method: str, path: str) -> list[str]:

@@ -39,7 +39,9 @@ def test_cancelled_doses_leave_the_calendar(client, trial, clock):
     tokens = signed_in(client, trial, trial.a)
     url = client.post("/api/v1/me/calendar-token", headers=auth(tokens["access_token"])).get_json()["url"]
     clock.move_to(utc("2026-03-04T05:00Z"))  # doses 1 and 2 are past; the rest are cancelled by withdrawal
-    client.post(f"/api/v1/participants/{trial.a.id}/withdraw", json={"reason": "consent withdrawn"}, headers=auth(trial.nurse))
+    client.post(
+        f"/api/v1/participants/{trial.a.id}/withdraw", json={"reason": "consent withdrawn"}, headers=auth(trial.nurse)
+    )
     events = list(Calendar.from_ical(client.get(_feed_path(url)).data).walk("VEVENT"))
     assert len(events) == 2
 

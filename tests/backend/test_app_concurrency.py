@@ -10,11 +10,12 @@ import pytest
 from sqlmodel import func, select
 
 from backend.app import create_app
-from backend.identity.app_tokens import start_device_session
 from backend.db import get_database
+from backend.identity.app_tokens import start_device_session
 from schedules.dbtypes import utcnow
 from schedules.models import VasScore
-from tests.conftest import fresh_database_url, migrate_database, test_settings as settings_for
+from tests.conftest import fresh_database_url, migrate_database
+from tests.conftest import test_settings as settings_for
 from tests.factories import auth, make_participant, make_site, make_study
 
 WORKERS = 6
@@ -28,7 +29,9 @@ def live_app(tmp_path):
         app = create_app(settings_for(url, INSTANCE_DIR=str(tmp_path)))
         with app.app_context(), get_database(app).session() as session:
             now = utcnow()
-            participant = make_participant(session, study=make_study(session, now=now), site=make_site(session), first_dose=date.today(), now=now)
+            participant = make_participant(
+                session, study=make_study(session, now=now), site=make_site(session), first_dose=date.today(), now=now
+            )
             pair = start_device_session(session, participant=participant, device_name="racing phone", now=now)
         yield app, participant.id, pair
         get_database(app).engine.dispose()
@@ -53,13 +56,22 @@ def _race(app, send) -> list:
 
 def test_simultaneous_retries_with_one_key_record_one_vas(live_app):
     app, participant_id, pair = live_app
-    results = _race(app, lambda c: c.post("/api/v1/me/vas", json={"value": "6.5"},
-                                          headers={**auth(pair.access_token), "Idempotency-Key": "same-tap"}))
+    results = _race(
+        app,
+        lambda c: c.post(
+            "/api/v1/me/vas", json={"value": "6.5"}, headers={**auth(pair.access_token), "Idempotency-Key": "same-tap"}
+        ),
+    )
     statuses = [status for status, _, _ in results]
     assert len(results) == WORKERS and set(statuses) <= {201, 409} and 201 in statuses
     assert len({str(body) for status, body, _ in results if status == 201}) == 1  # every success is the first response
     with app.app_context(), get_database(app).session() as session:
-        assert session.exec(select(func.count()).select_from(VasScore).where(VasScore.participant_id == participant_id)).one() == 1
+        assert (
+            session.exec(
+                select(func.count()).select_from(VasScore).where(VasScore.participant_id == participant_id)
+            ).one()
+            == 1
+        )
 
 
 def test_simultaneous_refreshes_with_one_token_leave_one_family_member(live_app):

@@ -10,15 +10,17 @@ from backend.identity.models import ActivationCode, AppToken, DeviceSession
 from backend.models import AuditEntry
 from notifications.models import InboundMessage, OutboundMessage
 from notifications.planning import dose_keys, sync_participant_messages
-from schedules.queries import dose_by_seq
 from schedules.models import AdverseEvent, Alert, VasScore
+from schedules.queries import dose_by_seq
 from tests.backend.app_fixtures import ENROLLED_AT, activate, new_code, refresh, signed_in, trial  # noqa: F401  (fixture)
 from tests.conftest import utc
 from tests.factories import auth, make_staff_token
 
 
 def test_acceptance_activate_schedule_report_dose_3_thigh_left(client, trial, session, clock):
-    created = client.post(f"/api/v1/participants/{trial.a.id}/activation-codes", json={"send_sms": True}, headers=auth(trial.nurse))
+    created = client.post(
+        f"/api/v1/participants/{trial.a.id}/activation-codes", json={"send_sms": True}, headers=auth(trial.nurse)
+    )
     assert created.status_code == 201, created.get_json()
     code = created.get_json()["code"]
     assert created.get_json()["sent_by_sms"] is True
@@ -43,23 +45,36 @@ def test_acceptance_activate_schedule_report_dose_3_thigh_left(client, trial, se
     assert planned and {m.status for m in planned} == {"planned"}
 
     fresh = refresh(client, tokens["refresh_token"]).get_json()  # the first access token expired long ago
-    reported = client.post("/api/v1/me/doses/3/report", json={"taken": True, "injection_site": "thigh_left", "taken_at": "2026-03-05T07:55:00Z"},
-                           headers=auth(fresh["access_token"]))
+    reported = client.post(
+        "/api/v1/me/doses/3/report",
+        json={"taken": True, "injection_site": "thigh_left", "taken_at": "2026-03-05T07:55:00Z"},
+        headers=auth(fresh["access_token"]),
+    )
     assert reported.status_code == 200, reported.get_json()
     body = reported.get_json()
     assert body["state"] == "taken" and body["injection_site"] == "thigh_left" and body["source"] == "app"
     assert body["taken_at"].startswith("2026-03-05T07:55:00")
 
     session.expire_all()
-    assert {m.status for m in session.exec(select(OutboundMessage).where(OutboundMessage.dedupe_key.in_(dose_keys(dose3.id)))).all()} == {"cancelled"}
-    trail = session.exec(select(AuditEntry).where(AuditEntry.entity == "dose", AuditEntry.entity_id == str(dose3.id))).all()
+    assert {
+        m.status
+        for m in session.exec(select(OutboundMessage).where(OutboundMessage.dedupe_key.in_(dose_keys(dose3.id)))).all()
+    } == {"cancelled"}
+    trail = session.exec(
+        select(AuditEntry).where(AuditEntry.entity == "dose", AuditEntry.entity_id == str(dose3.id))
+    ).all()
     state_change = [e for e in trail if e.field == "state"]
     assert state_change and state_change[-1].new_value == "taken"
     assert state_change[-1].source == "app" and state_change[-1].actor == f"app:participant:{trial.a.id}"
     # Staff see the same trail through their API.
     staff_view = client.get(f"/api/v1/participants/{trial.a.id}/audit", headers=auth(trial.nurse)).get_json()
-    assert any(e["entity"] == "dose" and e["field"] == "injection_site" and e["new_value"] == "thigh_left" and e["source"] == "app"
-               for e in staff_view)
+    assert any(
+        e["entity"] == "dose"
+        and e["field"] == "injection_site"
+        and e["new_value"] == "thigh_left"
+        and e["source"] == "app"
+        for e in staff_view
+    )
 
 
 def test_code_is_single_use_and_expires_after_72_hours(client, trial, clock):
@@ -120,7 +135,11 @@ def test_expired_access_token_gets_401_with_a_clear_message(client, trial, clock
     clock.shift(timedelta(minutes=15, seconds=1))
     response = client.get("/api/v1/me", headers=auth(tokens["access_token"]))
     assert response.status_code == 401
-    assert response.get_json() == {"code": 401, "status": "Unauthorized", "message": "access token has expired; refresh it"}
+    assert response.get_json() == {
+        "code": 401,
+        "status": "Unauthorized",
+        "message": "access token has expired; refresh it",
+    }
     renewed = refresh(client, tokens["refresh_token"])
     assert renewed.status_code == 200
     assert client.get("/api/v1/me", headers=auth(renewed.get_json()["access_token"])).status_code == 200
@@ -155,7 +174,11 @@ def test_staff_revoke_devices_signs_every_device_out(client, trial):
     phone2 = signed_in(client, trial, trial.a)
     other = signed_in(client, trial, trial.b)
     pending = new_code(client, trial.nurse, trial.a.id)
-    response = client.post(f"/api/v1/participants/{trial.a.id}/devices/revoke", json={"reason": "phone reported lost"}, headers=auth(trial.nurse))
+    response = client.post(
+        f"/api/v1/participants/{trial.a.id}/devices/revoke",
+        json={"reason": "phone reported lost"},
+        headers=auth(trial.nurse),
+    )
     assert response.status_code == 200, response.get_json()
     assert response.get_json() == {"devices_revoked": 2, "codes_revoked": 1}
     for tokens in (phone1, phone2):
@@ -176,7 +199,9 @@ def test_sign_out_ends_this_device_only(client, trial):
 
 
 def test_withdrawn_participant_cannot_get_a_code(client, trial):
-    client.post(f"/api/v1/participants/{trial.a.id}/withdraw", json={"reason": "consent withdrawn"}, headers=auth(trial.nurse))
+    client.post(
+        f"/api/v1/participants/{trial.a.id}/withdraw", json={"reason": "consent withdrawn"}, headers=auth(trial.nurse)
+    )
     response = client.post(f"/api/v1/participants/{trial.a.id}/activation-codes", json={}, headers=auth(trial.nurse))
     assert response.status_code == 409
 
@@ -186,20 +211,37 @@ def test_assessor_and_other_sites_cannot_create_codes(client, trial, session):
 
     assessor = make_staff_token(session, role="assessor", site=trial.site)
     elsewhere = make_staff_token(session, role="nurse", site=make_site(session, code="OTHER"))
-    assert client.post(f"/api/v1/participants/{trial.a.id}/activation-codes", json={}, headers=auth(assessor)).status_code == 403
-    assert client.post(f"/api/v1/participants/{trial.a.id}/activation-codes", json={}, headers=auth(elsewhere)).status_code == 404
+    assert (
+        client.post(f"/api/v1/participants/{trial.a.id}/activation-codes", json={}, headers=auth(assessor)).status_code
+        == 403
+    )
+    assert (
+        client.post(f"/api/v1/participants/{trial.a.id}/activation-codes", json={}, headers=auth(elsewhere)).status_code
+        == 404
+    )
 
 
 def test_me_shows_no_arm_and_patch_replans_reminders(client, trial, session, clock):
     tokens = signed_in(client, trial, trial.a)
     me = client.get("/api/v1/me", headers=auth(tokens["access_token"])).get_json()
-    assert me == {"study": "NCT04237987", "study_code": "P-001", "site": "PKUPH", "site_phone": "+861088325555", "language": "zh-CN",
-                  "reminder_time": "20:00", "time_zone": "Asia/Shanghai", "status": "active", "sms_opted_out": False}
+    assert me == {
+        "study": "NCT04237987",
+        "study_code": "P-001",
+        "site": "PKUPH",
+        "site_phone": "+861088325555",
+        "language": "zh-CN",
+        "reminder_time": "20:00",
+        "time_zone": "Asia/Shanghai",
+        "status": "active",
+        "sms_opted_out": False,
+    }
     clock.move_to(utc("2026-03-01T01:00Z"))
     tokens = refresh(client, tokens["refresh_token"]).get_json()
     sync_participant_messages(session, participant=trial.a, now=utc("2026-03-01T01:00Z"))
     session.flush()
-    changed = client.patch("/api/v1/me", json={"reminder_time": "21:30", "language": "en"}, headers=auth(tokens["access_token"]))
+    changed = client.patch(
+        "/api/v1/me", json={"reminder_time": "21:30", "language": "en"}, headers=auth(tokens["access_token"])
+    )
     assert changed.status_code == 200, changed.get_json()
     assert changed.get_json()["reminder_time"] == "21:30" and changed.get_json()["language"] == "en"
     first = client.get("/api/v1/me/doses/1", headers=auth(tokens["access_token"])).get_json()
@@ -207,8 +249,14 @@ def test_me_shows_no_arm_and_patch_replans_reminders(client, trial, session, clo
     session.expire_all()
     dose1 = dose_by_seq(session, trial.a, 1)
     reminder = session.exec(select(OutboundMessage).where(OutboundMessage.dedupe_key == dose_keys(dose1.id)[0])).one()
-    assert reminder.due_at == utc("2026-03-01T13:30Z") and reminder.language == "en" and reminder.body.startswith("Reminder")
-    audit = session.exec(select(AuditEntry).where(AuditEntry.entity == "participant", AuditEntry.field == "reminder_time")).all()
+    assert (
+        reminder.due_at == utc("2026-03-01T13:30Z")
+        and reminder.language == "en"
+        and reminder.body.startswith("Reminder")
+    )
+    audit = session.exec(
+        select(AuditEntry).where(AuditEntry.entity == "participant", AuditEntry.field == "reminder_time")
+    ).all()
     assert audit[-1].source == "app" and audit[-1].new_value == "21:30"
 
 
@@ -236,13 +284,27 @@ def test_report_not_taken_then_conflict_on_a_taken_dose(client, trial, clock):
     tokens = refresh(client, tokens["refresh_token"]).get_json()
     skipped = client.post("/api/v1/me/doses/1/report", json={"taken": False}, headers=auth(tokens["access_token"]))
     assert skipped.status_code == 200 and skipped.get_json()["state"] == "skipped"
-    taken = client.post("/api/v1/me/doses/1/report", json={"taken": True, "injection_site": "arm_right"}, headers=auth(tokens["access_token"]))
+    taken = client.post(
+        "/api/v1/me/doses/1/report",
+        json={"taken": True, "injection_site": "arm_right"},
+        headers=auth(tokens["access_token"]),
+    )
     assert taken.status_code == 200 and taken.get_json()["state"] == "taken"
     again = client.post("/api/v1/me/doses/1/report", json={"taken": True}, headers=auth(tokens["access_token"]))
-    assert again.status_code == 409 and again.get_json()["errors"]["json"] == {"state": ["dose 1 is taken and cannot become taken"]}
-    bad_site = client.post("/api/v1/me/doses/3/report", json={"taken": True, "injection_site": "thigh left"}, headers=auth(tokens["access_token"]))
+    assert again.status_code == 409 and again.get_json()["errors"]["json"] == {
+        "state": ["dose 1 is taken and cannot become taken"]
+    }
+    bad_site = client.post(
+        "/api/v1/me/doses/3/report",
+        json={"taken": True, "injection_site": "thigh left"},
+        headers=auth(tokens["access_token"]),
+    )
     assert bad_site.status_code == 422 and "injection_site" in bad_site.get_json()["errors"]["json"]
-    future = client.post("/api/v1/me/doses/1/report", json={"taken": True, "taken_at": "2026-03-02T00:00:00Z"}, headers=auth(tokens["access_token"]))
+    future = client.post(
+        "/api/v1/me/doses/1/report",
+        json={"taken": True, "taken_at": "2026-03-02T00:00:00Z"},
+        headers=auth(tokens["access_token"]),
+    )
     assert future.status_code in (409, 422)
 
 
@@ -253,8 +315,12 @@ def test_vas_as_number_or_string_with_sms_refusal_reasons(client, trial, session
     as_text = client.post("/api/v1/me/vas", json={"value": "7,5"}, headers=headers)
     assert as_text.status_code == 201 and as_text.get_json()["value"] == 7.5 and as_text.get_json()["source"] == "app"
     # Worded on the protocol's scale in the participant's language (P-001: Chinese); a wrong type is the schema's.
-    for value, reason in ((10.5, "评分需在 0 到 10 之间"), ("4.55", "最多保留 1 位小数"), ("high", "评分必须是 0 到 10 之间的数字"),
-                          (True, "must be a number")):
+    for value, reason in (
+        (10.5, "评分需在 0 到 10 之间"),
+        ("4.55", "最多保留 1 位小数"),
+        ("high", "评分必须是 0 到 10 之间的数字"),
+        (True, "must be a number"),
+    ):
         refused = client.post("/api/v1/me/vas", json={"value": value}, headers=headers)
         assert refused.status_code == 422, (value, refused.get_json())
         assert reason in refused.get_json()["message"] and "value" in refused.get_json()["errors"]["json"]
@@ -266,18 +332,26 @@ def test_vas_as_number_or_string_with_sms_refusal_reasons(client, trial, session
 def test_adverse_event_from_app_opens_alert_and_hospital_alerts_on_call(client, trial, session):
     tokens = signed_in(client, trial, trial.a)
     headers = auth(tokens["access_token"])
-    mild = client.post("/api/v1/me/adverse-events", json={"term": "injection_site_reaction", "severity": "mild", "onset_date": "2026-02-19"},
-                       headers=headers)
+    mild = client.post(
+        "/api/v1/me/adverse-events",
+        json={"term": "injection_site_reaction", "severity": "mild", "onset_date": "2026-02-19"},
+        headers=headers,
+    )
     assert mild.status_code == 201, mild.get_json()
     assert mild.get_json()["suspected_serious"] is False and "+861088325555" in mild.get_json()["advice"]
-    serious = client.post("/api/v1/me/adverse-events", json={"term": "fever", "severity": "severe", "went_to_hospital": True, "ongoing": True},
-                          headers=headers)
+    serious = client.post(
+        "/api/v1/me/adverse-events",
+        json={"term": "fever", "severity": "severe", "went_to_hospital": True, "ongoing": True},
+        headers=headers,
+    )
     assert serious.status_code == 201 and serious.get_json()["suspected_serious"] is True
     ae = session.get(AdverseEvent, serious.get_json()["id"])
     assert ae.source == "app"
     alert = session.exec(select(Alert).where(Alert.ref_type == "adverse_event", Alert.ref_id == ae.id)).one()
     assert alert.kind == "serious_ae" and alert.priority == "high" and alert.deadline_at is not None
-    on_call = session.exec(select(OutboundMessage).where(OutboundMessage.purpose == "staff_alert", OutboundMessage.ref_id == ae.id)).all()
+    on_call = session.exec(
+        select(OutboundMessage).where(OutboundMessage.purpose == "staff_alert", OutboundMessage.ref_id == ae.id)
+    ).all()
     assert len(on_call) == 1
     other = client.post("/api/v1/me/adverse-events", json={"term": "other"}, headers=headers)
     assert other.status_code == 422 and "other_text" in other.get_json()["errors"]["json"]
@@ -289,12 +363,42 @@ def test_adverse_event_from_app_opens_alert_and_hospital_alerts_on_call(client, 
 def test_messages_are_mine_newest_first_with_bodies(client, trial, session, clock):
     tokens = signed_in(client, trial, trial.a)
     now = utc(ENROLLED_AT)
-    session.add(OutboundMessage(participant_id=trial.a.id, site_id=trial.site.id, purpose="dose_reminder", dedupe_key="t:1", body="reminder text",
-                                due_at=now, next_attempt_at=now, status="delivered", sent_at=now))
-    session.add(OutboundMessage(participant_id=trial.a.id, site_id=trial.site.id, purpose="dose_reminder", dedupe_key="t:2", body="future",
-                                due_at=now + timedelta(days=1), next_attempt_at=now + timedelta(days=1)))
-    session.add(InboundMessage(message_sid="SM1", from_hash="x", participant_id=trial.a.id, body="1", received_at=now + timedelta(minutes=5)))
-    session.add(InboundMessage(message_sid="SM2", from_hash="y", participant_id=trial.b.id, body="not mine", received_at=now))
+    session.add(
+        OutboundMessage(
+            participant_id=trial.a.id,
+            site_id=trial.site.id,
+            purpose="dose_reminder",
+            dedupe_key="t:1",
+            body="reminder text",
+            due_at=now,
+            next_attempt_at=now,
+            status="delivered",
+            sent_at=now,
+        )
+    )
+    session.add(
+        OutboundMessage(
+            participant_id=trial.a.id,
+            site_id=trial.site.id,
+            purpose="dose_reminder",
+            dedupe_key="t:2",
+            body="future",
+            due_at=now + timedelta(days=1),
+            next_attempt_at=now + timedelta(days=1),
+        )
+    )
+    session.add(
+        InboundMessage(
+            message_sid="SM1",
+            from_hash="x",
+            participant_id=trial.a.id,
+            body="1",
+            received_at=now + timedelta(minutes=5),
+        )
+    )
+    session.add(
+        InboundMessage(message_sid="SM2", from_hash="y", participant_id=trial.b.id, body="not mine", received_at=now)
+    )
     session.flush()
     messages = client.get("/api/v1/me/messages", headers=auth(tokens["access_token"])).get_json()
     assert [(m["direction"], m["body"]) for m in messages] == [("inbound", "1"), ("outbound", "reminder text")]
@@ -303,16 +407,20 @@ def test_messages_are_mine_newest_first_with_bodies(client, trial, session, cloc
     assert client.get("/api/v1/me/messages?limit=0", headers=auth(tokens["access_token"])).status_code == 422
 
 
-
 def test_nul_characters_are_refused_not_stored(client, trial):
     """PostgreSQL text cannot hold NUL: it is a 422 naming the field, on every database."""
     tokens = signed_in(client, trial, trial.a)
     headers = auth(tokens["access_token"])
-    cases = [("/api/v1/me/adverse-events", {"term": "other", "other_text": "a\x00b"}, headers, "other_text"),
-             ("/api/v1/me/adverse-events", {"term": "fever", "description": "a\x00b"}, headers, "description"),
-             ("/api/v1/me/doses/1/report", {"taken": False, "note": "a\x00b"}, headers, "note"),
-             (f"/api/v1/participants/{trial.a.id}/devices/revoke", {"reason": "a\x00b"}, auth(trial.nurse), "reason"),
-             ("/api/v1/app/activate", {"code": "AAAA-AAAA-AAAA", "device_name": "a\x00b"}, {}, "device_name")]
+    cases = [
+        ("/api/v1/me/adverse-events", {"term": "other", "other_text": "a\x00b"}, headers, "other_text"),
+        ("/api/v1/me/adverse-events", {"term": "fever", "description": "a\x00b"}, headers, "description"),
+        ("/api/v1/me/doses/1/report", {"taken": False, "note": "a\x00b"}, headers, "note"),
+        (f"/api/v1/participants/{trial.a.id}/devices/revoke", {"reason": "a\x00b"}, auth(trial.nurse), "reason"),
+        ("/api/v1/app/activate", {"code": "AAAA-AAAA-AAAA", "device_name": "a\x00b"}, {}, "device_name"),
+    ]
     for path, body, who, field in cases:
         response = client.post(path, json=body, headers=who)
-        assert response.status_code == 422 and field in response.get_json()["errors"]["json"], (path, response.get_json())
+        assert response.status_code == 422 and field in response.get_json()["errors"]["json"], (
+            path,
+            response.get_json(),
+        )

@@ -35,12 +35,17 @@ def test_dose_report_retried_after_the_answer_was_lost_is_not_a_conflict(client,
     clock.move_to(utc("2026-03-01T13:00Z"))
     tokens = refresh(client, tokens["refresh_token"]).get_json()
     headers = {**auth(tokens["access_token"]), "Idempotency-Key": "dose-1-report"}
-    first = client.post("/api/v1/me/doses/1/report", json={"taken": True, "injection_site": "abdomen_left"}, headers=headers)
+    first = client.post(
+        "/api/v1/me/doses/1/report", json={"taken": True, "injection_site": "abdomen_left"}, headers=headers
+    )
     # The access token expires before the retry: the app refreshes and retries with the same key.
     clock.shift(timedelta(minutes=20))
     renewed = refresh(client, tokens["refresh_token"]).get_json()
-    retry = client.post("/api/v1/me/doses/1/report", json={"injection_site": "abdomen_left", "taken": True},  # same content, other order
-                        headers={**auth(renewed["access_token"]), "Idempotency-Key": "dose-1-report"})
+    retry = client.post(
+        "/api/v1/me/doses/1/report",
+        json={"injection_site": "abdomen_left", "taken": True},  # same content, other order
+        headers={**auth(renewed["access_token"]), "Idempotency-Key": "dose-1-report"},
+    )
     assert first.status_code == retry.status_code == 200 and first.data == retry.data
     unkeyed = client.post("/api/v1/me/doses/1/report", json={"taken": True}, headers=auth(renewed["access_token"]))
     assert unkeyed.status_code == 409  # without a key a repeat is a new request, refused by the dose's state
@@ -63,7 +68,9 @@ def test_keys_belong_to_one_principal(client, trial, session):
     a = signed_in(client, trial, trial.a)
     b = signed_in(client, trial, trial.b)
     for tokens in (a, b):
-        response = client.post("/api/v1/me/vas", json={"value": 3}, headers={**auth(tokens["access_token"]), "Idempotency-Key": "shared"})
+        response = client.post(
+            "/api/v1/me/vas", json={"value": 3}, headers={**auth(tokens["access_token"]), "Idempotency-Key": "shared"}
+        )
         assert response.status_code == 201 and "Idempotent-Replayed" not in response.headers
     assert _count(session, VasScore) == 2
 
@@ -98,15 +105,31 @@ def test_refresh_retry_with_key_does_not_count_as_reuse(client, trial):
 
 
 def test_staff_posts_of_other_blueprints_are_idempotent_too(client, trial, session):
-    body = {"study": "NCT04237987", "study_code": "P-777", "arm": "control", "site": "PKUPH", "phone": "+8613812340000",
-            "time_zone": "Asia/Shanghai", "reminder_time": "20:00", "first_dose_date": "2026-03-01"}
+    body = {
+        "study": "NCT04237987",
+        "study_code": "P-777",
+        "arm": "control",
+        "site": "PKUPH",
+        "phone": "+8613812340000",
+        "time_zone": "Asia/Shanghai",
+        "reminder_time": "20:00",
+        "first_dose_date": "2026-03-01",
+    }
     headers = {**auth(trial.nurse), "Idempotency-Key": "enroll-P-777"}
     first = client.post("/api/v1/participants", json=body, headers=headers)
     second = client.post("/api/v1/participants", json=body, headers=headers)
     assert first.status_code == second.status_code == 201 and first.data == second.data
     assert _count(session, Participant, Participant.study_code == "P-777") == 1
-    code_first = client.post(f"/api/v1/participants/{trial.a.id}/activation-codes", json={}, headers={**auth(trial.nurse), "Idempotency-Key": "c"})
-    code_again = client.post(f"/api/v1/participants/{trial.a.id}/activation-codes", json={}, headers={**auth(trial.nurse), "Idempotency-Key": "c"})
+    code_first = client.post(
+        f"/api/v1/participants/{trial.a.id}/activation-codes",
+        json={},
+        headers={**auth(trial.nurse), "Idempotency-Key": "c"},
+    )
+    code_again = client.post(
+        f"/api/v1/participants/{trial.a.id}/activation-codes",
+        json={},
+        headers={**auth(trial.nurse), "Idempotency-Key": "c"},
+    )
     assert code_first.get_json()["code"] == code_again.get_json()["code"]
     activate(client, code_again.get_json()["code"])  # the replayed code is the live one
 
@@ -114,7 +137,9 @@ def test_staff_posts_of_other_blueprints_are_idempotent_too(client, trial, sessi
 def test_malformed_keys_are_refused(client, trial):
     tokens = signed_in(client, trial, trial.a)
     for key in ("x" * 256, "has space"):
-        response = client.post("/api/v1/me/vas", json={"value": 1}, headers={**auth(tokens["access_token"]), "Idempotency-Key": key})
+        response = client.post(
+            "/api/v1/me/vas", json={"value": 1}, headers={**auth(tokens["access_token"]), "Idempotency-Key": key}
+        )
         assert response.status_code == 422 and "Idempotency-Key" in response.get_json()["errors"]["headers"]
 
 
@@ -123,14 +148,18 @@ def test_records_expire_after_a_day(client, trial, session, clock):
     client.post("/api/v1/me/vas", json={"value": 2}, headers={**auth(tokens["access_token"]), "Idempotency-Key": "old"})
     clock.shift(timedelta(hours=24, minutes=1))
     tokens = refresh(client, tokens["refresh_token"]).get_json()
-    again = client.post("/api/v1/me/vas", json={"value": 2}, headers={**auth(tokens["access_token"]), "Idempotency-Key": "old"})
+    again = client.post(
+        "/api/v1/me/vas", json={"value": 2}, headers={**auth(tokens["access_token"]), "Idempotency-Key": "old"}
+    )
     assert again.status_code == 201 and "Idempotent-Replayed" not in again.headers
     assert _count(session, VasScore, VasScore.participant_id == trial.a.id) == 2
 
 
 def test_openapi_documents_the_header_on_every_post(client):
     spec = client.get("/api/openapi.json").get_json()
-    posts = [(path, ops["post"]) for path, ops in spec["paths"].items() if "post" in ops and path.startswith("/api/v1/")]
+    posts = [
+        (path, ops["post"]) for path, ops in spec["paths"].items() if "post" in ops and path.startswith("/api/v1/")
+    ]
     assert len(posts) > 10
     for path, op in posts:
         assert {"$ref": "#/components/parameters/IdempotencyKey"} in op.get("parameters", []), path
@@ -144,17 +173,28 @@ def test_a_key_still_in_flight_elsewhere_gets_409(client, trial, session):
     tokens = signed_in(client, trial, trial.a)
     now = utcnow()
     # Another worker took this key and has not finished: its record has no response yet.
-    session.add(IdempotencyRecord(scope=f"participant:{trial.a.id}", key="busy", method="POST", path="/api/v1/me/vas",
-                                  fingerprint=fingerprint("POST", "/api/v1/me/vas", "", b'{"value":1}'), created_at=now, expires_at=now + RECORD_TTL))
+    session.add(
+        IdempotencyRecord(
+            scope=f"participant:{trial.a.id}",
+            key="busy",
+            method="POST",
+            path="/api/v1/me/vas",
+            fingerprint=fingerprint("POST", "/api/v1/me/vas", "", b'{"value":1}'),
+            created_at=now,
+            expires_at=now + RECORD_TTL,
+        )
+    )
     session.flush()
-    response = client.post("/api/v1/me/vas", json={"value": 1}, headers={**auth(tokens["access_token"]), "Idempotency-Key": "busy"})
+    response = client.post(
+        "/api/v1/me/vas", json={"value": 1}, headers={**auth(tokens["access_token"]), "Idempotency-Key": "busy"}
+    )
     assert response.status_code == 409 and "still being processed" in response.get_json()["message"]
     assert _count(session, VasScore, VasScore.participant_id == trial.a.id) == 0
 
 
 def test_purging_drops_expired_records_and_tokens(client, trial, session, clock):
-    from backend.identity.models import AppToken
     from backend.identity.app_tokens import purge_expired_tokens
+    from backend.identity.models import AppToken
     from backend.web.idempotency import purge_expired
     from schedules.dbtypes import utcnow
 

@@ -19,15 +19,29 @@ from tests.factories import make_participant
 def test_enrollment_and_hold_are_audited_with_actor_and_reason(session, clock):
     clock.move_to(utc("2026-03-05T00:00Z"))
     participant = make_participant(session)
-    hold_dosing(session, participant=participant, reason="platelets low", effective=participant.first_dose_date,
-                actor=Actor("staff", "staff:7"), now=utc("2026-03-05T00:00Z"))
-    rows = session.exec(select(AuditEntry).where(AuditEntry.entity == "participant", AuditEntry.entity_id == str(participant.id))).all()
+    hold_dosing(
+        session,
+        participant=participant,
+        reason="platelets low",
+        effective=participant.first_dose_date,
+        actor=Actor("staff", "staff:7"),
+        now=utc("2026-03-05T00:00Z"),
+    )
+    rows = session.exec(
+        select(AuditEntry).where(AuditEntry.entity == "participant", AuditEntry.entity_id == str(participant.id))
+    ).all()
     created = next(r for r in rows if r.action == "create")
     values = json.loads(created.new_value)
     assert values["study_code"] == "P-001" and created.reason == "enrollment" and created.field == "*"
     assert values["phone_ciphertext"] == "<redacted>"  # personal data never copied into the trail
     status = next(r for r in rows if r.field == "status" and r.action == "update")
-    assert (status.old_value, status.new_value, status.actor, status.source, status.reason) == ("active", "on_hold", "staff:staff:7", "staff", "platelets low")
+    assert (status.old_value, status.new_value, status.actor, status.source, status.reason) == (
+        "active",
+        "on_hold",
+        "staff:staff:7",
+        "staff",
+        "platelets low",
+    )
 
 
 @pytest.mark.parametrize("statement", ["UPDATE audit_entry SET reason = 'rewritten'", "DELETE FROM audit_entry"])

@@ -14,13 +14,46 @@ from tests.factories import PROTOCOL_FILE, STRONG_PASSWORD
 def loaded(cli, clock):
     clock.move_to(utc("2026-02-20T00:00Z"))
     assert cli.invoke(args=["protocol", "load", str(PROTOCOL_FILE)]).exit_code == 0
-    result = cli.invoke(args=["sites", "create", "--code", "PKUPH", "--name", "PKU People's", "--tz", "Asia/Shanghai", "--on-call", "+8613900000099"])
+    result = cli.invoke(
+        args=[
+            "sites",
+            "create",
+            "--code",
+            "PKUPH",
+            "--name",
+            "PKU People's",
+            "--tz",
+            "Asia/Shanghai",
+            "--on-call",
+            "+8613900000099",
+        ]
+    )
     assert result.exit_code == 0, result.output
     return cli
 
 
-ENROLL = ["participants", "enroll", "--study", "NCT04237987", "--code", "P-9", "--arm", "il2", "--site", "PKUPH", "--phone", "+8613812345678",
-          "--tz", "Asia/Shanghai", "--lang", "zh-CN", "--reminder-time", "20:00", "--first-dose", "2026-03-01"]
+ENROLL = [
+    "participants",
+    "enroll",
+    "--study",
+    "NCT04237987",
+    "--code",
+    "P-9",
+    "--arm",
+    "il2",
+    "--site",
+    "PKUPH",
+    "--phone",
+    "+8613812345678",
+    "--tz",
+    "Asia/Shanghai",
+    "--lang",
+    "zh-CN",
+    "--reminder-time",
+    "20:00",
+    "--first-dose",
+    "2026-03-01",
+]
 
 
 def test_enroll_and_show_json(loaded):
@@ -33,13 +66,16 @@ def test_enroll_and_show_json(loaded):
     assert "13812345678" not in shown.output
 
 
-@pytest.mark.parametrize("flag,value,says", [
-    ("--tz", "Asia/Atlantis", "time_zone"),
-    ("--phone", "12345", "phone"),
-    ("--arm", "placebo", "arm"),
-    ("--first-dose", "March 1st", "--first-dose"),
-    ("--site", "NOPE", "site"),
-])
+@pytest.mark.parametrize(
+    "flag,value,says",
+    [
+        ("--tz", "Asia/Atlantis", "time_zone"),
+        ("--phone", "12345", "phone"),
+        ("--arm", "placebo", "arm"),
+        ("--first-dose", "March 1st", "--first-dose"),
+        ("--site", "NOPE", "site"),
+    ],
+)
 def test_bad_enroll_arguments_exit_nonzero_with_one_sentence(loaded, flag, value, says):
     args = list(ENROLL)
     args[args.index(flag) + 1] = value
@@ -51,18 +87,33 @@ def test_bad_enroll_arguments_exit_nonzero_with_one_sentence(loaded, flag, value
 
 def test_bad_protocol_lists_every_problem(cli, tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text(PROTOCOL_FILE.read_text().replace("interval_days = 2", "interval_days = 0").replace('site_time_zone = "Asia/Shanghai"', 'site_time_zone = "Nowhere/City"'))
+    bad.write_text(
+        PROTOCOL_FILE.read_text()
+        .replace("interval_days = 2", "interval_days = 0")
+        .replace('site_time_zone = "Asia/Shanghai"', 'site_time_zone = "Nowhere/City"')
+    )
     result = cli.invoke(args=["protocol", "load", str(bad)])
     assert result.exit_code != 0
     assert "interval_days" in result.output and "site_time_zone" in result.output and "Traceback" not in result.output
 
 
 def test_staff_create_checks_password_and_site(loaded, monkeypatch):
-    weak = loaded.invoke(args=["staff", "create", "--email", "a@example.org", "--role", "nurse", "--site", "PKUPH"], env={"STAFF_PASSWORD": "password1234"})
+    weak = loaded.invoke(
+        args=["staff", "create", "--email", "a@example.org", "--role", "nurse", "--site", "PKUPH"],
+        env={"STAFF_PASSWORD": "password1234"},
+    )
     assert weak.exit_code != 0 and "password" in weak.output
-    no_site = loaded.invoke(args=["staff", "create", "--email", "a@example.org", "--role", "nurse"], env={"STAFF_PASSWORD": STRONG_PASSWORD})
+    no_site = loaded.invoke(
+        args=["staff", "create", "--email", "a@example.org", "--role", "nurse"], env={"STAFF_PASSWORD": STRONG_PASSWORD}
+    )
     assert no_site.exit_code != 0 and "--site" in no_site.output
-    ok = loaded.invoke(args=["staff", "create", "--email", "a@example.org", "--role", "nurse", "--site", "PKUPH"], env={"STAFF_PASSWORD": STRONG_PASSWORD})
+    ok = loaded.invoke(
+        args=["staff", "create", "--email", "a@example.org", "--role", "nurse", "--site", "PKUPH"],
+        env={"STAFF_PASSWORD": STRONG_PASSWORD},
+    )
     assert ok.exit_code == 0, ok.output
-    dup = loaded.invoke(args=["staff", "create", "--email", "A@example.org", "--role", "nurse", "--site", "PKUPH"], env={"STAFF_PASSWORD": STRONG_PASSWORD})
+    dup = loaded.invoke(
+        args=["staff", "create", "--email", "A@example.org", "--role", "nurse", "--site", "PKUPH"],
+        env={"STAFF_PASSWORD": STRONG_PASSWORD},
+    )
     assert dup.exit_code != 0 and "already exists" in dup.output

@@ -10,8 +10,13 @@ import pytest
 
 from backend.config import ConfigError, Settings, load_settings
 
-GOOD = {"APP_ENV": "production", "SECRET_KEY": "s" * 40, "PHONE_ENCRYPTION_KEY": "k" * 44, "PHONE_HASH_KEY": "h" * 40,
-        "DATABASE_URL": "postgresql://db/trial"}
+GOOD = {
+    "APP_ENV": "production",
+    "SECRET_KEY": "s" * 40,
+    "PHONE_ENCRYPTION_KEY": "k" * 44,
+    "PHONE_HASH_KEY": "h" * 40,
+    "DATABASE_URL": "postgresql://db/trial",
+}
 
 
 @pytest.mark.parametrize("name", ["SECRET_KEY", "PHONE_ENCRYPTION_KEY", "PHONE_HASH_KEY"])
@@ -61,8 +66,12 @@ def _readme_settings_rows() -> list[tuple[list[str], list[str]]]:
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if line.startswith("|") and len(cells) >= 3 and cells[0] != "variable" and not set(cells[0]) <= set("- "):
-            rows.append((re.findall(r"`([A-Z0-9_]+)`", cells[0]), re.findall(r"`([^`]*)`", cells[1])
-                         if re.fullmatch(r"`[^`]*`(, `[^`]*`)*", cells[1]) else []))
+            rows.append(
+                (
+                    re.findall(r"`([A-Z0-9_]+)`", cells[0]),
+                    re.findall(r"`([^`]*)`", cells[1]) if re.fullmatch(r"`[^`]*`(, `[^`]*`)*", cells[1]) else [],
+                )
+            )
     return rows
 
 
@@ -85,8 +94,15 @@ def test_every_setting_is_in_the_readme_table_with_its_default():
 
 
 def test_the_environment_sets_the_scheduler_digest_and_send_rate_settings_with_their_types():
-    settings = load_settings(environ={"APP_ENV": "test", "DIGEST_LOCAL_HOUR": "7", "DISPATCH_POLL_SECONDS": "0.5",
-                                      "SCHEDULER_RUNS_DISPATCH": "false", "SEND_RATE_KEY": "site-b:send-rate"})
+    settings = load_settings(
+        environ={
+            "APP_ENV": "test",
+            "DIGEST_LOCAL_HOUR": "7",
+            "DISPATCH_POLL_SECONDS": "0.5",
+            "SCHEDULER_RUNS_DISPATCH": "false",
+            "SEND_RATE_KEY": "site-b:send-rate",
+        }
+    )
     assert (settings.DIGEST_LOCAL_HOUR, settings.DISPATCH_POLL_SECONDS) == (7, 0.5)
     assert settings.SCHEDULER_RUNS_DISPATCH is False and settings.SEND_RATE_KEY == "site-b:send-rate"
     assert type(settings.DIGEST_LOCAL_HOUR) is int and type(settings.DISPATCH_POLL_SECONDS) is float

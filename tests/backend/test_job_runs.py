@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from backend.models import JobRun
 from backend.runtime.job_runs import LATE_FLOOR, allowed_silence, job_health, nurse_warnings
 from backend.runtime.jobs import BY_NAME, WATCHED_JOBS, JobSpec, run_job
-from backend.models import JobRun
 from notifications.models import OutboundMessage
 from tests.backend.test_ops import _metric
 from tests.backend.test_pages import sign_in, world  # noqa: F401 (fixture)
@@ -108,8 +108,18 @@ def test_nurses_see_a_warning_when_due_messages_wait_more_than_15_minutes(app, c
     session.add_all([JobRun(name=job.name, last_finished_at=NOW, last_succeeded_at=NOW) for job in WATCHED_JOBS])
     participant = make_participant(session, code="A-009", phone="+8613800000019", now=NOW)
     due = NOW - timedelta(minutes=14)
-    session.add(OutboundMessage(participant_id=participant.id, site_id=participant.site_id, purpose="dose_reminder", dedupe_key="late:1",
-                                body="x", due_at=due, next_attempt_at=due, status="planned"))
+    session.add(
+        OutboundMessage(
+            participant_id=participant.id,
+            site_id=participant.site_id,
+            purpose="dose_reminder",
+            dedupe_key="late:1",
+            body="x",
+            due_at=due,
+            next_attempt_at=due,
+            status="planned",
+        )
+    )
     session.commit()
     sign_in(client, "nurse-a@example.org")
     assert "waiting to be sent" not in client.get("/").text
@@ -130,7 +140,9 @@ def test_metrics_say_which_jobs_are_late_or_failing_and_when_they_last_succeeded
     before = client.get("/metrics").get_data(as_text=True)
     assert _metric(before, 'trial_job_late{job="flag_missed_doses"}') == 1
     assert 'trial_job_last_success_timestamp_seconds{job="flag_missed_doses"}' not in before
-    assert 'job="dispatch_outbox"' not in before.split("# HELP trial_job_late")[1]  # sending is watched by the outbox's age
+    assert (
+        'job="dispatch_outbox"' not in before.split("# HELP trial_job_late")[1]
+    )  # sending is watched by the outbox's age
 
     run_job(app, "flag_missed_doses")
     after = client.get("/metrics").get_data(as_text=True)

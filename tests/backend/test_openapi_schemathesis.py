@@ -14,7 +14,6 @@ from datetime import date, timedelta
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -24,20 +23,29 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlmodel import select
 
+from backend.db import get_database
 from backend.identity.app_tokens import start_device_session
 from backend.identity.staff import issue_staff_token
-from backend.db import get_database
 from backend.models import Staff
 from schedules.dbtypes import utcnow
 from schedules.models import Participant
 from tests.factories import make_participant, make_site, make_staff_token, make_study
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance, response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 APP_PATHS = ("/api/v1/me", "/api/v1/app/sign-out")
 _CONTEXT: dict = {}
 # Operations that may end the credentials used for them: the next case gets new ones.
-SIGNS_OUT = {("POST", "/api/v1/auth/token/revoke"): "staff_token", ("POST", "/api/v1/app/sign-out"): "app_token",
-             ("POST", "/api/v1/participants/{participant_id}/devices/revoke"): "app_token"}
+SIGNS_OUT = {
+    ("POST", "/api/v1/auth/token/revoke"): "staff_token",
+    ("POST", "/api/v1/app/sign-out"): "app_token",
+    ("POST", "/api/v1/participants/{participant_id}/devices/revoke"): "app_token",
+}
 
 
 @pytest.fixture
@@ -50,7 +58,9 @@ def api_schema(app, session, request):
     study = make_study(session, now=now)
     site = make_site(session)
     make_staff_token(session, role="admin", site=None, email="admin@example.org", now=now)
-    participant = make_participant(session, study=study, site=site, code="P-100", first_dose=date.today() - timedelta(days=4), now=now)
+    participant = make_participant(
+        session, study=study, site=site, code="P-100", first_dose=date.today() - timedelta(days=4), now=now
+    )
     _CONTEXT.clear()
     _CONTEXT.update(app=app, participant_id=participant.id, staff_email="admin@example.org")
     return schemathesis.openapi.from_wsgi("/api/openapi.json", app)
@@ -63,7 +73,9 @@ def _mint(for_app: bool) -> str:
         now = utcnow()
         if for_app:
             participant = session.get(Participant, _CONTEXT["participant_id"])
-            return start_device_session(session, participant=participant, device_name="schemathesis", now=now).access_token
+            return start_device_session(
+                session, participant=participant, device_name="schemathesis", now=now
+            ).access_token
         staff = session.exec(select(Staff).where(Staff.email == _CONTEXT["staff_email"])).one()
         token, _ = issue_staff_token(session, staff=staff, now=now, ttl=timedelta(hours=1))
         return token

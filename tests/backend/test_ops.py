@@ -28,8 +28,16 @@ def _signed_post(client, path, params, headers=None):
 
 
 def _outbox_row(participant, key, *, due, status="planned"):
-    return OutboundMessage(participant_id=participant.id, site_id=participant.site_id, purpose="dose_reminder", dedupe_key=key,
-                           body="x", due_at=due, next_attempt_at=due, status=status)
+    return OutboundMessage(
+        participant_id=participant.id,
+        site_id=participant.site_id,
+        purpose="dose_reminder",
+        dedupe_key=key,
+        body="x",
+        due_at=due,
+        next_attempt_at=due,
+        status=status,
+    )
 
 
 def _metric(text, name):
@@ -79,13 +87,15 @@ def test_metrics_report_outbox_depth_oldest_due_age_and_messages_in_flight(clien
     now = utc("2026-03-01T12:00Z")
     clock.move_to(now)
     participant = make_participant(session, now=now)
-    session.add_all([
-        _outbox_row(participant, "m:1", due=now - timedelta(minutes=3)),
-        _outbox_row(participant, "m:2", due=now - timedelta(seconds=30)),
-        _outbox_row(participant, "m:3", due=now + timedelta(hours=1)),  # not due yet
-        _outbox_row(participant, "m:4", due=now - timedelta(minutes=9), status="sending"),
-        _outbox_row(participant, "m:5", due=now - timedelta(minutes=60), status="sent"),
-    ])
+    session.add_all(
+        [
+            _outbox_row(participant, "m:1", due=now - timedelta(minutes=3)),
+            _outbox_row(participant, "m:2", due=now - timedelta(seconds=30)),
+            _outbox_row(participant, "m:3", due=now + timedelta(hours=1)),  # not due yet
+            _outbox_row(participant, "m:4", due=now - timedelta(minutes=9), status="sending"),
+            _outbox_row(participant, "m:5", due=now - timedelta(minutes=60), status="sent"),
+        ]
+    )
     session.commit()
 
     response = client.get("/metrics")
@@ -95,8 +105,14 @@ def test_metrics_report_outbox_depth_oldest_due_age_and_messages_in_flight(clien
     assert _metric(text, "trial_outbox_due") == 2
     assert _metric(text, "trial_outbox_oldest_due_seconds") == 180
     assert _metric(text, "trial_outbox_sending") == 1
-    for name in ("trial_messages_sent_total", "trial_messages_planned_total", "trial_messages_failed_total",
-                 "trial_job_seconds", "trial_webhook_seconds", "trial_http_request_seconds"):
+    for name in (
+        "trial_messages_sent_total",
+        "trial_messages_planned_total",
+        "trial_messages_failed_total",
+        "trial_job_seconds",
+        "trial_webhook_seconds",
+        "trial_http_request_seconds",
+    ):
         assert f"# TYPE {name.removesuffix('_total')}" in text, name
 
 
@@ -109,12 +125,20 @@ def test_metrics_count_requests_by_route_template_not_by_concrete_path(client):
 
 def test_metrics_from_separate_processes_are_merged_through_the_shared_directory(tmp_path):
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "PYTHONPATH": ROOT}
-    bump = ("from backend.runtime import metrics as m; m.MESSAGES_SENT.inc({n}); m.MESSAGES_FAILED.labels('30006').inc();"
-            "m.JOB_DURATION.labels('dispatch_outbox').observe(0.2)")
+    bump = (
+        "from backend.runtime import metrics as m; m.MESSAGES_SENT.inc({n}); m.MESSAGES_FAILED.labels('30006').inc();"
+        "m.JOB_DURATION.labels('dispatch_outbox').observe(0.2)"
+    )
     for n in (3, 4):  # two dispatchers, each its own process, each gone before the scrape
         subprocess.run([sys.executable, "-c", bump.format(n=n)], env=env, check=True, cwd=ROOT)
-    scrape = subprocess.run([sys.executable, "-c", "from backend.runtime import metrics as m; print(m.render_latest().decode())"],
-                            env=env, check=True, cwd=ROOT, capture_output=True, text=True).stdout
+    scrape = subprocess.run(
+        [sys.executable, "-c", "from backend.runtime import metrics as m; print(m.render_latest().decode())"],
+        env=env,
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout
 
     assert _metric(scrape, "trial_messages_sent_total") == 7
     assert 'trial_messages_failed_total{code="30006"} 2.0' in scrape
@@ -124,7 +148,9 @@ def test_metrics_from_separate_processes_are_merged_through_the_shared_directory
 
 
 # --- logs -------------------------------------------------------------------------------------------------------------
-def test_logs_of_an_inbound_sms_carry_the_request_id_and_never_the_number_or_the_text(app, client, session, clock, caplog):
+def test_logs_of_an_inbound_sms_carry_the_request_id_and_never_the_number_or_the_text(
+    app, client, session, clock, caplog
+):
     clock.move_to(utc("2026-03-01T12:10Z"))
     make_participant(session, phone=PHONE, now=utc("2026-02-20T00:00Z"))
     session.commit()
@@ -133,23 +159,38 @@ def test_logs_of_an_inbound_sms_carry_the_request_id_and_never_the_number_or_the
     bodies = ["1", "my knee is swollen and red after the jab, Zhang Wei", "疼痛 右腿肿胀 张伟"]
 
     for n, body in enumerate(bodies):
-        params = {"MessageSid": f"SM{n:032d}", "AccountSid": "AC" + "0" * 32, "From": PHONE, "To": "+861088325555", "Body": body}
+        params = {
+            "MessageSid": f"SM{n:032d}",
+            "AccountSid": "AC" + "0" * 32,
+            "From": PHONE,
+            "To": "+861088325555",
+            "Body": body,
+        }
         response = _signed_post(client, "/sms/inbound", params, headers={"X-Request-Id": f"req-{n}"})
         assert response.status_code == 200
-    refused = client.post("/sms/inbound", data={"MessageSid": "SMbad", "From": PHONE, "Body": bodies[1]}, headers={"X-Twilio-Signature": "bad"})
+    refused = client.post(
+        "/sms/inbound",
+        data={"MessageSid": "SMbad", "From": PHONE, "Body": bodies[1]},
+        headers={"X-Twilio-Signature": "bad"},
+    )
     assert refused.status_code == 403  # a refused webhook logs too
 
     lines = [fmt.format(record) for record in caplog.records for fmt in (JsonFormatter(), TextFormatter())]
     written = "\n".join(lines)
-    assert any(json.loads(line).get("request_id") == "req-1" and json.loads(line).get("path") == "/sms/inbound"
-               for line in lines if line.startswith("{"))
+    assert any(
+        json.loads(line).get("request_id") == "req-1" and json.loads(line).get("path") == "/sms/inbound"
+        for line in lines
+        if line.startswith("{")
+    )
     for secret in (PHONE, PHONE[1:], PHONE[3:], "Zhang Wei", "swollen", "张伟", "肿胀"):
         assert secret not in written, f"{secret!r} reached the logs"
 
 
 def test_the_last_net_masks_phone_numbers_and_sql_parameters():
-    error = ("(psycopg.errors.UniqueViolation) duplicate key\n[SQL: INSERT INTO inboundmessage (body) VALUES (%(body)s)]\n"
-             "[parameters: {'body': 'my knee hurts', 'from_hash': 'abc'}]\n(Background on this error at: https://sqlalche.me/e/20/gkpj)")
+    error = (
+        "(psycopg.errors.UniqueViolation) duplicate key\n[SQL: INSERT INTO inboundmessage (body) VALUES (%(body)s)]\n"
+        "[parameters: {'body': 'my knee hurts', 'from_hash': 'abc'}]\n(Background on this error at: https://sqlalche.me/e/20/gkpj)"
+    )
     scrubbed = redact(f"sent to +86 138 1234 5678 and +8613812345678: {error}")
     assert "1234" not in scrubbed and "my knee" not in scrubbed
     assert "[parameters: redacted]" in scrubbed and "[SQL: INSERT INTO inboundmessage" in scrubbed
@@ -161,7 +202,9 @@ def test_json_logging_writes_one_parseable_line_with_the_chosen_fields(capsys):
     root._trial_configured = False
     try:
         configure_logging("json")
-        logging.getLogger("backend.runtime.jobs").info("job %s: %s", "plan_messages", "planned 3 new", extra={"job": "plan_messages"})
+        logging.getLogger("backend.runtime.jobs").info(
+            "job %s: %s", "plan_messages", "planned 3 new", extra={"job": "plan_messages"}
+        )
         logging.getLogger("twilio.http_client").info("Headers: To : +8613812345678")  # the SDK's chatter is silenced
     finally:
         root.handlers[:], root.level = saved[0], saved[1]

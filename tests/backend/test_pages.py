@@ -10,15 +10,16 @@ import pytest
 from sqlmodel import select
 
 from backend.app import create_app
+from backend.extensions import set_sender
 from backend.identity.staff import create_staff
 from backend.models import AuditEntry
-from backend.extensions import set_sender
 from notifications.models import OutboundMessage
 from schedules.dbtypes import utcnow
-from schedules.queries import dose_by_seq
 from schedules.missed import flag_missed_doses
 from schedules.models import Alert, DoseEvent, Participant
-from tests.conftest import test_settings as settings_for, utc
+from schedules.queries import dose_by_seq
+from tests.conftest import test_settings as settings_for
+from tests.conftest import utc
 from tests.factories import STRONG_PASSWORD, make_participant, make_site, make_study
 
 NOW = "2026-03-06T06:00Z"  # 14:00 in Shanghai: doses of 1, 3 and 5 March have closed unreported
@@ -32,10 +33,18 @@ def world(session, clock):
     site_a = make_site(session, code="SITE-A")
     site_b = make_site(session, code="SITE-B", time_zone="Europe/Berlin", on_call=("+4915100000099",))
     a1 = make_participant(session, study=study, site=site_a, code="A-001", phone="+8613800000011")
-    a2 = make_participant(session, study=study, site=site_a, code="A-002", phone="+8613800000012", first_dose=date(2026, 3, 10))
-    b1 = make_participant(session, study=study, site=site_b, code="B-001", phone="+4915112345678", time_zone="Europe/Berlin")
-    for email, role, site in [("nurse-a@example.org", "nurse", site_a), ("nurse-b@example.org", "nurse", site_b),
-                              ("assessor-a@example.org", "assessor", site_a), ("admin@example.org", "admin", None)]:
+    a2 = make_participant(
+        session, study=study, site=site_a, code="A-002", phone="+8613800000012", first_dose=date(2026, 3, 10)
+    )
+    b1 = make_participant(
+        session, study=study, site=site_b, code="B-001", phone="+4915112345678", time_zone="Europe/Berlin"
+    )
+    for email, role, site in [
+        ("nurse-a@example.org", "nurse", site_a),
+        ("nurse-b@example.org", "nurse", site_b),
+        ("assessor-a@example.org", "assessor", site_a),
+        ("admin@example.org", "admin", None),
+    ]:
         create_staff(session, email=email, password=STRONG_PASSWORD, role=role, site=site)
     flag_missed_doses(session, now=utcnow())
     session.commit()
@@ -49,7 +58,9 @@ def _token(html: str, name: str = "logout-csrf_token") -> str:
 def sign_in(client, email: str, password: str = STRONG_PASSWORD):
     """Sign in through the login form, CSRF token included."""
     page = client.get("/login")
-    return client.post("/login", data={"csrf_token": _token(page.text, "csrf_token"), "email": email, "password": password})
+    return client.post(
+        "/login", data={"csrf_token": _token(page.text, "csrf_token"), "email": email, "password": password}
+    )
 
 
 def csrf(client) -> str:
@@ -103,7 +114,9 @@ def test_login_and_actions_without_a_csrf_token_are_refused_and_change_nothing(c
     assert client.get("/").status_code == 303
 
     sign_in(client, "nurse-a@example.org")
-    hold = client.post(f"/participants/{world['a1']}/hold", data={"hold-effective": "2026-03-07", "hold-reason": "forged"})
+    hold = client.post(
+        f"/participants/{world['a1']}/hold", data={"hold-effective": "2026-03-07", "hold-reason": "forged"}
+    )
     assert hold.status_code == 400
     assert fresh(session, Participant, world["a1"]).status == "active"
     alert = session.exec(select(Alert).where(Alert.participant_id == world["a1"])).first()
@@ -124,14 +137,18 @@ def test_a_nurse_of_site_a_can_neither_see_nor_change_a_participant_of_site_b(cl
     b1 = world["b1"]
     assert client.get(f"/participants/{b1}").status_code == 404
     dose = dose_by_seq(session, fresh(session, Participant, b1), 1)
-    for action, data in [("hold", {"hold-effective": "2026-03-07", "hold-reason": "x"}),
-                         ("withdraw", {"withdraw-confirm": "y", "withdraw-reason": "x"}),
-                         ("dose", {"dose-dose": str(dose.id), "dose-taken": "yes", "dose-reason": "x"}),
-                         ("details", {"details-time_zone": "Asia/Tokyo", "details-reminder_time": "09:00", "details-reason": "x"})]:
+    for action, data in [
+        ("hold", {"hold-effective": "2026-03-07", "hold-reason": "x"}),
+        ("withdraw", {"withdraw-confirm": "y", "withdraw-reason": "x"}),
+        ("dose", {"dose-dose": str(dose.id), "dose-taken": "yes", "dose-reason": "x"}),
+        ("details", {"details-time_zone": "Asia/Tokyo", "details-reminder_time": "09:00", "details-reason": "x"}),
+    ]:
         response = client.post(f"/participants/{b1}/{action}", data={f"{action}-csrf_token": token, **data})
         assert response.status_code == 404, action
     b_alert = session.exec(select(Alert).where(Alert.participant_id == b1)).first()
-    assert client.post(f"/alerts/{b_alert.id}/acknowledge", data={f"ack{b_alert.id}-csrf_token": token}).status_code == 404
+    assert (
+        client.post(f"/alerts/{b_alert.id}/acknowledge", data={f"ack{b_alert.id}-csrf_token": token}).status_code == 404
+    )
     assert f'id="alert-{b_alert.id}"' not in client.get("/alerts").text
     participant = fresh(session, Participant, b1)
     assert (participant.status, participant.time_zone) == ("active", "Europe/Berlin")
@@ -164,7 +181,7 @@ def test_dashboard_sorts_by_risk_and_filters_by_status(client, world):
     sign_in(client, "nurse-a@example.org")
     text = client.get("/").text
     assert text.index('data-code="A-001"') < text.index('data-code="A-002"')
-    a1_row = text[text.index('data-code="A-001"'):text.index('data-code="A-002"')]
+    a1_row = text[text.index('data-code="A-001"') : text.index('data-code="A-002"')]
     assert "0%" in a1_row and "(0/3)" in a1_row and "3 (2 high)" in a1_row
     assert "No participants match." in client.get("/?status=on_hold").text
 
@@ -187,9 +204,16 @@ def test_recording_a_dose_reported_by_phone_changes_adherence_and_annotates_the_
     dose = dose_by_seq(session, participant, 3)
     assert "Adherence <strong>0%</strong>" in client.get(f"/participants/{participant.id}").text
 
-    response = client.post(f"/participants/{participant.id}/dose", data={
-        "dose-csrf_token": csrf(client), "dose-dose": str(dose.id), "dose-taken": "yes",
-        "dose-taken_at": "2026-03-05T21:15", "dose-reason": "phoned in: took it last night"})
+    response = client.post(
+        f"/participants/{participant.id}/dose",
+        data={
+            "dose-csrf_token": csrf(client),
+            "dose-dose": str(dose.id),
+            "dose-taken": "yes",
+            "dose-taken_at": "2026-03-05T21:15",
+            "dose-reason": "phoned in: took it last night",
+        },
+    )
     assert response.status_code == 303
     page = client.get(response.headers["Location"]).text
     assert "Dose 3 (2026-03-05) recorded: taken late" in page
@@ -197,7 +221,9 @@ def test_recording_a_dose_reported_by_phone_changes_adherence_and_annotates_the_
 
     dose = fresh(session, type(dose), dose.id)
     assert dose.state == "taken_late" and dose.taken_at == utc("2026-03-05T13:15Z")
-    event = session.exec(select(DoseEvent).where(DoseEvent.dose_id == dose.id, DoseEvent.to_state == "taken_late")).one()
+    event = session.exec(
+        select(DoseEvent).where(DoseEvent.dose_id == dose.id, DoseEvent.to_state == "taken_late")
+    ).one()
     assert event.source == "staff" and event.actor.startswith("staff:staff:")
     alert = session.exec(select(Alert).where(Alert.ref_type == "dose", Alert.ref_id == dose.id)).one()
     assert "taken late reported by staff" in alert.annotation
@@ -207,13 +233,24 @@ def test_an_action_without_a_reason_or_against_a_domain_rule_is_a_form_error_not
     sign_in(client, "nurse-a@example.org")
     token = csrf(client)
     pid = world["a1"]
-    no_reason = client.post(f"/participants/{pid}/hold", data={"hold-csrf_token": token, "hold-effective": "2026-03-07", "hold-reason": " "})
+    no_reason = client.post(
+        f"/participants/{pid}/hold", data={"hold-csrf_token": token, "hold-effective": "2026-03-07", "hold-reason": " "}
+    )
     assert no_reason.status_code == 422 and "Give a reason for this change." in no_reason.text
-    bad_zone = client.post(f"/participants/{pid}/details", data={"details-csrf_token": token, "details-time_zone": "Mars/Olympus",
-                                                                  "details-reminder_time": "20:00", "details-reason": "moved"})
+    bad_zone = client.post(
+        f"/participants/{pid}/details",
+        data={
+            "details-csrf_token": token,
+            "details-time_zone": "Mars/Olympus",
+            "details-reminder_time": "20:00",
+            "details-reason": "moved",
+        },
+    )
     assert bad_zone.status_code == 422 and "is not an IANA time zone" in bad_zone.text
-    not_held = client.post(f"/participants/{pid}/resume", data={"resume-csrf_token": token, "resume-resume_date": "2026-03-07",
-                                                                 "resume-reason": "better"})
+    not_held = client.post(
+        f"/participants/{pid}/resume",
+        data={"resume-csrf_token": token, "resume-resume_date": "2026-03-07", "resume-reason": "better"},
+    )
     assert not_held.status_code == 422 and "dosing is not on hold" in not_held.text
     participant = fresh(session, Participant, pid)
     assert (participant.status, participant.time_zone) == ("active", "Asia/Shanghai")
@@ -225,7 +262,10 @@ def test_hold_resume_details_and_withdraw_each_record_their_reason_and_replan_me
     pid = world["a1"]
 
     def post(action, **data):
-        response = client.post(f"/participants/{pid}/{action}", data={f"{action}-csrf_token": token, **{f"{action}-{k}": v for k, v in data.items()}})
+        response = client.post(
+            f"/participants/{pid}/{action}",
+            data={f"{action}-csrf_token": token, **{f"{action}-{k}": v for k, v in data.items()}},
+        )
         assert response.status_code == 303, client.get(f"/participants/{pid}").text
         return fresh(session, Participant, pid)
 
@@ -233,10 +273,19 @@ def test_hold_resume_details_and_withdraw_each_record_their_reason_and_replan_me
     assert post("resume", resume_date="2026-03-09", reason="enzymes normal").status == "active"
     changed = post("details", time_zone="Asia/Shanghai", reminder_time="08:30", reason="works nights now")
     assert changed.reminder_time == "08:30"
-    reminder = session.exec(select(OutboundMessage).where(OutboundMessage.participant_id == pid, OutboundMessage.purpose == "dose_reminder",
-                                                          OutboundMessage.status == "planned")).first()
+    reminder = session.exec(
+        select(OutboundMessage).where(
+            OutboundMessage.participant_id == pid,
+            OutboundMessage.purpose == "dose_reminder",
+            OutboundMessage.status == "planned",
+        )
+    ).first()
     assert reminder is None or reminder.due_at.minute == 30  # 08:30 in Shanghai is 00:30 UTC
-    reasons = set(session.exec(select(AuditEntry.reason).where(AuditEntry.entity == "participant", AuditEntry.entity_id == str(pid))).all())
+    reasons = set(
+        session.exec(
+            select(AuditEntry.reason).where(AuditEntry.entity == "participant", AuditEntry.entity_id == str(pid))
+        ).all()
+    )
     assert {"raised liver enzymes", "enzymes normal", "works nights now"} <= reasons
     assert post("withdraw", confirm="y", reason="consent withdrawn").status == "withdrawn"
 
@@ -256,11 +305,18 @@ def test_alert_queue_acknowledge_then_resolve_with_a_note(client, world, session
     again = client.post(f"/alerts/{alert.id}/acknowledge", data={f"ack{alert.id}-csrf_token": token})
     assert again.status_code == 422 and "alert is acknowledged, not open" in again.text
 
-    no_note = client.post(f"/alerts/{alert.id}/resolve", data={f"resolve{alert.id}-csrf_token": token, f"resolve{alert.id}-note": ""})
+    no_note = client.post(
+        f"/alerts/{alert.id}/resolve", data={f"resolve{alert.id}-csrf_token": token, f"resolve{alert.id}-note": ""}
+    )
     assert no_note.status_code == 422 and "Say what was done." in no_note.text
-    resolved = client.post(f"/alerts/{alert.id}/resolve", data={f"resolve{alert.id}-csrf_token": token,
-                                                                f"resolve{alert.id}-note": "called: sharps bin was empty, new supply sent",
-                                                                f"resolve{alert.id}-next": f"/participants/{world['a1']}"})
+    resolved = client.post(
+        f"/alerts/{alert.id}/resolve",
+        data={
+            f"resolve{alert.id}-csrf_token": token,
+            f"resolve{alert.id}-note": "called: sharps bin was empty, new supply sent",
+            f"resolve{alert.id}-next": f"/participants/{world['a1']}",
+        },
+    )
     assert resolved.status_code == 303 and resolved.headers["Location"] == f"/participants/{world['a1']}"
     assert fresh(session, Alert, alert.id).state == "resolved"
     assert f'id="alert-{alert.id}"' not in client.get("/alerts").text
@@ -270,8 +326,10 @@ def test_alert_queue_acknowledge_then_resolve_with_a_note(client, world, session
 def test_after_a_form_only_same_site_paths_are_followed(client, world, session):
     sign_in(client, "nurse-a@example.org")
     alert = session.exec(select(Alert).where(Alert.participant_id == world["a1"])).first()
-    response = client.post(f"/alerts/{alert.id}/acknowledge", data={f"ack{alert.id}-csrf_token": csrf(client),
-                                                                    f"ack{alert.id}-next": "//evil.example/phish"})
+    response = client.post(
+        f"/alerts/{alert.id}/acknowledge",
+        data={f"ack{alert.id}-csrf_token": csrf(client), f"ack{alert.id}-next": "//evil.example/phish"},
+    )
     assert response.headers["Location"] == "/alerts"
 
 
@@ -284,7 +342,9 @@ def test_the_simulator_does_not_exist_unless_sms_is_in_console_mode(client, worl
 
 @pytest.fixture
 def console_client(database, sender, tmp_path):
-    application = create_app(settings_for(database.url, INSTANCE_DIR=str(tmp_path), SMS_BACKEND="console"), database=database)
+    application = create_app(
+        settings_for(database.url, INSTANCE_DIR=str(tmp_path), SMS_BACKEND="console"), database=database
+    )
     set_sender(application, sender)
     return application.test_client()
 
@@ -295,11 +355,15 @@ def test_the_simulator_replies_as_the_participant_and_runs_the_jobs(console_clie
     page = client.get(f"/simulator?participant={world['a1']}")
     assert page.status_code == 200 and "B-001" not in page.text
     token = csrf(client)
-    response = client.post("/simulator/reply", data={"sim-csrf_token": token, "sim-participant": str(world["a1"]), "sim-body": "V 4.5"})
+    response = client.post(
+        "/simulator/reply", data={"sim-csrf_token": token, "sim-participant": str(world["a1"]), "sim-body": "V 4.5"}
+    )
     assert response.status_code == 303
     shown = client.get(response.headers["Location"]).text
     assert re.search(r'id="last-reply">[^<]*4\.5', shown)  # the reply, in the participant's language
-    other_site = client.post("/simulator/reply", data={"sim-csrf_token": token, "sim-participant": str(world["b1"]), "sim-body": "1"})
+    other_site = client.post(
+        "/simulator/reply", data={"sim-csrf_token": token, "sim-participant": str(world["b1"]), "sim-body": "1"}
+    )
     assert other_site.status_code == 422
 
     ran = client.post("/simulator/run-jobs", data={"jobs-csrf_token": token, "jobs-participant": str(world["a1"])})

@@ -62,8 +62,16 @@ print(json.dumps(stamps))
 def test_three_dispatcher_processes_together_never_exceed_the_cap_in_any_second():
     key = f"test:send-rate:{uuid.uuid4().hex}"
     start_at = time.time() + 2.5  # after every process has imported and connected
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, REDIS_URL, key, str(start_at), "15"], cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": ROOT}, stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, REDIS_URL, key, str(start_at), "15"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": ROOT},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     stamps = sorted(t for proc in procs for t in json.loads(proc.communicate(timeout=30)[0]))
 
     # 3 x 15 sends at 20/s: 20 in the first second, 20 in the next, the last 5 after that.

@@ -17,7 +17,9 @@ from tests import conftest
 from tests.conftest import PG_URL, fresh_database_url, migrate_database
 from tests.sms_helpers import ROOT, wait_until
 
-postgres_only = pytest.mark.skipif(not PG_URL, reason="the advisory lock is PostgreSQL's (SQLite's flock cannot be lost)")
+postgres_only = pytest.mark.skipif(
+    not PG_URL, reason="the advisory lock is PostgreSQL's (SQLite's flock cannot be lost)"
+)
 
 
 @pytest.fixture
@@ -107,8 +109,10 @@ def _lock_holder(url: str) -> int | None:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return conn.execute(text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = :k AND granted"),
-                                {"k": ADVISORY_LOCK_KEY}).scalar()
+            return conn.execute(
+                text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = :k AND granted"),
+                {"k": ADVISORY_LOCK_KEY},
+            ).scalar()
     finally:
         engine.dispose()
 
@@ -140,10 +144,22 @@ def test_leadership_knows_when_its_lock_went_with_its_connection(two_apps):
 def test_scheduler_process_exits_with_a_reason_when_its_lock_is_lost(tmp_path):
     with fresh_database_url(tmp_path) as url:
         migrate_database(url, tmp_path)
-        env = {**os.environ, "APP_ENV": "test", "DATABASE_URL": url, "INSTANCE_DIR": str(tmp_path),
-               "SCHEDULER_LOCK_CHECK_SECONDS": "1", "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "scheduler", "--no-dispatch"], cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env = {
+            **os.environ,
+            "APP_ENV": "test",
+            "DATABASE_URL": url,
+            "INSTANCE_DIR": str(tmp_path),
+            "SCHEDULER_LOCK_CHECK_SECONDS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "scheduler", "--no-dispatch"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             holder = wait_until(lambda: _lock_holder(url), timeout=30, what="the scheduler to take its lock")
             _end_backend(url, holder)

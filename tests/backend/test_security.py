@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from backend.identity.security import WeakPassword, check_password_policy, hash_password, new_token, token_digest, verify_password
+from backend.identity.security import (
+    WeakPassword,
+    check_password_policy,
+    hash_password,
+    new_token,
+    token_digest,
+    verify_password,
+)
 
 
 @pytest.mark.parametrize("password", ["short-1A", "password1234", "qwertyuiop123", "123456789012"])

@@ -34,10 +34,21 @@ def _get(url: str) -> str | None:
 def test_serve_embedded_runs_web_and_scheduler_and_metrics_cover_both(tmp_path):
     port = _free_port()
     dirs_before = set(Path(tempfile.gettempdir()).glob("trial-metrics-*"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMETHEUS_", "DATABASE_URL", "TEST_DATABASE_URL", "APP_ENV"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PROMETHEUS_", "DATABASE_URL", "TEST_DATABASE_URL", "APP_ENV"))
+    }
     env.update(INSTANCE_DIR=str(tmp_path), SMS_BACKEND="console", GUNICORN_WORKERS="2")
-    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "serve-embedded", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "serve-embedded", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     base, metrics = f"http://127.0.0.1:{port}", None
     try:
         deadline = time.monotonic() + 90

@@ -14,8 +14,8 @@ from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
 from backend.config import replace_settings
-from backend.runtime.jobs import run_job
 from backend.models import AuditEntry
+from backend.runtime.jobs import run_job
 from notifications.models import OutboundMessage
 from schedules.models import AdverseEvent, Alert, VasScore
 from tests.conftest import PUBLIC_BASE_URL, TWILIO_TOKEN, utc
@@ -35,7 +35,9 @@ def trial(session, clock):
     study = make_study(session)
     site = make_site(session, on_call=ON_CALL, phone=SITE_PHONE)
     il2 = make_participant(session, study=study, site=site, code="P-001", arm="il2", phone=IL2_PHONE, language="zh-CN")
-    control = make_participant(session, study=study, site=site, code="P-002", arm="control", phone=CONTROL_PHONE, language="en")
+    control = make_participant(
+        session, study=study, site=site, code="P-002", arm="control", phone=CONTROL_PHONE, language="en"
+    )
     return {"site": site, "il2": il2, "control": control}
 
 
@@ -81,7 +83,9 @@ def test_vas_prompts_are_planned_every_seven_days_at_the_chosen_time_for_both_ar
         clock.move_to(utc(f"2026-03-{day:02d}T11:00Z"))
         run_job(app, "plan_messages")
     session.expire_all()
-    prompts = session.exec(select(OutboundMessage).where(OutboundMessage.purpose == "vas_prompt").order_by(OutboundMessage.due_at)).all()
+    prompts = session.exec(
+        select(OutboundMessage).where(OutboundMessage.purpose == "vas_prompt").order_by(OutboundMessage.due_at)
+    ).all()
     by_participant = {}
     for row in prompts:
         by_participant.setdefault(row.participant_id, []).append(row.due_at)
@@ -95,7 +99,12 @@ def test_bare_number_within_24_hours_of_the_prompt_is_recorded_and_read_back(pro
     reply = sms(client, "3.5")
     assert reply.startswith("Recorded VAS 3.5 of 10")
     [score] = scores(session, prompted["control"])
-    assert (score.value, score.source, score.status, score.recorded_at) == (Decimal("3.5"), "sms", "valid", PROMPT_AT + timedelta(hours=23))
+    assert (score.value, score.source, score.status, score.recorded_at) == (
+        Decimal("3.5"),
+        "sms",
+        "valid",
+        PROMPT_AT + timedelta(hours=23),
+    )
 
 
 def test_bare_number_in_chinese_conversation_is_read_back_in_chinese(prompted, client, session, clock):
@@ -104,12 +113,17 @@ def test_bare_number_in_chinese_conversation_is_read_back_in_chinese(prompted, c
     assert [s.value for s in scores(session, prompted["il2"])] == [Decimal("3.5")]
 
 
-@pytest.mark.parametrize("body, reason", [
-    ("11", "must be between 0 and 10"),
-    ("-1", "must be between 0 and 10"),
-    ("4.55", "at most 1 decimal place"),
-])
-def test_impossible_scores_are_refused_with_the_reason_and_nothing_recorded(prompted, client, session, clock, body, reason):
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        ("11", "must be between 0 and 10"),
+        ("-1", "must be between 0 and 10"),
+        ("4.55", "at most 1 decimal place"),
+    ],
+)
+def test_impossible_scores_are_refused_with_the_reason_and_nothing_recorded(
+    prompted, client, session, clock, body, reason
+):
     clock.move_to(PROMPT_AT + timedelta(minutes=30))
     reply = sms(client, body)
     assert reply.startswith("Not recorded") and reason in reply
@@ -125,7 +139,9 @@ def test_words_after_a_prompt_are_not_a_score_and_go_to_the_nurses(prompted, cli
     # and a nurse reads it.
     assert "did not understand" in reply and "V + score 0-10" in reply and "Recorded" not in reply
     assert scores(session, prompted["control"]) == []
-    assert session.exec(select(Alert).where(Alert.participant_id == prompted["control"].id, Alert.kind == "unreadable_reply")).one()
+    assert session.exec(
+        select(Alert).where(Alert.participant_id == prompted["control"].id, Alert.kind == "unreadable_reply")
+    ).one()
 
 
 def test_out_of_range_score_is_refused_in_chinese(prompted, client, session, clock):
@@ -146,7 +162,9 @@ def test_bare_number_more_than_24_hours_after_the_prompt_is_not_taken_as_a_score
     reply = sms(client, "3.5")
     assert "did not understand" in reply
     assert scores(session, prompted["control"]) == []
-    assert session.exec(select(Alert).where(Alert.participant_id == prompted["control"].id, Alert.kind == "unreadable_reply")).one()
+    assert session.exec(
+        select(Alert).where(Alert.participant_id == prompted["control"].id, Alert.kind == "unreadable_reply")
+    ).one()
 
 
 def test_undo_within_an_hour_withdraws_the_last_vas_and_keeps_the_row(prompted, client, session, clock):
@@ -155,7 +173,11 @@ def test_undo_within_an_hour_withdraws_the_last_vas_and_keeps_the_row(prompted, 
     clock.move_to(PROMPT_AT + timedelta(minutes=69))
     assert "4.5 has been removed" in sms(client, "UNDO")
     [score] = scores(session, prompted["control"])
-    assert (score.status, score.value, score.withdrawn_at) == ("withdrawn", Decimal("4.5"), PROMPT_AT + timedelta(minutes=69))
+    assert (score.status, score.value, score.withdrawn_at) == (
+        "withdrawn",
+        Decimal("4.5"),
+        PROMPT_AT + timedelta(minutes=69),
+    )
 
 
 def test_undo_after_an_hour_leaves_the_score(prompted, client, session, clock):
@@ -174,7 +196,9 @@ def test_replayed_message_sid_records_the_score_once(prompted, client, session, 
 
 
 # --- adverse events ------------------------------------------------------------------------------
-def test_serious_ae_by_sms_pages_every_on_call_number_first_with_a_24_hour_clock(app, trial, client, session, clock, sender):
+def test_serious_ae_by_sms_pages_every_on_call_number_first_with_a_24_hour_clock(
+    app, trial, client, session, clock, sender
+):
     clock.move_to(PROMPT_AT - timedelta(hours=1))
     run_job(app, "plan_messages")  # routine traffic due at 20:00: the dose reminder and VAS prompts
     clock.move_to(PROMPT_AT)
@@ -240,10 +264,14 @@ def test_sms_scores_undos_and_reports_are_in_the_audit_trail(prompted, client, s
     [score] = scores(session, prompted["control"])
     [ae] = session.exec(select(AdverseEvent)).all()
     who = f"sms:participant:{prompted['control'].id}"
-    vas_rows = session.exec(select(AuditEntry).where(AuditEntry.entity == "vasscore", AuditEntry.entity_id == str(score.id))).all()
+    vas_rows = session.exec(
+        select(AuditEntry).where(AuditEntry.entity == "vasscore", AuditEntry.entity_id == str(score.id))
+    ).all()
     assert {(r.action, r.actor) for r in vas_rows} == {("create", who), ("update", who)}
     assert any(r.field == "status" and r.new_value == "withdrawn" for r in vas_rows)
-    ae_rows = session.exec(select(AuditEntry).where(AuditEntry.entity == "adverseevent", AuditEntry.entity_id == str(ae.id))).all()
+    ae_rows = session.exec(
+        select(AuditEntry).where(AuditEntry.entity == "adverseevent", AuditEntry.entity_id == str(ae.id))
+    ).all()
     assert [r.action for r in ae_rows] == ["create"] and ae_rows[0].actor == who
     created = ae_rows[0].new_value if ae_rows[0].field != "*" else json.loads(ae_rows[0].new_value)["raw_text"]
     assert "发烧 住院了" in created

@@ -9,14 +9,27 @@ from notifications.models import InboundMessage, OutboundMessage, OutboxStatus, 
 from schedules.models import Alert, AlertKind, Dose, DoseEvent, Participant
 from tests.conftest import PUBLIC_BASE_URL, TWILIO_TOKEN, utc
 from tests.factories import make_participant
-from tests.sms_helpers import (fresh, inbound_params, post_signed, received, reply_text, run_all_jobs, run_jobs_across,
-                               signature, standin, table_counts, twilio)  # noqa: F401 (fixtures)
+from tests.sms_helpers import (
+    fresh,
+    inbound_params,
+    post_signed,
+    received,
+    reply_text,
+    run_all_jobs,
+    run_jobs_across,
+    signature,
+    standin,
+    table_counts,
+    twilio,
+)  # noqa: F401 (fixtures)
 
 HOUR = timedelta(hours=1)
 
 
 def _participant_received(standin, database, purposes=("dose_reminder", "dose_nudge")):
-    return [(at, row.purpose) for at, row in received(standin, database) if row.participant_id and row.purpose in purposes]
+    return [
+        (at, row.purpose) for at, row in received(standin, database) if row.participant_id and row.purpose in purposes
+    ]
 
 
 def _everything_to_participant(standin, database):
@@ -26,7 +39,9 @@ def _everything_to_participant(standin, database):
 def _reminder_sent(app, session, clock, *, language="zh-CN"):
     """A participant whose 1 March reminder (20:00 Shanghai = 12:00Z) has just gone out."""
     clock.move_to(utc("2026-03-01T10:00Z"))
-    participant = make_participant(session, language=language, first_dose=date(2026, 3, 1), now=utc("2026-03-01T10:00Z"))
+    participant = make_participant(
+        session, language=language, first_dose=date(2026, 3, 1), now=utc("2026-03-01T10:00Z")
+    )
     session.commit()
     run_all_jobs(app)
     clock.move_to(utc("2026-03-01T12:00Z"))
@@ -35,7 +50,9 @@ def _reminder_sent(app, session, clock, *, language="zh-CN"):
 
 
 # --- inbound -----------------------------------------------------------------------------------------------------------
-def test_signed_1_after_the_reminder_records_the_dose_reads_it_back_and_cancels_the_nudge(app, client, session, clock, twilio, database):
+def test_signed_1_after_the_reminder_records_the_dose_reads_it_back_and_cancels_the_nudge(
+    app, client, session, clock, twilio, database
+):
     participant = _reminder_sent(app, session, clock, language="en")
     assert _participant_received(twilio, database) == [(utc("2026-03-01T12:00Z"), Purpose.DOSE_REMINDER.value)]
     clock.move_to(utc("2026-03-01T12:20Z"))
@@ -47,7 +64,11 @@ def test_signed_1_after_the_reminder_records_the_dose_reads_it_back_and_cancels_
     assert reply_text(response).startswith("Thank you. Recorded: injection for 2026-03-01 taken.")
     with fresh(database) as s:
         dose = s.exec(select(Dose).where(Dose.participant_id == participant.id, Dose.seq == 1)).one()
-        nudge = s.exec(select(OutboundMessage).where(OutboundMessage.purpose == Purpose.DOSE_NUDGE.value, OutboundMessage.ref_id == dose.id)).one()
+        nudge = s.exec(
+            select(OutboundMessage).where(
+                OutboundMessage.purpose == Purpose.DOSE_NUDGE.value, OutboundMessage.ref_id == dose.id
+            )
+        ).one()
     assert dose.state == "taken" and dose.source == "sms"
     assert nudge.status == OutboxStatus.CANCELLED.value
     run_jobs_across(app, clock, utc("2026-03-01T13:00Z"), utc("2026-03-02T05:00Z"), HOUR)
@@ -78,8 +99,15 @@ def test_a_bad_or_missing_signature_gets_403_and_writes_nothing(app, client, ses
     wrong = post_signed(client, "/sms/inbound", params, sign=signature("/sms/inbound", {**params, "Body": "2"}))
     missing = client.post("/sms/inbound", data=params)
     # Signed for the URL this test client uses, not the public one Twilio knows: also refused.
-    internal = post_signed(client, "/sms/inbound", params, sign=RequestValidator(TWILIO_TOKEN).compute_signature("http://localhost/sms/inbound", params))
-    status = post_signed(client, "/sms/status", {"MessageSid": "SM" + "1" * 32, "MessageStatus": "delivered"}, sign="bogus")
+    internal = post_signed(
+        client,
+        "/sms/inbound",
+        params,
+        sign=RequestValidator(TWILIO_TOKEN).compute_signature("http://localhost/sms/inbound", params),
+    )
+    status = post_signed(
+        client, "/sms/status", {"MessageSid": "SM" + "1" * 32, "MessageStatus": "delivered"}, sign="bogus"
+    )
 
     assert [r.status_code for r in (wrong, missing, internal, status)] == [403, 403, 403, 403]
     assert table_counts(database) == before
@@ -91,13 +119,19 @@ def test_signature_is_checked_against_the_public_url_behind_a_proxy(app, client,
     _reminder_sent(app, session, clock)
     params = inbound_params("HELP")
     # The proxy forwards to an internal host and scheme; Twilio signed the public https URL.
-    response = client.post("/sms/inbound", data=params, base_url="http://10.0.0.7:8000",
-                           headers={"X-Twilio-Signature": signature("/sms/inbound", params)})
+    response = client.post(
+        "/sms/inbound",
+        data=params,
+        base_url="http://10.0.0.7:8000",
+        headers={"X-Twilio-Signature": signature("/sms/inbound", params)},
+    )
     assert response.status_code == 200 and "+861088325555" in reply_text(response)
     assert PUBLIC_BASE_URL.startswith("https://")
 
 
-def test_unknown_sender_gets_a_neutral_reply_and_unreadable_text_is_kept_for_nurses(app, client, session, clock, twilio, database):
+def test_unknown_sender_gets_a_neutral_reply_and_unreadable_text_is_kept_for_nurses(
+    app, client, session, clock, twilio, database
+):
     clock.move_to(utc("2026-03-01T10:00Z"))
     make_participant(session, language="en", first_dose=date(2026, 3, 1), now=utc("2026-03-01T10:00Z"))
     session.commit()
@@ -126,15 +160,23 @@ def test_stop_silences_everything_even_replies_until_start(app, client, session,
     assert reply_text(stop).startswith("You are unsubscribed")  # the one confirmation carriers allow
     # Opted out: no reminders, nudges or VAS prompts over the next days, and replies stay unsent.
     run_jobs_across(app, clock, utc("2026-03-01T11:00Z"), utc("2026-03-04T06:00Z"), HOUR)
-    silent = [reply_text(post_signed(client, "/sms/inbound", inbound_params(text))) for text in ("HELP", "STOP", "V 5", "1")]
+    silent = [
+        reply_text(post_signed(client, "/sms/inbound", inbound_params(text))) for text in ("HELP", "STOP", "V 5", "1")
+    ]
     assert silent == ["", "", "", ""]
     assert _everything_to_participant(twilio, database) == []
     with fresh(database) as s:
         p = s.get(Participant, participant.id)
         assert p.opted_out and p.status == "active"  # still in the trial
         assert len(s.exec(select(Alert).where(Alert.kind == AlertKind.OPTED_OUT.value)).all()) == 1
-        assert s.exec(select(OutboundMessage).where(OutboundMessage.participant_id == p.id,
-                                                    OutboundMessage.status == OutboxStatus.PLANNED.value)).all() == []
+        assert (
+            s.exec(
+                select(OutboundMessage).where(
+                    OutboundMessage.participant_id == p.id, OutboundMessage.status == OutboxStatus.PLANNED.value
+                )
+            ).all()
+            == []
+        )
 
     clock.move_to(utc("2026-03-05T01:00Z"))
     start = post_signed(client, "/sms/inbound", inbound_params("START"))
@@ -143,7 +185,9 @@ def test_stop_silences_everything_even_replies_until_start(app, client, session,
     assert _everything_to_participant(twilio, database) == [(utc("2026-03-05T12:00Z"), Purpose.DOSE_REMINDER.value)]
     with fresh(database) as s:
         # What they sent while opted out was still recorded (they stay in the trial); only the answers were held back.
-        assert s.exec(select(Dose).where(Dose.participant_id == participant.id, Dose.seq == 2)).one().state == "taken_late"
+        assert (
+            s.exec(select(Dose).where(Dose.participant_id == participant.id, Dose.seq == 2)).one().state == "taken_late"
+        )
 
 
 def test_chinese_stop_and_start_keywords_work_with_full_width_characters(app, client, session, clock, twilio, database):
@@ -193,15 +237,24 @@ def test_delivered_then_a_late_sent_callback_stays_delivered(app, client, sessio
     [(_, row)] = received(twilio, database, Purpose.DOSE_REMINDER.value)
     assert row.status == "sent" and row.provider_status == "queued"
 
-    codes = [_status(client, row.provider_sid, s).status_code for s in ("sent", "delivered", "sent", "queued", "delivered")]
+    codes = [
+        _status(client, row.provider_sid, s).status_code for s in ("sent", "delivered", "sent", "queued", "delivered")
+    ]
 
     assert codes == [204] * 5
     with fresh(database) as s:
         after = s.get(OutboundMessage, row.id)
-        callbacks = s.exec(select(StatusCallback).where(StatusCallback.message_sid == row.provider_sid).order_by(StatusCallback.id)).all()
+        callbacks = s.exec(
+            select(StatusCallback).where(StatusCallback.message_sid == row.provider_sid).order_by(StatusCallback.id)
+        ).all()
     assert (after.status, after.provider_status) == ("delivered", "delivered")
-    assert [(c.status, c.applied) for c in callbacks] == [("sent", True), ("delivered", True), ("sent", False), ("queued", False),
-                                                          ("delivered", False)]
+    assert [(c.status, c.applied) for c in callbacks] == [
+        ("sent", True),
+        ("delivered", True),
+        ("sent", False),
+        ("queued", False),
+        ("delivered", False),
+    ]
 
 
 def test_undelivered_reminder_is_a_contact_problem_not_a_missed_dose(app, client, session, clock, twilio, database):
@@ -233,8 +286,9 @@ def test_status_callback_for_an_unknown_sid_is_kept_but_changes_nothing(app, cli
     assert callback.applied is False
 
 
-def test_a_callback_that_beats_the_dispatchers_record_of_the_send_is_applied_when_the_send_is_recorded(app, client, session, clock,
-                                                                                                       twilio, database):
+def test_a_callback_that_beats_the_dispatchers_record_of_the_send_is_applied_when_the_send_is_recorded(
+    app, client, session, clock, twilio, database
+):
     from backend.extensions import get_sender, set_sender
 
     inner = get_sender(app)
@@ -261,15 +315,23 @@ def test_a_callback_that_beats_the_dispatchers_record_of_the_send_is_applied_whe
     assert [(a.kind, a.priority) for a in alerts] == [(AlertKind.CONTACT_PROBLEM.value, "high")]
 
 
-def test_a_callback_that_raced_the_record_of_its_send_is_applied_by_the_expiry_job(app, client, session, clock, twilio, database):
+def test_a_callback_that_raced_the_record_of_its_send_is_applied_by_the_expiry_job(
+    app, client, session, clock, twilio, database
+):
     from backend.runtime.jobs import run_job
 
     _reminder_sent(app, session, clock)
     [(_, reminder)] = received(twilio, database, Purpose.DOSE_REMINDER.value)
     with fresh(database) as s:
         # Stored while the send was being recorded elsewhere, so it found no row and stayed unapplied.
-        s.add(StatusCallback(message_sid=reminder.provider_sid, status="undelivered", error_code=30003,
-                             received_at=reminder.sent_at - timedelta(seconds=1)))
+        s.add(
+            StatusCallback(
+                message_sid=reminder.provider_sid,
+                status="undelivered",
+                error_code=30003,
+                received_at=reminder.sent_at - timedelta(seconds=1),
+            )
+        )
         s.commit()
     clock.move_to(utc("2026-03-01T12:01Z"))
 
@@ -285,7 +347,9 @@ def test_a_callback_that_raced_the_record_of_its_send_is_applied_by_the_expiry_j
     assert kinds == [AlertKind.CONTACT_PROBLEM.value]
 
 
-def test_free_text_after_a_vas_prompt_is_kept_for_nurses_not_taken_as_a_bad_score(app, client, session, clock, twilio, database):
+def test_free_text_after_a_vas_prompt_is_kept_for_nurses_not_taken_as_a_bad_score(
+    app, client, session, clock, twilio, database
+):
     _reminder_sent(app, session, clock, language="en")  # 1 March: dose reminder and weekly VAS prompt
     reply = reply_text(post_signed(client, "/sms/inbound", inbound_params("my arm is swollen and red")))
     bad_score = reply_text(post_signed(client, "/sms/inbound", inbound_params("11")))

@@ -13,7 +13,9 @@ SCRIPTS = sorted(p.name for p in (ROOT / "bench").glob("b[0-9]*.py"))
 
 
 def _help(script: str) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -24,7 +26,11 @@ def test_every_bench_script_prints_its_usage(script):
 
 
 def test_run_all_uses_only_options_the_scripts_accept():
-    calls = [shlex.split(line.split('"$PY"', 1)[1]) for line in (ROOT / "bench" / "run_all.sh").read_text().splitlines() if '"$PY" bench/' in line]
+    calls = [
+        shlex.split(line.split('"$PY"', 1)[1])
+        for line in (ROOT / "bench" / "run_all.sh").read_text().splitlines()
+        if '"$PY" bench/' in line
+    ]
     assert {Path(call[0]).name for call in calls} == set(SCRIPTS), "run_all.sh should run every bench script"
     for call in calls:
         usage = _help(Path(call[0]).name)

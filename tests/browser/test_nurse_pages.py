@@ -9,8 +9,8 @@ import re
 import pytest
 from sqlmodel import select
 
-from backend.identity.staff import create_staff
 from backend.db import get_database
+from backend.identity.staff import create_staff
 from backend.runtime.demo import DEMO_PASSWORD
 from schedules.models import Participant
 from tests.factories import STRONG_PASSWORD, make_site
@@ -34,7 +34,9 @@ def _sign_in_with_keyboard(page, email: str, password: str) -> None:
     page.keyboard.press("Enter")
 
 
-def test_nurse_signs_in_acknowledges_an_alert_records_a_dose_and_sees_adherence_change(page, screenshot_dir, console_errors):
+def test_nurse_signs_in_acknowledges_an_alert_records_a_dose_and_sees_adherence_change(
+    page, screenshot_dir, console_errors
+):
     from playwright.sync_api import expect
 
     _sign_in_with_keyboard(page, "nurse@demo.local", DEMO_PASSWORD)
@@ -116,8 +118,10 @@ def test_a_nurse_of_another_site_can_neither_see_nor_change_a_participant(page, 
     assert page.goto(f"/participants/{p1_id}").status == 404
 
     token = page.locator("input[name='logout-csrf_token']").get_attribute("value")
-    response = page.request.post(f"/participants/{p1_id}/hold", form={
-        "hold-csrf_token": token, "hold-effective": "2026-01-01", "hold-reason": "not my participant"})
+    response = page.request.post(
+        f"/participants/{p1_id}/hold",
+        form={"hold-csrf_token": token, "hold-effective": "2026-01-01", "hold-reason": "not my participant"},
+    )
     assert response.status == 404
     with get_database(live_app).session() as session:
         assert session.get(Participant, p1_id).status == p1_status

@@ -35,8 +35,15 @@ def test_e2e_local_brings_up_the_stack_passes_the_sms_scenario_and_tears_down():
     env = {**os.environ, "PG_ADMIN_URL": _admin_url(PG_URL), "E2E_REDIS_URL": REDIS_URL}
     # Its own process group, so a timeout can SIGTERM the script and its scenario together: the script's trap then
     # still tears the stack down (a plain kill of bash alone would leave the stack running).
-    proc = subprocess.Popen(["bash", str(ROOT / "infra" / "e2e-local.sh")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        ["bash", str(ROOT / "infra" / "e2e-local.sh")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         output, _ = proc.communicate(timeout=300)
     except subprocess.TimeoutExpired:

@@ -26,12 +26,18 @@ def test_opting_out_cancels_planned_messages_and_opens_one_alert_and_opting_in_a
     assert _planned(session)
 
     mark_opted_out(session, participant=participant, now=NOW, actor=ACTOR, why="participant sent STOP")
-    mark_opted_out(session, participant=participant, now=NOW + timedelta(minutes=1), actor=ACTOR, why="21610")  # same news
+    mark_opted_out(
+        session, participant=participant, now=NOW + timedelta(minutes=1), actor=ACTOR, why="21610"
+    )  # same news
     assert participant.opted_out and participant.opted_out_at == NOW
     assert not _planned(session)
     assert len(session.exec(select(Alert).where(Alert.kind == AlertKind.OPTED_OUT.value)).all()) == 1
 
-    mark_opted_in(session, participant=participant, now=NOW + timedelta(minutes=2), actor=ACTOR, why="participant sent START")
+    mark_opted_in(
+        session, participant=participant, now=NOW + timedelta(minutes=2), actor=ACTOR, why="participant sent START"
+    )
     assert not participant.opted_out and participant.opted_out_at is None
-    mark_opted_in(session, participant=participant, now=NOW + timedelta(minutes=3), actor=ACTOR, why="START again")  # no change
+    mark_opted_in(
+        session, participant=participant, now=NOW + timedelta(minutes=3), actor=ACTOR, why="START again"
+    )  # no change
     assert not participant.opted_out

@@ -34,10 +34,27 @@ def committed(tmp_path):
 def queue_due(database: Database, count: int) -> None:
     """`count` messages due now, each with its own recipient and body."""
     now = utcnow() - timedelta(seconds=5)
-    rows = [dict(recipient_ciphertext=VAULT.encrypt(f"+86139{i:08d}"), purpose="staff_alert", ref_type="test", dedupe_key=f"test:{i}",
-                 language="en", body=f"message {i}", priority=5, due_at=now, next_attempt_at=now, status="planned",
-                 provider_status="", attempts=0, recoveries=0, last_error="", claimed_by="", created_at=now)
-            for i in range(count)]
+    rows = [
+        dict(
+            recipient_ciphertext=VAULT.encrypt(f"+86139{i:08d}"),
+            purpose="staff_alert",
+            ref_type="test",
+            dedupe_key=f"test:{i}",
+            language="en",
+            body=f"message {i}",
+            priority=5,
+            due_at=now,
+            next_attempt_at=now,
+            status="planned",
+            provider_status="",
+            attempts=0,
+            recoveries=0,
+            last_error="",
+            claimed_by="",
+            created_at=now,
+        )
+        for i in range(count)
+    ]
     with database.session() as s:
         s.execute(OutboundMessage.__table__.insert(), rows)
 
@@ -51,14 +68,25 @@ def bodies(standin: TwilioStandIn) -> collections.Counter:
     return collections.Counter(m["Body"] for m in standin.messages)
 
 
-def test_dispatcher_killed_mid_run_then_restarted_sends_everything_with_duplicates_bounded_by_in_flight(committed, tmp_path):
+def test_dispatcher_killed_mid_run_then_restarted_sends_everything_with_duplicates_bounded_by_in_flight(
+    committed, tmp_path
+):
     total = 500
     queue_due(committed, total)
     with TwilioStandIn(latency_ms=15) as standin:
-        env = worker_env(committed.url, standin, tmp_path, SENDING_STALE_AFTER_SECONDS=1, DISPATCH_CONCURRENCY=4, DISPATCH_BATCH_SIZE=25)
+        env = worker_env(
+            committed.url,
+            standin,
+            tmp_path,
+            SENDING_STALE_AFTER_SECONDS=1,
+            DISPATCH_CONCURRENCY=4,
+            DISPATCH_BATCH_SIZE=25,
+        )
         worker = start_worker(env, log_path=tmp_path / "worker1.log")
         try:
-            wait_until(lambda: len(standin.messages) >= total // 3, timeout=30, what="a third of the messages to arrive")
+            wait_until(
+                lambda: len(standin.messages) >= total // 3, timeout=30, what="a third of the messages to arrive"
+            )
             # Hold the next create open, so the kill surely lands with a batch in flight.
             seen = standin.requests_seen()
             standin.hang_next(3)
@@ -73,8 +101,11 @@ def test_dispatcher_killed_mid_run_then_restarted_sends_everything_with_duplicat
 
         restarted = start_worker(env, log_path=tmp_path / "worker2.log")
         try:
-            wait_until(lambda: status_counts(committed) == {OutboxStatus.SENT.value: total}, timeout=45,
-                       what="every message to be recorded as sent")
+            wait_until(
+                lambda: status_counts(committed) == {OutboxStatus.SENT.value: total},
+                timeout=45,
+                what="every message to be recorded as sent",
+            )
         finally:
             stop_worker(restarted)
 
@@ -95,8 +126,11 @@ def test_two_dispatch_processes_send_each_message_exactly_once(committed, tmp_pa
         env = worker_env(committed.url, standin, tmp_path, DISPATCH_CONCURRENCY=4, DISPATCH_BATCH_SIZE=20)
         procs = [start_worker(env, log_path=tmp_path / f"worker{n}.log") for n in range(workers)]
         try:
-            wait_until(lambda: status_counts(committed) == {OutboxStatus.SENT.value: total}, timeout=60,
-                       what="every message to be recorded as sent")
+            wait_until(
+                lambda: status_counts(committed) == {OutboxStatus.SENT.value: total},
+                timeout=60,
+                what="every message to be recorded as sent",
+            )
         finally:
             for proc in procs:
                 stop_worker(proc)
@@ -104,7 +138,9 @@ def test_two_dispatch_processes_send_each_message_exactly_once(committed, tmp_pa
     received = bodies(standin)
     assert len(received) == total and set(received.values()) == {1}
     with committed.session() as s:
-        claimed_by = dict(s.exec(select(OutboundMessage.claimed_by, func.count()).group_by(OutboundMessage.claimed_by)).all())
+        claimed_by = dict(
+            s.exec(select(OutboundMessage.claimed_by, func.count()).group_by(OutboundMessage.claimed_by)).all()
+        )
         assert s.exec(select(func.max(OutboundMessage.attempts))).one() == 1
     assert len(claimed_by) == workers, "both workers took part"
 
@@ -119,8 +155,11 @@ def test_a_slow_send_holds_back_nothing_else_and_sigterm_waits_for_it(committed,
         try:
             wait_until(lambda: standin.requests_seen() >= 1, timeout=60, what="the dispatcher's first send")
             # The other 199 are sent and recorded while the slow one is still out: no batch waits for its slowest send.
-            wait_until(lambda: status_counts(committed) == {OutboxStatus.SENT.value: total - 1, OutboxStatus.SENDING.value: 1},
-                       timeout=6, what="every message but the slow one to be recorded as sent")
+            wait_until(
+                lambda: status_counts(committed) == {OutboxStatus.SENT.value: total - 1, OutboxStatus.SENDING.value: 1},
+                timeout=6,
+                what="every message but the slow one to be recorded as sent",
+            )
         finally:
             # A deploy's SIGTERM stops claiming but waits for the send in flight and records it.
             stop_worker(worker, timeout=15)

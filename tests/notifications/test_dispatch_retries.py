@@ -18,8 +18,11 @@ DUE = utc("2026-03-03T12:00Z")  # dose 2 (3 March, 20:00 Shanghai): no VAS promp
 
 def _reminder(database):
     with fresh(database) as s:
-        return s.exec(select(OutboundMessage).where(OutboundMessage.purpose == Purpose.DOSE_REMINDER.value,
-                                                    OutboundMessage.due_at == DUE)).one()
+        return s.exec(
+            select(OutboundMessage).where(
+                OutboundMessage.purpose == Purpose.DOSE_REMINDER.value, OutboundMessage.due_at == DUE
+            )
+        ).one()
 
 
 def _planned(app, session, clock):
@@ -111,8 +114,13 @@ def test_sends_carry_the_status_callback_url_and_validity_period(app, session, c
     from backend.extensions import set_sender
     from notifications.senders import build_sender
 
-    replace_settings(app.config, SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_FROM_NUMBER="+15005550006",
-                     TWILIO_API_BASE_URL=standin.url)
+    replace_settings(
+        app.config,
+        SMS_BACKEND="twilio",
+        TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+        TWILIO_FROM_NUMBER="+15005550006",
+        TWILIO_API_BASE_URL=standin.url,
+    )
     set_sender(app, build_sender(app.config))  # what `flask dispatch` builds from its settings
     _planned(app, session, clock)
 
@@ -123,7 +131,9 @@ def test_sends_carry_the_status_callback_url_and_validity_period(app, session, c
     assert message["ValidityPeriod"] == "7200"
 
 
-def test_a_sender_bug_fails_that_message_only_and_the_rest_of_the_batch_is_recorded(app, session, clock, twilio, database):
+def test_a_sender_bug_fails_that_message_only_and_the_rest_of_the_batch_is_recorded(
+    app, session, clock, twilio, database
+):
     from backend.extensions import get_sender, set_sender
 
     inner = get_sender(app)
@@ -151,7 +161,9 @@ def test_a_sender_bug_fails_that_message_only_and_the_rest_of_the_batch_is_recor
     assert [r.purpose for _, r in received(twilio, database)] == ["digest"]
 
 
-def test_timeouts_are_ambiguous_so_they_count_against_max_attempts_even_before_the_deadline(app, session, clock, twilio, database):
+def test_timeouts_are_ambiguous_so_they_count_against_max_attempts_even_before_the_deadline(
+    app, session, clock, twilio, database
+):
     from backend.extensions import set_sender
     from tests.sms_helpers import twilio_sender
 
@@ -174,7 +186,9 @@ def test_timeouts_are_ambiguous_so_they_count_against_max_attempts_even_before_t
     assert alert.kind == AlertKind.CONTACT_PROBLEM.value and "no answer from the provider" in alert.summary
 
 
-def test_a_broken_send_rate_cap_leaves_the_reminder_for_a_retry_instead_of_failing_it(app, session, clock, twilio, database):
+def test_a_broken_send_rate_cap_leaves_the_reminder_for_a_retry_instead_of_failing_it(
+    app, session, clock, twilio, database
+):
     from backend.runtime.jobs import dispatcher
 
     class BrokenCap:

@@ -144,7 +144,9 @@ def test_invalid_vas_is_refused_with_its_reason(text, error):
     assert parse_reply(text) == Intent(K.VAS_INVALID, error=error)
 
 
-@pytest.mark.parametrize(("raw", "value"), [("0", "0"), ("10", "10"), ("10.0", "10"), ("0.0", "0"), ("-0", "0"), (".5", "0.5")])
+@pytest.mark.parametrize(
+    ("raw", "value"), [("0", "0"), ("10", "10"), ("10.0", "10"), ("0.0", "0"), ("-0", "0"), (".5", "0.5")]
+)
 def test_vas_bounds_are_inclusive(raw, value):
     intent = parse_vas_value(raw)
     assert intent.kind is K.VAS and intent.value == Decimal(value)
@@ -158,8 +160,9 @@ def test_parse_vas_value_is_usable_by_api_callers():
 
 
 def test_the_scale_comes_from_the_caller_not_the_parser():
-    percent = VasRule(every_days=7, reply_window_hours=24, undo_minutes=60, scale_min=Decimal(0),
-                      scale_max=Decimal(100), decimals=0)
+    percent = VasRule(
+        every_days=7, reply_window_hours=24, undo_minutes=60, scale_min=Decimal(0), scale_max=Decimal(100), decimals=0
+    )
     assert parsing.parse_reply("V 55", scale=percent) == Intent(K.VAS, value=Decimal("55"))
     assert parsing.parse_reply("V 55/100", scale=percent) == Intent(K.VAS, value=Decimal("55"))
     assert parsing.parse_reply("V 5.5", scale=percent).error == "too_many_decimals"
@@ -227,7 +230,8 @@ def test_bare_number_without_vas_prompt_is_unknown(text):
 
 
 @pytest.mark.parametrize(
-    ("text", "error"), [("11", "out_of_range"), ("-1", "out_of_range"), ("4.55", "too_many_decimals"), ("abc", "not_a_number")]
+    ("text", "error"),
+    [("11", "out_of_range"), ("-1", "out_of_range"), ("4.55", "too_many_decimals"), ("abc", "not_a_number")],
 )
 def test_bad_reply_to_vas_prompt_is_refused_with_reason(text, error):
     assert parse_reply(text, expecting_vas=True) == Intent(K.VAS_INVALID, error=error)

@@ -18,15 +18,26 @@ def _enroll_five(session):
     study, site = make_study(session), make_site(session)
     zones = ["Asia/Shanghai", "Europe/London", "America/New_York", "Asia/Shanghai", "Asia/Shanghai"]
     for i, zone in enumerate(zones):
-        make_participant(session, study=study, site=site, code=f"P-{i}", phone=f"+86138123456{i:02d}", time_zone=zone,
-                         arm="il2" if i % 2 == 0 else "control", reminder_time=f"{18 + i}:00", first_dose=date(2026, 3, 1))
+        make_participant(
+            session,
+            study=study,
+            site=site,
+            code=f"P-{i}",
+            phone=f"+86138123456{i:02d}",
+            time_zone=zone,
+            arm="il2" if i % 2 == 0 else "control",
+            reminder_time=f"{18 + i}:00",
+            first_dose=date(2026, 3, 1),
+        )
     session.commit()
 
 
 def _planned(database) -> list[tuple]:
     with database.session() as s:
-        return sorted((m.participant_id, m.purpose, m.dedupe_key, m.due_at, m.not_after, m.body, m.status)
-                      for m in s.exec(select(OutboundMessage)).all())
+        return sorted(
+            (m.participant_id, m.purpose, m.dedupe_key, m.due_at, m.not_after, m.body, m.status)
+            for m in s.exec(select(OutboundMessage)).all()
+        )
 
 
 def test_chunks_of_one_plan_what_a_single_session_plans(database, session):

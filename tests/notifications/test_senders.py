@@ -47,15 +47,20 @@ def _clean(standin):
 
 
 def twilio_sender(standin, **overrides):
-    options = dict(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=FROM,
-                   api_base_url=standin.url, timeout_seconds=2.0)
+    options = dict(
+        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=FROM, api_base_url=standin.url, timeout_seconds=2.0
+    )
     options.update(overrides)
     return TwilioSmsSender(**options)
 
 
 def post_json(url, payload, headers=None):
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         return response.status, json.loads(response.read())
 
@@ -124,8 +129,7 @@ def test_rate_limit_is_transient_with_retry_after(standin):
 
 
 def test_unsubscribed_recipient_is_permanent_and_opted_out(standin):
-    standin.fail_next(status=400, code=21610,
-                      message=f"Attempt to send to unsubscribed recipient {PHONE}")
+    standin.fail_next(status=400, code=21610, message=f"Attempt to send to unsubscribed recipient {PHONE}")
 
     with pytest.raises(SmsSendError) as caught:
         twilio_sender(standin).send(to=PHONE, body=BODY)
@@ -158,8 +162,9 @@ def test_provider_that_hangs_past_the_timeout_is_a_transient_error(standin):
 def test_unreachable_provider_is_transient():
     with TwilioStandIn() as doomed:
         url = doomed.url
-    sender = TwilioSmsSender(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=FROM,
-                             api_base_url=url, timeout_seconds=1.0)
+    sender = TwilioSmsSender(
+        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=FROM, api_base_url=url, timeout_seconds=1.0
+    )
 
     with pytest.raises(SmsSendError) as caught:
         sender.send(to=PHONE, body=BODY)
@@ -226,8 +231,11 @@ def test_standin_answers_like_twilio_message_resource(standin):
     url = f"{standin.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
     auth = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
     request = urllib.request.Request(
-        url, data=b"To=%2B15551234567&From=%2B15005550006&Body=" + b"x" * 200, method="POST",
-        headers={"Authorization": f"Basic {auth}"})
+        url,
+        data=b"To=%2B15551234567&From=%2B15005550006&Body=" + b"x" * 200,
+        method="POST",
+        headers={"Authorization": f"Basic {auth}"},
+    )
 
     with urllib.request.urlopen(request, timeout=5) as response:
         status, payload = response.status, json.loads(response.read())
@@ -240,8 +248,7 @@ def test_standin_answers_like_twilio_message_resource(standin):
 
 
 def test_control_endpoints_steer_the_standin_from_outside(standin):
-    assert post_json(f"{standin.url}/_standin/control",
-                     {"fail_next": {"status": 400, "code": 21610}})[0] == 200
+    assert post_json(f"{standin.url}/_standin/control", {"fail_next": {"status": 400, "code": 21610}})[0] == 200
     sender = twilio_sender(standin)
 
     with pytest.raises(SmsSendError) as caught:
@@ -273,13 +280,18 @@ def test_control_endpoint_sets_latency_and_hangs(standin):
 def test_standin_runs_as_a_separate_process():
     process = subprocess.Popen(
         [sys.executable, "-m", "notifications.twilio_standin", "--port", "0"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = process.stdout.readline().strip().rsplit(" ", 1)[-1]
         assert url.startswith("http://127.0.0.1:")
         post_json(f"{url}/_standin/control", {"fail_next": {"status": 500}})
-        sender = TwilioSmsSender(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN,
-                                 from_number=FROM, api_base_url=url, timeout_seconds=2)
+        sender = TwilioSmsSender(
+            account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=FROM, api_base_url=url, timeout_seconds=2
+        )
 
         with pytest.raises(SmsSendError):
             sender.send(to=PHONE, body="one")
@@ -326,29 +338,37 @@ def test_recording_sender_records_and_fails_on_request():
 
 # -- build_sender ----------------------------------------------------------------------------
 
-TWILIO_SETTINGS = {"SMS_BACKEND": "twilio", "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-                   "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_FROM_NUMBER": FROM}
+TWILIO_SETTINGS = {
+    "SMS_BACKEND": "twilio",
+    "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+    "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+    "TWILIO_FROM_NUMBER": FROM,
+}
 
 
 def test_build_sender_picks_the_configured_backend(standin):
     assert build_sender({}).name == "console"
     assert build_sender({"SMS_BACKEND": "recording"}).name == "recording"
-    sender = build_sender({**TWILIO_SETTINGS, "TWILIO_API_BASE_URL": standin.url,
-                           "TWILIO_VALIDITY_PERIOD": "600", "TWILIO_TIMEOUT": "3"})
+    sender = build_sender(
+        {**TWILIO_SETTINGS, "TWILIO_API_BASE_URL": standin.url, "TWILIO_VALIDITY_PERIOD": "600", "TWILIO_TIMEOUT": "3"}
+    )
 
     assert isinstance(sender, TwilioSmsSender)
     sender.send(to=PHONE, body=BODY)
     assert standin.messages[0]["ValidityPeriod"] == "600"
 
 
-@pytest.mark.parametrize(("change", "mentions"), [
-    ({"SMS_BACKEND": "carrier-pigeon"}, "SMS_BACKEND"),
-    ({"TWILIO_AUTH_TOKEN": ""}, "TWILIO_AUTH_TOKEN"),
-    ({"TWILIO_ACCOUNT_SID": None}, "TWILIO_ACCOUNT_SID"),
-    ({"TWILIO_FROM_NUMBER": ""}, "TWILIO_MESSAGING_SERVICE_SID"),
-    ({"TWILIO_VALIDITY_PERIOD": "an hour"}, "TWILIO_VALIDITY_PERIOD"),
-    ({"TWILIO_TIMEOUT": "0"}, "timeout"),
-])
+@pytest.mark.parametrize(
+    ("change", "mentions"),
+    [
+        ({"SMS_BACKEND": "carrier-pigeon"}, "SMS_BACKEND"),
+        ({"TWILIO_AUTH_TOKEN": ""}, "TWILIO_AUTH_TOKEN"),
+        ({"TWILIO_ACCOUNT_SID": None}, "TWILIO_ACCOUNT_SID"),
+        ({"TWILIO_FROM_NUMBER": ""}, "TWILIO_MESSAGING_SERVICE_SID"),
+        ({"TWILIO_VALIDITY_PERIOD": "an hour"}, "TWILIO_VALIDITY_PERIOD"),
+        ({"TWILIO_TIMEOUT": "0"}, "timeout"),
+    ],
+)
 def test_build_sender_explains_bad_settings(change, mentions):
     with pytest.raises(ValueError, match=mentions):
         build_sender({**TWILIO_SETTINGS, **change})

@@ -304,9 +304,7 @@ def test_next_allowed_send_refuses_naive_datetimes():
 # --- zone names -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "zone", ["Asia/Shanghai", "America/New_York", "Europe/London", "Australia/Lord_Howe", "UTC"]
-)
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/New_York", "Europe/London", "Australia/Lord_Howe", "UTC"])
 def test_real_iana_zones_are_valid(zone):
     assert is_valid_zone(zone)
 

@@ -61,13 +61,9 @@ def _wall(dt: datetime) -> datetime:
 def _resolutions(day: date, at: time, tz: ZoneInfo) -> tuple[list[datetime], timedelta]:
     """Independently of fold: every UTC instant that shows this wall time, and the day's offset change."""
     wall = datetime.combine(day, at)
-    offsets = {
-        datetime.combine(day + timedelta(days=k), time(12), tzinfo=tz).utcoffset() for k in (-1, 0, 1)
-    }
+    offsets = {datetime.combine(day + timedelta(days=k), time(12), tzinfo=tz).utcoffset() for k in (-1, 0, 1)}
     exact = sorted(
-        instant
-        for offset in offsets
-        if _wall((instant := (wall - offset).replace(tzinfo=UTC)).astimezone(tz)) == wall
+        instant for offset in offsets if _wall((instant := (wall - offset).replace(tzinfo=UTC)).astimezone(tz)) == wall
     )
     change = max(offsets) - min(offsets)
     return exact, change
@@ -136,9 +132,7 @@ def test_trial_dose_window_is_36_hours_except_across_a_clock_change(zone, day):
     assert to_local(closes, zone).time() == time(12)
 
 
-instants = st.datetimes(
-    datetime(FIRST_YEAR, 1, 1), datetime(LAST_YEAR, 12, 31), timezones=st.just(UTC)
-)
+instants = st.datetimes(datetime(FIRST_YEAR, 1, 1), datetime(LAST_YEAR, 12, 31), timezones=st.just(UTC))
 # Near-transition instants: the hours either side of each DST change day.
 dst_instants = st.builds(
     lambda d, minutes: datetime.combine(d, time(), tzinfo=UTC) + timedelta(minutes=minutes),

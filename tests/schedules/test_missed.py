@@ -9,9 +9,9 @@ from sqlmodel import select
 
 from schedules.changes import Actor
 from schedules.doses import report_dose
-from schedules.queries import dose_by_seq
 from schedules.missed import _closed, flag_missed_doses
 from schedules.models import Alert, Dose
+from schedules.queries import dose_by_seq
 from tests.conftest import utc
 from tests.factories import make_participant, make_site, make_study
 
@@ -58,10 +58,20 @@ def test_job_touches_only_closed_windows_among_100000_doses(session, database):
     study, site = make_study(session), make_site(session)
     participant = make_participant(session, study=study, site=site)
     base = utc("2027-01-01T00:00Z")
-    rows = [dict(participant_id=participant.id, seq=1000 + i, local_date=date(2027, 1, 1) + timedelta(days=i // 50),
-                 due_at=base + timedelta(minutes=i), window_opens_at=base + timedelta(minutes=i),
-                 window_closes_at=base + timedelta(days=400, minutes=i), state="scheduled", note="", updated_at=base)
-            for i in range(100_000)]
+    rows = [
+        dict(
+            participant_id=participant.id,
+            seq=1000 + i,
+            local_date=date(2027, 1, 1) + timedelta(days=i // 50),
+            due_at=base + timedelta(minutes=i),
+            window_opens_at=base + timedelta(minutes=i),
+            window_closes_at=base + timedelta(days=400, minutes=i),
+            state="scheduled",
+            note="",
+            updated_at=base,
+        )
+        for i in range(100_000)
+    ]
     session.execute(insert(Dose), rows)
     closed_by = utc("2026-03-20T04:01Z")  # participant's first 10 doses (1..19 March) have closed
     assert len(_closed(session, now=closed_by, batch=5000)) == 10  # the only read not by id: what closed, no more

@@ -6,8 +6,8 @@ import json
 from datetime import date
 
 from schedules.changes import Actor
-from schedules.queries import doses_of
 from schedules.participants import find_by_phone, hold_dosing, messaging_allowed, resume_dosing
+from schedules.queries import doses_of
 from tests.conftest import utc
 from tests.factories import VAULT, make_participant, make_study
 
@@ -29,8 +29,22 @@ def test_extend_to_total_doses_keeps_the_planned_count(session):
     session.add(study)
     participant = make_participant(session, study=study)
     planned = len(doses_of(session, participant.id))
-    hold_dosing(session, participant=participant, reason="infection", effective=date(2026, 3, 10), actor=NURSE, now=utc("2026-03-09T00:00Z"))
-    resume_dosing(session, participant=participant, reason="recovered", resume_date=date(2026, 3, 20), actor=NURSE, now=utc("2026-03-19T17:00Z"))
+    hold_dosing(
+        session,
+        participant=participant,
+        reason="infection",
+        effective=date(2026, 3, 10),
+        actor=NURSE,
+        now=utc("2026-03-09T00:00Z"),
+    )
+    resume_dosing(
+        session,
+        participant=participant,
+        reason="recovered",
+        resume_date=date(2026, 3, 20),
+        actor=NURSE,
+        now=utc("2026-03-19T17:00Z"),
+    )
     given_or_due = [d for d in doses_of(session, participant.id) if d.state not in ("held", "cancelled")]
     assert len(given_or_due) == planned == 46
     assert given_or_due[-1].local_date > date(2026, 5, 31)  # end moved out to fit every dose

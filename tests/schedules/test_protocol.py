@@ -98,8 +98,22 @@ def test_nct04237987_says_what_the_product_brief_says():
     assert protocol.hold.resume_policy == "keep_end_date"
     assert protocol.safety.reporting_deadline_hours == 24
     assert {
-        "hospital", "hospitalised", "hospitalized", "admitted", "emergency", "ER", "A&E", "ICU",
-        "intensive care", "ambulance", "120", "住院", "急诊", "抢救", "重症", "救护车",
+        "hospital",
+        "hospitalised",
+        "hospitalized",
+        "admitted",
+        "emergency",
+        "ER",
+        "A&E",
+        "ICU",
+        "intensive care",
+        "ambulance",
+        "120",
+        "住院",
+        "急诊",
+        "抢救",
+        "重症",
+        "救护车",
     } <= set(protocol.safety.serious_keywords)
 
 
@@ -214,9 +228,7 @@ def test_unknown_keys_are_refused_inside_sections_too():
 
 @pytest.mark.parametrize("zone", ["Asia/Beijing", "", "America", "../etc/passwd", "/etc/localtime", "UTC "])
 def test_unknown_or_path_like_time_zones_are_refused(zone):
-    assert errors_for(minimal(site_time_zone=zone)) == [
-        f"t.toml: site_time_zone: Unknown IANA time zone {zone!r}."
-    ]
+    assert errors_for(minimal(site_time_zone=zone)) == [f"t.toml: site_time_zone: Unknown IANA time zone {zone!r}."]
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 Revision ID: 0002_audit_append_only
 Revises: 0001_initial
 """
+
 from alembic import op
 
 from backend.audit import POSTGRES_TRIGGERS, SQLITE_TRIGGERS

@@ -7,6 +7,7 @@ participant_id alone uses it as it used the old index, and dose writes maintain 
 Revision ID: 0004_dose_participant_date
 Revises: 0003_participant_app
 """
+
 from alembic import op
 
 revision = "0004_dose_participant_date"

@@ -7,6 +7,7 @@ whole outbox, which keeps every message ever sent, once a minute.
 Revision ID: 0005_outbox_ref
 Revises: 0004_dose_participant_date
 """
+
 from alembic import op
 
 revision = "0005_outbox_ref"

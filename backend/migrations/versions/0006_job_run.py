@@ -3,6 +3,7 @@
 Revision ID: 0006_job_run
 Revises: 0005_outbox_ref
 """
+
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op

@@ -74,7 +74,11 @@ def init_app(app: Flask) -> None:
         if not (request.path.startswith("/api") and request.is_json):
             return None
         payload = request.get_json(silent=True)
-        fields = sorted(k for k, v in payload.items() if isinstance(v, str) and "\x00" in v) if isinstance(payload, dict) else []
+        fields = (
+            sorted(k for k, v in payload.items() if isinstance(v, str) and "\x00" in v)
+            if isinstance(payload, dict)
+            else []
+        )
         if fields:
             reason = "must not contain the NUL character"
             body = error_body(422, f"{fields[0]}: {reason}")

@@ -37,7 +37,9 @@ _errors = error_responses(blp)
 def _load_references(session: Session, alerts: list[Alert]) -> None:
     """Load the alerts' participants and sites in two queries, so dumping them reads no more rows."""
     participant_ids = {a.participant_id for a in alerts if a.participant_id}
-    participants = session.exec(select(Participant).where(Participant.id.in_(participant_ids))).all() if participant_ids else []
+    participants = (
+        session.exec(select(Participant).where(Participant.id.in_(participant_ids))).all() if participant_ids else []
+    )
     sites = session.exec(select(Site).where(Site.id.in_({a.site_id for a in alerts}))).all() if alerts else []
     # The session's identity map holds rows weakly: keep them until the response is dumped.
     g.alert_references = (participants, sites)
@@ -76,7 +78,9 @@ class AlertList(MethodView):
             query = query.where(Alert.kind.in_(kinds))
         if args["priority"]:
             query = query.where(Alert.priority == args["priority"])
-        query = query.order_by(case((Alert.priority == HIGH, 0), else_=1), Alert.opened_at, Alert.id).limit(args["limit"])
+        query = query.order_by(case((Alert.priority == HIGH, 0), else_=1), Alert.opened_at, Alert.id).limit(
+            args["limit"]
+        )
         alerts = list(session.exec(query).all())
         _load_references(session, alerts)
         return alerts
@@ -102,7 +106,9 @@ class AlertAcknowledge(MethodView):
         """Mark an open alert as being worked on (who and when are recorded)."""
         principal = current_principal()
         session = get_session()
-        alert = acknowledge_alert(session, alert=_visible_alert(session, principal, alert_id), actor=principal.actor, now=utcnow())
+        alert = acknowledge_alert(
+            session, alert=_visible_alert(session, principal, alert_id), actor=principal.actor, now=utcnow()
+        )
         return alert
 
 
@@ -116,5 +122,11 @@ class AlertResolve(MethodView):
         """Close an alert with a note saying what was done."""
         principal = current_principal()
         session = get_session()
-        alert = resolve_alert(session, alert=_visible_alert(session, principal, alert_id), note=data["note"], actor=principal.actor, now=utcnow())
+        alert = resolve_alert(
+            session,
+            alert=_visible_alert(session, principal, alert_id),
+            note=data["note"],
+            actor=principal.actor,
+            now=utcnow(),
+        )
         return alert

@@ -33,8 +33,15 @@ from schedules.dbtypes import utcnow
 
 blp = Blueprint("app_auth", __name__, url_prefix="/api/v1", description="Participant app activation and tokens.")
 
-ERRORS = {400: "malformed request", 401: "not authenticated, or the code/token is not valid", 403: "not allowed",
-          404: "not found or not visible", 409: "conflicts with current state", 422: "invalid input", 429: "too many attempts; wait a minute"}
+ERRORS = {
+    400: "malformed request",
+    401: "not authenticated, or the code/token is not valid",
+    403: "not allowed",
+    404: "not found or not visible",
+    409: "conflicts with current state",
+    422: "invalid input",
+    429: "too many attempts; wait a minute",
+}
 
 
 _errors = error_responses(blp, ERRORS)
@@ -61,10 +68,15 @@ class ActivationCodes(MethodView):
         principal = current_principal()
         session = get_session()
         participant = visible_participant(participant_id, principal)
-        issued = access.issue_activation_code(session, participant=participant, send_sms=data["send_sms"],
-                                              actor=principal.actor, now=utcnow())
-        return {"participant_id": participant.id, "code": issued.code, "expires_at": issued.row.expires_at,
-                "sent_by_sms": issued.row.sent_by_sms}
+        issued = access.issue_activation_code(
+            session, participant=participant, send_sms=data["send_sms"], actor=principal.actor, now=utcnow()
+        )
+        return {
+            "participant_id": participant.id,
+            "code": issued.code,
+            "expires_at": issued.row.expires_at,
+            "sent_by_sms": issued.row.sent_by_sms,
+        }
 
 
 @blp.route(f"/participants/<int(max={MAX_ID}):participant_id>/devices")
@@ -90,8 +102,9 @@ class DevicesRevoke(MethodView):
         principal = current_principal()
         session = get_session()
         participant = visible_participant(participant_id, principal)
-        devices, codes = access.sign_out_all_devices(session, participant=participant, reason=data["reason"],
-                                                     now=utcnow(), actor=principal.actor)
+        devices, codes = access.sign_out_all_devices(
+            session, participant=participant, reason=data["reason"], now=utcnow(), actor=principal.actor
+        )
         return {"devices_revoked": devices, "codes_revoked": codes}
 
 

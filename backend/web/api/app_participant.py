@@ -47,11 +47,20 @@ from schedules.errors import InvalidInput
 from schedules.models import AdverseEvent, Participant, Site
 from schedules.queries import dose_by_seq, doses_of, vas_history
 
-blp = Blueprint("app_participant", __name__, url_prefix="/api/v1",
-                description="The participant app: who am I, schedule, reports, messages, calendar.")
+blp = Blueprint(
+    "app_participant",
+    __name__,
+    url_prefix="/api/v1",
+    description="The participant app: who am I, schedule, reports, messages, calendar.",
+)
 
-ERRORS = {401: "not authenticated (missing, unknown or expired access token)", 403: "not a participant app token",
-          404: "not found", 409: "conflicts with the dose's current state", 422: "invalid input"}
+ERRORS = {
+    401: "not authenticated (missing, unknown or expired access token)",
+    403: "not a participant app token",
+    404: "not found",
+    409: "conflicts with the dose's current state",
+    422: "invalid input",
+}
 
 
 _errors = error_responses(blp, ERRORS)
@@ -83,7 +92,9 @@ def ae_view(session: Session, participant: Participant, ae: AdverseEvent) -> Sho
 
 def _advice(session: Session, participant: Participant, ae: AdverseEvent) -> str:
     phone = session.get(Site, participant.site_id).phone
-    return render("reply_ae_serious" if ae.suspected_serious else "reply_ae_recorded", participant.language, site_phone=phone)
+    return render(
+        "reply_ae_serious" if ae.suspected_serious else "reply_ae_recorded", participant.language, site_phone=phone
+    )
 
 
 @blp.route("/me")
@@ -103,9 +114,16 @@ class Me(MethodView):
         """Change my reminder time or language; reminders are re-planned at once."""
         session = get_session()
         participant = _me(session)
-        return change_details(session, participant=participant, vault=get_vault(), actor=participant_actor(participant.id),
-                              reason="changed by participant in app", now=utcnow(),
-                              reminder_time=data.get("reminder_time"), language=data.get("language"))
+        return change_details(
+            session,
+            participant=participant,
+            vault=get_vault(),
+            actor=participant_actor(participant.id),
+            reason="changed by participant in app",
+            now=utcnow(),
+            reminder_time=data.get("reminder_time"),
+            language=data.get("language"),
+        )
 
 
 @blp.route("/me/doses")
@@ -154,9 +172,18 @@ class MyDoseReport(MethodView):
         dose = dose_by_seq(session, participant, seq)
         if dose is None:
             abort(404, message=f"you have no dose {seq}")
-        return record_dose(session, participant=participant, dose=dose, taken=data["taken"],
-                           actor=participant_actor(participant.id), now=utcnow(), taken_at=data["taken_at"],
-                           injection_site=data["injection_site"], note=data["note"], reason="reported in app")
+        return record_dose(
+            session,
+            participant=participant,
+            dose=dose,
+            taken=data["taken"],
+            actor=participant_actor(participant.id),
+            now=utcnow(),
+            taken_at=data["taken_at"],
+            injection_site=data["injection_site"],
+            note=data["note"],
+            reason="reported in app",
+        )
 
 
 @blp.route("/me/vas")
@@ -178,12 +205,18 @@ class MyVas(MethodView):
         session = get_session()
         participant = _me(session)
         try:
-            return record_vas(session, participant=participant, value=data["value"],
-                              actor=participant_actor(participant.id), now=utcnow())
+            return record_vas(
+                session,
+                participant=participant,
+                value=data["value"],
+                actor=participant_actor(participant.id),
+                now=utcnow(),
+            )
         except VasRefused as refused:
             # The reason is a code; the participant reads it in their own language, on their protocol's scale.
-            raise InvalidInput(render(f"app_vas_{refused.reason}", participant.language, **refused.params),
-                               field="value") from None
+            raise InvalidInput(
+                render(f"app_vas_{refused.reason}", participant.language, **refused.params), field="value"
+            ) from None
 
 
 @blp.route("/me/adverse-events")
@@ -195,8 +228,11 @@ class MyAdverseEvents(MethodView):
         """The side effects I reported, newest first."""
         session = get_session()
         participant = _me(session)
-        rows = session.exec(select(AdverseEvent).where(AdverseEvent.participant_id == participant.id)
-                            .order_by(AdverseEvent.reported_at.desc(), AdverseEvent.id.desc())).all()
+        rows = session.exec(
+            select(AdverseEvent)
+            .where(AdverseEvent.participant_id == participant.id)
+            .order_by(AdverseEvent.reported_at.desc(), AdverseEvent.id.desc())
+        ).all()
         return [ae_view(session, participant, ae) for ae in rows]
 
     @blp.arguments(MyAdverseEventCreateSchema)
@@ -207,11 +243,20 @@ class MyAdverseEvents(MethodView):
         """Report a side effect; a nurse reviews every report, and 'went to hospital' alerts the on-call nurse at once."""
         session = get_session()
         participant = _me(session)
-        ae = report_adverse_event(session, participant=participant, actor=participant_actor(participant.id),
-                                  now=utcnow(), vault=get_vault(), raw_text=data["description"].strip(),
-                                  term=data["term"], other_text=data["other_text"].strip(),
-                                  onset_date=data["onset_date"], severity=data["severity"], ongoing=data["ongoing"],
-                                  went_to_hospital=data["went_to_hospital"])
+        ae = report_adverse_event(
+            session,
+            participant=participant,
+            actor=participant_actor(participant.id),
+            now=utcnow(),
+            vault=get_vault(),
+            raw_text=data["description"].strip(),
+            term=data["term"],
+            other_text=data["other_text"].strip(),
+            onset_date=data["onset_date"],
+            severity=data["severity"],
+            ongoing=data["ongoing"],
+            went_to_hospital=data["went_to_hospital"],
+        )
         return ae_view(session, participant, ae)
 
 
@@ -241,13 +286,26 @@ class MyMessages(MethodView):
         session = get_session()
         participant = _me(session)
         limit = query["limit"]
-        sent = session.exec(select(OutboundMessage).where(OutboundMessage.participant_id == participant.id, OutboundMessage.sent_at.is_not(None))
-                            .order_by(OutboundMessage.sent_at.desc(), OutboundMessage.id.desc()).limit(limit)).all()
-        received = session.exec(select(InboundMessage).where(InboundMessage.participant_id == participant.id)
-                                .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()).limit(limit)).all()
-        items = [{"direction": "outbound", "at": m.sent_at, "body": m.body, "purpose": m.purpose, "status": m.status}
-                 for m in sent]
-        items += [{"direction": "inbound", "at": m.received_at, "body": m.body, "purpose": None, "status": None} for m in received]
+        sent = session.exec(
+            select(OutboundMessage)
+            .where(OutboundMessage.participant_id == participant.id, OutboundMessage.sent_at.is_not(None))
+            .order_by(OutboundMessage.sent_at.desc(), OutboundMessage.id.desc())
+            .limit(limit)
+        ).all()
+        received = session.exec(
+            select(InboundMessage)
+            .where(InboundMessage.participant_id == participant.id)
+            .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+            .limit(limit)
+        ).all()
+        items = [
+            {"direction": "outbound", "at": m.sent_at, "body": m.body, "purpose": m.purpose, "status": m.status}
+            for m in sent
+        ]
+        items += [
+            {"direction": "inbound", "at": m.received_at, "body": m.body, "purpose": None, "status": None}
+            for m in received
+        ]
         # An answer and the message it answers share an instant: the inbound one came first.
         items.sort(key=lambda item: (item["at"], item["direction"] == "outbound"), reverse=True)
         return items[:limit]
@@ -283,8 +341,12 @@ class MyCalendarToken(MethodView):
 class CalendarFeed(MethodView):
     decorators = [limiter.limit("60 per minute")]
 
-    @blp.response(200, description="iCalendar (RFC 5545): one event per dose that is not cancelled",
-                  content_type="text/calendar", example="BEGIN:VCALENDAR\r\nVERSION:2.0\r\n...END:VCALENDAR\r\n")
+    @blp.response(
+        200,
+        description="iCalendar (RFC 5545): one event per dose that is not cancelled",
+        content_type="text/calendar",
+        example="BEGIN:VCALENDAR\r\nVERSION:2.0\r\n...END:VCALENDAR\r\n",
+    )
     @blp.alt_response(404, schema=ApiErrorSchema, description="no calendar at this address (unknown or replaced)")
     @blp.alt_response(429, schema=ApiErrorSchema, description="too many requests")
     @blp.doc(security=[])
@@ -293,15 +355,21 @@ class CalendarFeed(MethodView):
         session = get_session()
         participant = None
         if secret:
-            participant = session.exec(select(Participant).where(Participant.calendar_token_hash == token_digest(secret))).first()
+            participant = session.exec(
+                select(Participant).where(Participant.calendar_token_hash == token_digest(secret))
+            ).first()
         if participant is None:
             abort(404, message="no calendar at this address; create a new one in the app")
         from backend.web.ical import (
             dose_calendar,  # icalendar only in the processes that serve a feed
         )
 
-        body = dose_calendar(participant, doses_of(session, participant.id), now=utcnow(),
-                             uid_domain=urlsplit(current_app.config["PUBLIC_BASE_URL"]).hostname or "trial-companion")
+        body = dose_calendar(
+            participant,
+            doses_of(session, participant.id),
+            now=utcnow(),
+            uid_domain=urlsplit(current_app.config["PUBLIC_BASE_URL"]).hostname or "trial-companion",
+        )
         response = Response(body, status=200, mimetype="text/calendar")
         response.headers["Cache-Control"] = "private, max-age=300"
         return response

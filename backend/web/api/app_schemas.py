@@ -34,14 +34,18 @@ def _plausible_instant(value: datetime) -> None:
 class ActivationCodeRequestSchema(Schema):
     """Options for a new activation code."""
 
-    send_sms = fields.Boolean(load_default=False, metadata={"description": "also text the code to the participant's phone", "example": True})
+    send_sms = fields.Boolean(
+        load_default=False, metadata={"description": "also text the code to the participant's phone", "example": True}
+    )
 
 
 class ActivationCodeSchema(Schema):
     """A one-time activation code: shown once, typed into the app, valid for 72 hours."""
 
     participant_id = fields.Integer(metadata={"example": 3})
-    code = fields.String(metadata={"description": "12 characters; dashes, spaces and case do not matter", "example": "7KQ2-M9XD-4TBA"})
+    code = fields.String(
+        metadata={"description": "12 characters; dashes, spaces and case do not matter", "example": "7KQ2-M9XD-4TBA"}
+    )
     expires_at = fields.DateTime(metadata={"example": "2026-03-04T08:00:00+00:00"})
     sent_by_sms = fields.Boolean(metadata={"example": True})
 
@@ -49,7 +53,9 @@ class ActivationCodeSchema(Schema):
 class DeviceRevokeSchema(Schema):
     """Why the participant's devices are being signed out."""
 
-    reason = fields.String(required=True, validate=[validate.Length(min=1, max=120), NO_NUL], metadata={"example": "phone reported lost"})
+    reason = fields.String(
+        required=True, validate=[validate.Length(min=1, max=120), NO_NUL], metadata={"example": "phone reported lost"}
+    )
 
 
 class DeviceRevokeResultSchema(Schema):
@@ -65,7 +71,9 @@ class DeviceSchema(Schema):
     id = fields.Integer(metadata={"example": 5})
     device_name = fields.String(metadata={"example": "Pixel 8"})
     created_at = fields.DateTime(metadata={"example": "2026-03-01T08:00:00+00:00"})
-    last_used_at = fields.DateTime(metadata={"description": "last token refresh", "example": "2026-03-02T08:00:00+00:00"})
+    last_used_at = fields.DateTime(
+        metadata={"description": "last token refresh", "example": "2026-03-02T08:00:00+00:00"}
+    )
     revoked_at = fields.DateTime(allow_none=True, metadata={"example": None})
     revoked_reason = fields.String(metadata={"example": ""})
 
@@ -75,23 +83,33 @@ class ActivateSchema(Schema):
     """The code from the study team, and a name for this device."""
 
     code = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={"example": "7KQ2-M9XD-4TBA"})
-    device_name = fields.String(load_default="", validate=[validate.Length(max=80), NO_NUL], metadata={"example": "Pixel 8"})
+    device_name = fields.String(
+        load_default="", validate=[validate.Length(max=80), NO_NUL], metadata={"example": "Pixel 8"}
+    )
 
 
 class RefreshSchema(Schema):
     """The current refresh token (it is spent by this call)."""
 
-    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=200), metadata={"example": "tcr_3q2…"})
+    refresh_token = fields.String(
+        required=True, validate=validate.Length(min=1, max=200), metadata={"example": "tcr_3q2…"}
+    )
 
 
 class TokenPairSchema(Schema):
     """A short-lived access token and the refresh token to renew it; both shown once."""
 
-    access_token = fields.String(required=True, metadata={"description": "send as 'Authorization: Bearer <access_token>'", "example": "tca_Zx8…"})
+    access_token = fields.String(
+        required=True, metadata={"description": "send as 'Authorization: Bearer <access_token>'", "example": "tca_Zx8…"}
+    )
     token_type = fields.String(required=True, metadata={"example": "Bearer"})
-    expires_in = fields.Integer(required=True, metadata={"description": "seconds until the access token expires", "example": 900})
+    expires_in = fields.Integer(
+        required=True, metadata={"description": "seconds until the access token expires", "example": 900}
+    )
     access_token_expires_at = fields.DateTime(required=True, metadata={"example": "2026-03-01T08:15:00+00:00"})
-    refresh_token = fields.String(required=True, metadata={"description": "use once at /api/v1/app/token/refresh", "example": "tcr_3q2…"})
+    refresh_token = fields.String(
+        required=True, metadata={"description": "use once at /api/v1/app/token/refresh", "example": "tcr_3q2…"}
+    )
     refresh_token_expires_at = fields.DateTime(required=True, metadata={"example": "2026-03-31T08:00:00+00:00"})
 
 
@@ -102,8 +120,10 @@ class MeSchema(Schema):
     study = fields.Function(study_code_of, metadata={"example": "NCT04237987"})
     study_code = fields.String(metadata={"example": "P-021"})
     site = fields.Function(site_code_of, metadata={"example": "PKUPH"})
-    site_phone = fields.Function(lambda p: object_session(p).get(Site, p.site_id).phone,
-                                 metadata={"description": "call this number with questions or if unwell", "example": "+861088325555"})
+    site_phone = fields.Function(
+        lambda p: object_session(p).get(Site, p.site_id).phone,
+        metadata={"description": "call this number with questions or if unwell", "example": "+861088325555"},
+    )
     language = fields.String(validate=validate.OneOf(LANGS), metadata={"example": "zh-CN"})
     reminder_time = fields.String(metadata={"description": "local wall-clock time of reminders", "example": "20:00"})
     time_zone = fields.String(metadata={"example": "Asia/Shanghai"})
@@ -128,28 +148,44 @@ class MyDoseSchema(Schema):
     window_closes_at = fields.DateTime(metadata={"example": "2026-03-06T04:00:00+00:00"})
     state = fields.String(validate=validate.OneOf([s.value for s in DoseState]), metadata={"example": "scheduled"})
     # The edge reads the clock: "open now" is about the moment of the answer.
-    window_open = fields.Function(lambda d: d.window_opens_at <= utcnow() < d.window_closes_at,
-                                  metadata={"description": "the window is open now", "example": True})
+    window_open = fields.Function(
+        lambda d: d.window_opens_at <= utcnow() < d.window_closes_at,
+        metadata={"description": "the window is open now", "example": True},
+    )
     reported_at = fields.DateTime(allow_none=True, metadata={"example": None})
     taken_at = fields.DateTime(allow_none=True, metadata={"example": None})
-    injection_site = fields.String(allow_none=True, validate=validate.OneOf(INJECTION_SITES), metadata={"example": None})
-    source = fields.String(allow_none=True, metadata={"description": "how it was reported: app | sms | staff | job", "example": None})
+    injection_site = fields.String(
+        allow_none=True, validate=validate.OneOf(INJECTION_SITES), metadata={"example": None}
+    )
+    source = fields.String(
+        allow_none=True, metadata={"description": "how it was reported: app | sms | staff | job", "example": None}
+    )
 
 
 class DoseQuerySchema(Schema):
     """Which doses to list."""
 
-    when = fields.String(load_default="all", validate=validate.OneOf(["all", "upcoming", "past"]),
-                         metadata={"description": "upcoming: window not closed yet; past: window closed", "example": "upcoming"})
+    when = fields.String(
+        load_default="all",
+        validate=validate.OneOf(["all", "upcoming", "past"]),
+        metadata={"description": "upcoming: window not closed yet; past: window closed", "example": "upcoming"},
+    )
 
 
 class MyDoseReportSchema(Schema):
     """The participant reports a dose: taken (when, where) or not taken."""
 
     taken = fields.Boolean(required=True, metadata={"example": True})
-    taken_at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=None, validate=_plausible_instant,
-                                    metadata={"description": "default: now", "example": "2026-03-05T12:30:00+00:00"})
-    injection_site = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(INJECTION_SITES), metadata={"example": "thigh_left"})
+    taken_at = fields.AwareDateTime(
+        load_default=None,
+        allow_none=True,
+        default_timezone=None,
+        validate=_plausible_instant,
+        metadata={"description": "default: now", "example": "2026-03-05T12:30:00+00:00"},
+    )
+    injection_site = fields.String(
+        load_default=None, allow_none=True, validate=validate.OneOf(INJECTION_SITES), metadata={"example": "thigh_left"}
+    )
     note = fields.String(load_default="", validate=[validate.Length(max=1000), NO_NUL], metadata={"example": ""})
 
 
@@ -157,7 +193,11 @@ class VasValue(fields.Field):
     """A VAS value sent as a JSON number (4.5) or string ("4.5"); read on the protocol's scale as SMS reads it."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (isinstance(value, str) and len(value) > 20):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, str))
+            or (isinstance(value, str) and len(value) > 20)
+        ):
             # Only the type is checked here; whether the number is on the scale is the protocol's business.
             raise ValidationError("must be a number, or a string holding one, e.g. 4.5")
         return value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
@@ -169,9 +209,14 @@ class VasValue(fields.Field):
 class MyVasCreateSchema(Schema):
     """A patient-global VAS: how active the disease has felt, on the protocol's scale (NCT04237987: 0.0 to 10.0)."""
 
-    value = VasValue(required=True, metadata={"description": "a number or a string on the protocol's scale, "
-                                                             "e.g. 0.0-10.0, one decimal", "example": 4.5,
-                                              "oneOf": [{"type": "number"}, {"type": "string", "maxLength": 20}]})
+    value = VasValue(
+        required=True,
+        metadata={
+            "description": "a number or a string on the protocol's scale, e.g. 0.0-10.0, one decimal",
+            "example": 4.5,
+            "oneOf": [{"type": "number"}, {"type": "string", "maxLength": 20}],
+        },
+    )
 
 
 class MyVasSchema(Schema):
@@ -187,18 +232,34 @@ class MyVasSchema(Schema):
 class MyAdverseEventCreateSchema(Schema):
     """A side effect, as structured in the app."""
 
-    term = fields.String(required=True, validate=validate.OneOf(AE_TERMS),
-                         metadata={"description": "see GET /api/v1/adverse-event-terms", "example": "fever"})
-    other_text = fields.String(load_default="", validate=[validate.Length(max=1000), NO_NUL],
-                               metadata={"description": "required when term is 'other'", "example": ""})
-    description = fields.String(load_default="", validate=[validate.Length(max=2000), NO_NUL],
-                                metadata={"description": "anything else, in the participant's words",
-                                          "example": "started the evening after the injection"})
+    term = fields.String(
+        required=True,
+        validate=validate.OneOf(AE_TERMS),
+        metadata={"description": "see GET /api/v1/adverse-event-terms", "example": "fever"},
+    )
+    other_text = fields.String(
+        load_default="",
+        validate=[validate.Length(max=1000), NO_NUL],
+        metadata={"description": "required when term is 'other'", "example": ""},
+    )
+    description = fields.String(
+        load_default="",
+        validate=[validate.Length(max=2000), NO_NUL],
+        metadata={
+            "description": "anything else, in the participant's words",
+            "example": "started the evening after the injection",
+        },
+    )
     onset_date = fields.Date(load_default=None, allow_none=True, metadata={"example": "2026-03-05"})
-    severity = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(SEVERITIES), metadata={"example": "moderate"})
+    severity = fields.String(
+        load_default=None, allow_none=True, validate=validate.OneOf(SEVERITIES), metadata={"example": "moderate"}
+    )
     ongoing = fields.Boolean(load_default=None, allow_none=True, metadata={"example": True})
-    went_to_hospital = fields.Boolean(load_default=None, allow_none=True,
-                                      metadata={"description": "yes alerts the on-call nurse at once", "example": False})
+    went_to_hospital = fields.Boolean(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "yes alerts the on-call nurse at once", "example": False},
+    )
 
 
 class MyAdverseEventSchema(Schema):
@@ -215,8 +276,12 @@ class MyAdverseEventSchema(Schema):
     ongoing = fields.Boolean(allow_none=True, metadata={"example": True})
     went_to_hospital = fields.Boolean(allow_none=True, metadata={"example": False})
     suspected_serious = fields.Boolean(metadata={"description": "the on-call nurse has been alerted", "example": False})
-    advice = fields.String(metadata={"description": "what to do if it is urgent (participant's language)",
-                                     "example": "Thank you, we received your report and a nurse will review it. ..."})
+    advice = fields.String(
+        metadata={
+            "description": "what to do if it is urgent (participant's language)",
+            "example": "Thank you, we received your report and a nurse will review it. ...",
+        }
+    )
 
 
 class MessageQuerySchema(Schema):
@@ -231,14 +296,25 @@ class MyMessageSchema(Schema):
     direction = fields.String(validate=validate.OneOf(["outbound", "inbound"]), metadata={"example": "outbound"})
     at = fields.DateTime(metadata={"example": "2026-03-05T12:00:00+00:00"})
     body = fields.String(metadata={"example": "Reminder: today's injection (2026-03-05) is due. ..."})
-    purpose = fields.String(allow_none=True, metadata={"description": "outbound only: dose_reminder, dose_nudge, vas_prompt, reply, activation",
-                                                         "example": "dose_reminder"})
-    status = fields.String(allow_none=True, metadata={"description": "outbound only: delivery status", "example": "delivered"})
+    purpose = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "outbound only: dose_reminder, dose_nudge, vas_prompt, reply, activation",
+            "example": "dose_reminder",
+        },
+    )
+    status = fields.String(
+        allow_none=True, metadata={"description": "outbound only: delivery status", "example": "delivered"}
+    )
 
 
 class CalendarTokenSchema(Schema):
     """The secret address of the participant's dose calendar (shown once; a new one replaces the old)."""
 
     url = fields.String(metadata={"example": "https://trial.example.org/api/v1/calendar/Hk3….ics"})
-    webcal_url = fields.String(metadata={"description": "the same feed for calendar apps that subscribe via webcal://",
-                                         "example": "webcal://trial.example.org/api/v1/calendar/Hk3….ics"})
+    webcal_url = fields.String(
+        metadata={
+            "description": "the same feed for calendar apps that subscribe via webcal://",
+            "example": "webcal://trial.example.org/api/v1/calendar/Hk3….ics",
+        }
+    )

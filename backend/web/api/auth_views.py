@@ -21,6 +21,7 @@ from schedules.dbtypes import utcnow
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Staff tokens.")
 
+
 @blp.route("/token")
 class Token(MethodView):
     decorators = [limiter.limit("10 per minute")]

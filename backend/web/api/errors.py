@@ -8,8 +8,13 @@ from flask_smorest import Blueprint
 
 from backend.web.api.schemas import ApiErrorSchema
 
-STAFF_ERRORS = {401: "not authenticated", 403: "role may not do this", 404: "not found or not visible",
-                409: "conflicts with current state", 422: "invalid input"}
+STAFF_ERRORS = {
+    401: "not authenticated",
+    403: "role may not do this",
+    404: "not found or not visible",
+    409: "conflicts with current state",
+    422: "invalid input",
+}
 
 
 def _document(blp: Blueprint, descriptions: dict[int, str], *codes: int):

@@ -36,8 +36,9 @@ from schedules.models import Participant, Site
 from schedules.queries import dose_by_seq, doses_of
 from schedules.studies import get_study
 
-blp = Blueprint("participants", __name__, url_prefix="/api/v1/participants",
-                description="Participants and their dosing schedules.")
+blp = Blueprint(
+    "participants", __name__, url_prefix="/api/v1/participants", description="Participants and their dosing schedules."
+)
 _errors = error_responses(blp)
 _MASKED = "the masked outcome assessor gets the same object without arm, first_dose_date and treatment_end_date"
 
@@ -55,7 +56,11 @@ class ParticipantList(MethodView):
     def get(self):
         """List the participants of the caller's site (all sites for admins)."""
         principal = current_principal()
-        query = select(Participant).where(scope.site_filter(principal, Participant.site_id)).order_by(Participant.study_code)
+        query = (
+            select(Participant)
+            .where(scope.site_filter(principal, Participant.site_id))
+            .order_by(Participant.study_code)
+        )
         rows = list(get_session().exec(query).all())
         return _masked(rows) if principal.masked else rows
 
@@ -69,12 +74,27 @@ class ParticipantList(MethodView):
         session = get_session()
         site = session.exec(select(Site).where(Site.code == data["site"])).first()
         if site is None or not principal.can_see_site(site.id):
-            abort(422, message=f"site: unknown site {data['site']!r}", errors={"json": {"site": [f"unknown site {data['site']!r}"]}})
+            abort(
+                422,
+                message=f"site: unknown site {data['site']!r}",
+                errors={"json": {"site": [f"unknown site {data['site']!r}"]}},
+            )
         return ops.enroll(
-            session, study=get_study(session, data["study"]), site=site, study_code=data["study_code"], arm=data["arm"],
-            phone=data["phone"], time_zone=data["time_zone"], language=data["language"],
-            reminder_time=data["reminder_time"], first_dose_date=data["first_dose_date"],
-            sms_consent=data["sms_consent"], vault=get_vault(), actor=principal.actor, now=utcnow())
+            session,
+            study=get_study(session, data["study"]),
+            site=site,
+            study_code=data["study_code"],
+            arm=data["arm"],
+            phone=data["phone"],
+            time_zone=data["time_zone"],
+            language=data["language"],
+            reminder_time=data["reminder_time"],
+            first_dose_date=data["first_dose_date"],
+            sms_consent=data["sms_consent"],
+            vault=get_vault(),
+            actor=principal.actor,
+            now=utcnow(),
+        )
 
 
 @blp.route("/<int(max=2147483647):participant_id>")
@@ -95,10 +115,18 @@ class ParticipantDetail(MethodView):
         """Change phone, time zone, reminder time, language or consent (reason required); future doses follow."""
         principal = current_principal()
         return ops.change_details(
-            get_session(), participant=visible_participant(participant_id, principal), vault=get_vault(),
-            actor=principal.actor, reason=data["reason"], now=utcnow(), phone=data.get("phone"),
-            time_zone=data.get("time_zone"), reminder_time=data.get("reminder_time"), language=data.get("language"),
-            sms_consent=data.get("sms_consent"))
+            get_session(),
+            participant=visible_participant(participant_id, principal),
+            vault=get_vault(),
+            actor=principal.actor,
+            reason=data["reason"],
+            now=utcnow(),
+            phone=data.get("phone"),
+            time_zone=data.get("time_zone"),
+            reminder_time=data.get("reminder_time"),
+            language=data.get("language"),
+            sms_consent=data.get("sms_consent"),
+        )
 
 
 @blp.route("/<int(max=2147483647):participant_id>/doses")
@@ -126,9 +154,17 @@ class DoseReport(MethodView):
         if dose is None:
             abort(404, message=f"participant has no dose {seq}")
         return dose_ops.record_dose(
-            session, participant=participant, dose=dose, taken=data["taken"], actor=principal.actor, now=utcnow(),
-            taken_at=data["taken_at"], injection_site=data["injection_site"], note=data["note"],
-            reason=data["reason"] or "reported to staff")
+            session,
+            participant=participant,
+            dose=dose,
+            taken=data["taken"],
+            actor=principal.actor,
+            now=utcnow(),
+            taken_at=data["taken_at"],
+            injection_site=data["injection_site"],
+            note=data["note"],
+            reason=data["reason"] or "reported to staff",
+        )
 
 
 def _changed(participant_id: int, change) -> dict:
@@ -147,8 +183,10 @@ class Hold(MethodView):
     @_errors(401, 403, 404, 409, 422)
     def post(self, data, participant_id):
         """Hold dosing from a local date (reason required)."""
-        return _changed(participant_id, lambda session, **who: ops.hold(
-            session, reason=data["reason"], effective=data["effective_date"], **who))
+        return _changed(
+            participant_id,
+            lambda session, **who: ops.hold(session, reason=data["reason"], effective=data["effective_date"], **who),
+        )
 
 
 @blp.route("/<int(max=2147483647):participant_id>/resume")
@@ -159,8 +197,10 @@ class Resume(MethodView):
     @_errors(401, 403, 404, 409, 422)
     def post(self, data, participant_id):
         """Resume dosing: the cadence restarts on the resume date (reason required)."""
-        return _changed(participant_id, lambda session, **who: ops.resume(
-            session, reason=data["reason"], resume_date=data["resume_date"], **who))
+        return _changed(
+            participant_id,
+            lambda session, **who: ops.resume(session, reason=data["reason"], resume_date=data["resume_date"], **who),
+        )
 
 
 @blp.route("/<int(max=2147483647):participant_id>/withdraw")
@@ -194,8 +234,12 @@ class AuditView(MethodView):
         session = get_session()
         participant = visible_participant(participant_id)
         dose_ids = [str(d.id) for d in doses_of(session, participant.id)]
-        query = select(AuditEntry).where(
-            ((AuditEntry.entity == "participant") & (AuditEntry.entity_id == str(participant.id)))
-            | ((AuditEntry.entity == "dose") & (AuditEntry.entity_id.in_(dose_ids)))
-        ).order_by(AuditEntry.id)
+        query = (
+            select(AuditEntry)
+            .where(
+                ((AuditEntry.entity == "participant") & (AuditEntry.entity_id == str(participant.id)))
+                | ((AuditEntry.entity == "dose") & (AuditEntry.entity_id.in_(dose_ids)))
+            )
+            .order_by(AuditEntry.id)
+        )
         return session.exec(query).all()

@@ -24,7 +24,15 @@ class Studies(MethodView):
         """List loaded studies; arms are hidden from the masked assessor."""
         masked = current_principal().masked
         rows = get_session().exec(select(Study).order_by(Study.code)).all()
-        return [{"code": s.code, "title": s.title, "loaded_at": s.loaded_at, "arms": [] if masked else list(protocol_of(s).arm_codes)} for s in rows]
+        return [
+            {
+                "code": s.code,
+                "title": s.title,
+                "loaded_at": s.loaded_at,
+                "arms": [] if masked else list(protocol_of(s).arm_codes),
+            }
+            for s in rows
+        ]
 
 
 @blp.route("/sites")

@@ -26,16 +26,31 @@ class _ReportAlertSchema(AlertSchema):
     deadline_at = ZuluDateTime(allow_none=True)
 
 
-PARTICIPANT_FIELDS = ("id", "study_code", "arm", "status", "time_zone", "language", "reminder_time", "first_dose_date",
-                      "treatment_end_date", "follow_up_end_date", "opted_out")
+PARTICIPANT_FIELDS = (
+    "id",
+    "study_code",
+    "arm",
+    "status",
+    "time_zone",
+    "language",
+    "reminder_time",
+    "first_dose_date",
+    "treatment_end_date",
+    "follow_up_end_date",
+    "opted_out",
+)
 
 
 class ParticipantReportSchema(Schema):
     """The participant, every dose (UTC due time, window, state), adherence figures and open alerts."""
 
     participant = fields.Nested(ParticipantSchema(only=PARTICIPANT_FIELDS))
-    doses = fields.Nested(_ReportDoseSchema(many=True, only=("seq", "local_date", "due_at", "window_opens_at",
-                                                              "window_closes_at", "state")))
+    doses = fields.Nested(
+        _ReportDoseSchema(
+            many=True, only=("seq", "local_date", "due_at", "window_opens_at", "window_closes_at", "state")
+        )
+    )
     adherence = fields.Nested(AdherenceSchema(exclude=("last_dose_at",)))
-    open_alerts = fields.Nested(_ReportAlertSchema(many=True, only=("id", "kind", "priority", "state", "summary",
-                                                                   "opened_at", "deadline_at")))
+    open_alerts = fields.Nested(
+        _ReportAlertSchema(many=True, only=("id", "kind", "priority", "state", "summary", "opened_at", "deadline_at"))
+    )

@@ -74,9 +74,11 @@ class EnrollSchema(Schema):
     site = fields.String(required=True, metadata={"description": "site code", "example": "PKUPH"})
     phone = fields.String(required=True, load_only=True, metadata={"example": "+8613812345678"})
     time_zone = fields.String(required=True, metadata={"example": "Asia/Shanghai"})
-    language = fields.String(load_default=None, validate=validate.OneOf(LANGS),
-                             metadata={"description": "default: the study protocol's default language",
-                                       "example": "zh-CN"})
+    language = fields.String(
+        load_default=None,
+        validate=validate.OneOf(LANGS),
+        metadata={"description": "default: the study protocol's default language", "example": "zh-CN"},
+    )
     reminder_time = fields.String(required=True, validate=HHMM, metadata={"example": "20:00"})
     first_dose_date = fields.Date(required=True, metadata={"example": "2026-03-01"})
     sms_consent = fields.Boolean(load_default=True)
@@ -99,7 +101,9 @@ class MaskedParticipantSchema(Schema):
     study = fields.Function(study_code_of)
     study_code = fields.String()
     site = fields.Function(site_code_of)
-    phone_masked = fields.Function(lambda p: "\u2022" * 6 + p.phone_last2, metadata={"description": "last two digits only"})
+    phone_masked = fields.Function(
+        lambda p: "\u2022" * 6 + p.phone_last2, metadata={"description": "last two digits only"}
+    )
     time_zone = fields.String()
     language = fields.String()
     reminder_time = fields.String()
@@ -167,8 +171,12 @@ class DoseReportSchema(Schema):
     """A dose report (staff recording a phone call, or the app)."""
 
     taken = fields.Boolean(required=True)
-    taken_at = fields.AwareDateTime(load_default=None, default_timezone=None, metadata={"example": "2026-03-03T12:30:00Z"})
-    injection_site = fields.String(load_default=None, allow_none=True, validate=validate.OneOf([s.value for s in InjectionSite]))
+    taken_at = fields.AwareDateTime(
+        load_default=None, default_timezone=None, metadata={"example": "2026-03-03T12:30:00Z"}
+    )
+    injection_site = fields.String(
+        load_default=None, allow_none=True, validate=validate.OneOf([s.value for s in InjectionSite])
+    )
     note = fields.String(load_default="", validate=validate.Length(max=1000))
     reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
 

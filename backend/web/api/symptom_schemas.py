@@ -50,9 +50,15 @@ def vas_shown(score: VasScore, participant: Participant, replaced_by: dict[int, 
 
 def ae_shown(ae: AdverseEvent, participant: Participant, alert: Alert | None) -> Shown:
     """An adverse event for AdverseEventSchema / MaskedAdverseEventSchema: with its study code and nurse alert."""
-    return Shown(ae, study_code=participant.study_code, matched_keywords=_csv(ae.matched_keywords),
-                 serious_criteria=_csv(ae.serious_criteria), alert_id=alert.id if alert else None,
-                 alert_state=alert.state if alert else None, deadline_at=alert.deadline_at if alert else None)
+    return Shown(
+        ae,
+        study_code=participant.study_code,
+        matched_keywords=_csv(ae.matched_keywords),
+        serious_criteria=_csv(ae.serious_criteria),
+        alert_id=alert.id if alert else None,
+        alert_state=alert.state if alert else None,
+        deadline_at=alert.deadline_at if alert else None,
+    )
 
 
 # --- VAS -------------------------------------------------------------------------------------------
@@ -62,14 +68,28 @@ class VasSchema(Schema):
     id = fields.Integer(metadata={"example": 17})
     participant_id = fields.Integer(metadata={"example": 3})
     study_code = fields.String(metadata={"example": "P-021"})
-    value = fields.Float(metadata={"description": "on the protocol's scale (NCT04237987: 0.0 not active to 10.0 "
-                                                  "extremely active, one decimal)", "example": 4.5})
+    value = fields.Float(
+        metadata={
+            "description": "on the protocol's scale (NCT04237987: 0.0 not active to 10.0 "
+            "extremely active, one decimal)",
+            "example": 4.5,
+        }
+    )
     recorded_at = fields.DateTime(metadata={"example": "2026-03-01T12:40:00+00:00"})
     source = fields.String(metadata={"description": "sms | app | staff", "example": "sms"})
-    status = fields.String(validate=validate.OneOf(["valid", "withdrawn", "corrected"]),
-                           metadata={"description": "valid; withdrawn (participant's UNDO); corrected (replaced by a staff correction)", "example": "valid"})
-    replaces_id = fields.Integer(allow_none=True, metadata={"description": "for a correction: the row it replaces", "example": None})
-    replaced_by_id = fields.Integer(allow_none=True, metadata={"description": "for a corrected row: the correction", "example": None})
+    status = fields.String(
+        validate=validate.OneOf(["valid", "withdrawn", "corrected"]),
+        metadata={
+            "description": "valid; withdrawn (participant's UNDO); corrected (replaced by a staff correction)",
+            "example": "valid",
+        },
+    )
+    replaces_id = fields.Integer(
+        allow_none=True, metadata={"description": "for a correction: the row it replaces", "example": None}
+    )
+    replaced_by_id = fields.Integer(
+        allow_none=True, metadata={"description": "for a corrected row: the correction", "example": None}
+    )
     withdrawn_at = fields.DateTime(allow_none=True, metadata={"example": None})
     reason = fields.String(metadata={"description": "why staff recorded or corrected it", "example": ""})
 
@@ -77,17 +97,23 @@ class VasSchema(Schema):
 class VasCreateSchema(Schema):
     """A VAS score a participant gave staff (e.g. by phone); the reason is required."""
 
-    value = fields.Decimal(required=True, metadata={"description": "on the protocol's scale, e.g. 0.0-10.0, 1 decimal",
-                                                     "example": 4.5})
-    reason = fields.String(required=True, validate=REASON, metadata={"example": "participant phoned the site; SMS not working"})
+    value = fields.Decimal(
+        required=True, metadata={"description": "on the protocol's scale, e.g. 0.0-10.0, 1 decimal", "example": 4.5}
+    )
+    reason = fields.String(
+        required=True, validate=REASON, metadata={"example": "participant phoned the site; SMS not working"}
+    )
 
 
 class VasCorrectSchema(Schema):
     """A staff correction of a VAS: the original row is kept and marked corrected."""
 
-    value = fields.Decimal(required=True, metadata={"description": "the corrected value, on the protocol's scale",
-                                                     "example": 5.4})
-    reason = fields.String(required=True, validate=REASON, metadata={"example": "participant says the digits were swapped"})
+    value = fields.Decimal(
+        required=True, metadata={"description": "the corrected value, on the protocol's scale", "example": 5.4}
+    )
+    reason = fields.String(
+        required=True, validate=REASON, metadata={"example": "participant says the digits were swapped"}
+    )
 
 
 # --- adverse events -------------------------------------------------------------------------------
@@ -104,11 +130,19 @@ class MaskedAdverseEventSchema(Schema):
     severity = fields.String(allow_none=True, validate=validate.OneOf(SEVERITIES), metadata={"example": "moderate"})
     ongoing = fields.Boolean(allow_none=True, metadata={"example": True})
     went_to_hospital = fields.Boolean(allow_none=True, metadata={"example": None})
-    suspected_serious = fields.Boolean(metadata={"description": "went to hospital, or a serious-event word in the text", "example": True})
+    suspected_serious = fields.Boolean(
+        metadata={"description": "went to hospital, or a serious-event word in the text", "example": True}
+    )
     matched_keywords = fields.List(fields.String(), metadata={"example": ["住院"]})
     alert_id = fields.Integer(allow_none=True, metadata={"example": 12})
     alert_state = fields.String(allow_none=True, metadata={"example": "open"})
-    deadline_at = fields.DateTime(allow_none=True, metadata={"description": "reporting deadline of a suspected-serious event", "example": "2026-03-03T03:15:00+00:00"})
+    deadline_at = fields.DateTime(
+        allow_none=True,
+        metadata={
+            "description": "reporting deadline of a suspected-serious event",
+            "example": "2026-03-03T03:15:00+00:00",
+        },
+    )
     ctcae_grade = fields.Integer(allow_none=True, metadata={"example": 3})
     serious = fields.Boolean(allow_none=True, metadata={"example": True})
     serious_criteria = fields.List(fields.String(), metadata={"example": ["hospitalisation"]})
@@ -130,35 +164,65 @@ class AdverseEventSchema(MaskedAdverseEventSchema):
 class AdverseEventCreateSchema(Schema):
     """A structured adverse-event report entered by staff on the participant's behalf."""
 
-    term = fields.String(required=True, validate=validate.OneOf(AE_TERMS), metadata={"description": "see GET /api/v1/adverse-event-terms", "example": "fever"})
-    other_text = fields.String(load_default="", validate=validate.Length(max=1000),
-                               metadata={"description": "required when term is 'other'", "example": ""})
+    term = fields.String(
+        required=True,
+        validate=validate.OneOf(AE_TERMS),
+        metadata={"description": "see GET /api/v1/adverse-event-terms", "example": "fever"},
+    )
+    other_text = fields.String(
+        load_default="",
+        validate=validate.Length(max=1000),
+        metadata={"description": "required when term is 'other'", "example": ""},
+    )
     onset_date = fields.Date(load_default=None, allow_none=True, metadata={"example": "2026-03-01"})
-    severity = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(SEVERITIES), metadata={"example": "moderate"})
+    severity = fields.String(
+        load_default=None, allow_none=True, validate=validate.OneOf(SEVERITIES), metadata={"example": "moderate"}
+    )
     ongoing = fields.Boolean(load_default=None, allow_none=True, metadata={"example": True})
-    went_to_hospital = fields.Boolean(load_default=None, allow_none=True,
-                                      metadata={"description": "yes makes the event suspected-serious", "example": False})
-    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500),
-                           metadata={"example": "participant reported it by phone"})
+    went_to_hospital = fields.Boolean(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "yes makes the event suspected-serious", "example": False},
+    )
+    reason = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=500),
+        metadata={"example": "participant reported it by phone"},
+    )
 
 
 class AdverseEventReviewSchema(Schema):
     """Investigator grading of an adverse event."""
 
-    ctcae_grade = fields.Integer(required=True, validate=validate.Range(1, 5), metadata={"description": "CTCAE v5: 1 mild ... 5 death", "example": 3})
+    ctcae_grade = fields.Integer(
+        required=True,
+        validate=validate.Range(1, 5),
+        metadata={"description": "CTCAE v5: 1 mild ... 5 death", "example": 3},
+    )
     serious = fields.Boolean(required=True, metadata={"example": True})
-    serious_criteria = fields.List(fields.String(validate=validate.OneOf(SERIOUS_CRITERIA)), load_default=list,
-                                   metadata={"description": "at least one when serious", "example": ["hospitalisation"]})
+    serious_criteria = fields.List(
+        fields.String(validate=validate.OneOf(SERIOUS_CRITERIA)),
+        load_default=list,
+        metadata={"description": "at least one when serious", "example": ["hospitalisation"]},
+    )
     relatedness = fields.String(required=True, validate=validate.OneOf(RELATEDNESS), metadata={"example": "possible"})
     outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES), metadata={"example": "recovering"})
-    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500), metadata={"example": "discharge letter received"})
+    reason = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=500),
+        metadata={"example": "discharge letter received"},
+    )
 
 
 class AeTermSchema(Schema):
     """A term participants and staff can pick, with its labels."""
 
     code = fields.String(metadata={"example": "fever"})
-    labels = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"example": {"en": "Fever", "zh-CN": "发热"}})
+    labels = fields.Dict(
+        keys=fields.String(), values=fields.String(), metadata={"example": {"en": "Fever", "zh-CN": "发热"}}
+    )
 
 
 class AeTermListSchema(Schema):
@@ -199,12 +263,16 @@ class AlertSchema(Schema):
     ref_id = fields.Integer(allow_none=True, metadata={"example": 9})
     opened_at = fields.DateTime(metadata={"example": "2026-03-02T03:15:00+00:00"})
     # The edge reads the clock: age and time left are about the moment of the answer.
-    age_seconds = fields.Function(lambda a: max(0, int((utcnow() - a.opened_at).total_seconds())),
-                                  metadata={"description": "seconds since the alert opened", "example": 1800})
+    age_seconds = fields.Function(
+        lambda a: max(0, int((utcnow() - a.opened_at).total_seconds())),
+        metadata={"description": "seconds since the alert opened", "example": 1800},
+    )
     deadline_at = fields.DateTime(allow_none=True, metadata={"example": "2026-03-03T03:15:00+00:00"})
     seconds_to_deadline = fields.Function(
         lambda a: int((a.deadline_at - utcnow()).total_seconds()) if a.deadline_at else None,
-        allow_none=True, metadata={"description": "negative once overdue", "example": 84600})
+        allow_none=True,
+        metadata={"description": "negative once overdue", "example": 84600},
+    )
     acknowledged_at = fields.DateTime(allow_none=True, metadata={"example": None})
     acknowledged_by = fields.String(metadata={"example": ""})
     resolved_at = fields.DateTime(allow_none=True, metadata={"example": None})
@@ -215,17 +283,31 @@ class AlertSchema(Schema):
 class AlertQuerySchema(Schema):
     """Filters of the queue; without `state` it shows what is not resolved yet."""
 
-    state = fields.List(fields.String(validate=validate.OneOf(ALERT_STATES)), load_default=None,
-                        metadata={"description": "repeatable; default open and acknowledged", "example": ["open"]})
-    kind = fields.List(fields.String(validate=validate.OneOf(ALERT_KINDS)), load_default=None,
-                       metadata={"description": "repeatable", "example": ["serious_ae"]})
-    priority = fields.String(load_default=None, validate=validate.OneOf(["high", "normal"]), metadata={"example": "high"})
-    site = fields.String(load_default=None, metadata={"description": "site code; admins only (others always see their own site)", "example": "PKUPH"})
+    state = fields.List(
+        fields.String(validate=validate.OneOf(ALERT_STATES)),
+        load_default=None,
+        metadata={"description": "repeatable; default open and acknowledged", "example": ["open"]},
+    )
+    kind = fields.List(
+        fields.String(validate=validate.OneOf(ALERT_KINDS)),
+        load_default=None,
+        metadata={"description": "repeatable", "example": ["serious_ae"]},
+    )
+    priority = fields.String(
+        load_default=None, validate=validate.OneOf(["high", "normal"]), metadata={"example": "high"}
+    )
+    site = fields.String(
+        load_default=None,
+        metadata={"description": "site code; admins only (others always see their own site)", "example": "PKUPH"},
+    )
     limit = fields.Integer(load_default=500, validate=validate.Range(1, 1000), metadata={"example": 100})
 
 
 class AlertResolveSchema(Schema):
     """What was done about an alert."""
 
-    note = fields.String(required=True, validate=validate.Length(min=1, max=2000),
-                         metadata={"example": "called the participant; went to the clinic, fine now"})
+    note = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=2000),
+        metadata={"example": "called the participant; went to the clinic, fine now"},
+    )

@@ -124,8 +124,14 @@ class VasList(MethodView):
         principal = current_principal()
         session = get_session()
         participant = visible_participant(participant_id, principal)
-        score = record_vas(session, participant=participant, value=data["value"], actor=principal.actor, now=utcnow(),
-                           reason=data["reason"])
+        score = record_vas(
+            session,
+            participant=participant,
+            value=data["value"],
+            actor=principal.actor,
+            now=utcnow(),
+            reason=data["reason"],
+        )
         return vas_shown(score, participant)
 
 
@@ -143,8 +149,9 @@ class VasCorrect(MethodView):
         if score is None:
             abort(404, message="no such VAS score")
         participant = visible_participant(score.participant_id, principal)
-        new = correct_vas(session, score=score, value=data["value"], reason=data["reason"], actor=principal.actor,
-                          now=utcnow())
+        new = correct_vas(
+            session, score=score, value=data["value"], reason=data["reason"], actor=principal.actor, now=utcnow()
+        )
         return vas_shown(new, participant)
 
 
@@ -158,7 +165,9 @@ class AeTerms(MethodView):
         current_principal()  # staff or a participant's app: any authenticated caller
         return {
             "terms": [{"code": code, "labels": AE_TERM_LABELS[code]} for code in AE_TERMS],
-            "severities": list(SEVERITIES), "relatedness": list(RELATEDNESS), "outcomes": list(OUTCOMES),
+            "severities": list(SEVERITIES),
+            "relatedness": list(RELATEDNESS),
+            "outcomes": list(OUTCOMES),
             "serious_criteria": list(SERIOUS_CRITERIA),
         }
 
@@ -172,8 +181,11 @@ class AdverseEventList(MethodView):
         """The participant's adverse events, newest first, with alert state and review."""
         session = get_session()
         participant = visible_participant(participant_id)
-        rows = session.exec(select(AdverseEvent).where(AdverseEvent.participant_id == participant.id)
-                            .order_by(AdverseEvent.reported_at.desc(), AdverseEvent.id.desc())).all()
+        rows = session.exec(
+            select(AdverseEvent)
+            .where(AdverseEvent.participant_id == participant.id)
+            .order_by(AdverseEvent.reported_at.desc(), AdverseEvent.id.desc())
+        ).all()
         alerts = _alerts_of(session, [row.id for row in rows])
         return _shown_aes([(row, participant, alerts.get(row.id)) for row in rows])
 
@@ -186,11 +198,20 @@ class AdverseEventList(MethodView):
         principal = current_principal()
         session = get_session()
         participant = visible_participant(participant_id, principal)
-        ae = report_adverse_event(session, participant=participant, actor=principal.actor, now=utcnow(),
-                                  vault=get_vault(), term=data["term"], other_text=data["other_text"].strip(),
-                                  onset_date=data["onset_date"], severity=data["severity"], ongoing=data["ongoing"],
-                                  went_to_hospital=data["went_to_hospital"],
-                                  reason=data["reason"] or "reported to staff")
+        ae = report_adverse_event(
+            session,
+            participant=participant,
+            actor=principal.actor,
+            now=utcnow(),
+            vault=get_vault(),
+            term=data["term"],
+            other_text=data["other_text"].strip(),
+            onset_date=data["onset_date"],
+            severity=data["severity"],
+            ongoing=data["ongoing"],
+            went_to_hospital=data["went_to_hospital"],
+            reason=data["reason"] or "reported to staff",
+        )
         return _one_ae(session, ae, participant)
 
 
@@ -216,9 +237,18 @@ class AdverseEventReview(MethodView):
         """Grade an adverse event (investigators and admins): CTCAE v5 grade, seriousness with criteria, relatedness, outcome."""
         session = get_session()
         ae, participant = _visible_ae(session, ae_id)
-        review_adverse_event(session, ae=ae, actor=current_principal().actor, now=utcnow(), ctcae_grade=data["ctcae_grade"],
-                             serious=data["serious"], serious_criteria=data["serious_criteria"], relatedness=data["relatedness"],
-                             outcome=data["outcome"], reason=data["reason"])
+        review_adverse_event(
+            session,
+            ae=ae,
+            actor=current_principal().actor,
+            now=utcnow(),
+            ctcae_grade=data["ctcae_grade"],
+            serious=data["serious"],
+            serious_criteria=data["serious_criteria"],
+            relatedness=data["relatedness"],
+            outcome=data["outcome"],
+            reason=data["reason"],
+        )
         return _one_ae(session, ae, participant)
 
 

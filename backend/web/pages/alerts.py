@@ -54,15 +54,29 @@ def _who(label: str, staff_emails: dict[int, str]) -> str:
 
 def alert_rows(session, alerts: list[Alert], *, now: datetime) -> list[AlertRow]:
     """Queue rows for these alerts, with their participant and site time zone."""
-    participants = {p.id: p for p in session.exec(select(Participant).where(
-        Participant.id.in_({a.participant_id for a in alerts if a.participant_id}))).all()} if alerts else {}
+    participants = (
+        {
+            p.id: p
+            for p in session.exec(
+                select(Participant).where(Participant.id.in_({a.participant_id for a in alerts if a.participant_id}))
+            ).all()
+        }
+        if alerts
+        else {}
+    )
     zones = {s.id: s.time_zone for s in session.exec(select(Site)).all()}
     staff_emails = dict(session.exec(select(Staff.id, Staff.email)).all()) if alerts else {}
     return [
-        AlertRow(alert=a, participant=participants.get(a.participant_id), zone=zones[a.site_id],
-                 kind=ALERT_KIND_LABELS.get(a.kind, a.kind.replace("_", " ")), age=now - a.opened_at,
-                 remaining=a.deadline_at - now if a.deadline_at and a.state != AlertState.RESOLVED.value else None,
-                 acknowledged_by=_who(a.acknowledged_by, staff_emails), resolved_by=_who(a.resolved_by, staff_emails))
+        AlertRow(
+            alert=a,
+            participant=participants.get(a.participant_id),
+            zone=zones[a.site_id],
+            kind=ALERT_KIND_LABELS.get(a.kind, a.kind.replace("_", " ")),
+            age=now - a.opened_at,
+            remaining=a.deadline_at - now if a.deadline_at and a.state != AlertState.RESOLVED.value else None,
+            acknowledged_by=_who(a.acknowledged_by, staff_emails),
+            resolved_by=_who(a.resolved_by, staff_emails),
+        )
         for a in alerts
     ]
 
@@ -85,11 +99,19 @@ def queue(session, *, who: Principal, resolved: bool) -> list[Alert]:
     """Unresolved alerts (high priority, then nearest deadline, then oldest), or the latest resolved ones."""
     query = select(Alert).where(scope.site_filter(who, Alert.site_id))
     if resolved:
-        query = query.where(Alert.state == AlertState.RESOLVED.value).order_by(Alert.resolved_at.desc()).limit(RESOLVED_SHOWN)
+        query = (
+            query.where(Alert.state == AlertState.RESOLVED.value)
+            .order_by(Alert.resolved_at.desc())
+            .limit(RESOLVED_SHOWN)
+        )
     else:
         query = query.where(Alert.state != AlertState.RESOLVED.value).order_by(
-            case((Alert.priority == "high", 0), else_=1), case((Alert.deadline_at.is_(None), 1), else_=0), Alert.deadline_at,
-            Alert.opened_at, Alert.id)
+            case((Alert.priority == "high", 0), else_=1),
+            case((Alert.deadline_at.is_(None), 1), else_=0),
+            Alert.deadline_at,
+            Alert.opened_at,
+            Alert.id,
+        )
     return list(session.exec(query).all())
 
 
@@ -108,8 +130,14 @@ def render_queue(*, submitted: dict | None = None, status: int = 200):
     show_resolved = request.args.get("show") == "resolved"
     alerts = queue(session, who=principal(), resolved=show_resolved)
     back = url_for("pages.alerts", show="resolved") if show_resolved else url_for("pages.alerts")
-    return render_template("alerts.html", rows=alert_rows(session, alerts, now=now), forms=alert_forms(alerts, back=back, submitted=submitted),
-                           show_resolved=show_resolved, now=now, failed=_problems(submitted)), status
+    return render_template(
+        "alerts.html",
+        rows=alert_rows(session, alerts, now=now),
+        forms=alert_forms(alerts, back=back, submitted=submitted),
+        show_resolved=show_resolved,
+        now=now,
+        failed=_problems(submitted),
+    ), status
 
 
 @bp.get("/alerts")

@@ -36,8 +36,10 @@ SESSION_STAFF = "staff_id"
 SESSION_SINCE = "signed_in_at"
 
 # Pages load only what the app serves itself: no CDN, no inline script, no framing.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def log_in(staff: Staff) -> None:
@@ -164,7 +166,10 @@ def _page_headers(response):
 
 
 _ERROR_TEXT = {
-    400: ("The form could not be accepted", "It may have expired or not come from this site. Reload the page and try again."),
+    400: (
+        "The form could not be accepted",
+        "It may have expired or not come from this site. Reload the page and try again.",
+    ),
     403: ("Not for your role", "Your role does not give access to this page."),
     404: ("Not found", "There is nothing here, or it belongs to a site you do not cover."),
     405: ("Not allowed", "This address does not take that kind of request."),

@@ -51,7 +51,9 @@ def _risk_key(row: Row):
     return (-row.high_alerts, rate, -row.open_alerts, row.participant.study_code)
 
 
-def dashboard_rows(session, *, site_ids: list[int] | None, arm: str | None, status: str | None, now: datetime) -> list[Row]:
+def dashboard_rows(
+    session, *, site_ids: list[int] | None, arm: str | None, status: str | None, now: datetime
+) -> list[Row]:
     """Participants of the given sites (None: all) with adherence, latest VAS, open alerts and AE counts."""
     query = select(Participant)
     if site_ids is not None:
@@ -70,24 +72,39 @@ def dashboard_rows(session, *, site_ids: list[int] | None, arm: str | None, stat
     open_alerts: dict[int, int] = defaultdict(int)
     high_alerts: dict[int, int] = defaultdict(int)
     for pid, priority, count in session.exec(
-        select(Alert.participant_id, Alert.priority, func.count()).where(Alert.participant_id.in_(ids), Alert.state != AlertState.RESOLVED.value)
+        select(Alert.participant_id, Alert.priority, func.count())
+        .where(Alert.participant_id.in_(ids), Alert.state != AlertState.RESOLVED.value)
         .group_by(Alert.participant_id, Alert.priority)
     ).all():
         open_alerts[pid] += count
         if priority == "high":
             high_alerts[pid] += count
     latest_vas: dict[int, VasScore] = {}
-    for score in session.exec(select(VasScore).where(VasScore.participant_id.in_(ids), VasScore.status == "valid")
-                              .order_by(VasScore.recorded_at, VasScore.id)).all():
+    for score in session.exec(
+        select(VasScore)
+        .where(VasScore.participant_id.in_(ids), VasScore.status == "valid")
+        .order_by(VasScore.recorded_at, VasScore.id)
+    ).all():
         latest_vas[score.participant_id] = score
-    ae_counts = dict(session.exec(select(AdverseEvent.participant_id, func.count()).where(AdverseEvent.participant_id.in_(ids))
-                                  .group_by(AdverseEvent.participant_id)).all())
+    ae_counts = dict(
+        session.exec(
+            select(AdverseEvent.participant_id, func.count())
+            .where(AdverseEvent.participant_id.in_(ids))
+            .group_by(AdverseEvent.participant_id)
+        ).all()
+    )
     sites = {s.id: s for s in session.exec(select(Site)).all()}
     return [
-        Row(participant=p, site=sites[p.site_id], adherence=adherence_of(doses[p.id], now=now),
+        Row(
+            participant=p,
+            site=sites[p.site_id],
+            adherence=adherence_of(doses[p.id], now=now),
             vas=latest_vas[p.id].value if p.id in latest_vas else None,
             vas_at=latest_vas[p.id].recorded_at if p.id in latest_vas else None,
-            open_alerts=open_alerts[p.id], high_alerts=high_alerts[p.id], adverse_events=ae_counts.get(p.id, 0))
+            open_alerts=open_alerts[p.id],
+            high_alerts=high_alerts[p.id],
+            adverse_events=ae_counts.get(p.id, 0),
+        )
         for p in participants
     ]
 
@@ -105,8 +122,25 @@ def dashboard():
     arm = "" if me.masked else request.args.get("arm", "")
     status = "" if me.masked else request.args.get("status", "")
     sort = request.args.get("sort", "risk") if request.args.get("sort") in SORTS else "risk"
-    rows = dashboard_rows(session, site_ids=site_ids, arm=arm or None, status=status if status in STATUSES else None, now=now)
+    rows = dashboard_rows(
+        session, site_ids=site_ids, arm=arm or None, status=status if status in STATUSES else None, now=now
+    )
     rows.sort(key=_risk_key if sort == "risk" and not me.masked else (lambda r: r.participant.study_code))
-    arms = [] if me.masked else sorted(set(session.exec(select(Participant.arm).where(Participant.site_id.in_([s.id for s in sites]))).all()))
-    return render_template("dashboard.html", rows=rows, sites=sites, arms=arms, statuses=STATUSES, sorts=SORTS,
-                           chosen={"site": chosen_site, "arm": arm, "status": status, "sort": sort}, masked=me.masked, now=now)
+    arms = (
+        []
+        if me.masked
+        else sorted(
+            set(session.exec(select(Participant.arm).where(Participant.site_id.in_([s.id for s in sites]))).all())
+        )
+    )
+    return render_template(
+        "dashboard.html",
+        rows=rows,
+        sites=sites,
+        arms=arms,
+        statuses=STATUSES,
+        sorts=SORTS,
+        chosen={"site": chosen_site, "arm": arm, "status": status, "sort": sort},
+        masked=me.masked,
+        now=now,
+    )

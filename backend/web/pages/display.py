@@ -27,8 +27,15 @@ ALERT_KIND_LABELS = {
     "contact_problem": "Contact problem",
     "opted_out": "Opted out of SMS",
 }
-WEEKDAYS = [("Mon", "Monday"), ("Tue", "Tuesday"), ("Wed", "Wednesday"), ("Thu", "Thursday"),
-            ("Fri", "Friday"), ("Sat", "Saturday"), ("Sun", "Sunday")]
+WEEKDAYS = [
+    ("Mon", "Monday"),
+    ("Tue", "Tuesday"),
+    ("Wed", "Wednesday"),
+    ("Thu", "Thursday"),
+    ("Fri", "Friday"),
+    ("Sat", "Saturday"),
+    ("Sun", "Sunday"),
+]
 
 
 def local_text(instant: datetime | None, zone: str) -> str:
@@ -88,8 +95,12 @@ def month_grids(doses: list[Dose], *, today: date) -> list[MonthGrid]:
     while (year, month) <= (last.year, last.month):
         weeks = []
         for week in stdcal.Calendar(firstweekday=0).monthdatescalendar(year, month):
-            weeks.append([DayCell(day=d, dose=by_date.get(d), today=d == today) if d.month == month else DayCell(day=None)
-                          for d in week])
+            weeks.append(
+                [
+                    DayCell(day=d, dose=by_date.get(d), today=d == today) if d.month == month else DayCell(day=None)
+                    for d in week
+                ]
+            )
         months.append(MonthGrid(title=f"{stdcal.month_name[month]} {year}", weeks=weeks))
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return months

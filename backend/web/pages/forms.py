@@ -25,7 +25,9 @@ REASON_HELP = "Say why, for the audit trail."
 
 
 def _reason(label: str = "Reason") -> TextAreaField:
-    return TextAreaField(label, validators=[DataRequired("Give a reason for this change."), Length(max=500)], description=REASON_HELP)
+    return TextAreaField(
+        label, validators=[DataRequired("Give a reason for this change."), Length(max=500)], description=REASON_HELP
+    )
 
 
 class HhmmField(TimeField):
@@ -52,17 +54,26 @@ class RecordDoseForm(FlaskForm):
     """A dose the participant reported by phone."""
 
     dose = SelectField("Dose", coerce=int, validators=[InputRequired("Choose the dose.")])
-    taken = RadioField("What did the participant say?", choices=[SelectChoice("yes", "Taken"), SelectChoice("no", "Not taken")],
-                       validators=[InputRequired("Say whether it was taken.")])
-    taken_at = DateTimeLocalField("When taken (optional)", format="%Y-%m-%dT%H:%M", validators=[Optional()],
-                                  description="Site time; leave empty for now.")
+    taken = RadioField(
+        "What did the participant say?",
+        choices=[SelectChoice("yes", "Taken"), SelectChoice("no", "Not taken")],
+        validators=[InputRequired("Say whether it was taken.")],
+    )
+    taken_at = DateTimeLocalField(
+        "When taken (optional)",
+        format="%Y-%m-%dT%H:%M",
+        validators=[Optional()],
+        description="Site time; leave empty for now.",
+    )
     reason = _reason("Reason / call note")
 
 
 class HoldForm(FlaskForm):
     """Hold dosing from a date."""
 
-    effective = DateField("Hold from (participant's local date)", validators=[InputRequired("Give the first held day.")])
+    effective = DateField(
+        "Hold from (participant's local date)", validators=[InputRequired("Give the first held day.")]
+    )
     reason = _reason()
 
 
@@ -76,19 +87,29 @@ class ResumeForm(FlaskForm):
 class WithdrawForm(FlaskForm):
     """Withdraw from the trial: future doses and prompts are cancelled."""
 
-    confirm = BooleanField("I confirm this participant is withdrawn from the trial",
-                           validators=[DataRequired("Tick the box to confirm the withdrawal.")])
+    confirm = BooleanField(
+        "I confirm this participant is withdrawn from the trial",
+        validators=[DataRequired("Tick the box to confirm the withdrawal.")],
+    )
     reason = _reason()
 
 
 class DetailsForm(FlaskForm):
     """Phone, time zone and reminder time."""
 
-    phone = StringField("New phone number (E.164, e.g. +8613812345678)", validators=[Optional(), Length(max=32)],
-                        description="Leave empty to keep the current number.")
-    time_zone = StringField("Time zone (IANA, e.g. Asia/Shanghai)", validators=[DataRequired("Give a time zone."), Length(max=64)])
-    reminder_time = HhmmField("Reminder time (participant's local time)", format="%H:%M",
-                              validators=[InputRequired("Give the reminder time.")])
+    phone = StringField(
+        "New phone number (E.164, e.g. +8613812345678)",
+        validators=[Optional(), Length(max=32)],
+        description="Leave empty to keep the current number.",
+    )
+    time_zone = StringField(
+        "Time zone (IANA, e.g. Asia/Shanghai)", validators=[DataRequired("Give a time zone."), Length(max=64)]
+    )
+    reminder_time = HhmmField(
+        "Reminder time (participant's local time)",
+        format="%H:%M",
+        validators=[InputRequired("Give the reminder time.")],
+    )
     reason = _reason()
 
 
@@ -109,8 +130,11 @@ class SimulatorReplyForm(FlaskForm):
     """Reply to the app as a participant would by SMS."""
 
     participant = SelectField("Reply as", coerce=int, validators=[InputRequired("Choose a participant.")])
-    body = StringField("Message text", validators=[DataRequired("Type what the participant sends."), Length(max=1600)],
-                       description="For example 1, 2, V 4.5, AE headache, HELP, STOP.")
+    body = StringField(
+        "Message text",
+        validators=[DataRequired("Type what the participant sends."), Length(max=1600)],
+        description="For example 1, 2, V 4.5, AE headache, HELP, STOP.",
+    )
 
 
 class RunJobsForm(FlaskForm):

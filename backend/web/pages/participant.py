@@ -58,7 +58,13 @@ from schedules.queries import doses_of, local_today, vas_history
 MESSAGE_LOG_LIMIT = 200
 # A dose can be reported by phone once its window has opened; missed and skipped ones may still change.
 REPORTABLE = (DoseState.SCHEDULED.value, DoseState.MISSED.value, DoseState.SKIPPED.value)
-FORM_CLASSES = {"dose": RecordDoseForm, "hold": HoldForm, "resume": ResumeForm, "withdraw": WithdrawForm, "details": DetailsForm}
+FORM_CLASSES = {
+    "dose": RecordDoseForm,
+    "hold": HoldForm,
+    "resume": ResumeForm,
+    "withdraw": WithdrawForm,
+    "details": DetailsForm,
+}
 
 
 @dataclass(frozen=True)
@@ -74,27 +80,52 @@ class LogEntry:
 
 def reportable_doses(doses: list[Dose], *, now: datetime) -> list[Dose]:
     """Doses a nurse may record a phone report for: window opened, not yet final; newest first."""
-    return sorted((d for d in doses if d.state in REPORTABLE and d.window_opens_at <= now), key=lambda d: d.local_date, reverse=True)
+    return sorted(
+        (d for d in doses if d.state in REPORTABLE and d.window_opens_at <= now),
+        key=lambda d: d.local_date,
+        reverse=True,
+    )
 
 
 def _dose_choices(doses: list[Dose], *, now: datetime) -> list[SelectChoice]:
-    return [SelectChoice(d.id, f"Dose {d.seq} — {d.local_date.isoformat()} ({DOSE_STATE_LABELS[d.state][1]})") for d in reportable_doses(doses, now=now)]
+    return [
+        SelectChoice(d.id, f"Dose {d.seq} — {d.local_date.isoformat()} ({DOSE_STATE_LABELS[d.state][1]})")
+        for d in reportable_doses(doses, now=now)
+    ]
 
 
 def message_log(session, participant: Participant) -> tuple[list[LogEntry], list[OutboundMessage]]:
     """The conversation newest first (sent, failed and expired messages plus replies), and what is planned next."""
-    outbound = session.exec(select(OutboundMessage).where(OutboundMessage.participant_id == participant.id,
-                                                          OutboundMessage.status.not_in([OutboxStatus.PLANNED.value, OutboxStatus.CANCELLED.value]))
-                            .order_by(OutboundMessage.due_at.desc()).limit(MESSAGE_LOG_LIMIT)).all()
-    inbound = session.exec(select(InboundMessage).where(InboundMessage.participant_id == participant.id)
-                           .order_by(InboundMessage.received_at.desc()).limit(MESSAGE_LOG_LIMIT)).all()
-    entries = [LogEntry(m.sent_at or m.due_at, "out", m.purpose.replace("_", " "), m.provider_status or m.status, m.body) for m in outbound]
-    entries += [LogEntry(m.received_at, "in", m.intent.replace("_", " ") or "reply", m.outcome, m.body) for m in inbound]
+    outbound = session.exec(
+        select(OutboundMessage)
+        .where(
+            OutboundMessage.participant_id == participant.id,
+            OutboundMessage.status.not_in([OutboxStatus.PLANNED.value, OutboxStatus.CANCELLED.value]),
+        )
+        .order_by(OutboundMessage.due_at.desc())
+        .limit(MESSAGE_LOG_LIMIT)
+    ).all()
+    inbound = session.exec(
+        select(InboundMessage)
+        .where(InboundMessage.participant_id == participant.id)
+        .order_by(InboundMessage.received_at.desc())
+        .limit(MESSAGE_LOG_LIMIT)
+    ).all()
+    entries = [
+        LogEntry(m.sent_at or m.due_at, "out", m.purpose.replace("_", " "), m.provider_status or m.status, m.body)
+        for m in outbound
+    ]
+    entries += [
+        LogEntry(m.received_at, "in", m.intent.replace("_", " ") or "reply", m.outcome, m.body) for m in inbound
+    ]
     # Newest first; an answer shares its message's timestamp and goes above it, as on a phone.
     entries.sort(key=lambda e: (e.at, e.direction == "out"), reverse=True)
-    planned = session.exec(select(OutboundMessage).where(OutboundMessage.participant_id == participant.id,
-                                                         OutboundMessage.status == OutboxStatus.PLANNED.value)
-                           .order_by(OutboundMessage.due_at).limit(5)).all()
+    planned = session.exec(
+        select(OutboundMessage)
+        .where(OutboundMessage.participant_id == participant.id, OutboundMessage.status == OutboxStatus.PLANNED.value)
+        .order_by(OutboundMessage.due_at)
+        .limit(5)
+    ).all()
     return entries[:MESSAGE_LOG_LIMIT], list(planned)
 
 
@@ -105,8 +136,12 @@ def _default_forms(participant: Participant, *, today) -> dict[str, FlaskForm]:
         "hold": HoldForm(prefix="hold", formdata=None, effective=today),
         "resume": ResumeForm(prefix="resume", formdata=None, resume_date=today),
         "withdraw": WithdrawForm(prefix="withdraw", formdata=None),
-        "details": DetailsForm(prefix="details", formdata=None, time_zone=participant.time_zone,
-                               reminder_time=parse_hhmm(participant.reminder_time)),
+        "details": DetailsForm(
+            prefix="details",
+            formdata=None,
+            time_zone=participant.time_zone,
+            reminder_time=parse_hhmm(participant.reminder_time),
+        ),
     }
 
 
@@ -120,24 +155,53 @@ def render_participant(participant: Participant, *, submitted: dict[str, FlaskFo
     zone = site.time_zone
     scores = vas_history(session, participant.id)
     valid = [s for s in scores if s.status == "valid"]
-    chart = {"labels": [local_date_text(s.recorded_at, zone) for s in valid], "values": [float(s.value) for s in valid], "zone": zone}
-    adverse_events = session.exec(select(AdverseEvent).where(AdverseEvent.participant_id == participant.id)
-                                  .order_by(AdverseEvent.reported_at.desc())).all()
-    context = dict(participant=participant, site=site, study=study, zone=zone, masked=me.masked, now=now, scores=scores, failed=list(submitted or {}),
-                   chart_json=json.dumps(chart).replace("<", "\\u003c"), adverse_events=adverse_events, state_labels=DOSE_STATE_LABELS,
-                   weekdays=WEEKDAYS)
+    chart = {
+        "labels": [local_date_text(s.recorded_at, zone) for s in valid],
+        "values": [float(s.value) for s in valid],
+        "zone": zone,
+    }
+    adverse_events = session.exec(
+        select(AdverseEvent)
+        .where(AdverseEvent.participant_id == participant.id)
+        .order_by(AdverseEvent.reported_at.desc())
+    ).all()
+    context = dict(
+        participant=participant,
+        site=site,
+        study=study,
+        zone=zone,
+        masked=me.masked,
+        now=now,
+        scores=scores,
+        failed=list(submitted or {}),
+        chart_json=json.dumps(chart).replace("<", "\\u003c"),
+        adverse_events=adverse_events,
+        state_labels=DOSE_STATE_LABELS,
+        weekdays=WEEKDAYS,
+    )
     if not me.masked:
         doses = doses_of(session, participant.id)
         today = local_today(participant, now)
         forms = _default_forms(participant, today=today)
         forms.update(submitted or {})
         forms["dose"].dose.choices = _dose_choices(doses, now=now)
-        alerts = session.exec(select(Alert).where(Alert.participant_id == participant.id, Alert.state != AlertState.RESOLVED.value)
-                              .order_by(Alert.opened_at)).all()
+        alerts = session.exec(
+            select(Alert)
+            .where(Alert.participant_id == participant.id, Alert.state != AlertState.RESOLVED.value)
+            .order_by(Alert.opened_at)
+        ).all()
         log, planned = message_log(session, participant)
-        context.update(doses=doses, adherence=adherence_of(doses, now=now), months=month_grids(doses, today=today), today=today,
-                       forms=forms, alerts=alert_rows(session, alerts, now=now), alert_forms=alert_forms(alerts, back=url_for("pages.participant", participant_id=participant.id)),
-                       log=log, planned=planned)
+        context.update(
+            doses=doses,
+            adherence=adherence_of(doses, now=now),
+            months=month_grids(doses, today=today),
+            today=today,
+            forms=forms,
+            alerts=alert_rows(session, alerts, now=now),
+            alert_forms=alert_forms(alerts, back=url_for("pages.participant", participant_id=participant.id)),
+            log=log,
+            planned=planned,
+        )
     return render_template("participant.html", **context), status
 
 
@@ -199,8 +263,17 @@ def record_dose(participant_id: int):
         if form.taken_at.data is not None:
             local = form.taken_at.data
             taken_at = local_wall_to_utc(local.date(), local.time().replace(second=0, microsecond=0), zone)
-        dose_ops.record_dose(session, participant=participant, dose=dose, taken=form.taken.data == "yes", actor=principal().actor,
-                    now=now, taken_at=taken_at, note=_reason(form), reason=f"reported by phone: {_reason(form)}")
+        dose_ops.record_dose(
+            session,
+            participant=participant,
+            dose=dose,
+            taken=form.taken.data == "yes",
+            actor=principal().actor,
+            now=now,
+            taken_at=taken_at,
+            note=_reason(form),
+            reason=f"reported by phone: {_reason(form)}",
+        )
         return f"Dose {dose.seq} ({dose.local_date.isoformat()}) recorded: {DOSE_STATE_LABELS[dose.state][1]}."
 
     return _act(participant, "dose", form, change)
@@ -214,8 +287,14 @@ def hold(participant_id: int):
     form = HoldForm(prefix="hold")
 
     def change(now: datetime) -> str:
-        held = ops.hold(get_session(), participant=participant, reason=_reason(form), effective=form.effective.data,
-                           actor=principal().actor, now=now)
+        held = ops.hold(
+            get_session(),
+            participant=participant,
+            reason=_reason(form),
+            effective=form.effective.data,
+            actor=principal().actor,
+            now=now,
+        )
         return f"Dosing on hold from {form.effective.data.isoformat()}: {held} dose(s) held."
 
     return _act(participant, "hold", form, change)
@@ -229,8 +308,14 @@ def resume(participant_id: int):
     form = ResumeForm(prefix="resume")
 
     def change(now: datetime) -> str:
-        planned = ops.resume(get_session(), participant=participant, reason=_reason(form), resume_date=form.resume_date.data,
-                                actor=principal().actor, now=now)
+        planned = ops.resume(
+            get_session(),
+            participant=participant,
+            reason=_reason(form),
+            resume_date=form.resume_date.data,
+            actor=principal().actor,
+            now=now,
+        )
         return f"Dosing resumed on {form.resume_date.data.isoformat()}: {planned} dose(s) planned."
 
     return _act(participant, "resume", form, change)
@@ -244,7 +329,9 @@ def withdraw_participant(participant_id: int):
     form = WithdrawForm(prefix="withdraw")
 
     def change(now: datetime) -> str:
-        cancelled = ops.withdraw(get_session(), participant=participant, reason=_reason(form), actor=principal().actor, now=now)
+        cancelled = ops.withdraw(
+            get_session(), participant=participant, reason=_reason(form), actor=principal().actor, now=now
+        )
         return f"{participant.study_code} is withdrawn: {cancelled} future dose(s) cancelled."
 
     return _act(participant, "withdraw", form, change)
@@ -267,8 +354,15 @@ def edit_details(participant_id: int):
             changes["reminder_time"] = form.reminder_time.data.strftime("%H:%M")
         if not changes:
             raise _NothingChanged("nothing to change: the values are the current ones")
-        ops.change_details(get_session(), participant=participant, vault=get_vault(), actor=principal().actor,
-                           reason=_reason(form), now=now, **changes)
+        ops.change_details(
+            get_session(),
+            participant=participant,
+            vault=get_vault(),
+            actor=principal().actor,
+            reason=_reason(form),
+            now=now,
+            **changes,
+        )
         return "Updated " + ", ".join(name.replace("_", " ") for name in changes) + "."
 
     return _act(participant, "details", form, change)
@@ -276,4 +370,3 @@ def edit_details(participant_id: int):
 
 class _NothingChanged(DomainError):
     """The details form was sent with the current values."""
-

@@ -35,7 +35,9 @@ def _require_console() -> None:
 
 
 def _visible_participants(session) -> list[Participant]:
-    query = select(Participant).where(scope.site_filter(principal(), Participant.site_id)).order_by(Participant.study_code)
+    query = (
+        select(Participant).where(scope.site_filter(principal(), Participant.site_id)).order_by(Participant.study_code)
+    )
     return list(session.exec(query).all())
 
 
@@ -45,11 +47,22 @@ def _render(*, reply_form: SimulatorReplyForm | None = None, status: int = 200):
     chosen_id = request.args.get("participant", type=int)
     chosen = next((p for p in participants if p.id == chosen_id), participants[0] if participants else None)
     choices = [SelectChoice(p.id, f"{p.study_code} (phone ending {p.phone_last2})") for p in participants]
-    reply_form = reply_form or SimulatorReplyForm(prefix="sim", formdata=None, participant=chosen.id if chosen else None)
+    reply_form = reply_form or SimulatorReplyForm(
+        prefix="sim", formdata=None, participant=chosen.id if chosen else None
+    )
     reply_form.participant.choices = choices
     jobs_form = RunJobsForm(prefix="jobs", formdata=None, participant=str(chosen.id) if chosen else "")
-    context = dict(participants=participants, chosen=chosen, reply_form=reply_form, jobs_form=jobs_form, jobs=JOBS, log=[], planned=[],
-                   zone=None, last=None)
+    context = dict(
+        participants=participants,
+        chosen=chosen,
+        reply_form=reply_form,
+        jobs_form=jobs_form,
+        jobs=JOBS,
+        log=[],
+        planned=[],
+        zone=None,
+        last=None,
+    )
     if chosen is not None:
         context["zone"] = session.get(Site, chosen.site_id).time_zone
         context["log"], context["planned"] = message_log(session, chosen)
@@ -81,9 +94,18 @@ def simulator_reply():
         return _render(reply_form=form, status=422)
     participant = visible_participant_or_404(form.participant.data)
     vault = get_vault()
-    result = handle_inbound(session, message_sid="SIM" + uuid.uuid4().hex, from_number=vault.decrypt(participant.phone_ciphertext),
-                            body=form.body.data, params={}, vault=vault, now=utcnow())
-    return redirect(url_for("pages.simulator", participant=participant.id, inbound=result.inbound_id, _anchor="last"), code=303)
+    result = handle_inbound(
+        session,
+        message_sid="SIM" + uuid.uuid4().hex,
+        from_number=vault.decrypt(participant.phone_ciphertext),
+        body=form.body.data,
+        params={},
+        vault=vault,
+        now=utcnow(),
+    )
+    return redirect(
+        url_for("pages.simulator", participant=participant.id, inbound=result.inbound_id, _anchor="last"), code=303
+    )
 
 
 @bp.post("/simulator/run-jobs")
@@ -99,5 +121,9 @@ def simulator_run_jobs():
     app = current_app._get_current_object()
     for job in JOBS:
         flash(f"{job.name}: {run_job(app, job.name)}", "info")
-    target = url_for("pages.simulator", participant=form.participant.data) if (form.participant.data or "").isdigit() else url_for("pages.simulator")
+    target = (
+        url_for("pages.simulator", participant=form.participant.data)
+        if (form.participant.data or "").isdigit()
+        else url_for("pages.simulator")
+    )
     return redirect(target, code=303)

@@ -21,6 +21,7 @@ from schedules.models import AdverseEvent, Alert, Study
 from schedules.participants import update_details
 from schedules.protocol import VasRule
 from schedules.studies import load_study, protocol_of
+
 # The app tests' fixture: study, site, nurse, P-001 and P-002.
 from tests.backend.app_fixtures import signed_in, trial  # noqa: F401
 from tests.backend.test_sms_symptoms import sms
@@ -41,9 +42,15 @@ def paged_site(session, trial):  # noqa: F811
 
 def pages_for(session, ae_id: int) -> list[OutboundMessage]:
     """The on-call SMS queued for one adverse event."""
-    return list(session.exec(select(OutboundMessage).where(OutboundMessage.purpose == "staff_alert",
-                                                           OutboundMessage.ref_type == "adverse_event",
-                                                           OutboundMessage.ref_id == ae_id)).all())
+    return list(
+        session.exec(
+            select(OutboundMessage).where(
+                OutboundMessage.purpose == "staff_alert",
+                OutboundMessage.ref_type == "adverse_event",
+                OutboundMessage.ref_id == ae_id,
+            )
+        ).all()
+    )
 
 
 def alert_for(session, ae_id: int) -> Alert:
@@ -53,8 +60,11 @@ def alert_for(session, ae_id: int) -> Alert:
 
 def by_staff_api(client, session, trial, site):  # noqa: F811
     nurse = make_staff_token(session, role="nurse", site=site, email="n2@example.org", ttl=timedelta(days=365))
-    response = client.post(f"/api/v1/participants/{trial.a.id}/adverse-events", headers=auth(nurse),
-                           json={"term": "fever", "went_to_hospital": True, "reason": "phoned the site"})
+    response = client.post(
+        f"/api/v1/participants/{trial.a.id}/adverse-events",
+        headers=auth(nurse),
+        json={"term": "fever", "went_to_hospital": True, "reason": "phoned the site"},
+    )
     assert response.status_code == 201, response.get_json()
     return response.get_json()["id"]
 
@@ -74,8 +84,13 @@ def by_sms(client, session, trial, site):  # noqa: F811
 
 
 @pytest.mark.parametrize("report", [by_staff_api, by_app, by_sms], ids=["staff-api", "app", "sms"])
-def test_a_suspected_serious_event_pages_on_call_from_every_entry_point(report, client, session, trial,  # noqa: F811
-                                                                        paged_site):
+def test_a_suspected_serious_event_pages_on_call_from_every_entry_point(
+    report,
+    client,
+    session,
+    trial,  # noqa: F811
+    paged_site,
+):
     ae_id = report(client, session, trial, paged_site)
     ae = session.get(AdverseEvent, ae_id)
     assert ae.suspected_serious is True
@@ -87,15 +102,27 @@ def test_a_suspected_serious_event_pages_on_call_from_every_entry_point(report, 
 
 
 def test_an_ordinary_event_opens_a_nurse_alert_and_pages_nobody(session, trial, paged_site):  # noqa: F811
-    ae = operations.report_adverse_event(session, participant=trial.a, actor=Actor("app", f"participant:{trial.a.id}"),
-                                         now=trial.a.enrolled_at, vault=VAULT, term="headache", severity="mild")
+    ae = operations.report_adverse_event(
+        session,
+        participant=trial.a,
+        actor=Actor("app", f"participant:{trial.a.id}"),
+        now=trial.a.enrolled_at,
+        vault=VAULT,
+        term="headache",
+        severity="mild",
+    )
     assert alert_for(session, ae.id).kind == "adverse_event" and pages_for(session, ae.id) == []
 
 
 def test_a_serious_word_in_free_text_pages_on_call_without_a_hospital_answer(session, trial, paged_site):  # noqa: F811
-    ae = operations.report_adverse_event(session, participant=trial.a, actor=Actor("sms", f"participant:{trial.a.id}"),
-                                         now=trial.a.enrolled_at, vault=VAULT,
-                                         raw_text="fever, went to the emergency room")
+    ae = operations.report_adverse_event(
+        session,
+        participant=trial.a,
+        actor=Actor("sms", f"participant:{trial.a.id}"),
+        now=trial.a.enrolled_at,
+        vault=VAULT,
+        raw_text="fever, went to the emergency room",
+    )
     assert ae.suspected_serious and len(pages_for(session, ae.id)) == len(ON_CALL)
 
 
@@ -150,26 +177,47 @@ def test_a_language_change_is_checked_against_the_studys_protocol(session, trial
     chinese_only = dataclasses.replace(protocol, languages=("zh-CN",))
     load_study(session, protocol=chinese_only, source_file="test", now=trial.a.enrolled_at)
     with pytest.raises(InvalidInput) as refused:
-        update_details(session, participant=trial.a, vault=VAULT, actor=Actor("app", "participant"), reason=None,
-                       now=trial.a.enrolled_at, language="en")
+        update_details(
+            session,
+            participant=trial.a,
+            vault=VAULT,
+            actor=Actor("app", "participant"),
+            reason=None,
+            now=trial.a.enrolled_at,
+            language="en",
+        )
     assert refused.value.field == "language" and "zh-CN" in refused.value.message
 
 
 def test_operations_never_import_flask():
-    code = ("import json, sys, backend.operations.symptoms; "
-            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'flask')))")
+    code = (
+        "import json, sys, backend.operations.symptoms; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'flask')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == []
 
 
 def test_vas_scale_params_write_the_range_as_people_do():
-    rule = VasRule(every_days=7, reply_window_hours=24, undo_minutes=60, scale_min=Decimal("0.0"),
-                   scale_max=Decimal("10.0"), decimals=1)
+    rule = VasRule(
+        every_days=7,
+        reply_window_hours=24,
+        undo_minutes=60,
+        scale_min=Decimal("0.0"),
+        scale_max=Decimal("10.0"),
+        decimals=1,
+    )
     assert operations.vas_scale_params(rule) == {"scale_min": "0", "scale_max": "10", "decimals": 1}
 
 
-WRITES = {"record_vas", "correct_vas", "undo_last_vas", "report_adverse_event", "review_adverse_event",
-          "sign_off_adverse_event"}
+WRITES = {
+    "record_vas",
+    "correct_vas",
+    "undo_last_vas",
+    "report_adverse_event",
+    "review_adverse_event",
+    "sign_off_adverse_event",
+}
 
 
 def test_entry_points_reach_the_domain_writes_only_through_the_operations():
