@@ -6,7 +6,7 @@ PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 BENCHES = b1_fanout b2_inbound b2_ceiling b3_missed b4_enroll b5_memory b6_apscheduler b7_sqlite_writes
 
-.PHONY: run test test-sqlite test-postgres setup clean bench $(BENCHES)
+.PHONY: run test lint test-sqlite test-postgres setup clean bench $(BENCHES)
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,19 @@ run: setup
 
 ## Set up and run the whole suite on SQLite, then on PostgreSQL when it is reachable
 ## (CI=true makes PostgreSQL and Chromium mandatory instead of skipped).
-test: setup
+test: setup lint
 	scripts/ensure-chromium
 	$(MAKE) test-sqlite
 	@if scripts/postgres-ready "$(PG_TEST_URL)"; then $(MAKE) test-postgres; \
 	 elif [ -n "$$CI" ]; then echo "PostgreSQL is not reachable at $(PG_TEST_URL) and CI requires it" >&2; exit 1; \
 	 else echo "PostgreSQL not reachable: skipped the PostgreSQL run (CI does not skip it)"; fi
+
+## The architecture and the code's form, checked before any test runs (see ARCHITECTURE.md):
+## import-linter's layer contracts, ruff's lint and import order, ruff's formatting (lines <= 120).
+lint: setup
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check --quiet .
 
 test-sqlite: setup
 	$(BIN)/pytest

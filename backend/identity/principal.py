@@ -6,10 +6,14 @@ from dataclasses import dataclass
 
 from backend.models import Role
 from schedules.changes import Actor
+from schedules.models import AlertKind
 
 ALL_STAFF = tuple(role.value for role in Role)
 # Everyone but the masked outcome assessor: they may see arm, doses, messages and act on them.
 UNMASKED = (Role.ADMIN.value, Role.INVESTIGATOR.value, Role.NURSE.value)
+# The masked assessor sees adverse-event alerts only: every other kind tells of dosing or messaging,
+# which would unmask the arm.
+ASSESSOR_ALERT_KINDS = (AlertKind.ADVERSE_EVENT.value, AlertKind.SERIOUS_AE.value)
 # Investigators (and admins) grade and sign off adverse events; nurses may not.
 REVIEWERS = (Role.ADMIN.value, Role.INVESTIGATOR.value)
 

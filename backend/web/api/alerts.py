@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from backend.db import get_session
 from backend.identity import scope
-from backend.identity.principal import UNMASKED, Principal
+from backend.identity.principal import ASSESSOR_ALERT_KINDS, UNMASKED, Principal
 from backend.operations.alerts import acknowledge_alert, resolve_alert
 from backend.web.api.errors import error_responses
 from backend.web.api.symptom_schemas import (
@@ -20,14 +20,12 @@ from backend.web.api.symptom_schemas import (
 )
 from backend.web.auth import current_principal, require_staff
 from schedules.dbtypes import utcnow
-from schedules.models import HIGH, Alert, AlertKind, AlertState, Participant, Site
+from schedules.models import HIGH, Alert, AlertState, Participant, Site
 
 # Ids are 32-bit columns: a larger number in the path is simply not found (rather than a database overflow).
 ID = "int(max=2147483647)"
 blp = Blueprint("alerts", __name__, url_prefix="/api/v1", description="The nurse alert queue.")
 
-# The masked assessor sees adverse events; every other kind tells of dosing or messaging, which would unmask the arm.
-ASSESSOR_KINDS = (AlertKind.ADVERSE_EVENT.value, AlertKind.SERIOUS_AE.value)
 UNRESOLVED = (AlertState.OPEN.value, AlertState.ACKNOWLEDGED.value)
 
 
@@ -50,7 +48,7 @@ def _visible_alert(session: Session, principal: Principal, alert_id: int) -> Ale
     alert = session.get(Alert, alert_id)
     if alert is None or not principal.can_see_site(alert.site_id):
         abort(404, message="no such alert")
-    if principal.masked and alert.kind not in ASSESSOR_KINDS:
+    if principal.masked and alert.kind not in ASSESSOR_ALERT_KINDS:
         abort(403, message="the masked assessor sees adverse-event alerts only")
     return alert
 
@@ -67,9 +65,9 @@ class AlertList(MethodView):
         session = get_session()
         kinds = args["kind"]
         if principal.masked:
-            if kinds and set(kinds) - set(ASSESSOR_KINDS):
+            if kinds and set(kinds) - set(ASSESSOR_ALERT_KINDS):
                 abort(403, message="the masked assessor sees adverse-event alerts only")
-            kinds = kinds or list(ASSESSOR_KINDS)
+            kinds = kinds or list(ASSESSOR_ALERT_KINDS)
         query = select(Alert).join(Site, Alert.site_id == Site.id).where(Alert.state.in_(args["state"] or UNRESOLVED))
         query = query.where(scope.site_filter(principal, Alert.site_id))
         if args["site"]:
