@@ -29,7 +29,9 @@ _CLIENT = r"""
 import json, sys, threading, time
 from notifications.senders import TwilioSmsSender
 url, threads, per_thread, start_at = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-sender = TwilioSmsSender(account_sid="AC" + "0" * 27 + "bench", auth_token="token", from_number="+15005550006", api_base_url=url)
+sender = TwilioSmsSender(
+    account_sid="AC" + "0" * 27 + "bench", auth_token="token", from_number="+15005550006", api_base_url=url
+)
 errors = []
 def loop(k):
     for i in range(per_thread):
@@ -73,7 +75,7 @@ def standin_max(standin: common.StandIn, *, processes: int, threads: int, total:
 
 
 def insert_due_reminders(app, participant_ids: list[int], *, due: datetime, seq: int = 1) -> None:
-    """One dose per participant and its planned reminder, all due at `due`, committed at once (as the planner leaves them)."""
+    """One dose per participant and its planned reminder, all due at `due`, committed at once (as the planner does)."""
     from sqlalchemy import insert, select
 
     from backend.db import get_database
@@ -218,7 +220,8 @@ def run_fanout(
             wall = time.perf_counter() - t0
             if scheduler:
                 # B5: the scheduler, started now (so its planner does not race the bench's own insert), runs its jobs
-                # at once over these 10,000 participants; sample it until plan_messages is done or scheduler_seconds pass.
+                # at once over these 10,000 participants; sample it until plan_messages is done or
+                # scheduler_seconds pass.
                 procs["scheduler"] = common.spawn(
                     [PY, "-m", "flask", "--app", "wsgi", "scheduler", "--no-dispatch"], env, f"{work}/scheduler.log"
                 )
@@ -269,7 +272,8 @@ def run_fanout(
 def show(result: dict) -> None:
     """Print one variant's figures."""
     print(
-        f"-- {result['variant']}: {result['n']} reminders, {result['concurrency']} threads x batch {result['batch']} per dispatcher, "
+        f"-- {result['variant']}: {result['n']} reminders, "
+        f"{result['concurrency']} threads x batch {result['batch']} per dispatcher, "
         f"stand-in {result['latency_ms']:g} ms"
         + (f", send cap {result['rate_cap']:g}/s via Redis" if result["rate_cap"] else "")
     )
@@ -280,10 +284,12 @@ def show(result: dict) -> None:
     if "standin_max" in result:
         m = result["standin_max"]
         print(
-            f"   stand-in max at the same concurrency: {m['per_second']} messages/s ({m['errors']} errors) -> ratio {result['ratio_to_standin_max']}"
+            f"   stand-in max at the same concurrency: {m['per_second']} messages/s ({m['errors']} errors) "
+            f"-> ratio {result['ratio_to_standin_max']}"
         )
     print(
-        f"   received {result['received']}, distinct recipients {result['distinct_recipients']}, not sent {result['failed_or_retrying']}"
+        f"   received {result['received']}, distinct recipients {result['distinct_recipients']}, "
+        f"not sent {result['failed_or_retrying']}"
     )
     print(f"   peak RSS MB: {result['peak_rss_mb']}")
 

@@ -74,13 +74,16 @@ def show(r: dict) -> None:
     """Print the three ratios."""
     h = r["healthz"]
     print(
-        f"-- GET /healthz           : bare {h['bare']['per_second']:.0f} req/s, real app {h['real']['per_second']:.0f} req/s -> ratio {h['ratio']}"
+        f"-- GET /healthz           : bare {h['bare']['per_second']:.0f} req/s, "
+        f"real app {h['real']['per_second']:.0f} req/s -> ratio {h['ratio']}"
     )
     for name, label in (("store_only", "store-only webhook"), ("real_webhook", "real webhook      ")):
         p = r[name]
         print(
-            f"-- POST /sms/inbound {label}: bare {p['bare']['per_second']:.0f} req/s, ours {p['ours']['per_second']:.0f} req/s"
-            f" (p99 {p['ours']['p99_ms']} ms, non-2xx {p['ours']['status_errors']}) -> ratio {p['ratio']}  (B2 target >= 0.5)"
+            f"-- POST /sms/inbound {label}: bare {p['bare']['per_second']:.0f} req/s, "
+            f"ours {p['ours']['per_second']:.0f} req/s"
+            f" (p99 {p['ours']['p99_ms']} ms, non-2xx {p['ours']['status_errors']}) -> ratio {p['ratio']}"
+            "  (B2 target >= 0.5)"
         )
 
 

@@ -1,6 +1,6 @@
 """B2 inbound webhook under load: gunicorn (2 workers) on PostgreSQL vs a bare Flask endpoint in the same server config.
 
-    .venv/bin/python bench/b2_inbound.py            # needs wrk (apt-get install -y wrk); falls back to a Python generator
+    .venv/bin/python bench/b2_inbound.py  # needs wrk (apt-get install -y wrk); falls back to a Python generator
 
 1. Maximum rate: wrk (closed loop, 16 connections, 15 s) against the real /sms/inbound and against
    bench/bare_app.py, both served by `gunicorn -c infra/gunicorn.conf.py`. Every request is a distinct,
@@ -382,16 +382,21 @@ def show(r: dict) -> None:
     b, m, h = r["bare_max"], r["real_max"], r["at_half_rate"]
     print(f"-- maximum rate ({m['tool']}, {r['seconds']} s each)")
     print(
-        f"   bare Flask endpoint : {b['per_second']} req/s, p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms, errors {b.get('status_errors', 0)}"
+        f"   bare Flask endpoint : {b['per_second']} req/s, p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms, "
+        f"errors {b.get('status_errors', 0)}"
     )
     print(
-        f"   real /sms/inbound   : {m['per_second']} req/s, p50 {m['p50_ms']} ms, p99 {m['p99_ms']} ms, errors {m.get('status_errors', 0)}"
-        f" (non-2xx {m.get('status_errors', 0)}, socket {m.get('connect_errors', 0) + m.get('read_errors', 0) + m.get('write_errors', 0)}, timeouts {m.get('timeouts', 0)})"
+        f"   real /sms/inbound   : {m['per_second']} req/s, p50 {m['p50_ms']} ms, p99 {m['p99_ms']} ms, "
+        f"errors {m.get('status_errors', 0)}"
+        f" (non-2xx {m.get('status_errors', 0)}, "
+        f"socket {m.get('connect_errors', 0) + m.get('read_errors', 0) + m.get('write_errors', 0)}, "
+        f"timeouts {m.get('timeouts', 0)})"
     )
     print(f"   ratio real/bare     : {r['ratio']}  (target >= 0.5)")
     print(f"-- open loop at half the real maximum: target {h['target_rate']}/s, achieved {h['achieved_rate']}/s")
     print(
-        f"   p50 {h['p50_ms']} ms, p90 {h['p90_ms']} ms, p99 {h['p99_ms']} ms (target < 100), max {h['max_ms']} ms; statuses {h['statuses']}, errors {h['errors']}"
+        f"   p50 {h['p50_ms']} ms, p90 {h['p90_ms']} ms, p99 {h['p99_ms']} ms (target < 100), max {h['max_ms']} ms; "
+        f"statuses {h['statuses']}, errors {h['errors']}"
     )
     print(
         f"-- exactly once: {r['exactly_once']}  {r['database']}  (answered 200: {r['distinct_messages_answered_200']},"

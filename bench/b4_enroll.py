@@ -34,7 +34,7 @@ from b2_inbound import free_port, start_gunicorn
 
 
 def enroller(app):
-    """one(i): enroll participant i with its schedule and reminders in one transaction, as `participants enroll` does."""
+    """one(i): enroll participant i with schedule and reminders in one transaction, as `participants enroll` does."""
     from sqlmodel import select
 
     from backend.db import get_database
@@ -234,7 +234,8 @@ def insert_schedules(app, participant_ids: list[int], *, first_dose) -> int:
         with (
             raw.driver_connection.cursor() as cursor,
             cursor.copy(
-                "COPY dose (participant_id, seq, local_date, due_at, window_opens_at, window_closes_at, state, note, updated_at) FROM STDIN"
+                "COPY dose (participant_id, seq, local_date, due_at, window_opens_at, window_closes_at, state, note,"
+                " updated_at) FROM STDIN"
             ) as copy,
         ):
             for pid in participant_ids:
@@ -290,7 +291,8 @@ def main() -> None:
             result = plan_at_scale(app, args.plan)
             for run in result["runs"]:
                 print(
-                    f"-- plan_messages over {result['participants']:,} participants ({result['doses']:,} doses), {run['run']}: "
+                    f"-- plan_messages over {result['participants']:,} participants "
+                    f"({result['doses']:,} doses), {run['run']}: "
                     f"{run['seconds']} s; {run['summary']}"
                 )
             common.record("B4-plan", result)
@@ -299,7 +301,8 @@ def main() -> None:
         common.study_and_site(app)
         a = enroll_in_process(app, args.n, profile=args.profile)
         print(
-            f"-- in process, one client, one transaction each: {a['enrolled']} in {a['seconds']} s = {a['per_second']}/s "
+            f"-- in process, one client, one transaction each: "
+            f"{a['enrolled']} in {a['seconds']} s = {a['per_second']}/s "
             f"({a['ms_each']} ms each, of which {a['client_cpu_ms_each']} ms CPU in this process)  (target >= 200/s)"
         )
         if a["profile"]:
@@ -307,7 +310,8 @@ def main() -> None:
         c = enroll_concurrently(env, args.n, args.clients, offset=200_000) if args.clients else None
         if c:
             print(
-                f"-- in process, {c['clients']} client processes, one transaction each: {c['enrolled']} in {c['seconds']} s = {c['per_second']}/s"
+                f"-- in process, {c['clients']} client processes, one transaction each: "
+                f"{c['enrolled']} in {c['seconds']} s = {c['per_second']}/s"
             )
         token = staff_token(app)
         port = free_port()
@@ -318,7 +322,8 @@ def main() -> None:
         finally:
             common.stop_process(web)
         print(
-            f"-- POST /api/v1/participants, gunicorn 2x4, {b['clients']} clients: {b['enrolled']} in {b['seconds']} s = {b['per_second']}/s, "
+            f"-- POST /api/v1/participants, gunicorn 2x4, {b['clients']} clients: "
+            f"{b['enrolled']} in {b['seconds']} s = {b['per_second']}/s, "
             f"p50 {b['p50_ms']} ms, p95 {b['p95_ms']} ms, statuses {b['statuses']}"
         )
         common.record(

@@ -4,7 +4,8 @@
 
 Runs B1 on PostgreSQL with two dispatchers, then starts the real scheduler over the same 10,000
 participants (it runs its jobs at once) and samples it until its plan_messages run ends or
---scheduler-seconds pass; then a short B2 against gunicorn. Every process's VmHWM is sampled twice a second. Target: each <= 150 MB.
+--scheduler-seconds pass; then a short B2 against gunicorn. Every process's VmHWM is sampled twice a second.
+Target: each <= 150 MB.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def main() -> None:
     common.banner("B5 peak RSS during B1 (PostgreSQL, 2 dispatchers + scheduler) and B2 (gunicorn)")
     b1 = run_fanout("pg", 2, n=args.n, scheduler=True, scheduler_seconds=args.scheduler_seconds, measure_max=False)
     print(
-        f"   B1: {b1['n']} sent at {b1['per_second']}/s; then the scheduler's first plan_messages over them: {b1['scheduler_plan_messages_s']}"
+        f"   B1: {b1['n']} sent at {b1['per_second']}/s; "
+        f"then the scheduler's first plan_messages over them: {b1['scheduler_plan_messages_s']}"
     )
     b2 = run_inbound(seconds=args.seconds)
     print(f"   B2: {b2['real_max']['per_second']} req/s at the maximum")

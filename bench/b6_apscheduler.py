@@ -171,7 +171,8 @@ def main() -> None:
         ids = first
         add_s = add_jobs(url, "apscheduler_add", ids, far)
         print(
-            f"-- APScheduler: adding {len(ids)} date jobs to SQLAlchemyJobStore took {add_s:.1f} s ({len(ids) / add_s:.0f} jobs/s)"
+            f"-- APScheduler: adding {len(ids)} date jobs to SQLAlchemyJobStore took {add_s:.1f} s "
+            f"({len(ids) / add_s:.0f} jobs/s)"
         )
         runs = []
         for grace, batch in ((1, first), (None, second)):
@@ -180,13 +181,15 @@ def main() -> None:
             r["jobs"] = len(batch)
             runs.append(r)
             print(
-                f"   misfire_grace_time={grace}: {r['jobs']} jobs due together -> sent {r['sent']}, missed {r['missed']}, "
+                f"   misfire_grace_time={grace}: {r['jobs']} jobs due together -> "
+                f"sent {r['sent']}, missed {r['missed']}, "
                 f"errors {r['errors']} in {r['seconds']} s = {r['per_second']} messages/s"
             )
         APP.extensions["database"].engine.dispose()
     ours = run_fanout("pg", 1, n=args.n, concurrency=args.threads, batch=100, measure_max=False)
     print(
-        f"-- ours (outbox + 1 dispatcher, {args.threads} threads): {ours['n']} sent in {ours['seconds_commit_to_all_sent']} s = "
+        f"-- ours (outbox + 1 dispatcher, {args.threads} threads): "
+        f"{ours['n']} sent in {ours['seconds_commit_to_all_sent']} s = "
         f"{ours['per_second']} messages/s, nothing to add per reminder beyond its outbox row"
     )
     common.record(

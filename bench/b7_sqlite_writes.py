@@ -143,7 +143,8 @@ def main() -> None:
     print(f"-- {total} writes released together, done in {out['wall_s']} s: statuses {statuses}")
     print(f"   'database is locked': {locked} (target 0); ERROR lines logged: {out['errors_logged']}")
     print(
-        f"   latency p50 {out['p50_ms']} ms, p95 {out['p95_ms']} ms, max {out['max_ms']} ms; p95 webhook {by_kind['webhook']} ms, enroll {by_kind['enroll']} ms"
+        f"   latency p50 {out['p50_ms']} ms, p95 {out['p95_ms']} ms, max {out['max_ms']} ms; "
+        f"p95 webhook {by_kind['webhook']} ms, enroll {by_kind['enroll']} ms"
     )
     print(f"   rows: {inbound} inbound messages, {enrolled} enrolled")
     common.record("B7", out)

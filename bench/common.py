@@ -56,7 +56,10 @@ def machine() -> str:
     with contextlib.suppress(OSError):
         kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
         ram = f"{kb / 1024 / 1024:.1f} GiB"
-    return f"{os.cpu_count()} CPU(s) ({cpu}), {ram} RAM, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    return (
+        f"{os.cpu_count()} CPU(s) ({cpu}), {ram} RAM, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
 
 
 def cpu_busy(seconds: float = 2.0) -> float:

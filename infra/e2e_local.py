@@ -98,7 +98,7 @@ class Stack:
 
     # -- CLI -----------------------------------------------------------------------------------
     def cli(self, *commands: list[str]) -> None:
-        """Run `python -m flask --app wsgi <command>` with the deployment's env, the commands side by side; StepFailed if one fails."""
+        """Run `python -m flask --app wsgi <command>` in the deployment's env, all at once; StepFailed if one fails."""
         procs = [
             (
                 args,
@@ -197,7 +197,7 @@ class Stack:
         participant: tuple[int, int] | None = None,
         purpose: str = "staff_alert",
     ) -> None:
-        """Insert outbox rows due now, as the planner does: to given numbers, or to a participant (their phone on file)."""
+        """Insert outbox rows due now, like the planner: to given numbers or to a participant (their phone on file)."""
         now = datetime.now(timezone.utc) - timedelta(seconds=1)
         participant_id, site_id = participant or (None, None)
         rows = [
@@ -215,8 +215,9 @@ class Stack:
         ]
         with self.db.cursor() as cur:
             cur.executemany(
-                "INSERT INTO outboundmessage (participant_id, site_id, recipient_ciphertext, purpose, ref_type, dedupe_key, language, body,"
-                " priority, due_at, next_attempt_at, status, provider_status, attempts, recoveries, last_error, claimed_by, created_at)"
+                "INSERT INTO outboundmessage (participant_id, site_id, recipient_ciphertext, purpose, ref_type,"
+                " dedupe_key, language, body, priority, due_at, next_attempt_at, status, provider_status, attempts,"
+                " recoveries, last_error, claimed_by, created_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s, 'en', %s, 5, %s, %s, 'planned', '', 0, 0, '', '', %s)",
                 [(*r[:7], r[7], r[7], r[7]) for r in rows],
             )
@@ -299,7 +300,7 @@ class Scenario:
 
     # 1 ------------------------------------------------------------------------------------------
     def reminder(self) -> str:
-        """Enrolled through the CLI with the reminder due now: exactly one reminder reaches the stand-in, sent by a dispatcher."""
+        """Enrolled via the CLI, reminder due now: exactly one reminder reaches the stand-in, sent by a dispatcher."""
         s = self.s
         # Independent of each other, so side by side (each CLI start costs seconds on a busy machine).
         # No on-call number: the daily digest (08:00 local) then has no one to go to and stays out of the counts.
@@ -351,7 +352,8 @@ class Scenario:
 
         def sent_reminder():
             row = s.rows(
-                "SELECT provider_sid, claimed_by, created_at FROM outboundmessage WHERE purpose = 'dose_reminder' AND ref_id = %s"
+                "SELECT provider_sid, claimed_by, created_at FROM outboundmessage"
+                " WHERE purpose = 'dose_reminder' AND ref_id = %s"
                 " AND provider_sid IS NOT NULL",
                 self.dose_id,
             )
@@ -374,7 +376,10 @@ class Scenario:
         # Planned by the enrol command, in the database's clock; received by the stand-in, same machine.
         after = (datetime.fromisoformat(reminders[0]["received_at"]) - planned_at).total_seconds()
         check(after < 5, f"the reminder reached the stand-in {after:.1f} s after it was planned, expected within 5 s")
-        return f"reminder for {self.local_date} reached the stand-in {after:.1f} s after enrolment planned it, via {claimed_by}"
+        return (
+            f"reminder for {self.local_date} reached the stand-in {after:.1f} s after enrolment planned it, "
+            f"via {claimed_by}"
+        )
 
     def reminder_sids(self) -> set[str]:
         """Provider SIDs of the participant's dose reminders."""
@@ -527,7 +532,10 @@ class Scenario:
             timeout=10,
             what="the message queued after START to reach the stand-in",
         )
-        return f"opted out; queued message cancelled by {held[0][1]}, nothing sent to the number; after START the next one arrived"
+        return (
+            f"opted out; queued message cancelled by {held[0][1]}, nothing sent to the number; "
+            "after START the next one arrived"
+        )
 
     # 4 ------------------------------------------------------------------------------------------
     def retries(self) -> str:
@@ -620,7 +628,8 @@ class Scenario:
             f"all {CRASH_TOTAL} had reached the stand-in before the kill landed; nothing was left to recover",
         )
 
-        # Restart once its rows count as stale (SENDING_STALE_AFTER_SECONDS): the new process takes them back at start-up.
+        # Restart once its rows count as stale (SENDING_STALE_AFTER_SECONDS): the new process takes them back
+        # at start-up.
         stale = float(s.env.get("SENDING_STALE_AFTER_SECONDS", "300"))
         check(
             stale <= 30,
@@ -704,7 +713,8 @@ class Scenario:
         check(all(gauges.values()), f"/metrics lacks {[g for g, m in gauges.items() if not m]}")
         return (
             f"/readyz ok ({ready.get('migrations')}); trial_messages_sent_total {sent:g}, "
-            f"trial_outbox_due {gauges['trial_outbox_due'].group(1)}, trial_outbox_sending {gauges['trial_outbox_sending'].group(1)}"
+            f"trial_outbox_due {gauges['trial_outbox_due'].group(1)}, "
+            f"trial_outbox_sending {gauges['trial_outbox_sending'].group(1)}"
         )
 
 

@@ -1,4 +1,4 @@
-"""A message that did not reach its participant: an unsubscribed number is an opt-out, anything else a contact problem for nurses."""
+"""A message that did not reach its participant: an unsubscribed number opts out, else a contact problem for nurses."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def delivery_failed(
     now: datetime,
     actor: Actor,
 ) -> None:
-    """Act on a failed send or an undelivered callback: opt the participant out on 21610, else open a contact problem."""
+    """Act on a failed send or undelivered callback: opt the participant out on 21610, else open a contact problem."""
     if is_unsubscribed(error_code):
         mark_opted_out(session, participant=participant, now=now, actor=actor, why=unsubscribed_why)
         return

@@ -39,13 +39,13 @@ from schedules.participants import messaging_allowed
 from schedules.phones import PhoneVault
 
 log = logging.getLogger("notifications.dispatch")
-O = OutboundMessage
+Outbox = OutboundMessage
 JOB_ACTOR = Actor("job", "dispatch_outbox")
 
 
 @dataclass(frozen=True)
 class DispatchConfig:
-    """How a dispatcher behaves; every value comes from Settings (backend.runtime.jobs.dispatch_config), which holds the defaults."""
+    """How a dispatcher behaves; all from Settings (backend.runtime.jobs.dispatch_config), which holds the defaults."""
 
     batch_size: int
     max_attempts: int
@@ -91,22 +91,22 @@ def claim_due(session: Session, *, now: datetime, limit: int, worker: str) -> li
     PostgreSQL: FOR UPDATE SKIP LOCKED lets any number of dispatchers claim disjoint rows.
     SQLite: the write transaction is BEGIN IMMEDIATE, so claims are serialised by the database."""
     due = (
-        sa_select(O.id)
+        sa_select(Outbox.id)
         .where(
-            O.status == OutboxStatus.PLANNED.value,
-            O.next_attempt_at <= now,
-            or_(O.not_after.is_(None), O.not_after >= now),
+            Outbox.status == OutboxStatus.PLANNED.value,
+            Outbox.next_attempt_at <= now,
+            or_(Outbox.not_after.is_(None), Outbox.not_after >= now),
         )
-        .order_by(O.priority, O.next_attempt_at, O.id)
+        .order_by(Outbox.priority, Outbox.next_attempt_at, Outbox.id)
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     stmt = (
-        update(O)
-        .where(O.id.in_(due.scalar_subquery()))
-        .values(status=OutboxStatus.SENDING.value, claimed_by=worker, claimed_at=now, attempts=O.attempts + 1)
-        .returning(O.id)
+        update(Outbox)
+        .where(Outbox.id.in_(due.scalar_subquery()))
+        .values(status=OutboxStatus.SENDING.value, claimed_by=worker, claimed_at=now, attempts=Outbox.attempts + 1)
+        .returning(Outbox.id)
     )
     return sorted(session.execute(stmt, execution_options={"synchronize_session": False}).scalars().all())
 
@@ -124,9 +124,11 @@ def _prepare(session: Session, ids: list[int], *, vault: PhoneVault, now: dateti
     # Plain rows of the columns needed, not ORM objects: this runs for every message sent.
     # Safety alerts first within the batch too, not only in the claim.
     rows = session.execute(
-        sa_select(O.id, O.participant_id, O.purpose, O.not_after, O.recipient_ciphertext, O.body)
-        .where(in_values(session, O.id, ids))
-        .order_by(O.priority, O.next_attempt_at, O.id)
+        sa_select(
+            Outbox.id, Outbox.participant_id, Outbox.purpose, Outbox.not_after, Outbox.recipient_ciphertext, Outbox.body
+        )
+        .where(in_values(session, Outbox.id, ids))
+        .order_by(Outbox.priority, Outbox.next_attempt_at, Outbox.id)
     ).all()
     P = Participant
     wanted = {r.participant_id for r in rows if r.participant_id}
@@ -176,7 +178,7 @@ def _record(
     others = [job for job in jobs if job.skip or not isinstance(job.outcome, SendResult)]
     if not others:
         return
-    rows = {r.id: r for r in session.exec(select(O).where(O.id.in_([j.id for j in others]))).all()}
+    rows = {r.id: r for r in session.exec(select(Outbox).where(Outbox.id.in_([j.id for j in others]))).all()}
     for job in others:
         row = rows[job.id]
         if row.status != OutboxStatus.SENDING.value or row.claimed_by != config.worker_id:
@@ -201,8 +203,10 @@ def _record_sent(
 ) -> None:
     """The common outcome in a fixed number of statements: lock the rows, update them in one
     executemany, report the changes to the audit trail, apply callbacks that beat the record."""
-    columns = [getattr(O, name) for name in _SENT_FIELDS]
-    locked = sa_select(O.id, O.claimed_by, *columns).where(in_values(session, O.id, [j.id for j in jobs]))
+    columns = [getattr(Outbox, name) for name in _SENT_FIELDS]
+    locked = sa_select(Outbox.id, Outbox.claimed_by, *columns).where(
+        in_values(session, Outbox.id, [j.id for j in jobs])
+    )
     if session.get_bind().dialect.name == "postgresql":
         locked = locked.with_for_update()  # SQLite: the write transaction already excludes everyone else
     before = {r.id: r for r in session.execute(locked)}
@@ -215,7 +219,7 @@ def _record_sent(
     ]
     if not mine:
         return
-    table = O.__table__
+    table = Outbox.__table__
     session.execute(
         table.update()
         .where(table.c.id == bindparam("b_id"))
@@ -234,18 +238,20 @@ def _record_sent(
         new = (OutboxStatus.SENT.value, job.outcome.provider_sid, job.outcome.status, now, "", now)
         old = before[job.id]
         updated.append((job.id, {f: (getattr(old, f), v) for f, v in zip(_SENT_FIELDS, new) if getattr(old, f) != v}))
-    record_changes(session, O, updated=updated)
+    record_changes(session, Outbox, updated=updated)
     report.sent += len(mine)
     sids = [j.outcome.provider_sid for j in mine]
     if session.exec(
-        select(StatusCallback.id).where(StatusCallback.message_sid.in_(sids), StatusCallback.applied == False).limit(1)
-    ).first():  # noqa: E712
+        select(StatusCallback.id)
+        .where(StatusCallback.message_sid.in_(sids), StatusCallback.applied.is_(False))
+        .limit(1)
+    ).first():
         replay_early_callbacks(
-            session, rows=session.exec(select(O).where(O.id.in_([j.id for j in mine]))).all(), now=now
+            session, rows=session.exec(select(Outbox).where(Outbox.id.in_([j.id for j in mine]))).all(), now=now
         )
 
 
-def _retry_at(row: O, error: SmsSendError, *, now: datetime, config: DispatchConfig) -> datetime | None:
+def _retry_at(row: Outbox, error: SmsSendError, *, now: datetime, config: DispatchConfig) -> datetime | None:
     """When to try a failed send again, or None to give up.
 
     A refusal with an HTTP answer (429, 5xx) means Twilio did not take the message, so a retry
@@ -261,7 +267,7 @@ def _retry_at(row: O, error: SmsSendError, *, now: datetime, config: DispatchCon
 
 
 def _record_failure(
-    session: Session, row: O, error: SmsSendError, *, now: datetime, config: DispatchConfig, report: DispatchReport
+    session: Session, row: Outbox, error: SmsSendError, *, now: datetime, config: DispatchConfig, report: DispatchReport
 ) -> None:
     row.last_error_code, row.last_error = error.code, str(error)[:500]
     retry_at = _retry_at(row, error, now=now, config=config)
@@ -340,7 +346,7 @@ class Dispatcher:
         self._finished: list[_Job] = []  # outcome known, not yet written
 
     def run(self, *, until_idle: bool, stop: threading.Event | None = None, poll: float = 1.0) -> DispatchReport:
-        """Dispatch until nothing is due (until_idle) or until `stop` is set; always drains and records before returning."""
+        """Dispatch until nothing is due (until_idle) or `stop` is set; always drains and records before returning."""
         total = DispatchReport()
         own_pool = self.pool is None and self.config.concurrency > 1
         if own_pool:

@@ -52,7 +52,10 @@ class PlanReport:
     by_purpose: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        return f"planned {self.created} new, re-timed {self.updated}, cancelled {self.cancelled} for {self.participants} participant(s)"
+        return (
+            f"planned {self.created} new, re-timed {self.updated}, cancelled {self.cancelled} "
+            f"for {self.participants} participant(s)"
+        )
 
 
 @dataclass(frozen=True)

@@ -21,5 +21,5 @@ def is_invalid_number(code: int | None) -> bool:
 
 
 def is_retryable_http(status: int) -> bool:
-    """True when an HTTP refusal means 'not now' (429, 5xx): the provider did not take the message, so a retry cannot duplicate it."""
+    """True for 429/5xx refusals ('not now'): the provider did not take the message, so a retry cannot duplicate it."""
     return status == 429 or status >= 500

@@ -71,10 +71,10 @@ def replay_raced_callbacks(session: Session, *, now: datetime, within: timedelta
         select(StatusCallback, OutboundMessage)
         .join(OutboundMessage, OutboundMessage.provider_sid == StatusCallback.message_sid)
         .where(
-            StatusCallback.applied == False,
+            StatusCallback.applied.is_(False),
             StatusCallback.received_at >= now - within,
             OutboundMessage.sent_at.is_not(None),
-        )  # noqa: E712
+        )
         .order_by(StatusCallback.id)
     ).all()
     replayed = 0

@@ -42,7 +42,7 @@ def _field_names(text: str) -> frozenset[str]:
 
 
 def _pick_language(texts: dict[str, str], language: str) -> str:
-    """Choose the stored language for a requested tag: exact, then case/underscore-insensitive, then primary subtag, then en."""
+    """Pick the stored language for a tag: exact, then case/underscore-insensitive, then primary subtag, then en."""
     if language in texts:
         return language
     wanted = (language or "").replace("_", "-").casefold()

@@ -30,7 +30,8 @@ def _pg_insert_sql(dialect, table: Table, columns: list, returning: Sequence[str
     names = ", ".join(quote(c.name) for c in columns)
     record = ", ".join(f"{quote(c.name)} {c.type.compile(dialect=dialect)}" for c in columns)
     return (
-        f"INSERT INTO {quote(table.name)} ({names}) SELECT {names} FROM json_to_recordset(CAST(:bulk_rows AS json)) AS bulk({record})"
+        f"INSERT INTO {quote(table.name)} ({names}) SELECT {names}"
+        f" FROM json_to_recordset(CAST(:bulk_rows AS json)) AS bulk({record})"
         + (
             f" ON CONFLICT ({', '.join(quote(table.c[k].name) for k in conflict_keys)}) DO NOTHING"
             if conflict_keys

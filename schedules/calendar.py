@@ -189,7 +189,7 @@ def _next_wall_time_after(instant: datetime, at: time, tz: ZoneInfo) -> datetime
 
 
 def next_allowed_send(instant: datetime, zone: str, *, quiet_start: time, quiet_end: time) -> datetime:
-    """Return `instant` (as UTC) if outside quiet hours in `zone`, else the UTC instant of the next local `quiet_end`."""
+    """`instant` (as UTC) if outside quiet hours in `zone`, else the UTC instant of the next local `quiet_end`."""
     _require_aware(instant)
     _require_naive_time(quiet_start, "quiet_start")
     _require_naive_time(quiet_end, "quiet_end")

@@ -78,7 +78,7 @@ def _closed(session: Session, *, now: datetime, batch: int) -> dict[int, datetim
 
 
 def _mark_missed(session: Session, ids: list[int], *, now: datetime) -> list[int]:
-    """Set the doses missed; the ids, in the given order, that were still scheduled (a dose reported meanwhile stays as reported)."""
+    """Set the doses missed; the ids, in order, that were still scheduled (a dose reported meanwhile stays reported)."""
     flagged = set(
         session.connection()
         .execute(
@@ -147,7 +147,7 @@ def _date_text(session: Session, column: ColumnElement) -> ColumnElement:
 
 
 def _open_alerts(session: Session, ids: list[int], unreachable: set[int], *, now: datetime) -> list[dict]:
-    """Open one alert per flagged dose in one INSERT ... SELECT (values computed in SQL); the new rows' column values."""
+    """Open one alert per flagged dose in one INSERT ... SELECT (values computed in SQL); the new rows' values."""
     # Read after the UPDATE: a dose missed earlier in the same batch makes the next one high priority.
     # ON CONFLICT skips a key opened meanwhile (by a person, or a run racing this one): theirs stands.
     d, p = dose_t, Participant.__table__
@@ -201,7 +201,8 @@ def _open_alerts(session: Session, ids: list[int], unreachable: set[int], *, now
     }
     returned = ("id", "participant_id", "site_id", "kind", "priority", "ref_id", "dedupe_key", "summary")
     dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    # ORDER BY: alerts are numbered in the order the windows closed (and SQLite needs a clause between FROM and ON CONFLICT).
+    # ORDER BY: alerts are numbered in the order the windows closed (and SQLite needs a clause between FROM
+    # and ON CONFLICT).
     statement = (
         dialect_insert(alert_t)
         .from_select(list(values), select(*values.values()).order_by(f.window_closes_at, f.id))

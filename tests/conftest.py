@@ -76,7 +76,8 @@ def fresh_database_url(tmp_dir):
         with admin.connect() as conn:
             conn.execute(
                 text(
-                    f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    f" WHERE datname = '{name}' AND pid <> pg_backend_pid()"
                 )
             )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))

@@ -271,7 +271,8 @@ def refresh(session: Session, *, refresh_token: str, now: datetime) -> TokenPair
         raise Refused("this device has been signed out; activate the app again")
     if row.rotated_at is not None:
         raise Refused(
-            "refresh token was already used, so it may have been copied: this device is signed out; activate the app again",
+            "refresh token was already used, so it may have been copied: "
+            "this device is signed out; activate the app again",
             consequence=_revoke_family(device.id, now, "refresh token reused"),
         )
     if row.expires_at <= now:
@@ -286,7 +287,8 @@ def refresh(session: Session, *, refresh_token: str, now: datetime) -> TokenPair
     )
     if spent.rowcount != 1:
         raise Refused(
-            "refresh token was already used, so it may have been copied: this device is signed out; activate the app again",
+            "refresh token was already used, so it may have been copied: "
+            "this device is signed out; activate the app again",
             consequence=_revoke_family(device.id, now, "refresh token reused"),
         )
     device.last_used_at = now

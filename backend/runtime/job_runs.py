@@ -151,7 +151,7 @@ class NurseWarning:
 
 
 def nurse_warnings(session: Session, jobs: Sequence[Job], *, now: datetime) -> list[NurseWarning]:
-    """Warnings for the nurse pages: the checks that flag missed doses and plan reminders stopped, or messages are stuck."""
+    """Nurse-page warnings: the checks that flag missed doses and plan reminders stopped, or messages are stuck."""
     watched = [job for job in jobs if job.name in WATCHED_FOR_NURSES]
     late = [h for h in job_health(session, watched, now=now) if h.late]
     warnings = []
@@ -161,7 +161,8 @@ def nurse_warnings(session: Session, jobs: Sequence[Job], *, now: datetime) -> l
             NurseWarning(
                 "The automatic checks have not run",
                 now - min(last) if len(last) == len(late) else None,
-                "missed doses are not being flagged and reminders are not being planned, so this page may be incomplete. "
+                "missed doses are not being flagged and reminders are not being planned, "
+                "so this page may be incomplete. "
                 "Tell the system administrator; until it is fixed, check participants by hand.",
             )
         )

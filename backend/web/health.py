@@ -54,7 +54,10 @@ def readyz():
         log.warning("not ready: database unreachable (%s)", type(exc).__name__)
         return jsonify(status="unavailable", database=f"unreachable: {type(exc).__name__}"), 503
     if current != head:
-        reason = f"database at {current or 'an empty schema'}, this release expects {head}: run `flask --app wsgi db upgrade`"
+        reason = (
+            f"database at {current or 'an empty schema'}, this release expects {head}: "
+            "run `flask --app wsgi db upgrade`"
+        )
         return jsonify(status="unavailable", database="ok", migrations=reason), 503
     return jsonify(status="ok", database="ok", migrations=f"current ({head})")
 

@@ -24,7 +24,10 @@ _TEXTS = {
     "zh-CN": {
         "calendar": "研究注射",
         "summary": "注射（第 {seq} 次）",
-        "description": "请在应用中报告，或回复短信 1（已注射）/ 2（未注射）。\n报告时间窗：{opens} 至 {closes}（{zone}）。\n状态：{state}。",
+        "description": (
+            "请在应用中报告，或回复短信 1（已注射）/ 2（未注射）。\n"
+            "报告时间窗：{opens} 至 {closes}（{zone}）。\n状态：{state}。"
+        ),
     },
 }
 

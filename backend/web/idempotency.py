@@ -36,8 +36,10 @@ KEY_RULE = "must be 1 to 255 visible ASCII characters (a UUID is a good choice)"
 
 PARAMETER = {
     "description": (
-        "Makes a retry safe: send a new unique value (e.g. a UUID) with each new POST and the same value when retrying it. "
-        "A retry gets the first successful response back (with header `Idempotent-Replayed: true`) and changes nothing; "
+        "Makes a retry safe: send a new unique value (e.g. a UUID) with each new POST "
+        "and the same value when retrying it. "
+        "A retry gets the first successful response back (with header `Idempotent-Replayed: true`) "
+        "and changes nothing; "
         "the same key with a different request is refused with 422. Keys are remembered for 24 hours per caller."
     ),
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[\x21-\x7e]+$"},

@@ -1,4 +1,4 @@
-"""The nurse alert queue through the JSON API: order, filters, acknowledge and resolve, site scoping, the masked assessor."""
+"""The nurse alert queue via the JSON API: order, filters, acknowledge/resolve, site scoping, the masked assessor."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def token(session, role: str, site) -> dict:
 
 @pytest.fixture
 def queue(session, clock):
-    """Site PKUPH: an old missed dose, a newer high-priority missed dose, a serious AE, an ordinary AE, a contact problem.
-    Site OTHER: one missed dose."""
+    """Site PKUPH: an old missed dose, a newer high-priority missed dose, a serious AE, an ordinary AE,
+    a contact problem. Site OTHER: one missed dose."""
     clock.move_to(NOW)
     study = make_study(session)
     site, other = make_site(session), make_site(session, code="OTHER", on_call=())

@@ -50,7 +50,7 @@ SIGNS_OUT = {
 
 @pytest.fixture
 def api_schema(app, session, request):
-    """The live document of an app with a study, a site, an admin and an enrolled participant whose doses started lately."""
+    """The live document of an app with a study, site, admin and an enrolled participant whose doses started lately."""
     if not hasattr(request.node, "_nodeid"):
         # schemathesis 4's lazy loader renames subtests through Node._nodeid, which pytest 9 no longer has.
         request.node._nodeid = request.node.nodeid

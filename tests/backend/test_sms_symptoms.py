@@ -30,7 +30,7 @@ PROMPT_AT = utc("2026-03-01T12:00Z")  # 20:00 in Beijing on the first-dose date
 
 @pytest.fixture
 def trial(session, clock):
-    """An il2 participant writing Chinese and a control participant writing English, at a site with two on-call numbers."""
+    """An il2 participant writing Chinese, a control participant writing English, at a site with two on-call numbers."""
     clock.move_to(utc("2026-02-20T00:00Z"))
     study = make_study(session)
     site = make_site(session, on_call=ON_CALL, phone=SITE_PHONE)

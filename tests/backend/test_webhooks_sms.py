@@ -49,7 +49,7 @@ def _reminder_sent(app, session, clock, *, language="zh-CN"):
     return participant
 
 
-# --- inbound -----------------------------------------------------------------------------------------------------------
+# --- inbound ----------------------------------------------------------------------------------------------------------
 def test_signed_1_after_the_reminder_records_the_dose_reads_it_back_and_cancels_the_nudge(
     app, client, session, clock, twilio, database
 ):
@@ -149,7 +149,7 @@ def test_unknown_sender_gets_a_neutral_reply_and_unreadable_text_is_kept_for_nur
     assert len(alerts) == 1
 
 
-# --- STOP / START ------------------------------------------------------------------------------------------------------
+# --- STOP / START -----------------------------------------------------------------------------------------------------
 def test_stop_silences_everything_even_replies_until_start(app, client, session, clock, twilio, database):
     clock.move_to(utc("2026-03-01T10:00Z"))
     participant = make_participant(session, language="en", first_dose=date(2026, 3, 1), now=utc("2026-03-01T10:00Z"))
@@ -224,7 +224,7 @@ def test_twilio_21610_on_a_send_marks_opted_out_without_retry_and_alerts_nurses(
     assert twilio.requests_seen() - seen == len(twilio.messages) - accepted  # the refused reminder was never retried
 
 
-# --- delivery status ---------------------------------------------------------------------------------------------------
+# --- delivery status --------------------------------------------------------------------------------------------------
 def _status(client, sid, status, code=None):
     params = {"MessageSid": sid, "MessageStatus": status, "AccountSid": "AC" + "0" * 32}
     if code:

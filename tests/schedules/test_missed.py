@@ -94,7 +94,10 @@ def test_job_touches_only_closed_windows_among_100000_doses(session, database):
 
 def _plan(session, now) -> str:
     dialect = session.get_bind().dialect.name
-    sql = "SELECT id FROM dose WHERE state = 'scheduled' AND window_closes_at <= :now ORDER BY window_closes_at LIMIT 5000"
+    sql = (
+        "SELECT id FROM dose WHERE state = 'scheduled' AND window_closes_at <= :now"
+        " ORDER BY window_closes_at LIMIT 5000"
+    )
     value = now if dialect == "postgresql" else now.replace(tzinfo=None).isoformat(sep=" ")
     if dialect == "postgresql":
         session.execute(text("ANALYZE dose"))

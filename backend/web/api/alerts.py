@@ -60,7 +60,7 @@ class AlertList(MethodView):
     @blp.response(200, AlertSchema(many=True))
     @_errors(401, 403, 422)
     def get(self, args):
-        """The caller's site queue, high priority first, then oldest first (unresolved alerts unless `state` says otherwise)."""
+        """The caller's site queue, high priority first, then oldest (unresolved only unless `state` says otherwise)."""
         principal = current_principal()
         session = get_session()
         kinds = args["kind"]

@@ -98,7 +98,7 @@ class DevicesRevoke(MethodView):
     @_errors(401, 403, 404, 422)
     @require_staff(*UNMASKED)
     def post(self, data, participant_id):
-        """Sign out every app device of the participant at once, and withdraw unused activation codes (reason required)."""
+        """Sign out all the participant's app devices at once and withdraw unused activation codes (reason required)."""
         principal = current_principal()
         session = get_session()
         participant = visible_participant(participant_id, principal)

@@ -38,7 +38,7 @@ from backend.web.api.app_schemas import (
 )
 from backend.web.api.errors import error_responses
 from backend.web.api.schemas import ApiErrorSchema
-from backend.web.api.symptom_schemas import Shown
+from backend.web.api.symptom_schemas import Shown, structured_report
 from backend.web.auth import current_principal
 from notifications.models import InboundMessage, OutboundMessage
 from notifications.templates import render
@@ -240,7 +240,7 @@ class MyAdverseEvents(MethodView):
     @_errors(401, 403, 422)
     @require_participant
     def post(self, data):
-        """Report a side effect; a nurse reviews every report, and 'went to hospital' alerts the on-call nurse at once."""
+        """Report a side effect; a nurse reviews each one, and 'went to hospital' alerts the on-call nurse at once."""
         session = get_session()
         participant = _me(session)
         ae = report_adverse_event(
@@ -250,12 +250,7 @@ class MyAdverseEvents(MethodView):
             now=utcnow(),
             vault=get_vault(),
             raw_text=data["description"].strip(),
-            term=data["term"],
-            other_text=data["other_text"].strip(),
-            onset_date=data["onset_date"],
-            severity=data["severity"],
-            ongoing=data["ongoing"],
-            went_to_hospital=data["went_to_hospital"],
+            **structured_report(data),
         )
         return ae_view(session, participant, ae)
 

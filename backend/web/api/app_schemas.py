@@ -8,14 +8,12 @@ from decimal import Decimal
 from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy.orm import object_session
 
-from backend.web.api.schemas import HHMM, LANGS, site_code_of, study_code_of
+from backend.web.api.schemas import HHMM, LANGS, NO_NUL, site_code_of, study_code_of
+from backend.web.api.symptom_schemas import StructuredAdverseEventSchema
 from schedules.dbtypes import utcnow
 from schedules.models import DoseState, InjectionSite, Site
-from schedules.vocabulary import AE_TERMS, SEVERITIES
 
 INJECTION_SITES = [s.value for s in InjectionSite]
-# PostgreSQL text cannot hold NUL; refusing it here keeps such input a 422 instead of a driver error.
-NO_NUL = validate.Regexp(r"^[^\x00]*$", error="must not contain NUL characters")
 # Path ids are bounded by the database's INTEGER: a larger number is "not found", not a driver overflow.
 MAX_ID = 2**31 - 1
 _EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -229,19 +227,9 @@ class MyVasSchema(Schema):
     status = fields.String(metadata={"description": "valid | withdrawn | corrected", "example": "valid"})
 
 
-class MyAdverseEventCreateSchema(Schema):
-    """A side effect, as structured in the app."""
+class MyAdverseEventCreateSchema(StructuredAdverseEventSchema):
+    """A side effect, as structured in the app, with the participant's own words."""
 
-    term = fields.String(
-        required=True,
-        validate=validate.OneOf(AE_TERMS),
-        metadata={"description": "see GET /api/v1/adverse-event-terms", "example": "fever"},
-    )
-    other_text = fields.String(
-        load_default="",
-        validate=[validate.Length(max=1000), NO_NUL],
-        metadata={"description": "required when term is 'other'", "example": ""},
-    )
     description = fields.String(
         load_default="",
         validate=[validate.Length(max=2000), NO_NUL],
@@ -249,16 +237,6 @@ class MyAdverseEventCreateSchema(Schema):
             "description": "anything else, in the participant's words",
             "example": "started the evening after the injection",
         },
-    )
-    onset_date = fields.Date(load_default=None, allow_none=True, metadata={"example": "2026-03-05"})
-    severity = fields.String(
-        load_default=None, allow_none=True, validate=validate.OneOf(SEVERITIES), metadata={"example": "moderate"}
-    )
-    ongoing = fields.Boolean(load_default=None, allow_none=True, metadata={"example": True})
-    went_to_hospital = fields.Boolean(
-        load_default=None,
-        allow_none=True,
-        metadata={"description": "yes alerts the on-call nurse at once", "example": False},
     )
 
 

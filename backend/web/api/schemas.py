@@ -22,6 +22,10 @@ def HHMM(value: str) -> None:  # noqa: N802  (used like the validator object it 
         raise ValidationError("must be a time of day in HH:MM form") from None
 
 
+# PostgreSQL text cannot hold NUL; refusing it here keeps such input a 422 instead of a driver error.
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="must not contain NUL characters")
+
+
 class ApiErrorSchema(Schema):
     """The one error shape of the API."""
 

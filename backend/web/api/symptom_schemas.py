@@ -4,10 +4,10 @@ None of these carries an arm, regimen or dose field: the masked assessor reads t
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, post_load, validate
 from sqlalchemy.orm import object_session
 
-from backend.web.api.schemas import site_code_of
+from backend.web.api.schemas import NO_NUL, site_code_of
 from schedules.dbtypes import utcnow
 from schedules.models import (
     AdverseEvent,
@@ -161,8 +161,8 @@ class AdverseEventSchema(MaskedAdverseEventSchema):
     other_text = fields.String(metadata={"example": ""})
 
 
-class AdverseEventCreateSchema(Schema):
-    """A structured adverse-event report entered by staff on the participant's behalf."""
+class StructuredAdverseEventSchema(Schema):
+    """The structured part of an adverse-event report, the same from the app and from staff."""
 
     term = fields.String(
         required=True,
@@ -171,10 +171,10 @@ class AdverseEventCreateSchema(Schema):
     )
     other_text = fields.String(
         load_default="",
-        validate=validate.Length(max=1000),
+        validate=[validate.Length(max=1000), NO_NUL],
         metadata={"description": "required when term is 'other'", "example": ""},
     )
-    onset_date = fields.Date(load_default=None, allow_none=True, metadata={"example": "2026-03-01"})
+    onset_date = fields.Date(load_default=None, allow_none=True, metadata={"example": "2026-03-05"})
     severity = fields.String(
         load_default=None, allow_none=True, validate=validate.OneOf(SEVERITIES), metadata={"example": "moderate"}
     )
@@ -182,8 +182,23 @@ class AdverseEventCreateSchema(Schema):
     went_to_hospital = fields.Boolean(
         load_default=None,
         allow_none=True,
-        metadata={"description": "yes makes the event suspected-serious", "example": False},
+        metadata={"description": "yes makes it suspected-serious: on-call is alerted at once", "example": False},
     )
+
+    @post_load
+    def _trimmed(self, data, **_kwargs):
+        data["other_text"] = data["other_text"].strip()
+        return data
+
+
+def structured_report(data: dict) -> dict:
+    """The loaded structured fields, as the report operation takes them."""
+    return {name: data[name] for name in StructuredAdverseEventSchema().fields}
+
+
+class AdverseEventCreateSchema(StructuredAdverseEventSchema):
+    """A structured adverse-event report entered by staff on the participant's behalf."""
+
     reason = fields.String(
         load_default=None,
         allow_none=True,

@@ -31,6 +31,7 @@ from backend.web.api.symptom_schemas import (
     VasCreateSchema,
     VasSchema,
     ae_shown,
+    structured_report,
     vas_shown,
 )
 from backend.web.auth import current_principal, require_staff, visible_participant
@@ -204,13 +205,8 @@ class AdverseEventList(MethodView):
             actor=principal.actor,
             now=utcnow(),
             vault=get_vault(),
-            term=data["term"],
-            other_text=data["other_text"].strip(),
-            onset_date=data["onset_date"],
-            severity=data["severity"],
-            ongoing=data["ongoing"],
-            went_to_hospital=data["went_to_hospital"],
             reason=data["reason"] or "reported to staff",
+            **structured_report(data),
         )
         return _one_ae(session, ae, participant)
 
@@ -234,7 +230,7 @@ class AdverseEventReview(MethodView):
     @blp.response(200, AdverseEventSchema)
     @_errors(401, 403, 404, 409, 422)
     def post(self, data, ae_id):
-        """Grade an adverse event (investigators and admins): CTCAE v5 grade, seriousness with criteria, relatedness, outcome."""
+        """Grade an adverse event (investigator/admin): CTCAE v5 grade, seriousness, criteria, relatedness, outcome."""
         session = get_session()
         ae, participant = _visible_ae(session, ae_id)
         review_adverse_event(

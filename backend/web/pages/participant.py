@@ -279,62 +279,50 @@ def record_dose(participant_id: int):
     return _act(participant, "dose", form, change)
 
 
+# Hold, resume and withdraw: the operation, the form field holding its date (if any), what to tell the nurse.
+_STATUS_CHANGES = {
+    "hold": (ops.hold, "effective", "Dosing on hold from {date}: {n} dose(s) held."),
+    "resume": (ops.resume, "resume_date", "Dosing resumed on {date}: {n} dose(s) planned."),
+    "withdraw": (ops.withdraw, None, "{code} is withdrawn: {n} future dose(s) cancelled."),
+}
+
+
+def _status_change(participant_id: int, key: str):
+    """Hold, resume or withdraw from its form, with the form's reason (and date)."""
+    operation, date_field, done = _STATUS_CHANGES[key]
+    participant = visible_participant_or_404(participant_id)
+    form = FORM_CLASSES[key](prefix=key)
+
+    def change(now: datetime) -> str:
+        dated = {date_field: getattr(form, date_field).data} if date_field else {}
+        count = operation(
+            get_session(), participant=participant, reason=_reason(form), actor=principal().actor, now=now, **dated
+        )
+        day = dated[date_field].isoformat() if date_field else ""
+        return done.format(date=day, n=count, code=participant.study_code)
+
+    return _act(participant, key, form, change)
+
+
 @bp.post("/participants/<int(max=2147483647):participant_id>/hold")
 @staff_page(unmasked=True)
 def hold(participant_id: int):
     """Hold dosing from a date, with a reason."""
-    participant = visible_participant_or_404(participant_id)
-    form = HoldForm(prefix="hold")
-
-    def change(now: datetime) -> str:
-        held = ops.hold(
-            get_session(),
-            participant=participant,
-            reason=_reason(form),
-            effective=form.effective.data,
-            actor=principal().actor,
-            now=now,
-        )
-        return f"Dosing on hold from {form.effective.data.isoformat()}: {held} dose(s) held."
-
-    return _act(participant, "hold", form, change)
+    return _status_change(participant_id, "hold")
 
 
 @bp.post("/participants/<int(max=2147483647):participant_id>/resume")
 @staff_page(unmasked=True)
 def resume(participant_id: int):
     """Resume dosing on a date, with a reason."""
-    participant = visible_participant_or_404(participant_id)
-    form = ResumeForm(prefix="resume")
-
-    def change(now: datetime) -> str:
-        planned = ops.resume(
-            get_session(),
-            participant=participant,
-            reason=_reason(form),
-            resume_date=form.resume_date.data,
-            actor=principal().actor,
-            now=now,
-        )
-        return f"Dosing resumed on {form.resume_date.data.isoformat()}: {planned} dose(s) planned."
-
-    return _act(participant, "resume", form, change)
+    return _status_change(participant_id, "resume")
 
 
 @bp.post("/participants/<int(max=2147483647):participant_id>/withdraw")
 @staff_page(unmasked=True)
 def withdraw_participant(participant_id: int):
     """Withdraw the participant from the trial, with a reason."""
-    participant = visible_participant_or_404(participant_id)
-    form = WithdrawForm(prefix="withdraw")
-
-    def change(now: datetime) -> str:
-        cancelled = ops.withdraw(
-            get_session(), participant=participant, reason=_reason(form), actor=principal().actor, now=now
-        )
-        return f"{participant.study_code} is withdrawn: {cancelled} future dose(s) cancelled."
-
-    return _act(participant, "withdraw", form, change)
+    return _status_change(participant_id, "withdraw")
 
 
 @bp.post("/participants/<int(max=2147483647):participant_id>/details")
