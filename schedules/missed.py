@@ -7,13 +7,11 @@ from datetime import datetime
 from typing import Callable
 
 from sqlalchemy import (
-    ColumnElement,
     String,
     Table,
     case,
     cast,
     false,
-    func,
     insert,
     literal,
     select,
@@ -139,13 +137,6 @@ def _previous_state(dose: Table):
     )
 
 
-def _date_text(session: Session, column: ColumnElement) -> ColumnElement:
-    """A date as ISO text (YYYY-MM-DD) in SQL, whatever the server's DateStyle; SQLite stores it so already."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(column, "YYYY-MM-DD")
-    return cast(column, String)
-
-
 def _open_alerts(session: Session, ids: list[int], unreachable: set[int], *, now: datetime) -> list[dict]:
     """Open one alert per flagged dose in one INSERT ... SELECT (values computed in SQL); the new rows' values."""
     # Read after the UPDATE: a dose missed earlier in the same batch makes the next one high priority.
@@ -159,9 +150,7 @@ def _open_alerts(session: Session, ids: list[int], unreachable: set[int], *, now
         select(
             d.c.id,
             d.c.participant_id,
-            d.c.seq,
             d.c.window_closes_at,
-            _date_text(session, d.c.local_date).label("day"),
             site_id.label("site_id"),
             contact.label("contact"),
             (_previous_state(d) == MISSED).label("second"),
@@ -171,18 +160,6 @@ def _open_alerts(session: Session, ids: list[int], unreachable: set[int], *, now
         .prefix_with("MATERIALIZED")
     )
     f = facts.c
-    summary = (
-        literal("dose ")
-        + cast(f.seq, String)
-        + " ("
-        + f.day
-        + ") "
-        + case(
-            (f.contact, "missed, and its reminder was not delivered"),
-            (f.second, "missed: second in a row"),
-            else_="missed",
-        )
-    )
     values = {
         "participant_id": f.participant_id,
         "site_id": f.site_id,
@@ -192,7 +169,8 @@ def _open_alerts(session: Session, ids: list[int], unreachable: set[int], *, now
         "ref_type": literal("dose"),
         "ref_id": f.id,
         "dedupe_key": literal(_KEY_PREFIX) + cast(f.id, String),
-        "summary": summary,
+        # Facts only: the nurse's words for a missed dose are written at the edge (backend/web/alert_text.py).
+        "summary": literal(""),
         "annotation": literal(""),
         "opened_at": literal(now, alert_t.c.opened_at.type),
         "acknowledged_by": literal(""),

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from sqlalchemy import event, insert, text
 from sqlmodel import select
 
+from backend.web.alert_text import alert_summary
 from schedules.changes import Actor
 from schedules.doses import report_dose
 from schedules.missed import _closed, flag_missed_doses
@@ -51,7 +52,7 @@ def test_unreachable_participant_gets_contact_problem_not_missed(session):
     dose = dose_by_seq(session, participant, 1)
     flag_missed_doses(session, now=utc("2026-03-02T04:01Z"), undelivered=lambda ids: {dose.id} & set(ids))
     alert = session.exec(select(Alert).where(Alert.participant_id == participant.id)).one()
-    assert alert.kind == "contact_problem" and "not delivered" in alert.summary
+    assert alert.kind == "contact_problem" and "not delivered" in alert_summary(alert)
 
 
 def test_job_touches_only_closed_windows_among_100000_doses(session, database):

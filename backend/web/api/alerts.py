@@ -20,7 +20,7 @@ from backend.web.api.symptom_schemas import (
 )
 from backend.web.auth import current_principal, require_staff
 from schedules.dbtypes import utcnow
-from schedules.models import HIGH, Alert, AlertState, Participant, Site
+from schedules.models import HIGH, Alert, AlertState, Dose, Participant, Site
 
 # Ids are 32-bit columns: a larger number in the path is simply not found (rather than a database overflow).
 ID = "int(max=2147483647)"
@@ -39,8 +39,10 @@ def _load_references(session: Session, alerts: list[Alert]) -> None:
         session.exec(select(Participant).where(Participant.id.in_(participant_ids))).all() if participant_ids else []
     )
     sites = session.exec(select(Site).where(Site.id.in_({a.site_id for a in alerts}))).all() if alerts else []
+    dose_ids = {a.ref_id for a in alerts if a.ref_type == "dose" and a.ref_id is not None}
+    doses = session.exec(select(Dose).where(Dose.id.in_(dose_ids))).all() if dose_ids else []
     # The session's identity map holds rows weakly: keep them until the response is dumped.
-    g.alert_references = (participants, sites)
+    g.alert_references = (participants, sites, doses)
 
 
 def _visible_alert(session: Session, principal: Principal, alert_id: int) -> Alert:

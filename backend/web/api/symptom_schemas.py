@@ -7,6 +7,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, post_load, validate
 from sqlalchemy.orm import object_session
 
+from backend.web.alert_text import alert_summary
 from backend.web.api.schemas import NO_NUL, site_code_of
 from schedules.dbtypes import utcnow
 from schedules.models import (
@@ -272,7 +273,7 @@ class AlertSchema(Schema):
     site = fields.Function(site_code_of, metadata={"example": "PKUPH"})
     participant_id = fields.Integer(allow_none=True, metadata={"example": 3})
     study_code = fields.Function(_participant_code, allow_none=True, metadata={"example": "P-021"})
-    summary = fields.String(metadata={"example": "suspected serious adverse event reported by sms"})
+    summary = fields.Function(alert_summary, metadata={"example": "suspected serious adverse event reported by sms"})
     annotation = fields.String(metadata={"example": ""})
     ref_type = fields.String(metadata={"example": "adverse_event"})
     ref_id = fields.Integer(allow_none=True, metadata={"example": 9})

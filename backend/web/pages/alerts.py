@@ -14,6 +14,7 @@ from backend.identity import scope
 from backend.identity.principal import Principal
 from backend.models import Staff
 from backend.operations import alerts as alert_ops
+from backend.web.alert_text import alert_summary
 from backend.web.pages.common import (
     bp,
     csrf_refused,
@@ -26,7 +27,7 @@ from backend.web.pages.display import ALERT_KIND_LABELS
 from backend.web.pages.forms import AcknowledgeForm, ResolveForm
 from schedules.dbtypes import utcnow
 from schedules.errors import DomainError
-from schedules.models import Alert, AlertState, Participant, Site
+from schedules.models import Alert, AlertState, Dose, Participant, Site
 
 RESOLVED_SHOWN = 100
 
@@ -39,6 +40,7 @@ class AlertRow:
     participant: Participant | None
     zone: str
     kind: str
+    summary: str
     age: timedelta
     remaining: timedelta | None
     acknowledged_by: str
@@ -66,12 +68,16 @@ def alert_rows(session, alerts: list[Alert], *, now: datetime) -> list[AlertRow]
     )
     zones = {s.id: s.time_zone for s in session.exec(select(Site)).all()}
     staff_emails = dict(session.exec(select(Staff.id, Staff.email)).all()) if alerts else {}
-    return [
+    dose_ids = {a.ref_id for a in alerts if a.ref_type == "dose" and a.ref_id is not None}
+    # Held while the rows are built, so alert_summary finds the doses in the session instead of one query each.
+    doses = list(session.exec(select(Dose).where(Dose.id.in_(dose_ids))).all()) if dose_ids else []
+    rows = [
         AlertRow(
             alert=a,
             participant=participants.get(a.participant_id),
             zone=zones[a.site_id],
             kind=ALERT_KIND_LABELS.get(a.kind, a.kind.replace("_", " ")),
+            summary=alert_summary(a),
             age=now - a.opened_at,
             remaining=a.deadline_at - now if a.deadline_at and a.state != AlertState.RESOLVED.value else None,
             acknowledged_by=_who(a.acknowledged_by, staff_emails),
@@ -79,6 +85,8 @@ def alert_rows(session, alerts: list[Alert], *, now: datetime) -> list[AlertRow]
         )
         for a in alerts
     ]
+    del doses
+    return rows
 
 
 def alert_forms(alerts: list[Alert], *, back: str, submitted: dict | None = None) -> dict[int, dict]:
