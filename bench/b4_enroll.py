@@ -219,8 +219,9 @@ def insert_schedules(app, participant_ids: list[int], *, first_dose) -> int:
     """Every il2 dose of each participant (46, as enrollment writes them), through COPY: realistic table sizes, fast."""
     from backend.db import get_database
     from schedules.models import Study
-    from schedules.planning import parse_hhmm, plan_doses
+    from schedules.planning import plan_doses
     from schedules.studies import protocol_of
+    from schedules.wallclock import parse_hhmm
 
     database = get_database(app)
     with database.session() as session:

@@ -31,8 +31,8 @@ from schedules.models import (
     Study,
 )
 from schedules.participants import messaging_allowed
-from schedules.planning import parse_hhmm
 from schedules.studies import protocol_of
+from schedules.wallclock import parse_hhmm
 
 HORIZON = timedelta(hours=36)
 CHUNK = 500  # participants per planning transaction

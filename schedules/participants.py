@@ -24,13 +24,13 @@ from schedules.phones import InvalidPhone, PhoneVault, normalize_e164
 from schedules.planning import (
     extended_dates,
     follow_up_end_date,
-    parse_hhmm,
     plan_doses,
     time_dose,
     treatment_end_date,
 )
 from schedules.queries import doses_of, local_today
 from schedules.studies import protocol_of
+from schedules.wallclock import parse_hhmm
 
 
 def _require_reason(reason: str | None) -> str:

@@ -13,7 +13,6 @@ from schedules.calendar import (
     treatment_end,
 )
 from schedules.protocol import Arm, Protocol
-from schedules.wallclock import parse_hhmm  # noqa: F401  (its callers import it from here too)
 
 
 @dataclass(frozen=True)

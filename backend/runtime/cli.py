@@ -142,7 +142,7 @@ def staff_create(email, role, site_code, password):
 @click.option("--site", "site_code", required=True)
 @click.option("--phone", required=True)
 @click.option("--tz", "time_zone", required=True)
-@click.option("--lang", "language", default="zh-CN", show_default=True)
+@click.option("--lang", "language", default=None, help="zh-CN, en, ... (default: the protocol's default language)")
 @click.option("--reminder-time", required=True, help="HH:MM local")
 @click.option("--first-dose", required=True, help="YYYY-MM-DD")
 @click.option("--no-sms-consent", is_flag=True)

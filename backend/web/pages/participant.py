@@ -52,8 +52,8 @@ from schedules.models import (
     Site,
     Study,
 )
-from schedules.planning import parse_hhmm
 from schedules.queries import doses_of, local_today, vas_history
+from schedules.wallclock import format_hhmm, parse_hhmm
 
 MESSAGE_LOG_LIMIT = 200
 # A dose can be reported by phone once its window has opened; missed and skipped ones may still change.
@@ -338,8 +338,8 @@ def edit_details(participant_id: int):
             changes["phone"] = form.phone.data.strip()
         if form.time_zone.data.strip() != participant.time_zone:
             changes["time_zone"] = form.time_zone.data.strip()
-        if form.reminder_time.data.strftime("%H:%M") != participant.reminder_time:
-            changes["reminder_time"] = form.reminder_time.data.strftime("%H:%M")
+        if format_hhmm(form.reminder_time.data) != participant.reminder_time:
+            changes["reminder_time"] = format_hhmm(form.reminder_time.data)
         if not changes:
             raise _NothingChanged("nothing to change: the values are the current ones")
         ops.change_details(
