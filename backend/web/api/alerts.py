@@ -19,11 +19,10 @@ from backend.web.api.symptom_schemas import (
     AlertSchema,
 )
 from backend.web.auth import current_principal, require_staff
+from backend.web.paths import ID
 from schedules.dbtypes import utcnow
 from schedules.models import HIGH, Alert, AlertState, Dose, Participant, Site
 
-# Ids are 32-bit columns: a larger number in the path is simply not found (rather than a database overflow).
-ID = "int(max=2147483647)"
 blp = Blueprint("alerts", __name__, url_prefix="/api/v1", description="The nurse alert queue.")
 
 UNRESOLVED = (AlertState.OPEN.value, AlertState.ACKNOWLEDGED.value)

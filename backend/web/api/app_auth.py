@@ -11,7 +11,6 @@ from backend.identity import app_tokens
 from backend.identity.principal import UNMASKED
 from backend.operations import app_access as access
 from backend.web.api.app_schemas import (
-    MAX_ID,
     ActivateSchema,
     ActivationCodeRequestSchema,
     ActivationCodeSchema,
@@ -29,6 +28,7 @@ from backend.web.auth import (
     visible_participant,
 )
 from backend.web.errors import status_of
+from backend.web.paths import ID
 from schedules.dbtypes import utcnow
 
 blp = Blueprint("app_auth", __name__, url_prefix="/api/v1", description="Participant app activation and tokens.")
@@ -57,7 +57,7 @@ def _refuse(exc: app_tokens.Refused):
     abort(status_of(exc), message=exc.message)
 
 
-@blp.route(f"/participants/<int(max={MAX_ID}):participant_id>/activation-codes")
+@blp.route(f"/participants/<{ID}:participant_id>/activation-codes")
 class ActivationCodes(MethodView):
     @blp.arguments(ActivationCodeRequestSchema)
     @blp.response(201, ActivationCodeSchema)
@@ -79,7 +79,7 @@ class ActivationCodes(MethodView):
         }
 
 
-@blp.route(f"/participants/<int(max={MAX_ID}):participant_id>/devices")
+@blp.route(f"/participants/<{ID}:participant_id>/devices")
 class Devices(MethodView):
     @blp.response(200, DeviceSchema(many=True))
     @_errors(401, 403, 404)
@@ -91,7 +91,7 @@ class Devices(MethodView):
         return app_tokens.devices_of(session, participant.id)
 
 
-@blp.route(f"/participants/<int(max={MAX_ID}):participant_id>/devices/revoke")
+@blp.route(f"/participants/<{ID}:participant_id>/devices/revoke")
 class DevicesRevoke(MethodView):
     @blp.arguments(DeviceRevokeSchema)
     @blp.response(200, DeviceRevokeResultSchema)

@@ -22,7 +22,6 @@ from backend.operations.doses import record_dose
 from backend.operations.participants import change_details
 from backend.operations.symptoms import VasRefused, record_vas, report_adverse_event
 from backend.web.api.app_schemas import (
-    MAX_ID,
     CalendarTokenSchema,
     DoseQuerySchema,
     MeSchema,
@@ -40,6 +39,7 @@ from backend.web.api.errors import error_responses
 from backend.web.api.schemas import ApiErrorSchema
 from backend.web.api.symptom_schemas import Shown, structured_report
 from backend.web.auth import current_principal
+from backend.web.paths import ID
 from notifications.models import InboundMessage, OutboundMessage
 from notifications.templates import render
 from schedules.dbtypes import utcnow
@@ -145,7 +145,7 @@ class MyDoses(MethodView):
         return doses
 
 
-@blp.route(f"/me/doses/<int(max={MAX_ID}):seq>")
+@blp.route(f"/me/doses/<{ID}:seq>")
 class MyDose(MethodView):
     @blp.response(200, MyDoseSchema)
     @_errors(401, 403, 404)
@@ -159,7 +159,7 @@ class MyDose(MethodView):
         return dose
 
 
-@blp.route(f"/me/doses/<int(max={MAX_ID}):seq>/report")
+@blp.route(f"/me/doses/<{ID}:seq>/report")
 class MyDoseReport(MethodView):
     @blp.arguments(MyDoseReportSchema)
     @blp.response(200, MyDoseSchema)
@@ -255,7 +255,7 @@ class MyAdverseEvents(MethodView):
         return ae_view(session, participant, ae)
 
 
-@blp.route(f"/me/adverse-events/<int(max={MAX_ID}):ae_id>")
+@blp.route(f"/me/adverse-events/<{ID}:ae_id>")
 class MyAdverseEvent(MethodView):
     @blp.response(200, MyAdverseEventSchema)
     @_errors(401, 403, 404)

@@ -14,8 +14,6 @@ from schedules.dbtypes import utcnow
 from schedules.models import DoseState, InjectionSite, Site
 
 INJECTION_SITES = [s.value for s in InjectionSite]
-# Path ids are bounded by the database's INTEGER: a larger number is "not found", not a driver overflow.
-MAX_ID = 2**31 - 1
 _EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 

@@ -30,6 +30,7 @@ from backend.web.api.schemas import (
     ResumeSchema,
 )
 from backend.web.auth import current_principal, require_staff, visible_participant
+from backend.web.paths import ID
 from schedules.adherence import adherence_of
 from schedules.dbtypes import utcnow
 from schedules.models import Participant, Site
@@ -97,7 +98,7 @@ class ParticipantList(MethodView):
         )
 
 
-@blp.route("/<int(max=2147483647):participant_id>")
+@blp.route(f"/<{ID}:participant_id>")
 class ParticipantDetail(MethodView):
     @require_staff()
     @blp.response(200, ParticipantSchema, description=_MASKED)
@@ -129,7 +130,7 @@ class ParticipantDetail(MethodView):
         )
 
 
-@blp.route("/<int(max=2147483647):participant_id>/doses")
+@blp.route(f"/<{ID}:participant_id>/doses")
 class DoseList(MethodView):
     @require_staff(*UNMASKED)
     @blp.response(200, DoseSchema(many=True))
@@ -139,7 +140,7 @@ class DoseList(MethodView):
         return doses_of(get_session(), visible_participant(participant_id).id)
 
 
-@blp.route("/<int(max=2147483647):participant_id>/doses/<int(max=2147483647):seq>/report")
+@blp.route(f"/<{ID}:participant_id>/doses/<{ID}:seq>/report")
 class DoseReport(MethodView):
     @require_staff(*UNMASKED)
     @blp.arguments(DoseReportSchema)
@@ -175,7 +176,7 @@ def _changed(participant_id: int, change) -> dict:
     return {"participant": participant, "doses_changed": changed}
 
 
-@blp.route("/<int(max=2147483647):participant_id>/hold")
+@blp.route(f"/<{ID}:participant_id>/hold")
 class Hold(MethodView):
     @require_staff(*UNMASKED)
     @blp.arguments(HoldSchema)
@@ -189,7 +190,7 @@ class Hold(MethodView):
         )
 
 
-@blp.route("/<int(max=2147483647):participant_id>/resume")
+@blp.route(f"/<{ID}:participant_id>/resume")
 class Resume(MethodView):
     @require_staff(*UNMASKED)
     @blp.arguments(ResumeSchema)
@@ -203,7 +204,7 @@ class Resume(MethodView):
         )
 
 
-@blp.route("/<int(max=2147483647):participant_id>/withdraw")
+@blp.route(f"/<{ID}:participant_id>/withdraw")
 class Withdraw(MethodView):
     @require_staff(*UNMASKED)
     @blp.arguments(ReasonSchema)
@@ -214,7 +215,7 @@ class Withdraw(MethodView):
         return _changed(participant_id, lambda session, **who: ops.withdraw(session, reason=data["reason"], **who))
 
 
-@blp.route("/<int(max=2147483647):participant_id>/adherence")
+@blp.route(f"/<{ID}:participant_id>/adherence")
 class AdherenceView(MethodView):
     @require_staff(*UNMASKED)
     @blp.response(200, AdherenceSchema)
@@ -224,7 +225,7 @@ class AdherenceView(MethodView):
         return adherence_of(doses_of(get_session(), visible_participant(participant_id).id), now=utcnow())
 
 
-@blp.route("/<int(max=2147483647):participant_id>/audit")
+@blp.route(f"/<{ID}:participant_id>/audit")
 class AuditView(MethodView):
     @require_staff(*UNMASKED)
     @blp.response(200, AuditEntrySchema(many=True))

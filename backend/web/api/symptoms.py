@@ -35,6 +35,7 @@ from backend.web.api.symptom_schemas import (
     vas_shown,
 )
 from backend.web.auth import current_principal, require_staff, visible_participant
+from backend.web.paths import ID
 from schedules.dbtypes import utcnow
 from schedules.models import AdverseEvent, Alert, Participant, VasScore
 from schedules.queries import vas_history
@@ -47,8 +48,6 @@ from schedules.vocabulary import (
     SEVERITIES,
 )
 
-# Ids are 32-bit columns: a larger number in the path is simply not found (rather than a database overflow).
-ID = "int(max=2147483647)"
 blp = Blueprint("symptoms", __name__, url_prefix="/api/v1", description="Patient-global VAS and adverse events.")
 
 REVIEWERS = (Role.ADMIN.value, Role.INVESTIGATOR.value)

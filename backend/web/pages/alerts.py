@@ -25,6 +25,7 @@ from backend.web.pages.common import (
 )
 from backend.web.pages.display import ALERT_KIND_LABELS
 from backend.web.pages.forms import AcknowledgeForm, ResolveForm
+from backend.web.paths import ID
 from schedules.dbtypes import utcnow
 from schedules.errors import DomainError
 from schedules.models import Alert, AlertState, Dose, Participant, Site
@@ -174,7 +175,7 @@ def _alert_action(alert_id: int, kind: str, form, change):
     return redirect(safe_next(form.next.data, url_for("pages.alerts")), code=303)
 
 
-@bp.post("/alerts/<int(max=2147483647):alert_id>/acknowledge")
+@bp.post(f"/alerts/<{ID}:alert_id>/acknowledge")
 @staff_page(unmasked=True)
 def acknowledge_alert(alert_id: int):
     """Acknowledge an open alert (someone is on it)."""
@@ -187,7 +188,7 @@ def acknowledge_alert(alert_id: int):
     return _alert_action(alert_id, "ack", form, change)
 
 
-@bp.post("/alerts/<int(max=2147483647):alert_id>/resolve")
+@bp.post(f"/alerts/<{ID}:alert_id>/resolve")
 @staff_page(unmasked=True)
 def resolve_alert(alert_id: int):
     """Resolve an alert with a note saying what was done."""

@@ -37,6 +37,7 @@ from backend.web.pages.forms import (
     ResumeForm,
     WithdrawForm,
 )
+from backend.web.paths import ID
 from notifications.models import InboundMessage, OutboundMessage, OutboxStatus
 from schedules.adherence import adherence_of
 from schedules.calendar import local_wall_to_utc
@@ -205,7 +206,7 @@ def render_participant(participant: Participant, *, submitted: dict[str, FlaskFo
     return render_template("participant.html", **context), status
 
 
-@bp.get("/participants/<int(max=2147483647):participant_id>")
+@bp.get(f"/participants/<{ID}:participant_id>")
 @staff_page()
 def participant(participant_id: int):
     """Show one participant (the assessor sees VAS and adverse events only)."""
@@ -247,7 +248,7 @@ def _reason(form: FlaskForm) -> str:
     return form.reason.data.strip()
 
 
-@bp.post("/participants/<int(max=2147483647):participant_id>/dose")
+@bp.post(f"/participants/<{ID}:participant_id>/dose")
 @staff_page(unmasked=True)
 def record_dose(participant_id: int):
     """Record a dose the participant reported by phone."""
@@ -304,28 +305,28 @@ def _status_change(participant_id: int, key: str):
     return _act(participant, key, form, change)
 
 
-@bp.post("/participants/<int(max=2147483647):participant_id>/hold")
+@bp.post(f"/participants/<{ID}:participant_id>/hold")
 @staff_page(unmasked=True)
 def hold(participant_id: int):
     """Hold dosing from a date, with a reason."""
     return _status_change(participant_id, "hold")
 
 
-@bp.post("/participants/<int(max=2147483647):participant_id>/resume")
+@bp.post(f"/participants/<{ID}:participant_id>/resume")
 @staff_page(unmasked=True)
 def resume(participant_id: int):
     """Resume dosing on a date, with a reason."""
     return _status_change(participant_id, "resume")
 
 
-@bp.post("/participants/<int(max=2147483647):participant_id>/withdraw")
+@bp.post(f"/participants/<{ID}:participant_id>/withdraw")
 @staff_page(unmasked=True)
 def withdraw_participant(participant_id: int):
     """Withdraw the participant from the trial, with a reason."""
     return _status_change(participant_id, "withdraw")
 
 
-@bp.post("/participants/<int(max=2147483647):participant_id>/details")
+@bp.post(f"/participants/<{ID}:participant_id>/details")
 @staff_page(unmasked=True)
 def edit_details(participant_id: int):
     """Change phone, time zone or reminder time, with a reason."""
