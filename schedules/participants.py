@@ -272,6 +272,8 @@ def resume_dosing(
     arm = protocol.arm(participant.arm)
     at = parse_hhmm(participant.reminder_time)
     doses = doses_of(session, participant.id)
+    # Held before dosing began: there is no cadence to restart yet, so it starts on the first-dose date.
+    restart = max(resume_date, participant.first_dose_date)
     if protocol.hold.resume_policy == "extend_to_total_doses":
         planned_total = len(
             plan_doses(
@@ -283,7 +285,7 @@ def resume_dosing(
             for d in doses
             if d.local_date < resume_date and d.state not in (DoseState.HELD.value, DoseState.CANCELLED.value)
         )
-        new_days = extended_dates(arm, start=resume_date, count=planned_total - kept)
+        new_days = extended_dates(arm, start=restart, count=planned_total - kept)
     else:
         new_days = [
             p.local_date
@@ -293,7 +295,7 @@ def resume_dosing(
                 first_dose=participant.first_dose_date,
                 zone=participant.time_zone,
                 reminder_time=at,
-                start=resume_date,
+                start=restart,
             )
         ]
     wanted = set(new_days)

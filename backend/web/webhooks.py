@@ -15,6 +15,7 @@ from backend.extensions import get_vault, limiter
 from backend.operations.delivery import record_delivery_status
 from backend.operations.sms_replies import handle_inbound
 from backend.runtime.metrics import WEBHOOK_LATENCY
+from notifications.models import InboundMessage
 from schedules.dbtypes import utcnow
 
 bp = Blueprint("webhooks", __name__)
@@ -50,6 +51,17 @@ def twilio_signed(view):
     return wrapper
 
 
+# A Twilio message id fits the column it is stored in; a longer one cannot be Twilio's (and would not fit).
+MAX_SID = InboundMessage.__table__.c.message_sid.type.length
+
+
+def _bad_sid(sid: str) -> Response | None:
+    """A 400 for a MessageSid that cannot be Twilio's, else None."""
+    if len(sid) > MAX_SID:
+        return Response(f"MessageSid is not a Twilio message id (longer than {MAX_SID} characters)", status=400)
+    return None
+
+
 def _twiml(text: str | None) -> Response:
     reply = MessagingResponse()
     if text:
@@ -68,6 +80,8 @@ def inbound():
         sid = form.get("MessageSid") or form.get("SmsSid")
         if not sid or not form.get("From"):
             return Response("MessageSid and From are required", status=400)
+        if refused := _bad_sid(sid):
+            return refused
         params = {k: v for k, v in form.items() if k not in ("From", "To", "Body")}
         result = handle_inbound(
             get_session(),
@@ -91,6 +105,8 @@ def status():
         sid = form.get("MessageSid") or form.get("SmsSid")
         if not sid or not form.get("MessageStatus"):
             return Response("MessageSid and MessageStatus are required", status=400)
+        if refused := _bad_sid(sid):
+            return refused
         code = form.get("ErrorCode")
         record_delivery_status(
             get_session(),

@@ -110,7 +110,11 @@ def _lock_holder(url: str) -> int | None:
     try:
         with engine.connect() as conn:
             return conn.execute(
-                text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = :k AND granted"),
+                # Only this test's database: another run's scheduler on the same server holds the same key.
+                text(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = :k AND granted"
+                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                ),
                 {"k": ADVISORY_LOCK_KEY},
             ).scalar()
     finally:

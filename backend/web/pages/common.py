@@ -105,6 +105,9 @@ def safe_next(target: str | None, default: str) -> str:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
+    # A control character (a CR/LF smuggled in as %0D%0A) could never be sent in a Location header.
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return default
     return target
 
 
