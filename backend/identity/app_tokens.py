@@ -58,17 +58,6 @@ class TokenPair:
     device_session_id: int
     participant_id: int
 
-    def as_dict(self) -> dict:
-        """The API view of the pair."""
-        return {
-            "access_token": self.access_token,
-            "token_type": "Bearer",
-            "expires_in": int(ACCESS_TTL.total_seconds()),
-            "access_token_expires_at": self.access_expires_at,
-            "refresh_token": self.refresh_token,
-            "refresh_token_expires_at": self.refresh_expires_at,
-        }
-
 
 def _random_chars(n: int) -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(n))

@@ -71,12 +71,7 @@ class ActivationCodes(MethodView):
         issued = access.issue_activation_code(
             session, participant=participant, send_sms=data["send_sms"], actor=principal.actor, now=utcnow()
         )
-        return {
-            "participant_id": participant.id,
-            "code": issued.code,
-            "expires_at": issued.row.expires_at,
-            "sent_by_sms": issued.row.sent_by_sms,
-        }
+        return issued
 
 
 @blp.route(f"/participants/<{ID}:participant_id>/devices")
@@ -125,7 +120,7 @@ class Activate(MethodView):
             pair = access.activate_app(get_session(), code=data["code"], device_name=data["device_name"], now=utcnow())
         except app_tokens.Refused as exc:
             _refuse(exc)
-        return pair.as_dict()
+        return pair
 
 
 @blp.route("/app/token/refresh")
@@ -145,7 +140,7 @@ class Refresh(MethodView):
             pair = access.refresh_app_tokens(get_session(), refresh_token=data["refresh_token"], now=utcnow())
         except app_tokens.Refused as exc:
             _refuse(exc)
-        return pair.as_dict()
+        return pair
 
 
 @blp.route("/app/sign-out")

@@ -8,6 +8,7 @@ from decimal import Decimal
 from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy.orm import object_session
 
+from backend.identity.app_tokens import ACCESS_TTL
 from backend.web.api.schemas import HHMM, LANGS, NO_NUL, site_code_of, study_code_of
 from backend.web.api.symptom_schemas import StructuredAdverseEventSchema
 from schedules.dbtypes import utcnow
@@ -38,12 +39,12 @@ class ActivationCodeRequestSchema(Schema):
 class ActivationCodeSchema(Schema):
     """A one-time activation code: shown once, typed into the app, valid for 72 hours."""
 
-    participant_id = fields.Integer(metadata={"example": 3})
+    participant_id = fields.Integer(attribute="row.participant_id", metadata={"example": 3})
     code = fields.String(
         metadata={"description": "12 characters; dashes, spaces and case do not matter", "example": "7KQ2-M9XD-4TBA"}
     )
-    expires_at = fields.DateTime(metadata={"example": "2026-03-04T08:00:00+00:00"})
-    sent_by_sms = fields.Boolean(metadata={"example": True})
+    expires_at = fields.DateTime(attribute="row.expires_at", metadata={"example": "2026-03-04T08:00:00+00:00"})
+    sent_by_sms = fields.Boolean(attribute="row.sent_by_sms", metadata={"example": True})
 
 
 class DeviceRevokeSchema(Schema):
@@ -98,15 +99,21 @@ class TokenPairSchema(Schema):
     access_token = fields.String(
         required=True, metadata={"description": "send as 'Authorization: Bearer <access_token>'", "example": "tca_Zx8…"}
     )
-    token_type = fields.String(required=True, metadata={"example": "Bearer"})
-    expires_in = fields.Integer(
-        required=True, metadata={"description": "seconds until the access token expires", "example": 900}
+    token_type = fields.Constant("Bearer", required=True, metadata={"example": "Bearer"})
+    expires_in = fields.Function(
+        lambda pair: int(ACCESS_TTL.total_seconds()),
+        required=True,
+        metadata={"description": "seconds until the access token expires", "example": 900},
     )
-    access_token_expires_at = fields.DateTime(required=True, metadata={"example": "2026-03-01T08:15:00+00:00"})
+    access_token_expires_at = fields.DateTime(
+        attribute="access_expires_at", required=True, metadata={"example": "2026-03-01T08:15:00+00:00"}
+    )
     refresh_token = fields.String(
         required=True, metadata={"description": "use once at /api/v1/app/token/refresh", "example": "tcr_3q2…"}
     )
-    refresh_token_expires_at = fields.DateTime(required=True, metadata={"example": "2026-03-31T08:00:00+00:00"})
+    refresh_token_expires_at = fields.DateTime(
+        attribute="refresh_expires_at", required=True, metadata={"example": "2026-03-31T08:00:00+00:00"}
+    )
 
 
 # --- /me -------------------------------------------------------------------------------------------
