@@ -1,4 +1,4 @@
-"""Record a dose report (by SMS, app or staff): the dose's state, then the participant's messages."""
+"""Record a dose report (by SMS, app or staff): the dose's state, then its reminder and nudge withdrawn."""
 
 from __future__ import annotations
 
@@ -6,16 +6,15 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from backend.operations.replanning import replan_messages
+from notifications.planning import cancel_dose_messages
 from schedules.changes import Actor
 from schedules.doses import report_dose
-from schedules.models import Dose, Participant
+from schedules.models import Dose
 
 
 def record_dose(
     session: Session,
     *,
-    participant: Participant,
     dose: Dose,
     taken: bool,
     actor: Actor,
@@ -37,5 +36,7 @@ def record_dose(
         note=note,
         reason=reason,
     )
-    replan_messages(session, participant=participant, now=now)
+    # A report changes only this dose's messages (a reported dose wants no reminder or nudge), so the
+    # participant's full re-plan is not needed: the SMS webhook, the hottest path, answers sooner.
+    cancel_dose_messages(session, dose=dose)
     return dose

@@ -309,9 +309,7 @@ def _dose_reply(
         return render("reply_no_open_dose", lang)
     local_date = dose.local_date.isoformat()
     try:
-        record_dose(
-            session, participant=participant, dose=dose, taken=taken, actor=actor, now=now, reason="reported by SMS"
-        )
+        record_dose(session, dose=dose, taken=taken, actor=actor, now=now, reason="reported by SMS")
     except InvalidTransition:
         inbound.outcome = f"dose {dose.seq} already {dose.state}"
         return render("reply_dose_already", lang, local_date=local_date, state=render(f"dose_state_{dose.state}", lang))

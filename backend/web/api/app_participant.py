@@ -174,7 +174,6 @@ class MyDoseReport(MethodView):
             abort(404, message=f"you have no dose {seq}")
         return record_dose(
             session,
-            participant=participant,
             dose=dose,
             taken=data["taken"],
             actor=participant_actor(participant.id),

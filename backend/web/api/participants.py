@@ -156,7 +156,6 @@ class DoseReport(MethodView):
             abort(404, message=f"participant has no dose {seq}")
         return dose_ops.record_dose(
             session,
-            participant=participant,
             dose=dose,
             taken=data["taken"],
             actor=principal.actor,

@@ -266,7 +266,6 @@ def record_dose(participant_id: int):
             taken_at = local_wall_to_utc(local.date(), local.time().replace(second=0, microsecond=0), zone)
         dose_ops.record_dose(
             session,
-            participant=participant,
             dose=dose,
             taken=form.taken.data == "yes",
             actor=principal().actor,
