@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from notifications.consent import mark_opted_out
 from notifications.models import OutboundMessage
 from notifications.provider_errors import is_invalid_number, is_unsubscribed
-from schedules.alerts import open_alert
+from schedules.alerts import open_alert, resolve
 from schedules.changes import Actor
-from schedules.models import HIGH, NORMAL, AlertKind, Participant
+from schedules.models import HIGH, NORMAL, Alert, AlertKind, AlertState, Participant
+
+
+def contact_problem_key(message_id: int) -> str:
+    """The one alert of a message that did not arrive: a failed send and its later 'undelivered' are one problem."""
+    return f"contact_problem:outbox:{message_id}"
 
 
 def delivery_failed(
@@ -29,13 +34,12 @@ def delivery_failed(
     if is_unsubscribed(error_code):
         mark_opted_out(session, participant=participant, now=now, actor=actor, why=unsubscribed_why)
         return
-    # Keyed by the message: a failed send and its later 'undelivered' callback are one problem, not two.
     open_alert(
         session,
         participant=participant,
         site_id=participant.site_id,
         kind=AlertKind.CONTACT_PROBLEM.value,
-        dedupe_key=f"contact_problem:outbox:{message.id}",
+        dedupe_key=contact_problem_key(message.id),
         now=now,
         actor=actor,
         ref_type="outbox",
@@ -43,3 +47,18 @@ def delivery_failed(
         priority=HIGH if is_invalid_number(error_code) else NORMAL,
         summary=summary,
     )
+
+
+def delivery_recovered(session: Session, *, message: OutboundMessage, now: datetime, actor: Actor) -> bool:
+    """A message reported undelivered arrived after all: resolve its contact problem (audited); True if one was open."""
+    alert = session.exec(select(Alert).where(Alert.dedupe_key == contact_problem_key(message.id))).first()
+    if alert is None or alert.state == AlertState.RESOLVED.value:
+        return False
+    resolve(
+        session,
+        alert=alert,
+        note="a later status from the carrier says the message was delivered",
+        actor=actor,
+        now=now,
+    )
+    return True

@@ -38,13 +38,18 @@ class OutboxStatus(str, enum.Enum):
 
 
 # Rank of provider-reported statuses: a callback may only raise the rank, never lower it.
+# Every status Twilio documents for an outbound message (scheduled and canceled are its scheduled sends;
+# partially_delivered is a multi-part message of which some parts arrived).
 STATUS_RANK = {
-    "queued": 1,
     "accepted": 1,
+    "scheduled": 1,
+    "queued": 1,
     "sending": 2,
     "sent": 3,
+    "canceled": 4,
     "undelivered": 4,
     "failed": 4,
+    "partially_delivered": 5,
     "delivered": 5,
     "read": 6,
 }
@@ -83,7 +88,7 @@ class OutboundMessage(SQLModel, table=True):
     not_after: Optional[datetime] = Field(default=None, sa_type=UTCDateTime, nullable=True)
     next_attempt_at: datetime = Field(sa_type=UTCDateTime)
     status: str = Field(default=OutboxStatus.PLANNED.value, max_length=16)
-    provider_status: str = Field(default="", max_length=16)
+    provider_status: str = Field(default="", max_length=24)  # "partially_delivered" (migration 0007)
     provider_sid: Optional[str] = Field(default=None, unique=True, max_length=64)
     attempts: int = 0
     recoveries: int = 0  # times a crash left it in 'sending' and it was put back (at most once)
@@ -118,7 +123,7 @@ class StatusCallback(SQLModel, table=True):
 
     id: Optional[int] = Field(default=None, primary_key=True)
     message_sid: str = Field(index=True, max_length=64)
-    status: str = Field(max_length=16)
+    status: str = Field(max_length=24)
     error_code: Optional[int] = None
     received_at: datetime = Field(sa_type=UTCDateTime)
     applied: bool = False

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlmodel import Session, select
 
-from notifications.delivery_alerts import delivery_failed
+from notifications.delivery_alerts import delivery_failed, delivery_recovered
 from notifications.models import (
     STATUS_RANK,
     OutboundMessage,
@@ -19,13 +20,19 @@ from schedules.changes import Actor
 from schedules.models import Participant
 
 ACTOR = Actor("job", "twilio_status_callback")
+# What the callback table can hold; a longer, unknown status is kept cut to it (and applies nothing).
+STATUS_LENGTH = StatusCallback.__table__.c.status.type.length
 RACE_MARGIN = timedelta(seconds=60)  # clock skew between web and dispatch hosts
 _OUR_STATUS = {
     "delivered": OutboxStatus.DELIVERED.value,
+    "partially_delivered": OutboxStatus.DELIVERED.value,
     "read": OutboxStatus.DELIVERED.value,
     "undelivered": OutboxStatus.UNDELIVERED.value,
     "failed": OutboxStatus.FAILED.value,
+    "canceled": OutboxStatus.FAILED.value,
 }
+_NOT_ARRIVED = ("undelivered", "failed", "canceled")
+_ARRIVED = ("partially_delivered", "delivered", "read")
 
 
 def apply_status_callback(
@@ -36,7 +43,9 @@ def apply_status_callback(
     SID not yet in the outbox (it can beat the dispatcher's own record of the send) is kept
     unapplied and replayed by replay_early_callbacks when the send is recorded."""
     status = (status or "").strip().lower()
-    callback = StatusCallback(message_sid=message_sid, status=status[:16], error_code=error_code, received_at=now)
+    callback = StatusCallback(
+        message_sid=message_sid, status=status[:STATUS_LENGTH], error_code=error_code, received_at=now
+    )
     session.add(callback)
     row = session.exec(select(OutboundMessage).where(OutboundMessage.provider_sid == message_sid)).first()
     if row is None:
@@ -86,16 +95,40 @@ def replay_raced_callbacks(session: Session, *, now: datetime, within: timedelta
     return replayed
 
 
+def _claim_move(session: Session, row: OutboundMessage, *, status: str, now: datetime) -> bool:
+    """Move the row's provider status up in one conditional UPDATE, so callbacks racing for one message
+    cannot both pass the rank check: the later one waits for the row lock, then no longer matches."""
+    rank = STATUS_RANK[status]
+    not_lower = [name for name, other in STATUS_RANK.items() if other >= rank]
+    moved = session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id == row.id, OutboundMessage.provider_status.not_in(not_lower))
+        .values(provider_status=status, status_updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return moved == 1
+
+
 def _apply(session: Session, row: OutboundMessage, *, status: str, error_code: int | None, now: datetime) -> bool:
     if status not in STATUS_RANK or STATUS_RANK[status] <= STATUS_RANK.get(row.provider_status, 0):
         return False
-    row.provider_status, row.status_updated_at = status, now
+    previous = row.provider_status
+    if not _claim_move(session, row, status=status, now=now):
+        session.refresh(row)
+        return False
+    # The UPDATE wrote provider_status; the attributes below go through the ORM, so the audit sees them.
+    session.refresh(row, attribute_names=["provider_status", "status_updated_at"])
     if error_code:
         row.last_error_code = error_code
     if status in _OUR_STATUS:
         row.status = _OUR_STATUS[status]
     session.add(row)
-    if status in ("undelivered", "failed") and row.participant_id:
+    if status in _ARRIVED and previous in _NOT_ARRIVED:
+        # The final state decides: it arrived after all, so its error and contact problem go.
+        row.last_error_code = None
+        session.flush()
+        delivery_recovered(session, message=row, now=now, actor=ACTOR)
+    if status in _NOT_ARRIVED and row.participant_id:
         participant = session.get(Participant, row.participant_id)
         delivery_failed(
             session,
