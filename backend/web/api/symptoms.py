@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import wraps
-
 from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
@@ -11,8 +9,7 @@ from sqlmodel import Session, select
 
 from backend.db import get_session
 from backend.extensions import get_vault
-from backend.identity.principal import UNMASKED
-from backend.models import Role
+from backend.identity.principal import REVIEWERS, UNMASKED
 from backend.operations.symptoms import (
     correct_vas,
     record_vas,
@@ -50,27 +47,14 @@ from schedules.vocabulary import (
 
 blp = Blueprint("symptoms", __name__, url_prefix="/api/v1", description="Patient-global VAS and adverse events.")
 
-REVIEWERS = (Role.ADMIN.value, Role.INVESTIGATOR.value)
-
 
 _errors = error_responses(blp)
 
 
 def _reviewers_only(action: str):
-    """Decorator: staff in an investigator or admin role, else 403 saying who may (checked before the body is read)."""
-
-    def decorate(view):
-        @wraps(view)
-        @require_staff()
-        def wrapper(*args, **kwargs):
-            role = current_principal().role
-            if role not in REVIEWERS:
-                abort(403, message=f"only an investigator or admin may {action} an adverse event (your role: {role})")
-            return view(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
+    """Decorator: investigators and admins only, else 403 saying who may (checked before the body is read)."""
+    refusal = f"only an investigator or admin may {action} an adverse event (your role: {{role}})"
+    return require_staff(*REVIEWERS, refusal=refusal)
 
 
 # --- views: what the API shows (never arm, regimen or doses) -----------------------------------
