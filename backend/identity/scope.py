@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import false, true
 from sqlmodel import Session
 
 from backend.identity.principal import Principal
+from backend.models import Role
 from schedules.models import Participant
 
 
 def site_filter(principal: Principal, site_column: Any) -> Any:
     """A WHERE clause limiting `site_column` to the caller's sites (always true for admins)."""
-    from sqlalchemy import true
-
     if principal.kind != "staff":
-        from sqlalchemy import false
-
         return false()
-    if principal.role == "admin":
+    if principal.role == Role.ADMIN.value:
         return true()
     return site_column == principal.site_id
 

@@ -25,7 +25,7 @@ def enroll(
     arm: str,
     phone: str,
     time_zone: str,
-    language: str,
+    language: str | None,
     reminder_time: str,
     first_dose_date: date,
     sms_consent: bool,
@@ -33,7 +33,7 @@ def enroll(
     actor: Actor,
     now: datetime,
 ) -> Participant:
-    """Enroll a participant, generate their dosing schedule and plan their first messages."""
+    """Enroll a participant, generate their schedule, plan their first messages (no language: the protocol's)."""
     participant = domain.enroll_participant(
         session,
         study=study,
