@@ -12,6 +12,7 @@ from pydantic_core import PydanticUndefined
 from sqlalchemy import Row
 from sqlmodel import Session, select
 
+from notifications.housekeeping import expire, is_stale
 from notifications.models import OutboundMessage, OutboxStatus, Purpose
 from notifications.templates import render
 from schedules.bulk import bulk_insert, in_values
@@ -21,7 +22,7 @@ from schedules.calendar import (
     next_allowed_send,
     to_local,
 )
-from schedules.changes import record_changes
+from schedules.changes import acting, current_actor, record_changes
 from schedules.models import (
     Dose,
     DoseState,
@@ -48,12 +49,14 @@ class PlanReport:
     created: int = 0
     updated: int = 0
     cancelled: int = 0
+    expired: int = 0
     participants: int = 0
     by_purpose: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
+        expired = f", expired {self.expired}" if self.expired else ""
         return (
-            f"planned {self.created} new, re-timed {self.updated}, cancelled {self.cancelled} "
+            f"planned {self.created} new, re-timed {self.updated}, cancelled {self.cancelled}{expired} "
             f"for {self.participants} participant(s)"
         )
 
@@ -352,7 +355,7 @@ def _insert_fresh(session: Session, fresh: list[dict], report: PlanReport) -> No
         report.by_purpose[purpose] = report.by_purpose.get(purpose, 0) + 1
 
 
-def _apply_changes(session: Session, plan: _Plan, report: PlanReport) -> None:
+def _apply_changes(session: Session, plan: _Plan, report: PlanReport, *, now: datetime) -> None:
     """Re-time and cancel through the ORM (few rows; the flush audits them as it always did)."""
     ids = list(plan.retime) + plan.cancel
     if not ids:
@@ -372,15 +375,27 @@ def _apply_changes(session: Session, plan: _Plan, report: PlanReport) -> None:
             )
             session.add(row)
             report.updated += 1
-    _cancel(session, [rows[i] for i in plan.cancel if i in rows], report)
+    _withdraw(session, [rows[i] for i in plan.cancel if i in rows], report, now=now, why=NO_LONGER_WANTED)
 
 
-def _cancel(session: Session, rows, report: PlanReport) -> None:
-    for row in rows:
-        if row.status == PLANNED:
-            row.status = OutboxStatus.CANCELLED.value
-            session.add(row)
-            report.cancelled += 1
+NO_LONGER_WANTED = "no longer wanted: the participant's doses, details or consent changed"
+DOSE_REPORTED = "the dose was reported"
+
+
+def _withdraw(session: Session, rows, report: PlanReport, *, now: datetime, why: str) -> None:
+    """Take planned messages back: expired if already past their last useful moment, else cancelled; audited."""
+    planned = [row for row in rows if row.status == PLANNED]
+    stale = [row for row in planned if is_stale(row, now=now)]
+    expire(session, stale, now=now)
+    report.expired += len(stale)
+    stale_ids = {row.id for row in stale}
+    actor, _reason = current_actor(session)
+    with acting(session, actor, why):
+        for row in planned:
+            if row.id not in stale_ids:
+                row.status, row.status_updated_at = OutboxStatus.CANCELLED.value, now
+                session.add(row)
+                report.cancelled += 1
 
 
 def _sync(
@@ -412,7 +427,7 @@ def _sync(
             )
         _compare(participant, wanted, existing, plan)
     _insert_fresh(session, plan.fresh, report)
-    _apply_changes(session, plan, report)
+    _apply_changes(session, plan, report, now=now)
 
 
 def sync_participant_messages(
@@ -431,15 +446,15 @@ def sync_participant_messages(
     return report
 
 
-def cancel_dose_messages(session: Session, *, dose: Dose) -> int:
-    """Cancel the planned reminder and nudge of a dose (it was reported, held or cancelled)."""
+def cancel_dose_messages(session: Session, *, dose: Dose, now: datetime) -> int:
+    """Withdraw the planned reminder and nudge of a reported dose; returns how many were cancelled."""
     rows = session.exec(
         select(OutboundMessage).where(
             OutboundMessage.dedupe_key.in_(dose_keys(dose.id)), OutboundMessage.status == PLANNED
         )
     ).all()
     report = PlanReport()
-    _cancel(session, rows, report)
+    _withdraw(session, rows, report, now=now, why=DOSE_REPORTED)
     return report.cancelled
 
 

@@ -38,5 +38,5 @@ def record_dose(
     )
     # A report changes only this dose's messages (a reported dose wants no reminder or nudge), so the
     # participant's full re-plan is not needed: the SMS webhook, the hottest path, answers sooner.
-    cancel_dose_messages(session, dose=dose)
+    cancel_dose_messages(session, dose=dose, now=now)
     return dose
