@@ -385,6 +385,8 @@ DOSE_REPORTED = "the dose was reported"
 def _withdraw(session: Session, rows, report: PlanReport, *, now: datetime, why: str) -> None:
     """Take planned messages back: expired if already past their last useful moment, else cancelled; audited."""
     planned = [row for row in rows if row.status == PLANNED]
+    if not planned:
+        return
     stale = [row for row in planned if is_stale(row, now=now)]
     expire(session, stale, now=now)
     report.expired += len(stale)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from notifications.delivery_alerts import delivery_failed, delivery_recovered
@@ -116,8 +117,9 @@ def _apply(session: Session, row: OutboundMessage, *, status: str, error_code: i
     if not _claim_move(session, row, status=status, now=now):
         session.refresh(row)
         return False
-    # The UPDATE wrote provider_status; the attributes below go through the ORM, so the audit sees them.
-    session.refresh(row, attribute_names=["provider_status", "status_updated_at"])
+    # The UPDATE wrote these two (no reload needed); the attributes below go through the ORM, so the audit sees them.
+    set_committed_value(row, "provider_status", status)
+    set_committed_value(row, "status_updated_at", now)
     if error_code:
         row.last_error_code = error_code
     if status in _OUR_STATUS:
