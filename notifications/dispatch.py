@@ -1,6 +1,6 @@
 """Dispatch: claim due outbox rows, commit the claim, send, then record each outcome.
 
-The crash rule for rows left in 'sending' is applied by notifications.housekeeping, which the
+The crash rule for rows left in 'sending' is applied by notifications.crash_rule, which the
 dispatcher runs at start and when idle.
 
 Retry rule: a refusal with an HTTP answer (429, 5xx) is retried with backoff (Retry-After
@@ -26,8 +26,9 @@ from sqlalchemy import bindparam, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
+from notifications.crash_rule import recover_stuck
 from notifications.delivery_alerts import delivery_failed
-from notifications.housekeeping import expire_stale, recover_stuck
+from notifications.housekeeping import expire_stale
 from notifications.models import OutboundMessage, OutboxStatus, StatusCallback
 from notifications.rate_limit import SendLimiter
 from notifications.senders import SendResult, SmsSender, SmsSendError
@@ -312,13 +313,14 @@ def _describe(error: SmsSendError) -> str:
 
 
 class Dispatcher:
-    """Keeps `concurrency` sends in flight: claims ahead, sends on a thread pool, records outcomes every 100 ms.
+    """Keeps `concurrency` sends in flight: claims for free threads, sends on a thread pool, records every 100 ms.
 
     All database work (claim, prepare, record) runs on the calling thread; the pool threads only talk
-    to the provider, so a slow send never holds a transaction open and sends never stop while the
-    database works. At most 4 x concurrency messages are queued for or in a send (about 0.2 s of
-    sending: enough to ride out a slow claim or record, short enough that a safety page claimed
-    next waits behind little), and an outcome waits about `record_every` before it is written: that
+    to the provider, so a slow send never holds a transaction open. A row is claimed only when a
+    sending thread is free for it and the send-rate cap has granted its token, so every claimed row
+    goes to the provider at once: a row in 'sending' is a provider call started (or answered and
+    not yet recorded), never one queued behind the cap, and only those count towards the crash rule.
+    An outcome waits about `record_every` before it is written: with the calls in flight, that
     bounds what a crash can re-send."""
 
     record_every = 0.1
@@ -338,9 +340,11 @@ class Dispatcher:
     ):
         self.sessions, self.sender, self.vault, self.clock, self.config = sessions, sender, vault, clock, config
         self.limiter, self.pool, self.on_record = limiter, pool, on_record
-        self.high_water = 4 * max(1, config.concurrency)
-        # Claim again once half a pool's worth has drained: batches big enough to be cheap, senders never empty-handed.
-        self.low_water = self.high_water - max(1, config.concurrency // 2)
+        self.high_water = max(1, config.concurrency)
+        # Claim again once a quarter of the threads are free: batches big enough to be cheap, few threads idle.
+        self.low_water = self.high_water - max(1, self.high_water // 4)
+        self.token_wait = 0.02  # when the cap granted nothing: ask again this soon (no row is held meanwhile)
+        self._cap_down_until = 0.0
         self._done: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._outstanding = 0  # handed to the pool, outcome not back yet
         self._finished: list[_Job] = []  # outcome known, not yet written
@@ -369,11 +373,20 @@ class Dispatcher:
                 moment = time.monotonic()
                 may_claim = not stopping and not (until_idle and exhausted) and moment >= next_claim
                 if may_claim and self._outstanding <= self.low_water:
-                    claimed = self._claim_and_submit(burst, room=self.high_water - self._outstanding)
-                    exhausted = claimed == 0
-                    if exhausted:
-                        next_claim = moment + poll
-                    continue_claiming = not exhausted and self._outstanding <= self.low_water
+                    # While idle, one token probes for work: tokens taken but unused are lost to every dispatcher.
+                    room = self._tokens(1 if exhausted else self.high_water - self._outstanding)
+                    if room:
+                        claimed = self._claim_and_submit(burst, room=room)
+                        exhausted = claimed == 0
+                        self._untake(room - claimed)
+                        if exhausted:
+                            next_claim = moment + poll
+                    elif time.monotonic() < self._cap_down_until:
+                        exhausted = until_idle  # a one-off run ends; the rows stay planned for the next one
+                        next_claim = self._cap_down_until
+                    else:
+                        next_claim = moment + self.token_wait
+                    continue_claiming = bool(room) and not exhausted and self._outstanding <= self.low_water
                 else:
                     continue_claiming = False
                 self._collect(timeout=0 if continue_claiming or not self._outstanding else self.record_every)
@@ -408,6 +421,24 @@ class Dispatcher:
         with self.sessions() as session:
             total.recovered += recover_stuck(session, now=self.clock(), stale_after=self.config.sending_stale_after)
             total.expired += expire_stale(session, now=self.clock())
+
+    def _tokens(self, wanted: int) -> int:
+        """Send-rate tokens for up to `wanted` rows, taken before the claim (0 if the cap has none now)."""
+        if self.limiter is None:
+            return wanted
+        if time.monotonic() < self._cap_down_until:
+            return 0
+        try:
+            return self.limiter.take(wanted)
+        except Exception as exc:  # nothing is claimed yet, so no row waits out the cap's outage
+            log.error("send-rate cap raised %s; claiming nothing for 5 s", type(exc).__name__)
+            self._cap_down_until = time.monotonic() + 5
+            return 0
+
+    def _untake(self, unused: int) -> None:
+        give_back = getattr(self.limiter, "give_back", None)
+        if unused > 0 and give_back is not None:
+            give_back(unused)
 
     def _claim_and_submit(self, report: DispatchReport, *, room: int) -> int:
         # One transaction: the claim commits (other dispatchers skip these rows) before any send starts.
@@ -461,15 +492,6 @@ class Dispatcher:
             self._done.put(job)
 
     def _send(self, job: _Job) -> _Job:
-        if self.limiter is not None:
-            try:
-                self.limiter.acquire()
-            except Exception as exc:  # not sent, so a later attempt cannot duplicate it
-                log.error("send-rate cap raised %s; outbox row %s will be retried", type(exc).__name__, job.id)
-                job.outcome = SmsSendError(
-                    f"send-rate cap unavailable ({type(exc).__name__}); not sent", transient=True, retry_after=5
-                )
-                return job
         try:
             job.outcome = self.sender.send(to=job.to, body=job.body, status_callback=self.config.status_callback_url)
         except SmsSendError as exc:

@@ -1,14 +1,11 @@
-"""Outbox housekeeping: expire messages too late to be useful, and apply the crash rule to rows left in 'sending'.
+"""Outbox housekeeping: messages past their last useful moment are expired (audited), never sent late or cancelled.
 
-Crash rule (documented in README): a row a crashed dispatcher left in 'sending' for longer
-than SENDING_STALE_AFTER_SECONDS is put back once ('recoveries' becomes 1) and may therefore
-reach the participant twice; found stuck a second time it is marked failed, never re-sent.
-So duplicates are at most one per message in flight at a crash, and re-sends never loop.
+The crash rule for rows left in 'sending' lives in notifications.crash_rule.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlmodel import Session, select
 
@@ -39,20 +36,4 @@ def expire_stale(session: Session, *, now: datetime) -> int:
         select(O).where(O.status == OutboxStatus.PLANNED.value, O.not_after.is_not(None), O.not_after < now)
     ).all()
     expire(session, list(rows), now=now)
-    return len(rows)
-
-
-def recover_stuck(session: Session, *, now: datetime, stale_after: timedelta) -> int:
-    """Apply the crash rule to rows left in 'sending' (see module docstring)."""
-    rows = session.exec(select(O).where(O.status == OutboxStatus.SENDING.value, O.claimed_at < now - stale_after)).all()
-    with acting(session, Actor("job", "recover_stuck_sending"), "dispatcher stopped while sending"):
-        for row in rows:
-            if row.recoveries == 0:
-                row.status, row.recoveries, row.next_attempt_at, row.claimed_by = OutboxStatus.PLANNED.value, 1, now, ""
-            else:
-                row.status, row.last_error = (
-                    OutboxStatus.FAILED.value,
-                    "outcome unknown after a second dispatcher crash; not re-sent",
-                )
-            session.add(row)
     return len(rows)

@@ -12,10 +12,13 @@ _REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://")
 
 
 class SendLimiter(Protocol):
-    """Anything that blocks until one more send is allowed."""
+    """The send-rate cap a dispatcher asks before it claims: tokens first, so a claimed row never waits for one."""
+
+    def take(self, most: int) -> int:
+        """Take up to `most` sends allowed now, without waiting; returns how many were granted."""
 
     def acquire(self) -> None:
-        """Block until a send is allowed."""
+        """Block until one send is allowed."""
 
 
 class TokenBucket:
@@ -31,20 +34,32 @@ class TokenBucket:
         self.updated = clock()
         self.lock = threading.Lock()
 
+    def take(self, most: int) -> int:
+        """Take up to `most` whole tokens available now; returns how many."""
+        if self.rate <= 0:
+            return most
+        with self.lock:
+            self._refill()
+            granted = max(0, min(most, int(self.tokens)))
+            self.tokens -= granted
+            return granted
+
+    def give_back(self, unused: int) -> None:
+        """Return tokens taken for rows that turned out not to be due."""
+        with self.lock:
+            self.tokens = min(self.capacity, self.tokens + unused)
+
     def acquire(self) -> None:
         """Block until a send is allowed."""
-        if self.rate <= 0:
-            return
-        while True:
+        while not self.take(1):
             with self.lock:
-                now = self.clock()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
                 wait = (1 - self.tokens) / self.rate
-            time.sleep(wait)
+            time.sleep(max(wait, 0.001))
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
 
 
 class RedisSendLimiter:
@@ -70,26 +85,29 @@ class RedisSendLimiter:
         self.retry_redis_after = retry_redis_after
         self._redis_down_until = 0.0
 
+    def take(self, most: int) -> int:
+        """Take up to `most` sends from the shared window now; each hit is atomic in Redis, so no process overshoots."""
+        if time.monotonic() < self._redis_down_until:
+            return self.fallback.take(most)
+        granted = 0
+        try:
+            while granted < most and self.window.hit(self.item, self.key):
+                granted += 1
+        except Exception as exc:  # redis.ConnectionError and friends; the class name is enough
+            log.warning(
+                "send-rate window in Redis unavailable (%s); capping this process alone for %.0f s",
+                type(exc).__name__,
+                self.retry_redis_after,
+            )
+            self._redis_down_until = time.monotonic() + self.retry_redis_after
+            return granted + self.fallback.take(most - granted)
+        return granted
+
     def acquire(self) -> None:
         """Block until the shared window has room for one more send."""
-        while True:
-            if time.monotonic() < self._redis_down_until:
-                self.fallback.acquire()
-                return
-            try:
-                if self.window.hit(self.item, self.key):
-                    return
-                reset_at = self.window.get_window_stats(self.item, self.key).reset_time
-            except Exception as exc:  # redis.ConnectionError and friends; the class name is enough
-                log.warning(
-                    "send-rate window in Redis unavailable (%s); capping this process alone for %.0f s",
-                    type(exc).__name__,
-                    self.retry_redis_after,
-                )
-                self._redis_down_until = time.monotonic() + self.retry_redis_after
-                continue
-            # Wake when the oldest send leaves the window; short naps keep many threads from waking together.
-            time.sleep(min(0.05, max(0.001, reset_at - time.time())))
+        while not self.take(1):
+            # Short naps keep many waiting processes from waking together.
+            time.sleep(0.01)
 
 
 def build_send_limiter(*, rate_per_second: float, storage_uri: str, key: str) -> SendLimiter | None:

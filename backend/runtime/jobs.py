@@ -21,9 +21,10 @@ from backend.runtime.metrics import (
     MESSAGES_PLANNED,
     MESSAGES_SENT,
 )
+from notifications.crash_rule import recover_stuck
 from notifications.digest import send_daily_digest
 from notifications.dispatch import DispatchConfig, Dispatcher, DispatchReport
-from notifications.housekeeping import expire_stale, recover_stuck
+from notifications.housekeeping import expire_stale
 from notifications.planning import plan_messages
 from notifications.rate_limit import SendLimiter, build_send_limiter
 from notifications.status import replay_raced_callbacks, undelivered_dose_ids

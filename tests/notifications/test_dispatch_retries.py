@@ -186,13 +186,13 @@ def test_timeouts_are_ambiguous_so_they_count_against_max_attempts_even_before_t
     assert alert.kind == AlertKind.CONTACT_PROBLEM.value and "no answer from the provider" in alert.summary
 
 
-def test_a_broken_send_rate_cap_leaves_the_reminder_for_a_retry_instead_of_failing_it(
+def test_a_broken_send_rate_cap_claims_nothing_so_the_reminder_waits_unharmed_for_the_next_run(
     app, session, clock, twilio, database
 ):
     from backend.runtime.jobs import dispatcher
 
     class BrokenCap:
-        def acquire(self):
+        def take(self, most):
             raise ConnectionError("rate store unreachable")
 
     _planned(app, session, clock)
@@ -202,11 +202,11 @@ def test_a_broken_send_rate_cap_leaves_the_reminder_for_a_retry_instead_of_faili
         report = worker.run(until_idle=True)
 
     row = _reminder(database)
-    assert (report.sent, report.failed, report.retried) == (0, 0, 1)
-    assert row.status == OutboxStatus.PLANNED.value and "send-rate cap unavailable" in row.last_error
+    assert (report.claimed, report.sent, report.failed) == (0, 0, 0)
+    # Tokens come before the claim: the row was never taken, so no attempt and no crash-rule exposure.
+    assert row.status == OutboxStatus.PLANNED.value and row.attempts == 0
     assert twilio.requests_seen() == 0
     assert not session.exec(select(Alert).where(Alert.kind == AlertKind.CONTACT_PROBLEM.value)).all()
 
-    clock.move_to(row.next_attempt_at)
     run_job(app, "dispatch_outbox")  # the cap works again
     assert _reminder(database).status == OutboxStatus.SENT.value and len(twilio.messages) == 1
