@@ -115,3 +115,26 @@ def make_staff_token(
 def auth(token: str) -> dict:
     """Authorization header for a bearer token."""
     return {"Authorization": f"Bearer {token}"}
+
+
+def make_sent_messages(session: Session, count: int, *, now: datetime, prefix: str = "race") -> list[str]:
+    """`count` replies the provider accepted (status 'sent', provider 'queued'); their provider SIDs."""
+    from notifications.models import OutboundMessage, Purpose
+
+    rows = [
+        OutboundMessage(
+            purpose=Purpose.REPLY.value,
+            dedupe_key=f"{prefix}:{i}",
+            body="x",
+            due_at=now,
+            next_attempt_at=now,
+            status="sent",
+            provider_status="queued",
+            provider_sid=f"SM{prefix[:8]}{i:0{32 - len(prefix[:8])}d}",  # 34 characters, as Twilio's
+            sent_at=now,
+        )
+        for i in range(count)
+    ]
+    session.add_all(rows)
+    session.flush()
+    return [row.provider_sid for row in rows]

@@ -17,6 +17,7 @@ from schedules.models import Alert, AlertKind
 from tests.backend.test_webhooks_sms import _reminder_sent, _status
 from tests.conftest import fresh_database_url, migrate_database
 from tests.conftest import test_settings as settings_for
+from tests.factories import make_sent_messages
 from tests.sms_helpers import fresh, received, standin, twilio  # noqa: F401 (fixtures)
 
 MESSAGES = 30
@@ -65,24 +66,9 @@ def committed_messages(tmp_path):
     with fresh_database_url(tmp_path) as url:
         migrate_database(url, tmp_path)
         app = create_app(settings_for(url, INSTANCE_DIR=str(tmp_path)))
-        now = utcnow()
         with get_database(app).session() as session:
-            rows = [
-                OutboundMessage(
-                    purpose=Purpose.REPLY.value,
-                    dedupe_key=f"race:{i}",
-                    body="x",
-                    due_at=now,
-                    next_attempt_at=now,
-                    status="sent",
-                    provider_status="queued",
-                    provider_sid=f"SM{i:032d}",
-                    sent_at=now,
-                )
-                for i in range(MESSAGES)
-            ]
-            session.add_all(rows)
-        yield app, [row.provider_sid for row in rows]
+            sids = make_sent_messages(session, MESSAGES, now=utcnow())
+        yield app, sids
         get_database(app).engine.dispose()
 
 
