@@ -121,7 +121,7 @@ def _embedded_keys(instance: Path, database_url: str) -> dict[str, str]:
         raise ConfigError(
             f"{path} is missing, and the database ({_shown(database_url)}) already holds phone numbers encrypted "
             "with the keys that were in it; new keys would not open them, so none are generated. Restore that "
-            f"file from the backup made with this database (copy it to {path}, mode 600), or set SECRET_KEY, "
+            f"file from where it was saved with this database's backup (to {path}, mode 600), or set SECRET_KEY, "
             "PHONE_ENCRYPTION_KEY and PHONE_HASH_KEY in the environment to the keys saved with the database."
         )
     instance.mkdir(parents=True, exist_ok=True)
