@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlmodel import select
 
 from backend.config import settings_of
@@ -291,6 +291,7 @@ def _keys_location(app: Flask) -> str:
 
 @click.command("backup")
 @click.argument("path")
+@with_appcontext
 def backup_command(path):
     """Back up the database to PATH, a new file (pg_dump custom format, or a SQLite copy); keys are not in it."""
     from backend.audit import record_operator_action
