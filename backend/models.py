@@ -55,7 +55,7 @@ class AuditEntry(SQLModel, table=True):
     at: datetime = Field(sa_type=UTCDateTime, index=True)
     actor: str = Field(max_length=80)
     source: str = Field(max_length=16)
-    action: str = Field(max_length=8)  # create | update | delete
+    action: str = Field(max_length=8)  # create | update | delete; backup (audit.record_operator_action)
     entity: str = Field(max_length=40, index=True)
     entity_id: str = Field(max_length=40, index=True)
     field: str = Field(default="", max_length=60)
