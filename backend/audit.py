@@ -208,3 +208,17 @@ def install_audit_listener() -> None:
     if not event.contains(Session, "after_flush", _after_flush):
         event.listen(Session, "after_flush", _after_flush)
     set_change_writer(_write_bulk_changes)
+
+
+def record_operator_action(session: Session, *, action: str, entity: str, entity_id: str, detail: dict) -> None:
+    """One audit row for an operator's action on the data as a whole (a backup): who and when from the
+    session's actor, what and where in `detail`; written in the session's transaction."""
+    row = {
+        "action": action,
+        "entity": entity,
+        "entity_id": entity_id,
+        "field": "",
+        "old_value": None,
+        "new_value": _CREATE_JSON.encode(detail),
+    }
+    bulk_insert(session, AuditEntry.__table__, [row], shared=_shared(session))

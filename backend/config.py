@@ -108,11 +108,22 @@ def _coerce(name: str, raw: str, default: Any) -> Any:
     return raw
 
 
-def _embedded_keys(instance: Path) -> dict[str, str]:
-    """Keys for the embedded default, generated once into instance/keys.json (mode 600)."""
+def _embedded_keys(instance: Path, database_url: str) -> dict[str, str]:
+    """Keys for the embedded default, generated once into instance/keys.json (mode 600).
+
+    Never generated for a database that already holds encrypted data: new keys would not open it."""
     path = instance / "keys.json"
     if path.exists():
         return json.loads(path.read_text())
+    from backend.key_check import holds_encrypted_data
+
+    if holds_encrypted_data(database_url):
+        raise ConfigError(
+            f"{path} is missing, and the database ({_shown(database_url)}) already holds phone numbers encrypted "
+            "with the keys that were in it; new keys would not open them, so none are generated. Restore that "
+            f"file from where it was saved with this database's backup (to {path}, mode 600), or set SECRET_KEY, "
+            "PHONE_ENCRYPTION_KEY and PHONE_HASH_KEY in the environment to the keys saved with the database."
+        )
     instance.mkdir(parents=True, exist_ok=True)
     keys = {
         "SECRET_KEY": secrets.token_urlsafe(32),
@@ -123,6 +134,14 @@ def _embedded_keys(instance: Path) -> dict[str, str]:
     with os.fdopen(fd, "w") as handle:
         json.dump(keys, handle)
     return keys
+
+
+def _shown(url: str) -> str:
+    """A database URL fit for a message: a SQLite file's path, or the URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return (parsed.database or url) if parsed.get_backend_name() == "sqlite" else parsed.render_as_string()
 
 
 # Fixed keys for the test environment: reproducible and never valid anywhere else.
@@ -164,12 +183,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             raise ConfigError("TWILIO_AUTH_TOKEN is missing; it is needed to send and to check webhook signatures.")
         values.setdefault("SESSION_COOKIE_SECURE", True)
     else:
+        values.setdefault("DATABASE_URL", f"sqlite:///{instance / 'trial_companion.db'}")
         generated = _TEST_KEYS if app_env == "test" else None
         for name in _SECRET_NAMES:
             if not values.get(name):
-                generated = generated or _embedded_keys(instance)
+                generated = generated or _embedded_keys(instance, values["DATABASE_URL"])
                 values[name] = generated[name]
-        values.setdefault("DATABASE_URL", f"sqlite:///{instance / 'trial_companion.db'}")
     if not values.get("DATABASE_URL"):
         values["DATABASE_URL"] = f"sqlite:///{instance / 'trial_companion.db'}"
     if not values.get("SCHEDULER_LOCK_FILE"):

@@ -24,12 +24,24 @@ def alembic_config(app: Flask) -> Config:
 
 
 def upgrade(app: Flask, revision: str = "head") -> None:
-    """Create or migrate the schema to `revision`."""
+    """Create or migrate the schema to `revision`, then record the key check (see backend/key_check.py)."""
     database = get_database(app)
     cfg = alembic_config(app)
     with database.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+        _record_keys(app, conn)
+
+
+def _record_keys(app: Flask, conn) -> None:
+    """Write the key check with the configured phone keys, unless they do not open the data already there."""
+    from backend.extensions import get_vault
+    from backend.key_check import keys_problem, record_key_check
+    from schedules.dbtypes import utcnow
+
+    vault = get_vault(app)
+    if keys_problem(conn, vault) is None:  # other keys: left to /readyz and the processes to refuse, with the reason
+        record_key_check(conn, vault, now=utcnow())
 
 
 def is_current(app: Flask) -> bool:

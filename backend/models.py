@@ -55,7 +55,7 @@ class AuditEntry(SQLModel, table=True):
     at: datetime = Field(sa_type=UTCDateTime, index=True)
     actor: str = Field(max_length=80)
     source: str = Field(max_length=16)
-    action: str = Field(max_length=8)  # create | update | delete
+    action: str = Field(max_length=8)  # create | update | delete; backup (audit.record_operator_action)
     entity: str = Field(max_length=40, index=True)
     entity_id: str = Field(max_length=40, index=True)
     field: str = Field(default="", max_length=60)
@@ -77,3 +77,15 @@ class JobRun(SQLModel, table=True):
     last_error: str = Field(default="", max_length=200)
     last_summary: str = Field(default="", max_length=300)
     last_seconds: float = 0.0
+
+
+class KeyCheck(SQLModel, table=True):
+    """The phone vault's encryption and lookup hash of a known value: do the configured keys open this database?
+
+    One row, written with the keys the data was written with; not clinical data, not audited."""
+
+    __tablename__ = "key_check"
+    id: int = Field(default=1, primary_key=True)
+    ciphertext: str = Field(sa_column=Column(Text, nullable=False))
+    lookup_hash: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=UTCDateTime)

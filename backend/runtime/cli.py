@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from datetime import date
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlmodel import select
 
+from backend.config import settings_of
 from backend.db import get_database
 from backend.extensions import get_vault
 from backend.identity.security import WeakPassword, check_password_policy
 from backend.identity.staff import create_staff
 from backend.models import Role, Staff
 from schedules.adherence import adherence_of
-from schedules.changes import Actor
+from schedules.changes import Actor, acting
 from schedules.dbtypes import utcnow
 from schedules.errors import DomainError
 from schedules.models import Alert, AlertState, Participant
@@ -273,10 +276,49 @@ def jobs_run(name, run_all):
         click.echo(f"{job_name}: {run_job(current_app._get_current_object(), job_name)}")
 
 
+def _keys_location(app: Flask) -> str:
+    """Where the phone keys this process uses come from, for the operator to save them beside the backup."""
+    settings = settings_of(app)
+    keys_file = Path(settings.INSTANCE_DIR) / "keys.json"
+    try:
+        from_file = json.loads(keys_file.read_text()).get("PHONE_ENCRYPTION_KEY") == settings.PHONE_ENCRYPTION_KEY
+    except (OSError, ValueError):
+        from_file = False
+    if from_file:
+        return f"the keys file {keys_file}"
+    return "the environment: SECRET_KEY, PHONE_ENCRYPTION_KEY and PHONE_HASH_KEY (wherever your deployment keeps them)"
+
+
+@click.command("backup")
+@click.argument("path")
+@with_appcontext
+def backup_command(path):
+    """Back up the database to PATH, a new file (pg_dump custom format, or a SQLite copy); keys are not in it."""
+    from backend.audit import record_operator_action
+    from backend.backup import BackupFailed, BackupRefused, back_up
+
+    app = current_app._get_current_object()
+    try:
+        made = back_up(get_database(app).url, path)
+    except BackupRefused as exc:
+        fail(f"PATH: {exc}.")
+    except BackupFailed as exc:
+        fail(f"no backup was made: {exc}.", code=1)
+    with _session() as session, acting(session, CLI_ACTOR, reason="backup"):
+        detail = {"path": str(made.path), "host": socket.gethostname(), "bytes": made.size, "database": made.database}
+        record_operator_action(session, action="backup", entity="database", entity_id="", detail=detail)
+    click.echo(f"backed up {made.database} to {made.path} ({made.kind}, {made.size} bytes)")
+    click.echo(
+        f"The phone keys are NOT in the backup; they are in {_keys_location(app)}. Keep a copy of them apart from "
+        "the backup: without them a restored database cannot match or message anyone (README, Backup and restore)."
+    )
+
+
 def init_app(app: Flask) -> None:
     """Register the command groups."""
     from backend.runtime import processes as cli_runtime
 
     for group in (db_cli, protocol_cli, sites_cli, staff_cli, participants_cli, jobs_cli):
         app.cli.add_command(group)
+    app.cli.add_command(backup_command)
     cli_runtime.register(app)

@@ -17,6 +17,7 @@ import click
 from flask import Flask, current_app
 
 from backend.config import settings_of
+from backend.runtime.key_guard import refuse_unless_keys_open
 from backend.runtime.logging_setup import configure_logging
 from backend.runtime.metrics import MULTIPROC_ENV
 
@@ -30,6 +31,7 @@ def scheduler_command(no_dispatch):
     from backend.runtime.scheduler import build_scheduler, leadership
 
     app = current_app._get_current_object()
+    refuse_unless_keys_open(app)
     configure_logging(settings_of(app).LOG_FORMAT)
     include_dispatch = not no_dispatch and settings_of(app).SCHEDULER_RUNS_DISPATCH
     click.echo("taking the scheduler lock (while another scheduler holds it, this one waits)")
@@ -74,6 +76,7 @@ def dispatch_command(once, poll):
     from backend.runtime.jobs import dispatcher, run_job
 
     app = current_app._get_current_object()
+    refuse_unless_keys_open(app)
     configure_logging(settings_of(app).LOG_FORMAT)
     if once:
         click.echo(run_job(app, "dispatch_outbox"))

@@ -1,4 +1,4 @@
-"""Operations endpoints: liveness, readiness (database and migrations), Prometheus metrics."""
+"""Operations endpoints: liveness, readiness (database, migrations, phone keys), Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from backend.db import get_session
-from backend.extensions import limiter
+from backend.extensions import get_vault, limiter
+from backend.key_check import keys_problem
 from backend.runtime.job_runs import job_health, outbox_backlog
 from backend.runtime.jobs import WATCHED_JOBS
 from backend.runtime.metrics import JobCollector, OutboxCollector, render_latest
@@ -40,7 +41,8 @@ def _head_revision(app: Flask) -> str | None:
 @bp.get("/readyz")
 @limiter.exempt
 def readyz():
-    """Say whether the database answers and the schema is at the newest migration (503 with the reason if not)."""
+    """Say whether the database answers, the schema is at the newest migration and the phone keys open the data
+    (503 with the reason if not)."""
     from alembic.runtime.migration import MigrationContext
 
     app = current_app._get_current_object()
@@ -59,7 +61,17 @@ def readyz():
             "run `flask --app wsgi db upgrade`"
         )
         return jsonify(status="unavailable", database="ok", migrations=reason), 503
-    return jsonify(status="ok", database="ok", migrations=f"current ({head})")
+    migrations = f"current ({head})"
+    # Other phone keys leave the database answering and every participant unreachable: not ready.
+    try:
+        problem = keys_problem(conn, get_vault(app))
+    except Exception as exc:  # as above: answer, do not crash
+        log.warning("not ready: database unreachable (%s)", type(exc).__name__)
+        return jsonify(status="unavailable", database=f"unreachable: {type(exc).__name__}"), 503
+    if problem:
+        log.warning("not ready: %s", problem)
+        return jsonify(status="unavailable", database="ok", migrations=migrations, keys=problem), 503
+    return jsonify(status="ok", database="ok", migrations=migrations, keys="ok")
 
 
 def _read_outbox():
