@@ -238,10 +238,10 @@ class Stack:
         return re.findall(r"dispatcher (\S+) ready", (self.state / "logs" / f"{name}.log").read_text())
 
     def start_dispatcher(self, name: str) -> int:
-        """Start a dispatcher exactly as up-local.sh does: own process group, log appended, pid recorded."""
+        """Start a dispatcher exactly as up-local.sh does: supervised, own process group, log appended, pid recorded."""
         with open(self.state / "logs" / f"{name}.log", "ab") as log:
             proc = subprocess.Popen(
-                [self.python, "-m", "flask", "--app", "wsgi", "dispatch"],
+                ["infra/supervise.sh", name, self.python, "-m", "flask", "--app", "wsgi", "dispatch"],
                 cwd=ROOT,
                 env=self.process_env(),
                 stdout=log,

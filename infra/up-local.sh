@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bring up the scale-out shape on this machine: PostgreSQL + Redis (already running), the web app under
-# gunicorn (2 workers), the one scheduler, two dispatch workers, and the Twilio stand-in they send to.
+# gunicorn (2 workers), the one scheduler, two dispatch workers (both restarted when they exit, by
+# infra/supervise.sh), and the Twilio stand-in they send to.
 #
 #   infra/up-local.sh            # start (idempotent: says so and exits if already up)
 #   infra/down-local.sh          # stop everything it started (--drop also drops the database)
@@ -100,11 +101,14 @@ start() {  # name, command...: detached, own process group, output to logs/<name
   echo "started $name (pid $!)"
 }
 
+# The scheduler and the dispatchers exit non-zero on a fatal condition (lock lost, database gone) and count on
+# being restarted, as systemd's Restart=always does: infra/supervise.sh restarts them with a short backoff and
+# logs each restart. The recorded pid (= process group) is the supervisor's; down-local.sh stops both.
 start standin "$PY" -m notifications.twilio_standin --port "$STANDIN_PORT"
 start web "$PY" -m gunicorn -c infra/gunicorn.conf.py wsgi:app
-start scheduler "$PY" -m flask --app wsgi scheduler --no-dispatch
+start scheduler infra/supervise.sh scheduler "$PY" -m flask --app wsgi scheduler --no-dispatch
 for i in $(seq 1 "$DISPATCHERS"); do
-  start "dispatch@$i" "$PY" -m flask --app wsgi dispatch
+  start "dispatch@$i" infra/supervise.sh "dispatch@$i" "$PY" -m flask --app wsgi dispatch
 done
 
 # --- wait until ready -------------------------------------------------------------------------------------

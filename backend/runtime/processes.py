@@ -7,16 +7,16 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
-import time
 
 import click
 from flask import Flask, current_app
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from backend.config import settings_of
+from backend.db import get_database
 from backend.runtime.key_guard import refuse_unless_keys_open
 from backend.runtime.logging_setup import configure_logging
 from backend.runtime.metrics import MULTIPROC_ENV
@@ -31,8 +31,9 @@ def scheduler_command(no_dispatch):
     from backend.runtime.scheduler import build_scheduler, leadership
 
     app = current_app._get_current_object()
-    refuse_unless_keys_open(app)
     configure_logging(settings_of(app).LOG_FORMAT)
+    _require_database(app)
+    refuse_unless_keys_open(app)  # after: the key check reads the database
     include_dispatch = not no_dispatch and settings_of(app).SCHEDULER_RUNS_DISPATCH
     click.echo("taking the scheduler lock (while another scheduler holds it, this one waits)")
     lost = threading.Event()
@@ -76,8 +77,9 @@ def dispatch_command(once, poll):
     from backend.runtime.jobs import dispatcher, run_job
 
     app = current_app._get_current_object()
-    refuse_unless_keys_open(app)
     configure_logging(settings_of(app).LOG_FORMAT)
+    _require_database(app)
+    refuse_unless_keys_open(app)  # after: the key check reads the database
     if once:
         click.echo(run_job(app, "dispatch_outbox"))
         return
@@ -85,8 +87,28 @@ def dispatch_command(once, poll):
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     gc.freeze()  # as the scheduler does: start-up objects out of the collector's way
-    report = dispatcher(app).run(until_idle=False, stop=stopping, poll=poll)
+    try:
+        report = dispatcher(app).run(until_idle=False, stop=stopping, poll=poll)
+    except (OperationalError, InterfaceError) as exc:
+        # Sends in flight follow the crash rule; the supervisor's restart is the retry.
+        raise _database_gone(app, exc, "lost the database") from exc
     click.echo(f"dispatcher stopped: {report}")
+
+
+def _require_database(app: Flask) -> None:
+    """Exit non-zero with a sentence when the database does not answer, so a supervisor tries again later."""
+    try:
+        with get_database(app).engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except (OperationalError, InterfaceError) as exc:
+        raise _database_gone(app, exc, "cannot reach the database") from exc
+
+
+def _database_gone(app: Flask, exc: DBAPIError, what: str) -> click.ClickException:
+    """The one-sentence exit of a process whose database went away (the URL without its password)."""
+    url = get_database(app).engine.url.render_as_string(hide_password=True)
+    reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+    return click.ClickException(f"{what} at {url} ({reason}); exiting so the supervisor starts this process again")
 
 
 @click.command("seed-demo")
@@ -106,7 +128,12 @@ def serve_embedded_command(host, port):
     """The embedded default in one command: migrate, seed demo data, run web server and scheduler."""
     from backend import migrate
     from backend.runtime.demo import seed_demo
+    from backend.runtime.embedded import listen_problem, serve
 
+    # Before anything else: a taken port must not leave a migrated database and a scheduler running behind.
+    problem = listen_problem(host, port)
+    if problem:
+        raise click.ClickException(problem)
     app = current_app._get_current_object()
     migrate.upgrade(app)
     for line in seed_demo(app, force=False):
@@ -116,28 +143,15 @@ def serve_embedded_command(host, port):
     if not env.get(MULTIPROC_ENV):
         # One directory for the web workers and the scheduler: /metrics then shows the scheduler's sends too.
         own_metrics = env[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="trial-metrics-")
-    scheduler = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "scheduler"], env=env)
-    web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "infra/gunicorn.conf.py", "--bind", f"{host}:{port}", "wsgi:app"],
-        env=env,
-    )
-    click.echo(f"Trial Companion on http://{host}:{port}/  (API docs: /api/docs, nurse pages: /)")
     try:
-        while web.poll() is None and scheduler.poll() is None:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+        failure = serve(host=host, port=port, env=env, echo=click.echo)
     finally:
-        for proc in (web, scheduler):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in (web, scheduler):
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         if own_metrics:
             shutil.rmtree(own_metrics, ignore_errors=True)
+    if failure:
+        # Non-zero, so a supervisor (or the person at the terminal) starts the whole thing again.
+        raise click.ClickException(f"{failure}; stopped the rest of serve-embedded")
+    click.echo("stopped")
 
 
 def register(app: Flask) -> None:
