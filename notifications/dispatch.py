@@ -403,7 +403,9 @@ class Dispatcher:
                     burst = DispatchReport()
                 if stopping or (until_idle and exhausted):
                     return total
-                if exhausted and time.monotonic() - housekept >= self.housekeeping_every:
+                # A dead dispatcher's rows are recovered soon after they go stale, not half a minute later.
+                every = min(self.housekeeping_every, self.config.sending_stale_after.total_seconds())
+                if exhausted and time.monotonic() - housekept >= every:
                     self._housekeep(total)
                     housekept = time.monotonic()
                 wait = max(0.0, next_claim - time.monotonic())
