@@ -3,10 +3,10 @@
 A row left in 'sending' for longer than SENDING_STALE_AFTER_SECONDS is put back once
 ('recoveries' becomes 1) and may therefore reach the participant twice; found stuck a second time
 it is marked failed, never re-sent, and the participant's nurses get a contact problem saying it
-may not have arrived. A dispatcher claims a row only when a sending thread and a send-rate token
-are ready for it (notifications.dispatch), so a row in 'sending' is a provider call under way:
-duplicates are at most one per call in flight at a crash, and re-sends never loop. README states
-the same rule.
+may not have arrived. A dispatcher claims a row only with its send-rate token in hand and for a
+sending thread or the short queue in front of them (notifications.dispatch), so a row in 'sending'
+is a provider call under way or about to be, never one waiting for the cap: duplicates are at
+most one per call in flight at a crash, and re-sends never loop. README states the same rule.
 """
 
 from __future__ import annotations

@@ -188,7 +188,7 @@ def test_capped_dispatchers_killed_in_turn_lose_nothing_and_never_hold_rows_behi
             committed.url,
             standin,
             tmp_path,
-            SEND_RATE_PER_SECOND=40,
+            SEND_RATE_PER_SECOND=20,
             DISPATCH_CONCURRENCY=concurrency,
             SENDING_STALE_AFTER_SECONDS=1,
         )
@@ -208,8 +208,9 @@ def test_capped_dispatchers_killed_in_turn_lose_nothing_and_never_hold_rows_behi
                             OutboundMessage.claimed_by == ids[victim],
                         )
                     ).all()
-                # Held rows are calls answered but not yet recorded (~100 ms of them) or calls under way:
-                # at most one per sending thread may not have reached the provider yet.
+                # Held rows are calls answered but not yet recorded, calls under way, or rows next in line with
+                # their token. Past the first burst the cap grants ~1 token per claim, so far fewer than a pool's
+                # worth have not reached the provider; a dispatcher that claimed ahead of the cap held 17-32 here.
                 not_reached = set(held) - set(bodies(standin))
                 assert len(not_reached) <= concurrency, f"{len(not_reached)} claimed rows never reached the provider"
                 in_flight.append(len(held))
