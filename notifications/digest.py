@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, time, timedelta
 
 from sqlmodel import Session, select
 
 from notifications.escalation import queue_staff_sms
 from notifications.models import Purpose
 from notifications.templates import render
-from schedules.calendar import to_local
+from schedules.calendar import local_wall_to_utc, to_local
 from schedules.models import Alert, AlertState, Site
 from schedules.phones import PhoneVault
 
@@ -50,5 +50,7 @@ def send_daily_digest(session: Session, *, now: datetime, vault: PhoneVault, hou
             ref_id=site.id,
             priority=ROUTINE_PRIORITY,
             language=language,
+            # Today's queue, useless once tomorrow's digest is due: after an outage it expires, never arrives late.
+            not_after=local_wall_to_utc(local.date() + timedelta(days=1), time(0, 0), site.time_zone),
         )
     return queued

@@ -31,8 +31,10 @@ def queue_staff_sms(
     ref_id: int | None = None,
     priority: int = SAFETY_PRIORITY,
     language: str = "zh-CN",
+    not_after: datetime | None = None,
 ) -> int:
-    """One outbox row per on-call number of the site, due now; returns how many were queued."""
+    """One outbox row per on-call number of the site, due now; returns how many were queued.
+    `not_after`: its last useful moment (a safety page has none: late is still better than never)."""
     queued = 0
     for index, number in enumerate(on_call_numbers(site, vault)):
         row = OutboundMessage(
@@ -47,6 +49,7 @@ def queue_staff_sms(
             priority=priority,
             due_at=now,
             next_attempt_at=now,
+            not_after=not_after,
         )
         try:
             with session.begin_nested():

@@ -42,3 +42,31 @@ def test_a_six_hour_outage_expires_every_stale_message_even_when_planning_runs_f
     assert cancelled == []
     assert len(audit) == 2 and all(a.new_value == "expired" and "too late" in a.reason for a in audit)
     assert [row for _, row in received(twilio, database) if row.id in evening] == []
+
+
+def test_a_digest_held_up_past_its_day_is_expired_with_the_reason_never_sent_the_next_morning(
+    app, session, clock, twilio, database
+):
+    clock.move_to(utc("2026-03-01T00:30Z"))  # 08:30 in Beijing: past DIGEST_LOCAL_HOUR
+    make_participant(session, first_dose=date(2026, 3, 1), now=utc("2026-03-01T00:30Z"))
+    session.commit()
+    run_job(app, "send_daily_digest")  # queued; then the sender is down all day
+    with fresh(database) as s:
+        (digest,) = s.exec(select(OutboundMessage).where(OutboundMessage.purpose == "digest")).all()
+    assert digest.status == OutboxStatus.PLANNED.value
+
+    clock.move_to(utc("2026-03-01T16:30Z"))  # 00:30 on 2 March in Beijing: the sender is back
+    run_job(app, "dispatch_outbox")
+
+    with fresh(database) as s:
+        row = s.get(OutboundMessage, digest.id)
+        audit = s.exec(
+            select(AuditEntry).where(
+                AuditEntry.entity == "outboundmessage",
+                AuditEntry.entity_id == str(digest.id),
+                AuditEntry.field == "status",
+            )
+        ).all()
+    assert row.status == OutboxStatus.EXPIRED.value
+    assert [a.new_value for a in audit] == ["expired"] and "too late" in audit[0].reason
+    assert [r for _, r in received(twilio, database) if r.id == digest.id] == []
