@@ -160,6 +160,14 @@ def _prepare(session: Session, ids: list[int], *, vault: PhoneVault, now: dateti
     return jobs
 
 
+def _callback_url(config: DispatchConfig, outbox_id: int) -> str | None:
+    """The status callback names its outbox row (Twilio signs the whole URL), so a status finds its message
+    even when the dispatcher died before recording the provider's SID."""
+    if not config.status_callback_url:
+        return None
+    return f"{config.status_callback_url}?outbox={outbox_id}"
+
+
 def _backoff(attempts: int, error: SmsSendError) -> timedelta:
     if error.retry_after:
         return timedelta(seconds=min(error.retry_after, 600))
@@ -500,7 +508,7 @@ class Dispatcher:
 
     def _send(self, job: _Job) -> _Job:
         try:
-            job.outcome = self.sender.send(to=job.to, body=job.body, status_callback=self.config.status_callback_url)
+            job.outcome = self.sender.send(to=job.to, body=job.body, status_callback=_callback_url(self.config, job.id))
         except SmsSendError as exc:
             job.outcome = exc
         except Exception as exc:  # a bug or an SDK surprise must not strand the message in 'sending'

@@ -8,6 +8,7 @@ from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
+from notifications.crash_rule import GAVE_UP
 from notifications.delivery_alerts import delivery_failed, delivery_recovered
 from notifications.models import (
     STATUS_RANK,
@@ -17,7 +18,7 @@ from notifications.models import (
     StatusCallback,
 )
 from schedules.bulk import in_values
-from schedules.changes import Actor
+from schedules.changes import Actor, acting, record_changes
 from schedules.models import Participant
 
 ACTOR = Actor("job", "twilio_status_callback")
@@ -37,22 +38,69 @@ _ARRIVED = ("partially_delivered", "delivered", "read")
 
 
 def apply_status_callback(
-    session: Session, *, message_sid: str, status: str, error_code: int | None, now: datetime
+    session: Session,
+    *,
+    message_sid: str,
+    status: str,
+    error_code: int | None,
+    now: datetime,
+    outbox_id: int | None = None,
 ) -> bool:
     """Record a callback and move the message forward if it is news; returns True if it changed anything.
     Repeated or out-of-order callbacks ('sent' after 'delivered') change nothing. A callback for a
-    SID not yet in the outbox (it can beat the dispatcher's own record of the send) is kept
-    unapplied and replayed by replay_early_callbacks when the send is recorded."""
+    SID not yet in the outbox names its row (`outbox_id`, from the callback URL): the provider has the
+    message, so the row takes the SID (see _adopt). Without one it is kept unapplied and replayed by
+    replay_early_callbacks when the send is recorded."""
     status = (status or "").strip().lower()
     callback = StatusCallback(
         message_sid=message_sid, status=status[:STATUS_LENGTH], error_code=error_code, received_at=now
     )
     session.add(callback)
     row = session.exec(select(OutboundMessage).where(OutboundMessage.provider_sid == message_sid)).first()
+    given_up = False
+    if row is None and outbox_id is not None:
+        row, given_up = _adopt(session, outbox_id=outbox_id, message_sid=message_sid, now=now)
     if row is None:
         return False
     callback.applied = _apply(session, row, status=status, error_code=error_code, now=now)
+    if given_up and status in _ARRIVED:
+        delivery_recovered(session, message=row, now=now, actor=ACTOR)
     return callback.applied
+
+
+def _adopt(session: Session, *, outbox_id: int, message_sid: str, now: datetime) -> tuple[OutboundMessage | None, bool]:
+    """The provider has this row's message, but the outbox never recorded its SID: the dispatcher has not
+    written it yet, crashed before it could (the row waits for a re-send), or the crash rule gave up on it.
+    Record it as sent with that SID, so it is not sent again and its statuses apply; returns the row and
+    whether it had been given up. One conditional UPDATE, so a racing record of the same send wins or loses
+    cleanly (then the SID lookup finds it)."""
+    row = session.get(OutboundMessage, outbox_id)
+    if row is None or row.provider_sid is not None:
+        return (session.exec(select(OutboundMessage).where(OutboundMessage.provider_sid == message_sid)).first(), False)
+    given_up = row.status == OutboxStatus.FAILED.value and row.last_error == GAVE_UP
+    if row.status not in (OutboxStatus.SENDING.value, OutboxStatus.PLANNED.value) and not given_up:
+        return None, False
+    before = {"status": row.status, "provider_sid": None, "sent_at": row.sent_at, "last_error": row.last_error}
+    after = {"status": OutboxStatus.SENT.value, "provider_sid": message_sid, "sent_at": row.sent_at or now}
+    after["last_error"] = "" if given_up else row.last_error
+    adopted = session.execute(
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.id == row.id, OutboundMessage.provider_sid.is_(None), OutboundMessage.status == row.status
+        )
+        .values(**after, claimed_by="", status_updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.refresh(row)
+    if not adopted:
+        return (session.exec(select(OutboundMessage).where(OutboundMessage.provider_sid == message_sid)).first(), False)
+    with acting(session, ACTOR, "Twilio's status callback names this message: the provider has it"):
+        record_changes(
+            session,
+            OutboundMessage,
+            updated=[(row.id, {f: (before[f], after[f]) for f in after if before[f] != after[f]})],
+        )
+    return row, given_up
 
 
 def replay_early_callbacks(session: Session, *, rows: list[OutboundMessage], now: datetime) -> int:

@@ -108,14 +108,21 @@ def status():
         if refused := _bad_sid(sid):
             return refused
         code = form.get("ErrorCode")
+        outbox = request.args.get("outbox", "")  # ours, in the signed URL; anything else is ignored
         record_delivery_status(
             get_session(),
             message_sid=sid,
             status=form["MessageStatus"],
-            error_code=int(code) if code and code.isdigit() else None,
+            error_code=_small_int(code),
             now=utcnow(),
+            outbox_id=_small_int(outbox),
         )
         return Response(status=204)
+
+
+def _small_int(text: str | None) -> int | None:
+    """An ASCII number of at most 12 digits, else None ('²' is a digit to str.isdigit, not to int)."""
+    return int(text) if text and len(text) <= 12 and text.isascii() and text.isdigit() else None
 
 
 def init_app(app: Flask) -> None:

@@ -37,6 +37,14 @@ def test_an_overlong_message_sid_is_refused_with_a_sentence_and_stores_nothing(c
     assert session.exec(select(StatusCallback)).all() == []
 
 
+def test_a_status_callback_with_a_non_ascii_digit_error_code_or_outbox_is_kept_not_a_500(client, session):
+    # '²' and '٣' are digits to str.isdigit() but not to int(): they used to end in a ValueError.
+    params = {"MessageSid": "SM" + "e" * 32, "MessageStatus": "undelivered", "ErrorCode": "3000²"}
+    assert post_signed(client, "/sms/status?outbox=٣", params).status_code == 204
+    [kept] = session.exec(select(StatusCallback)).all()
+    assert (kept.status, kept.error_code) == ("undelivered", None)
+
+
 def test_hold_and_resume_before_the_first_dose_keeps_the_whole_schedule(client, session, clock):
     clock.move_to(utc("2026-02-20T00:00Z"))
     make_study(session)

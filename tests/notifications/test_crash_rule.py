@@ -5,6 +5,7 @@ from datetime import timedelta
 from sqlmodel import select
 
 from backend.runtime.jobs import run_job
+from notifications.crash_rule import recover_stuck
 from notifications.dispatch import claim_due
 from notifications.models import OutboundMessage, OutboxStatus, Purpose
 from schedules.dbtypes import utcnow
@@ -45,8 +46,6 @@ def test_a_second_crash_gives_up_and_opens_a_contact_problem_saying_it_may_not_h
     _planned(app, session, clock)
     _crash_while_sending(database, clock)
     with database.session() as s:  # recovered once, then claimed and lost again
-        from notifications.crash_rule import recover_stuck
-
         assert recover_stuck(s, now=utcnow(), stale_after=STALE - timedelta(seconds=1)) >= 1
     _crash_while_sending(database, clock)
 
@@ -60,3 +59,55 @@ def test_a_second_crash_gives_up_and_opens_a_contact_problem_saying_it_may_not_h
     with fresh(database) as s:
         others = s.exec(select(OutboundMessage).where(OutboundMessage.purpose != Purpose.DOSE_REMINDER.value)).all()
     assert all(o.status != OutboxStatus.SENDING.value for o in others)
+
+
+def _callback(client, outbox_id, status, sid="SM" + "c" * 32):
+    from tests.sms_helpers import post_signed
+
+    params = {"MessageSid": sid, "MessageStatus": status, "AccountSid": "AC" + "0" * 32}
+    return post_signed(client, f"/sms/status?outbox={outbox_id}", params)
+
+
+def test_a_status_callback_for_a_send_the_crash_left_unrecorded_stops_the_re_send(
+    app, client, session, clock, twilio, database
+):
+    _planned(app, session, clock)
+    _crash_while_sending(database, clock)  # Twilio took it; the dispatcher died before writing the SID
+    row = _reminder(database)
+    assert _callback(client, row.id, "delivered").status_code == 204
+
+    run_job(app, "dispatch_outbox")
+
+    row = _reminder(database)
+    assert (row.status, row.provider_status, row.provider_sid) == ("delivered", "delivered", "SM" + "c" * 32)
+    assert twilio.requests_seen() == 0 and row.recoveries == 0  # not sent a second time
+
+
+def test_a_message_given_up_on_that_arrived_after_all_resolves_its_contact_problem(
+    app, client, session, clock, twilio, database
+):
+    _planned(app, session, clock)
+    _crash_while_sending(database, clock)
+    with database.session() as s:
+        recover_stuck(s, now=utcnow(), stale_after=STALE - timedelta(seconds=1))
+    _crash_while_sending(database, clock)
+    run_job(app, "dispatch_outbox")
+    row = _reminder(database)
+    [alert] = _contact_problems(database)
+    assert row.status == OutboxStatus.FAILED.value and alert.state == "open"
+
+    assert _callback(client, row.id, "delivered").status_code == 204
+
+    row = _reminder(database)
+    [alert] = _contact_problems(database)
+    assert (row.status, row.last_error) == ("delivered", "")
+    assert alert.state == "resolved"
+
+
+def test_a_callback_naming_a_row_that_has_another_sid_changes_nothing(app, client, session, clock, twilio, database):
+    _planned(app, session, clock)
+    run_job(app, "dispatch_outbox")
+    row = _reminder(database)
+    assert _callback(client, row.id, "undelivered", sid="SM" + "d" * 32).status_code == 204
+    after = _reminder(database)
+    assert (after.status, after.provider_sid) == (row.status, row.provider_sid)

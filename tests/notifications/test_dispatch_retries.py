@@ -127,7 +127,7 @@ def test_sends_carry_the_status_callback_url_and_validity_period(app, session, c
     run_job(app, "dispatch_outbox")
 
     [message] = twilio.messages
-    assert message["StatusCallback"] == "https://trial.example.org/sms/status"
+    assert message["StatusCallback"] == f"https://trial.example.org/sms/status?outbox={_reminder(database).id}"
     assert message["ValidityPeriod"] == "7200"
 
 
