@@ -89,3 +89,14 @@ def test_when_redis_is_down_each_process_falls_back_to_its_own_bucket(caplog):
         limiter.acquire()
     assert time.monotonic() - started < 2
     assert "capping this process alone" in caplog.text
+
+
+def test_a_dispatcher_takes_what_the_bucket_holds_now_without_waiting_and_can_give_unused_tokens_back():
+    now = [100.0]
+    bucket = TokenBucket(2, clock=lambda: now[0])  # 2/s, a burst of 2
+    assert bucket.take(5) == 2  # only what is there: the claim is sized to it
+    assert bucket.take(5) == 0
+    now[0] += 0.5
+    assert bucket.take(5) == 1
+    bucket.give_back(1)  # claimed fewer rows than tokens taken
+    assert bucket.take(5) == 1
