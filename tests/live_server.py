@@ -47,16 +47,21 @@ def server_environ(url: str, instance_dir: Path, **extra) -> dict:
     return env
 
 
-def flask_cli(env: dict, *args: str) -> str:
-    """Run `flask --app wsgi <args>` as an operator would; its output, or the test fails with it."""
-    done = subprocess.run(
+def run_flask(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `flask --app wsgi <args>` as an operator would, in the repository, with its output captured."""
+    return subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
+
+
+def flask_cli(env: dict, *args: str) -> str:
+    """Run `flask --app wsgi <args>`; its output, or the test fails with it."""
+    done = run_flask(env, *args)
     assert done.returncode == 0, f"flask {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}"
     return done.stdout
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, func, select
@@ -22,9 +19,9 @@ from backend.models import KeyCheck
 from tests import conftest
 from tests.conftest import fresh_database_url, migrate_database
 from tests.factories import make_participant
+from tests.live_server import run_flask
 
 OTHER_ENCRYPTION_KEY = base64.urlsafe_b64encode(b"o" * 32).decode()
-ROOT = Path(__file__).resolve().parents[2]
 TEST_ENCRYPTION_KEY = load_settings(environ={"APP_ENV": "test"}).PHONE_ENCRYPTION_KEY
 
 
@@ -80,14 +77,7 @@ def test_scheduler_and_dispatchers_refuse_to_start_with_other_keys(committed_dat
         "PHONE_ENCRYPTION_KEY": OTHER_ENCRYPTION_KEY,
         "SMS_BACKEND": "recording",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_flask(env, *args, timeout=60)
     assert done.returncode != 0, done.stdout
     assert KEYS_DO_NOT_OPEN in done.stderr
     assert "scheduler running" not in done.stdout and "claimed" not in done.stdout

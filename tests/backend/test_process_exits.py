@@ -2,12 +2,10 @@
 supervisor restarts them later instead of keeping a process that can do nothing (or one that printed a traceback)."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.sms_helpers import ROOT
+from tests.live_server import run_flask
 
 
 @pytest.mark.parametrize("command", [["scheduler", "--no-dispatch"], ["dispatch"], ["dispatch", "--once"]])
@@ -29,14 +27,7 @@ def test_a_database_that_does_not_answer_at_start_ends_the_process_with_status_1
         "INSTANCE_DIR": str(tmp_path),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *command],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_flask(env, *command, timeout=60)
     assert result.returncode == 1, result.stderr
     (line,) = result.stderr.strip().splitlines()  # one sentence, no traceback
     assert line.startswith("Error: cannot reach the database at ") and reason in line
