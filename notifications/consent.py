@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from notifications.planning import sync_participant_messages
-from schedules.alerts import open_alert
+from schedules.alerts import open_alert, resolve_by_events
 from schedules.changes import Actor, acting
 from schedules.models import AlertKind, Participant
 
@@ -41,4 +41,12 @@ def mark_opted_in(session: Session, *, participant: Participant, now: datetime, 
     with acting(session, actor, why):
         participant.opted_out, participant.opted_out_at = False, None
         session.add(participant)
+    resolve_by_events(
+        session,
+        participant_id=participant.id,
+        kind=AlertKind.OPTED_OUT.value,
+        note=f"opted back in to SMS: {why}",
+        actor=actor,
+        now=now,
+    )
     sync_participant_messages(session, participant=participant, now=now)

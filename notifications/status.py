@@ -17,9 +17,10 @@ from notifications.models import (
     Purpose,
     StatusCallback,
 )
+from schedules.alerts import resolve_by_events
 from schedules.bulk import in_values
 from schedules.changes import Actor, acting, record_changes
-from schedules.models import Participant
+from schedules.models import AlertKind, Participant
 
 ACTOR = Actor("job", "twilio_status_callback")
 # What the callback table can hold; a longer, unknown status is kept cut to it (and applies nothing).
@@ -178,6 +179,17 @@ def _apply(session: Session, row: OutboundMessage, *, status: str, error_code: i
         row.last_error_code = None
         session.flush()
         delivery_recovered(session, message=row, now=now, actor=ACTOR)
+    if status in _ARRIVED and row.participant_id:
+        # A message that arrives proves the number works: earlier messages' contact problems are over.
+        resolve_by_events(
+            session,
+            participant_id=row.participant_id,
+            kind=AlertKind.CONTACT_PROBLEM.value,
+            note=f"a later message ({row.purpose.replace('_', ' ')}) was delivered",
+            actor=ACTOR,
+            now=now,
+            except_ref_id=row.id,
+        )
     if status in _NOT_ARRIVED and row.participant_id:
         participant = session.get(Participant, row.participant_id)
         delivery_failed(

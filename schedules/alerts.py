@@ -87,3 +87,27 @@ def resolve(session: Session, *, alert: Alert, note: str, actor: Actor, now: dat
         )
         session.add(alert)
     return alert
+
+
+def resolve_by_events(
+    session: Session,
+    *,
+    participant_id: int,
+    kind: str,
+    note: str,
+    actor: Actor,
+    now: datetime,
+    dedupe_key: str | None = None,
+    except_ref_id: int | None = None,
+) -> int:
+    """Resolve the participant's unresolved alerts of `kind` (or the one with `dedupe_key`) because what they
+    warned about is over, with `note` saying what happened (audited); returns how many."""
+    query = select(Alert).where(
+        Alert.participant_id == participant_id, Alert.kind == kind, Alert.state != AlertState.RESOLVED.value
+    )
+    if dedupe_key is not None:
+        query = query.where(Alert.dedupe_key == dedupe_key)
+    alerts = [a for a in session.exec(query).all() if except_ref_id is None or a.ref_id != except_ref_id]
+    for alert in alerts:
+        resolve(session, alert=alert, note=note, actor=actor, now=now)
+    return len(alerts)

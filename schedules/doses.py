@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from schedules.alerts import annotate
+from schedules.alerts import resolve_by_events
 from schedules.changes import Actor, acting
 from schedules.errors import Conflict, InvalidInput
-from schedules.models import Alert, Dose, DoseEvent, DoseState, InjectionSite
+from schedules.models import AlertKind, Dose, DoseEvent, DoseState, InjectionSite
 
 S = DoseState
 ALLOWED: dict[str, set[str]] = {
@@ -80,20 +80,21 @@ def report_dose(
         if note:
             dose.note = note
     if was_missed:
-        _annotate_missed_alert(session, dose=dose, actor=actor, now=now)
+        _resolve_missed_alert(session, dose=dose, actor=actor, now=now)
     return dose
 
 
-def _annotate_missed_alert(session: Session, *, dose: Dose, actor: Actor, now: datetime) -> None:
-    """A late report annotates the dose's missed-dose alert, so the nurse sees it before calling."""
-    alert = session.exec(select(Alert).where(Alert.dedupe_key == missed_alert_key(dose.id))).first()
-    if alert is not None:
-        annotate(
-            session,
-            alert=alert,
-            note=f"{dose.state.replace('_', ' ')} reported by {actor.source} at {now.isoformat(timespec='minutes')}",
-            actor=actor,
-        )
+def _resolve_missed_alert(session: Session, *, dose: Dose, actor: Actor, now: datetime) -> None:
+    """A late report ends the dose's missed-dose alert: nobody needs to call about a dose now accounted for."""
+    resolve_by_events(
+        session,
+        participant_id=dose.participant_id,
+        kind=AlertKind.MISSED_DOSE.value,
+        dedupe_key=missed_alert_key(dose.id),
+        note=f"dose reported by {actor.source} after its window closed: {dose.state.replace('_', ' ')}",
+        actor=actor,
+        now=now,
+    )
 
 
 def missed_alert_key(dose_id: int) -> str:

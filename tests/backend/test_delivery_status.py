@@ -103,3 +103,24 @@ def test_racing_callbacks_never_move_a_message_backwards(committed_messages):
         rows = session.exec(select(OutboundMessage).where(OutboundMessage.provider_sid.in_(sids))).all()
     assert sorted({(row.status, row.provider_status) for row in rows}) == [("delivered", "delivered")]
     assert len(rows) == MESSAGES
+
+
+def test_a_later_message_delivered_resolves_an_earlier_messages_contact_problem(
+    app, client, session, clock, twilio, database
+):
+    from backend.runtime.jobs import run_job
+    from tests.conftest import utc
+
+    first = _sent_reminder(app, session, clock, twilio, database)
+    assert _status(client, first.provider_sid, "undelivered", 30003).status_code == 204
+    clock.move_to(utc("2026-03-03T12:00Z"))  # the next dose's reminder goes out and arrives
+    run_job(app, "plan_messages")
+    run_job(app, "dispatch_outbox")
+    later = [row for _, row in received(twilio, database, Purpose.DOSE_REMINDER.value) if row.id != first.id][-1]
+    assert _status(client, later.provider_sid, "delivered").status_code == 204
+
+    with fresh(database) as s:
+        [alert] = s.exec(select(Alert).where(Alert.kind == AlertKind.CONTACT_PROBLEM.value)).all()
+        earlier = s.get(OutboundMessage, first.id)
+    assert earlier.status == "undelivered"  # its own fate stands
+    assert alert.state == "resolved" and alert.resolution_note == "a later message (dose reminder) was delivered"

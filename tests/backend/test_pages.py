@@ -198,7 +198,7 @@ def test_participant_page_shows_calendar_vas_chart_assets_and_site_times_with_th
     assert client.get("/static/vendor/chart.umd.js").status_code == 200
 
 
-def test_recording_a_dose_reported_by_phone_changes_adherence_and_annotates_the_alert(client, world, session):
+def test_recording_a_dose_reported_by_phone_changes_adherence_and_resolves_the_alert(client, world, session):
     sign_in(client, "nurse-a@example.org")
     participant = fresh(session, Participant, world["a1"])
     dose = dose_by_seq(session, participant, 3)
@@ -226,7 +226,10 @@ def test_recording_a_dose_reported_by_phone_changes_adherence_and_annotates_the_
     ).one()
     assert event.source == "staff" and event.actor.startswith("staff:staff:")
     alert = session.exec(select(Alert).where(Alert.ref_type == "dose", Alert.ref_id == dose.id)).one()
-    assert "taken late reported by staff" in alert.annotation
+    assert (
+        alert.state == "resolved"
+        and alert.resolution_note == "dose reported by staff after its window closed: taken late"
+    )
 
 
 def test_an_action_without_a_reason_or_against_a_domain_rule_is_a_form_error_not_a_crash(client, world, session):

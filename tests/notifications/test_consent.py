@@ -41,3 +41,14 @@ def test_opting_out_cancels_planned_messages_and_opens_one_alert_and_opting_in_a
         session, participant=participant, now=NOW + timedelta(minutes=3), actor=ACTOR, why="START again"
     )  # no change
     assert not participant.opted_out
+
+
+def test_opting_back_in_resolves_the_opted_out_alert_with_the_reason(session):
+    participant = make_participant(session, first_dose=date(2026, 3, 1), now=NOW - timedelta(days=5))
+    mark_opted_out(session, participant=participant, now=NOW, actor=ACTOR, why="participant sent STOP")
+    mark_opted_in(
+        session, participant=participant, now=NOW + timedelta(hours=1), actor=ACTOR, why="participant sent START"
+    )
+    [alert] = session.exec(select(Alert).where(Alert.kind == AlertKind.OPTED_OUT.value)).all()
+    assert alert.state == "resolved" and alert.resolved_at == NOW + timedelta(hours=1)
+    assert alert.resolution_note == "opted back in to SMS: participant sent START"
