@@ -49,16 +49,24 @@ def delivery_failed(
     )
 
 
-def delivery_recovered(session: Session, *, message: OutboundMessage, now: datetime, actor: Actor) -> bool:
-    """A message reported undelivered arrived after all: resolve its contact problem (audited); True if one was open."""
-    alert = session.exec(select(Alert).where(Alert.dedupe_key == contact_problem_key(message.id))).first()
-    if alert is None or alert.state == AlertState.RESOLVED.value:
-        return False
-    resolve(
-        session,
-        alert=alert,
-        note="a later status from the carrier says the message was delivered",
-        actor=actor,
-        now=now,
-    )
-    return True
+def delivery_recovered(session: Session, *, message: OutboundMessage, now: datetime, actor: Actor) -> int:
+    """A message reached the participant: their open contact problems are over, its own (it arrived after all)
+    and earlier messages' (the number works). Each resolved with the reason (audited); returns how many."""
+    if not message.participant_id:
+        return 0
+    alerts = session.exec(
+        select(Alert).where(
+            Alert.participant_id == message.participant_id,
+            Alert.kind == AlertKind.CONTACT_PROBLEM.value,
+            Alert.state != AlertState.RESOLVED.value,
+        )
+    ).all()
+    for alert in alerts:
+        own = alert.dedupe_key == contact_problem_key(message.id)
+        note = (
+            "a later status from the carrier says the message was delivered"
+            if own
+            else f"a later message ({message.purpose.replace('_', ' ')}) was delivered"
+        )
+        resolve(session, alert=alert, note=note, actor=actor, now=now)
+    return len(alerts)

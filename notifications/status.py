@@ -17,10 +17,9 @@ from notifications.models import (
     Purpose,
     StatusCallback,
 )
-from schedules.alerts import resolve_by_events
 from schedules.bulk import in_values
 from schedules.changes import Actor, acting, record_changes
-from schedules.models import AlertKind, Participant
+from schedules.models import Participant
 
 ACTOR = Actor("job", "twilio_status_callback")
 # What the callback table can hold; a longer, unknown status is kept cut to it (and applies nothing).
@@ -57,30 +56,27 @@ def apply_status_callback(
         message_sid=message_sid, status=status[:STATUS_LENGTH], error_code=error_code, received_at=now
     )
     session.add(callback)
-    row = session.exec(select(OutboundMessage).where(OutboundMessage.provider_sid == message_sid)).first()
-    given_up = False
+    row = _by_sid(session, message_sid)
     if row is None and outbox_id is not None:
-        row, given_up = _adopt(session, outbox_id=outbox_id, message_sid=message_sid, now=now)
+        row = _adopt(session, outbox_id=outbox_id, message_sid=message_sid, now=now)
     if row is None:
         return False
     callback.applied = _apply(session, row, status=status, error_code=error_code, now=now)
-    if given_up and status in _ARRIVED:
-        delivery_recovered(session, message=row, now=now, actor=ACTOR)
     return callback.applied
 
 
-def _adopt(session: Session, *, outbox_id: int, message_sid: str, now: datetime) -> tuple[OutboundMessage | None, bool]:
+def _adopt(session: Session, *, outbox_id: int, message_sid: str, now: datetime) -> OutboundMessage | None:
     """The provider has this row's message, but the outbox never recorded its SID: the dispatcher has not
     written it yet, crashed before it could (the row waits for a re-send), or the crash rule gave up on it.
-    Record it as sent with that SID, so it is not sent again and its statuses apply; returns the row and
-    whether it had been given up. One conditional UPDATE, so a racing record of the same send wins or loses
-    cleanly (then the SID lookup finds it)."""
+    Record it as sent with that SID, so it is not sent again and its statuses apply (an arrival then resolves
+    the contact problem of a row given up); returns the row. One conditional UPDATE, so a racing record of
+    the same send wins or loses cleanly (then the SID lookup finds it)."""
     row = session.get(OutboundMessage, outbox_id)
     if row is None or row.provider_sid is not None:
-        return (session.exec(select(OutboundMessage).where(OutboundMessage.provider_sid == message_sid)).first(), False)
+        return _by_sid(session, message_sid)
     given_up = row.status == OutboxStatus.FAILED.value and row.last_error == GAVE_UP
     if row.status not in (OutboxStatus.SENDING.value, OutboxStatus.PLANNED.value) and not given_up:
-        return None, False
+        return None
     before = {"status": row.status, "provider_sid": None, "sent_at": row.sent_at, "last_error": row.last_error}
     after = {"status": OutboxStatus.SENT.value, "provider_sid": message_sid, "sent_at": row.sent_at or now}
     after["last_error"] = "" if given_up else row.last_error
@@ -94,14 +90,18 @@ def _adopt(session: Session, *, outbox_id: int, message_sid: str, now: datetime)
     ).rowcount
     session.refresh(row)
     if not adopted:
-        return (session.exec(select(OutboundMessage).where(OutboundMessage.provider_sid == message_sid)).first(), False)
+        return _by_sid(session, message_sid)
     with acting(session, ACTOR, "Twilio's status callback names this message: the provider has it"):
         record_changes(
             session,
             OutboundMessage,
             updated=[(row.id, {f: (before[f], after[f]) for f in after if before[f] != after[f]})],
         )
-    return row, given_up
+    return row
+
+
+def _by_sid(session: Session, message_sid: str) -> OutboundMessage | None:
+    return session.exec(select(OutboundMessage).where(OutboundMessage.provider_sid == message_sid)).first()
 
 
 def replay_early_callbacks(session: Session, *, rows: list[OutboundMessage], now: datetime) -> int:
@@ -174,22 +174,12 @@ def _apply(session: Session, row: OutboundMessage, *, status: str, error_code: i
     if status in _OUR_STATUS:
         row.status = _OUR_STATUS[status]
     session.add(row)
-    if status in _ARRIVED and previous in _NOT_ARRIVED:
-        # The final state decides: it arrived after all, so its error and contact problem go.
-        row.last_error_code = None
+    if status in _ARRIVED:
+        if previous in _NOT_ARRIVED:  # the final state decides: it arrived after all, so its error goes
+            row.last_error_code = None
         session.flush()
+        # Its own contact problem (undelivered first, or given up by the crash rule) and earlier messages' go.
         delivery_recovered(session, message=row, now=now, actor=ACTOR)
-    if status in _ARRIVED and row.participant_id:
-        # A message that arrives proves the number works: earlier messages' contact problems are over.
-        resolve_by_events(
-            session,
-            participant_id=row.participant_id,
-            kind=AlertKind.CONTACT_PROBLEM.value,
-            note=f"a later message ({row.purpose.replace('_', ' ')}) was delivered",
-            actor=ACTOR,
-            now=now,
-            except_ref_id=row.id,
-        )
     if status in _NOT_ARRIVED and row.participant_id:
         participant = session.get(Participant, row.participant_id)
         delivery_failed(

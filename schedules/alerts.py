@@ -98,7 +98,6 @@ def resolve_by_events(
     actor: Actor,
     now: datetime,
     dedupe_key: str | None = None,
-    except_ref_id: int | None = None,
 ) -> int:
     """Resolve the participant's unresolved alerts of `kind` (or the one with `dedupe_key`) because what they
     warned about is over, with `note` saying what happened (audited); returns how many."""
@@ -107,7 +106,7 @@ def resolve_by_events(
     )
     if dedupe_key is not None:
         query = query.where(Alert.dedupe_key == dedupe_key)
-    alerts = [a for a in session.exec(query).all() if except_ref_id is None or a.ref_id != except_ref_id]
+    alerts = session.exec(query).all()
     for alert in alerts:
         resolve(session, alert=alert, note=note, actor=actor, now=now)
     return len(alerts)

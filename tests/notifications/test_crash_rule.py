@@ -96,12 +96,14 @@ def test_a_message_given_up_on_that_arrived_after_all_resolves_its_contact_probl
     [alert] = _contact_problems(database)
     assert row.status == OutboxStatus.FAILED.value and alert.state == "open"
 
+    assert _callback(client, row.id, "sent").status_code == 204  # it reached Twilio: no longer failed, still open
+    assert _reminder(database).status == "sent" and _contact_problems(database)[0].state == "open"
     assert _callback(client, row.id, "delivered").status_code == 204
 
     row = _reminder(database)
     [alert] = _contact_problems(database)
     assert (row.status, row.last_error) == ("delivered", "")
-    assert alert.state == "resolved"
+    assert alert.state == "resolved" and "delivered" in alert.resolution_note
 
 
 def test_a_callback_naming_a_row_that_has_another_sid_changes_nothing(app, client, session, clock, twilio, database):
