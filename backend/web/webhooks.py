@@ -15,6 +15,7 @@ from backend.extensions import get_vault, limiter
 from backend.operations.delivery import record_delivery_status
 from backend.operations.sms_replies import handle_inbound
 from backend.runtime.metrics import WEBHOOK_LATENCY
+from backend.web.paths import MAX_ID
 from notifications.models import InboundMessage
 from schedules.dbtypes import utcnow
 
@@ -121,8 +122,11 @@ def status():
 
 
 def _small_int(text: str | None) -> int | None:
-    """An ASCII number of at most 12 digits, else None ('²' is a digit to str.isdigit, not to int)."""
-    return int(text) if text and len(text) <= 12 and text.isascii() and text.isdigit() else None
+    """An ASCII number that fits the 32-bit columns it is stored in or looked up by, else None
+    ('²' is a digit to str.isdigit, not to int; a larger number would overflow PostgreSQL's INTEGER)."""
+    if not text or len(text) > 10 or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text) if int(text) <= MAX_ID else None
 
 
 def init_app(app: Flask) -> None:

@@ -45,6 +45,14 @@ def test_a_status_callback_with_a_non_ascii_digit_error_code_or_outbox_is_kept_n
     assert (kept.status, kept.error_code) == ("undelivered", None)
 
 
+def test_a_status_callback_with_numbers_too_big_for_the_columns_is_kept_not_a_500(client, session):
+    # ErrorCode and the outbox id are 32-bit INTEGER columns: PostgreSQL refused a larger number with a DataError.
+    params = {"MessageSid": "SM" + "f" * 32, "MessageStatus": "failed", "ErrorCode": "99999999999"}
+    assert post_signed(client, "/sms/status?outbox=99999999999", params).status_code == 204
+    [kept] = session.exec(select(StatusCallback)).all()
+    assert (kept.status, kept.error_code) == ("failed", None)
+
+
 def test_hold_and_resume_before_the_first_dose_keeps_the_whole_schedule(client, session, clock):
     clock.move_to(utc("2026-02-20T00:00Z"))
     make_study(session)
