@@ -17,9 +17,6 @@ class SendLimiter(Protocol):
     def take(self, most: int) -> int:
         """Take up to `most` sends allowed now, without waiting; returns how many were granted."""
 
-    def acquire(self) -> None:
-        """Block until one send is allowed."""
-
 
 class TokenBucket:
     """A process-local send-rate cap (messages per second), shared by the dispatch threads."""
@@ -49,13 +46,6 @@ class TokenBucket:
         with self.lock:
             self.tokens = min(self.capacity, self.tokens + unused)
 
-    def acquire(self) -> None:
-        """Block until a send is allowed."""
-        while not self.take(1):
-            with self.lock:
-                wait = (1 - self.tokens) / self.rate
-            time.sleep(max(wait, 0.001))
-
     def _refill(self) -> None:
         now = self.clock()
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
@@ -68,7 +58,7 @@ class RedisSendLimiter:
     Built on the `limits` library's moving window (the one flask-limiter uses), whose Redis side is a
     Lua script, so a check-and-take is atomic however many dispatchers ask at once. If Redis stops
     answering, each process falls back to its own bucket at the full rate (a warning says so) rather
-    than stopping every send: a brief overshoot is cheaper than reminders left in 'sending'."""
+    than stopping every send: a brief overshoot is cheaper than every reminder held back."""
 
     def __init__(self, url: str, rate_per_second: float, *, key: str, retry_redis_after: float = 5.0):
         # Imported here: only a Redis-capped dispatcher needs the library.
@@ -102,12 +92,6 @@ class RedisSendLimiter:
             self._redis_down_until = time.monotonic() + self.retry_redis_after
             return granted + self.fallback.take(most - granted)
         return granted
-
-    def acquire(self) -> None:
-        """Block until the shared window has room for one more send."""
-        while not self.take(1):
-            # Short naps keep many waiting processes from waking together.
-            time.sleep(0.01)
 
 
 def build_send_limiter(*, rate_per_second: float, storage_uri: str, key: str) -> SendLimiter | None:
