@@ -48,6 +48,8 @@ class Settings:
     TWILIO_VALIDITY_PERIOD: int = 7200
     TWILIO_TIMEOUT: float = 10.0
     VALIDATE_TWILIO_SIGNATURE: bool = True
+    # Who answers STOP / START / HELP: "twilio" (its opt-out handling replies; we stay silent) or "us".
+    SMS_KEYWORD_REPLIES: str = "twilio"
     SEND_RATE_PER_SECOND: float = 10.0
     SEND_RATE_KEY: str = "trial:send-rate"
     DISPATCH_BATCH_SIZE: int = 200
@@ -152,6 +154,10 @@ _TEST_KEYS = {
 }
 
 
+# Never both: a keyword answered twice is one message too many for the participant and for the carrier.
+KEYWORD_REPLIERS = ("twilio", "us")
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build Settings from the environment; refuse unsafe production values with a named reason."""
     env = dict(os.environ if environ is None else environ)
@@ -166,6 +172,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     app_env = values.get("APP_ENV", defaults.APP_ENV)
     if app_env not in ENVIRONMENTS:
         raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, got {app_env!r}.")
+    keyword_replies = values.get("SMS_KEYWORD_REPLIES", defaults.SMS_KEYWORD_REPLIES)
+    if keyword_replies not in KEYWORD_REPLIERS:
+        raise ConfigError(f"SMS_KEYWORD_REPLIES must be one of {', '.join(KEYWORD_REPLIERS)}, got {keyword_replies!r}.")
     instance = Path(values.get("INSTANCE_DIR", defaults.INSTANCE_DIR)).resolve()
     values["INSTANCE_DIR"] = str(instance)
     if app_env == "production":

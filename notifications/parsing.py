@@ -15,7 +15,15 @@ Ambiguity rule for bare numbers (``"1"``, ``"4.5"``, ``"１"``):
 * Without ``expecting_vas``: ``1`` / ``2`` are dose replies, any other bare
   number is ``UNKNOWN`` (a score must then carry its ``V`` / ``VAS`` prefix).
 
-Keywords (STOP, HELP, AE, ...) always win over the VAS expectation.
+Keywords (STOP, HELP, AE, ...) always win over the VAS expectation. Consent keywords are the
+carrier's (Twilio's opt-out, opt-in and help lists plus the Chinese 退订 / 订阅 / 帮助), matched on the
+whole body; when the carrier names the keyword itself (``opt_out_type``, Twilio's OptOutType) that
+decides, whatever the body says. YES opts an opted-out participant back in, as the carrier does;
+otherwise it is a dose report.
+
+Mixed replies: a dose answer or a score followed by more words ("1 但是注射部位红肿", "taken, bit of
+fever", "V 6 knee pain") keep the answer and carry the words as ``symptom``; words that are only
+thanks ("taken, thanks") are not a symptom.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Protocol
 
@@ -55,13 +63,15 @@ class IntentKind(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Intent:
-    """One parsed message: its kind plus the VAS value, AE text or VAS error code."""
+    """One parsed message: its kind plus the VAS value, AE text, VAS error code or the symptom that came with it."""
 
     kind: IntentKind
     value: Decimal | None = None
     text: str | None = None
     # For VAS_INVALID: 'out_of_range' | 'too_many_decimals' | 'not_a_number'.
     error: str | None = None
+    # Words after a dose answer or a score ("1 but the injection site is red"), in the sender's characters.
+    symptom: str | None = None
 
 
 # Compared after normalize(), so ASCII keywords are lower-case and full-width
@@ -69,16 +79,42 @@ class Intent:
 _KEYWORDS: dict[IntentKind, frozenset[str]] = {
     IntentKind.DOSE_TAKEN: frozenset({"1", "y", "yes", "taken", "done", "已打", "打了", "已打了", "已经打了", "是"}),
     IntentKind.DOSE_NOT_TAKEN: frozenset({"2", "n", "no", "skip", "未打", "没打", "没有打"}),
-    IntentKind.STOP: frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "退订", "td"}),
+    IntentKind.STOP: frozenset(
+        {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "optout", "revoke", "退订", "td"}
+    ),
     IntentKind.START: frozenset({"start", "unstop", "订阅"}),
-    IntentKind.HELP: frozenset({"help", "帮助", "info"}),
+    IntentKind.HELP: frozenset({"help", "info", "帮助"}),
     IntentKind.UNDO: frozenset({"undo", "撤销"}),
 }
 _KEYWORD_TO_KIND = {word: kind for kind, words in _KEYWORDS.items() for word in words}
+# The carrier's opt-in words that are also a dose answer: opt-in only for someone opted out.
+_OPT_IN_WHEN_OPTED_OUT = frozenset({"yes"})
+# Twilio's OptOutType values (Advanced Opt-Out) and what they mean here.
+_CARRIER_TYPES = {"stop": IntentKind.STOP, "start": IntentKind.START, "help": IntentKind.HELP}
+CONSENT_KINDS = frozenset({IntentKind.STOP, IntentKind.START, IntentKind.HELP})
 
-# ASCII keywords need a word boundary after them ("Aeroplane" is not "AE");
-# Chinese ones are commonly run straight into the text ("副作用头痛").
-_AE_KEYWORDS = ("不良反应", "副作用", "ae")
+# Dose answers that may be followed by a symptom. Not y/n/yes/no/是: "no problem" and "yes I have a
+# question" are not dose reports, so those count only on their own. Longest first.
+_MIXED_DOSE_WORDS: dict[str, IntentKind] = {
+    "已经打了": IntentKind.DOSE_TAKEN,
+    "已打了": IntentKind.DOSE_TAKEN,
+    "没有打": IntentKind.DOSE_NOT_TAKEN,
+    "taken": IntentKind.DOSE_TAKEN,
+    "done": IntentKind.DOSE_TAKEN,
+    "skip": IntentKind.DOSE_NOT_TAKEN,
+    "已打": IntentKind.DOSE_TAKEN,
+    "打了": IntentKind.DOSE_TAKEN,
+    "未打": IntentKind.DOSE_NOT_TAKEN,
+    "没打": IntentKind.DOSE_NOT_TAKEN,
+    "1": IntentKind.DOSE_TAKEN,
+    "2": IntentKind.DOSE_NOT_TAKEN,
+}
+# What may follow an answer before the symptom: a space or punctuation, but not the decimal mark of "1.5".
+_GAP = r"(?:\s|[,;:!?~、，。！？；：—\-](?![0-9])|\.(?![0-9]))+"
+# Words after an answer that are not a symptom.
+_COURTESY = frozenset(
+    {"thanks", "thank you", "thx", "ty", "ok", "okay", "cheers", "谢谢", "谢谢你", "多谢", "好的", "好", "收到", "👍"}
+)
 
 # Characters trimmed from both ends of a message. NFKC runs first, so the
 # full-width forms (！？，：) arrive here as their ASCII twins.
@@ -147,38 +183,100 @@ def parse_vas_value(raw: str, *, scale: VasScale) -> Intent:
     return Intent(IntentKind.VAS, value=value.quantize(Decimal(1).scaleb(-scale.decimals)))
 
 
-def _fold_char(ch: str) -> str:
-    if unicodedata.category(ch) == "Cf":
-        return ""
-    return unicodedata.normalize("NFKC", ch).translate(_ASCII_LOWER)
+@dataclass(frozen=True)
+class _Folded:
+    """A message folded character by character (NFKC, ASCII lower-case, format characters dropped), with the
+    position in the original of each folded character, so what a pattern finds can be cut from what was typed."""
+
+    text: str
+    starts: tuple[int, ...]
+
+    @classmethod
+    def of(cls, raw: str) -> "_Folded":
+        """Fold `raw`."""
+        text, starts = [], []
+        for index, ch in enumerate(raw):
+            folded = (
+                "" if unicodedata.category(ch) == "Cf" else unicodedata.normalize("NFKC", ch).translate(_ASCII_LOWER)
+            )
+            text.append(folded)
+            starts.extend([index] * len(folded))
+        return cls("".join(text), tuple(starts))
+
+    def original_from(self, raw: str, position: int) -> str:
+        """What was typed from the folded `position` on, trimmed of spaces and separators."""
+        rest = raw[self.starts[position] :] if position < len(self.starts) else ""
+        return rest.strip(_SEPARATORS).strip()
+
+
+_SEPARATORS = " \t\r\n\u3000:：-—=,，、。.;；!！?？~"
+_LEAD = rf"^[\s{re.escape(EDGE_PUNCTUATION)}]*"
+# ASCII keywords need a word boundary after them ("Aeroplane" is not "AE"); Chinese ones are commonly
+# run straight into the text ("副作用头痛").
+_AE_START = re.compile(_LEAD + r"(?:不良反应|副作用|ae(?![a-z]))")
+_MIXED_DOSE = re.compile(_LEAD + "(" + "|".join(map(re.escape, _MIXED_DOSE_WORDS)) + ")" + _GAP)
+_SCORE = r"(?P<num>[-+]?(?:[0-9]+(?:[.,][0-9]+)?|\.[0-9]+))(?:\s*/\s*(?P<of>[0-9]+(?:\.[0-9]+)?)|\s*分)?"
+_MIXED_VAS = re.compile(_LEAD + r"(?P<prefix>(?:vas|v)(?:\s*[:=]\s*|\s+|(?=[-+.,0-9])))?" + _SCORE + _GAP)
 
 
 def _adverse_event_text(raw: str) -> str | None:
     """Return what follows an AE keyword in the raw text (original characters), or None if no keyword."""
-    folded = [_fold_char(ch) for ch in raw]
-    start = 0
-    while start < len(raw) and all(ch.isspace() or ch in EDGE_PUNCTUATION for ch in folded[start]):
-        start += 1
-    for keyword in _AE_KEYWORDS:
-        end, matched = start, ""
-        while end < len(raw) and len(matched) < len(keyword):
-            matched += folded[end]
-            end += 1
-        if matched != keyword:
-            continue
-        next_char = folded[end][:1] if end < len(raw) else ""
-        if keyword.isascii() and next_char.isascii() and next_char.isalpha():
-            continue
-        rest = raw[end:]
-        return rest.lstrip(" \t\r\n\u3000:：-—=,，").strip()
-    return None
+    folded = _Folded.of(raw)
+    match = _AE_START.match(folded.text)
+    return None if match is None else folded.original_from(raw, match.end())
 
 
-def parse_reply(text: str, *, scale: VasScale, expecting_vas: bool = False, dose_open: bool = False) -> Intent:
-    """Classify an inbound SMS body, reading scores on the protocol's VAS `scale`; see the module docstring."""
+_NOT_A_SYMPTOM = ""
+
+
+def _symptom(raw: str, folded: _Folded, position: int) -> str | None:
+    """The words from `position` on: the symptom when they have letters, _NOT_A_SYMPTOM when they are only
+    thanks, None when they make the whole message unreadable ("1 5")."""
+    words = folded.original_from(raw, position)
+    if normalize(words) in _COURTESY:
+        return _NOT_A_SYMPTOM
+    return words if any(ch.isalpha() for ch in words) else None
+
+
+def _with_symptom(answer: Intent, raw: str, folded: _Folded, position: int) -> Intent | None:
+    words = _symptom(raw, folded, position)
+    if words is None:
+        return None
+    return replace(answer, symptom=words) if words else answer
+
+
+def _mixed(raw: str, *, scale: VasScale, expecting_vas: bool, dose_open: bool) -> Intent | None:
+    """A dose answer or a score with words after it, or None; bare 1 and 2 follow the ambiguity rule."""
+    folded = _Folded.of(raw)
+    dose = _MIXED_DOSE.match(folded.text)
+    if dose and not (dose.group(1) in ("1", "2") and expecting_vas and not dose_open):
+        return _with_symptom(Intent(_MIXED_DOSE_WORDS[dose.group(1)]), raw, folded, dose.end())
+    score = _MIXED_VAS.match(folded.text)
+    if score is None or not (score.group("prefix") or expecting_vas):
+        return None
+    number = score.group("num") + (f"/{score.group('of')}" if score.group("of") else "")
+    return _with_symptom(parse_vas_value(number, scale=scale), raw, folded, score.end())
+
+
+def parse_reply(
+    text: str,
+    *,
+    scale: VasScale,
+    expecting_vas: bool = False,
+    dose_open: bool = False,
+    opted_out: bool = False,
+    opt_out_type: str | None = None,
+) -> Intent:
+    """Classify an inbound SMS body, reading scores on the protocol's VAS `scale`; see the module docstring.
+    `opt_out_type` is the keyword class the carrier recognised (Twilio's OptOutType), if it said."""
+    carrier = _CARRIER_TYPES.get((opt_out_type or "").strip().lower())
+    if carrier is not None:
+        return Intent(carrier)
     folded = normalize(text)
     if not folded:
         return Intent(IntentKind.UNKNOWN)
+    if opted_out and folded in _OPT_IN_WHEN_OPTED_OUT:
+        return Intent(IntentKind.START)
 
     kind = _KEYWORD_TO_KIND.get(folded)
     if kind is not None:
@@ -194,8 +292,14 @@ def parse_reply(text: str, *, scale: VasScale, expecting_vas: bool = False, dose
 
     prefixed = _VAS_PREFIX.match(folded)
     if prefixed is not None:
-        return parse_vas_value(prefixed.group("rest"), scale=scale)
+        whole = parse_vas_value(prefixed.group("rest"), scale=scale)
+        if whole.kind == IntentKind.VAS or whole.error != "not_a_number":
+            return whole
+        return _mixed(text, scale=scale, expecting_vas=expecting_vas, dose_open=dose_open) or whole
 
     if expecting_vas:
-        return parse_vas_value(folded, scale=scale)
-    return Intent(IntentKind.UNKNOWN)
+        whole = parse_vas_value(folded, scale=scale)
+        if whole.kind == IntentKind.VAS or whole.error != "not_a_number":
+            return whole
+        return _mixed(text, scale=scale, expecting_vas=expecting_vas, dose_open=dose_open) or whole
+    return _mixed(text, scale=scale, expecting_vas=expecting_vas, dose_open=dose_open) or Intent(IntentKind.UNKNOWN)

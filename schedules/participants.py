@@ -358,8 +358,14 @@ def withdraw(session: Session, *, participant: Participant, reason: str | None, 
     return cancelled
 
 
+def study_over(participant: Participant, *, now: datetime) -> bool:
+    """True once withdrawn or from the end of follow-up on: what they send then is not trial data."""
+    return (
+        participant.status == ParticipantStatus.WITHDRAWN.value
+        or local_today(participant, now) >= participant.follow_up_end_date
+    )
+
+
 def messaging_allowed(participant: Participant, *, now: datetime) -> bool:
     """False once withdrawn, opted out, without consent, or past the end of follow-up."""
-    if participant.status == ParticipantStatus.WITHDRAWN.value or participant.opted_out or not participant.sms_consent:
-        return False
-    return local_today(participant, now) < participant.follow_up_end_date
+    return not (participant.opted_out or not participant.sms_consent or study_over(participant, now=now))

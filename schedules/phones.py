@@ -28,6 +28,14 @@ def normalize_e164(raw: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def region_of(e164: str) -> str | None:
+    """The ISO 3166 region of a number (CN, US, ...), or None when the number does not say."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return None
+
+
 class PhoneVault:
     """Encrypts phone numbers (Fernet, rotatable) and derives a keyed hash for lookups."""
 

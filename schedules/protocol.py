@@ -40,16 +40,33 @@ DEFAULT_SERIOUS_KEYWORDS = (
     "emergency",
     "ER",
     "A&E",
+    "hospitalisation",
+    "hospitalization",
     "ICU",
     "intensive care",
     "ambulance",
     "120",
     "住院",
+    "医院",
+    "入院",
+    "收入院",
     "急诊",
     "抢救",
     "重症",
     "救护车",
+    "昏迷",
 )
+
+# Emergency number by the ISO 3166 region of the participant's phone; "default" for any other region.
+DEFAULT_EMERGENCY_NUMBERS = {
+    "CN": "120",
+    "HK": "999",
+    "TW": "119",
+    "US": "911",
+    "CA": "911",
+    "GB": "999",
+    "default": "112",
+}
 
 
 class ProtocolInvalid(Exception):
@@ -127,6 +144,11 @@ class SafetyRule:
 
     serious_keywords: tuple[str, ...]
     reporting_deadline_hours: int
+    emergency_numbers: dict[str, str]
+
+    def emergency_number(self, region: str | None) -> str:
+        """The emergency number to tell a participant whose phone is from `region` (ISO 3166, e.g. CN)."""
+        return self.emergency_numbers.get(region or "", self.emergency_numbers["default"])
 
 
 @dataclass(frozen=True)
@@ -320,6 +342,9 @@ class _HoldSchema(Schema):
         return HoldRule(**data)
 
 
+_REGION_ERROR = 'Must be a two-letter region code in capitals (CN, US, GB) or "default".'
+
+
 class _SafetySchema(Schema):
     serious_keywords = fields.List(
         _text(),
@@ -327,12 +352,23 @@ class _SafetySchema(Schema):
         load_default=lambda: list(DEFAULT_SERIOUS_KEYWORDS),
     )
     reporting_deadline_hours = _count(1, load_default=24)
+    emergency_numbers = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^(?:[A-Z]{2}|default)$", error=_REGION_ERROR)),
+        values=fields.String(validate=validate.Regexp(r"^[0-9]{2,6}$", error="Must be 2 to 6 digits.")),
+        load_default=lambda: dict(DEFAULT_EMERGENCY_NUMBERS),
+    )
+
+    @validates_schema(skip_on_field_errors=True)
+    def _has_default_number(self, data: dict, **kwargs: Any) -> None:
+        if "default" not in data.get("emergency_numbers", {}):
+            raise ValidationError('Must give a "default" number for regions not listed.', "emergency_numbers")
 
     @post_load
     def _build(self, data: dict, **kwargs: Any) -> SafetyRule:
         return SafetyRule(
             serious_keywords=tuple(data["serious_keywords"]),
             reporting_deadline_hours=data["reporting_deadline_hours"],
+            emergency_numbers=dict(data["emergency_numbers"]),
         )
 
 

@@ -116,17 +116,24 @@ def correct_vas(
     return new
 
 
+def _fold(text: str) -> str:
+    """NFKC (full-width ＩＣＵ and １２０ from Chinese keyboards), case folded, invisible format characters gone."""
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf").casefold()
+
+
 def serious_keyword_matches(text: str, keywords: tuple[str, ...]) -> list[str]:
-    """Serious-event words in `text`: whole words for Latin script and numbers (so 'water' is not 'ER'),
-    substrings for CJK (Chinese has no spaces)."""
-    text = unicodedata.normalize("NFKC", text)  # full-width "ＩＣＵ" / "１２０" as typed on Chinese keyboards
+    """Serious-event words in `text`, as the protocol spells them: whole words for Latin script and numbers
+    (so 'water' is not 'ER'), substrings for CJK (Chinese has no spaces); both sides folded alike."""
+    text = _fold(text)
     found = []
     for word in keywords:
-        if re.search(r"[\u3400-\u9fff]", word):
-            if word in text:
+        folded = _fold(word)
+        if re.search(r"[\u3400-\u9fff]", folded):
+            if folded in text:
                 found.append(word)
         # Bounded by Latin letters and digits only: Chinese runs words together ("拨打120", "去了ICU").
-        elif re.search(rf"(?<![A-Za-z0-9]){re.escape(word)}(?![A-Za-z0-9])", text, flags=re.IGNORECASE):
+        elif re.search(rf"(?<![a-z0-9]){re.escape(folded)}(?![a-z0-9])", text):
             found.append(word)
     return found
 

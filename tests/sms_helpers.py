@@ -17,6 +17,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, select
 from twilio.request_validator import RequestValidator
 
+from backend.config import replace_settings
 from backend.extensions import set_sender
 from backend.runtime.jobs import JOBS, run_job
 from notifications.models import OutboundMessage
@@ -43,6 +44,13 @@ def twilio(app, standin):
     standin.reset()
     set_sender(app, twilio_sender(standin))
     return standin
+
+
+@pytest.fixture
+def we_answer_keywords(app):
+    """SMS_KEYWORD_REPLIES=us: our TwiML answers STOP, START and HELP (by default the carrier does)."""
+    replace_settings(app.config, SMS_KEYWORD_REPLIES="us")
+    return app
 
 
 def twilio_sender(standin: TwilioStandIn, **overrides) -> TwilioSmsSender:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from backend.operations.doses import record_dose
 from backend.operations.symptoms import (
+    ae_acknowledgement,
     record_vas,
     report_adverse_event,
     undo_last_vas,
@@ -18,7 +19,7 @@ from backend.operations.symptoms import (
 )
 from notifications.consent import mark_opted_in, mark_opted_out
 from notifications.models import InboundMessage, OutboundMessage, OutboxStatus, Purpose
-from notifications.parsing import Intent, IntentKind, parse_reply
+from notifications.parsing import CONSENT_KINDS, Intent, IntentKind, parse_reply
 from notifications.templates import render
 from schedules.alerts import open_alert
 from schedules.changes import Actor
@@ -34,13 +35,19 @@ from schedules.models import (
     Study,
     VasScore,
 )
-from schedules.participants import find_by_phone
-from schedules.phones import InvalidPhone, PhoneVault, normalize_e164
+from schedules.participants import find_by_phone, study_over
+from schedules.phones import InvalidPhone, PhoneVault, normalize_e164, region_of
+from schedules.protocol import Protocol
 from schedules.queries import open_dose
 from schedules.studies import protocol_of
+from schedules.symptoms import serious_keyword_matches
 
 MAX_BODY = 1600  # ten SMS segments; anything longer is kept but only this much is parsed
 NEUTRAL_LANGUAGE = "en"
+SYMPTOM_SHOWN = 40  # characters of a symptom read back in a reply
+# SMS_KEYWORD_REPLIES: who answers STOP, START and HELP.
+KEYWORDS_ANSWERED_BY_CARRIER, KEYWORDS_ANSWERED_BY_US = "twilio", "us"
+CONSENT_VALUES = frozenset(kind.value for kind in CONSENT_KINDS)
 
 
 @dataclass(frozen=True)
@@ -126,9 +133,18 @@ def _record_reply(
 
 
 def handle_inbound(
-    session: Session, *, message_sid: str, from_number: str, body: str, params: dict, vault: PhoneVault, now: datetime
+    session: Session,
+    *,
+    message_sid: str,
+    from_number: str,
+    body: str,
+    params: dict,
+    vault: PhoneVault,
+    now: datetime,
+    keyword_replies: str = KEYWORDS_ANSWERED_BY_CARRIER,
 ) -> InboundResult:
-    """Process one inbound SMS exactly once per MessageSid and return the reply to send."""
+    """Process one inbound SMS exactly once per MessageSid and return the reply to send.
+    `keyword_replies` (SMS_KEYWORD_REPLIES) says who answers STOP, START and HELP: the carrier or us."""
     try:
         e164 = normalize_e164(from_number)
     except InvalidPhone:
@@ -144,7 +160,12 @@ def handle_inbound(
         inbound.intent, inbound.outcome = "unknown_sender", "no participant has this number"
     else:
         inbound.participant_id = participant.id
-        reply = _act(session, participant=participant, inbound=inbound, text=body[:MAX_BODY], vault=vault, now=now)
+        conversation = _Conversation.of(session, participant, inbound=inbound, e164=e164, vault=vault, now=now)
+        reply = _act(conversation, text=body[:MAX_BODY], opt_out_type=params.get("OptOutType"))
+        if reply is not None and inbound.intent in CONSENT_VALUES and keyword_replies == KEYWORDS_ANSWERED_BY_CARRIER:
+            # The carrier answers its keywords itself; a second answer from us would be one too many.
+            inbound.outcome += " (the carrier answers this keyword)"
+            reply = None
     inbound.processed_at, inbound.reply_body = now, reply or ""
     session.add(inbound)
     if reply:
@@ -160,81 +181,174 @@ def handle_inbound(
     return InboundResult(reply, False, inbound.id)
 
 
-def _act(
-    session: Session, *, participant: Participant, inbound: InboundMessage, text: str, vault: PhoneVault, now: datetime
-) -> str | None:
-    study = session.get(Study, participant.study_id)
-    protocol = protocol_of(study)
-    site = session.get(Site, participant.site_id)
-    lang = participant.language
-    actor = Actor("sms", f"participant:{participant.id}")
-    dose = open_dose(session, participant, now=now)
-    dose_open = dose is not None and dose.window_opens_at <= now < dose.window_closes_at
-    expecting_vas = _vas_pending(session, participant, now=now, window=timedelta(hours=protocol.vas.reply_window_hours))
-    intent = parse_reply(text, scale=protocol.vas, expecting_vas=expecting_vas, dose_open=dose_open)
-    inbound.intent = intent.kind.value
-    if intent.kind == IntentKind.STOP:
-        already = participant.opted_out
-        mark_opted_out(session, participant=participant, now=now, actor=actor, why="participant sent STOP")
-        inbound.outcome = "already opted out" if already else "opted out"
-        # The single confirmation carriers allow; a repeated STOP is not answered again.
-        return None if already else render("reply_stop", lang)
-    if intent.kind == IntentKind.START:
-        mark_opted_in(session, participant=participant, now=now, actor=actor, why="participant sent START")
-        inbound.outcome = "opted in"
-        return render("reply_start", lang)
-    reply = _answer(
-        session,
-        participant=participant,
-        protocol=protocol,
-        site=site,
-        intent=intent,
-        dose=dose,
-        inbound=inbound,
-        actor=actor,
-        vault=vault,
-        now=now,
-        expecting_vas=expecting_vas,
+@dataclass
+class _Conversation:
+    """Everything a reply depends on: who wrote, from which phone, their study's rules and what is open now."""
+
+    session: Session
+    participant: Participant
+    inbound: InboundMessage
+    e164: str
+    vault: PhoneVault
+    now: datetime
+    protocol: Protocol
+    site: Site
+    actor: Actor
+    doses_expected: bool
+    dose: Dose | None
+    dose_open: bool
+    expecting_vas: bool
+
+    @classmethod
+    def of(
+        cls, session: Session, participant: Participant, *, inbound: InboundMessage, e164: str, vault, now: datetime
+    ) -> "_Conversation":
+        """Look up the participant's protocol, site, open dose and pending VAS prompt."""
+        protocol = protocol_of(session.get(Study, participant.study_id))
+        doses_expected = protocol.arm(participant.arm).regimen is not None
+        dose = open_dose(session, participant, now=now) if doses_expected else None
+        window = timedelta(hours=protocol.vas.reply_window_hours)
+        return cls(
+            session=session,
+            participant=participant,
+            inbound=inbound,
+            e164=e164,
+            vault=vault,
+            now=now,
+            protocol=protocol,
+            site=session.get(Site, participant.site_id),
+            actor=Actor("sms", f"participant:{participant.id}"),
+            doses_expected=doses_expected,
+            dose=dose,
+            dose_open=dose is not None and dose.window_opens_at <= now < dose.window_closes_at,
+            expecting_vas=_vas_pending(session, participant, now=now, window=window),
+        )
+
+    @property
+    def lang(self) -> str:
+        """The participant's language."""
+        return self.participant.language
+
+    @property
+    def site_phone(self) -> str:
+        """The site's phone as quoted in replies."""
+        return self.site.phone or "-"
+
+    @property
+    def emergency_number(self) -> str:
+        """The emergency number of the country the participant's phone is from."""
+        return self.protocol.safety.emergency_number(region_of(self.e164))
+
+
+def _act(talk: _Conversation, *, text: str, opt_out_type: str | None) -> str | None:
+    participant, inbound = talk.participant, talk.inbound
+    intent = parse_reply(
+        text,
+        scale=talk.protocol.vas,
+        expecting_vas=talk.expecting_vas,
+        dose_open=talk.dose_open,
+        opted_out=participant.opted_out,
+        opt_out_type=opt_out_type,
     )
+    inbound.intent = intent.kind.value
+    if intent.kind in CONSENT_KINDS:
+        return _consent(talk, intent, text=text, carrier_named=bool(opt_out_type))
+    serious = serious_keyword_matches(text, talk.protocol.safety.serious_keywords)
+    over = study_over(participant, now=talk.now)
+    if over and not serious:
+        why = "withdrawn" if participant.status == ParticipantStatus.WITHDRAWN.value else "follow-up ended"
+        inbound.outcome = f"not recorded: the study has ended for this participant ({why})"
+        return render("reply_study_over", talk.lang, site_phone=talk.site_phone)
+    if not talk.doses_expected and intent.kind in (IntentKind.DOSE_TAKEN, IntentKind.DOSE_NOT_TAKEN):
+        # An arm without a study drug has no dose to answer: a bare 1 or 2 means nothing there.
+        intent = Intent(IntentKind.UNKNOWN, symptom=intent.symptom)
+    unreadable = intent.kind == IntentKind.UNKNOWN or _words_only(intent, text)
+    if over or (unreadable and (serious or intent.symptom)):
+        # The whole text is the report: whatever its form, naming a hospital or an emergency is a suspected
+        # serious event, and after the study that is all a text can still be.
+        intent = Intent(IntentKind.ADVERSE_EVENT, text=text.strip())
+    elif serious and intent.kind != IntentKind.ADVERSE_EVENT and not intent.symptom:
+        # A serious word where the answer is ("V 120"): the answer stands and the text is reported too.
+        intent = replace(intent, symptom=text.strip())
+    reply = _answer(talk, intent)
+    if intent.symptom:
+        reply = _with_symptom(talk, reply, intent.symptom)
     # After STOP nothing is sent until START: the reply is computed and kept, but not sent.
     return None if participant.opted_out else reply
 
 
-def _answer(
-    session: Session,
-    *,
-    participant,
-    protocol,
-    site,
-    intent: Intent,
-    dose: Dose | None,
-    inbound: InboundMessage,
-    actor: Actor,
-    vault: PhoneVault,
-    now: datetime,
-    expecting_vas: bool,
-) -> str:
-    lang, phone = participant.language, site.phone or "-"
-    kind = intent.kind
-    if kind == IntentKind.HELP:
+def _words_only(intent: Intent, text: str) -> bool:
+    """A 'score' of words with no number in it: not a bad score but maybe a symptom."""
+    return (
+        intent.kind == IntentKind.VAS_INVALID
+        and intent.error == "not_a_number"
+        and not any(ch.isdigit() for ch in text)
+    )
+
+
+def _consent(talk: _Conversation, intent: Intent, *, text: str, carrier_named: bool) -> str | None:
+    """STOP, START and HELP, whichever spelling: the carrier's rule, with the words that did it kept as the reason."""
+    participant, inbound, lang = talk.participant, talk.inbound, talk.lang
+    source = f"participant sent {text.strip()[:40]!r}" + (" (the carrier's keyword)" if carrier_named else "")
+    if intent.kind == IntentKind.HELP:
         inbound.outcome = "help sent"
-        return render("reply_help", lang, site_phone=phone)
+        key = "reply_help" if talk.doses_expected else "reply_help_no_dosing"
+        return render(key, lang, site_phone=talk.site_phone)
+    if intent.kind == IntentKind.STOP:
+        already = participant.opted_out
+        mark_opted_out(talk.session, participant=participant, now=talk.now, actor=talk.actor, why=source)
+        inbound.outcome = "already opted out" if already else "opted out"
+        # The single confirmation carriers allow; a repeated STOP is not answered again.
+        return None if already else render("reply_stop", lang)
+    mark_opted_in(talk.session, participant=participant, now=talk.now, actor=talk.actor, why=source)
+    inbound.outcome = "opted in"
+    return render("reply_start", lang)
+
+
+def _with_symptom(talk: _Conversation, reply: str, symptom: str) -> str:
+    """Record the symptom that came with an answer and read both back; a serious one is said first."""
+    ae = report_adverse_event(
+        talk.session,
+        participant=talk.participant,
+        actor=talk.actor,
+        now=talk.now,
+        vault=talk.vault,
+        raw_text=symptom,
+        term="other",
+    )
+    talk.inbound.outcome += "; adverse event recorded" + (" (suspected serious)" if ae.suspected_serious else "")
+    if ae.suspected_serious:
+        return _ae_reply(talk, ae) + " " + reply
+    shown = symptom if len(symptom) <= SYMPTOM_SHOWN else symptom[: SYMPTOM_SHOWN - 1] + "…"
+    noted = render(
+        "reply_symptom_noted",
+        talk.lang,
+        symptom=shown,
+        site_phone=talk.site_phone,
+        emergency_number=talk.emergency_number,
+    )
+    return reply + " " + noted
+
+
+def _ae_reply(talk: _Conversation, ae) -> str:
+    return ae_acknowledgement(talk.session, participant=talk.participant, ae=ae, vault=talk.vault, e164=talk.e164)
+
+
+def _answer(talk: _Conversation, intent: Intent) -> str:
+    session, participant, inbound, lang = talk.session, talk.participant, talk.inbound, talk.lang
+    kind = intent.kind
     if kind in (IntentKind.DOSE_TAKEN, IntentKind.DOSE_NOT_TAKEN):
-        return _dose_reply(
-            session,
-            participant=participant,
-            dose=dose,
-            taken=kind == IntentKind.DOSE_TAKEN,
-            inbound=inbound,
-            actor=actor,
-            now=now,
-            vas_hint=expecting_vas,
-        )
+        return _dose_reply(talk, taken=kind == IntentKind.DOSE_TAKEN)
     if kind == IntentKind.VAS:
-        scale = vas_scale_params(protocol.vas)
+        scale = vas_scale_params(talk.protocol.vas)
         try:
             score = record_vas(
-                session, participant=participant, value=intent.value, actor=actor, now=now, inbound_id=inbound.id
+                session,
+                participant=participant,
+                value=intent.value,
+                actor=talk.actor,
+                now=talk.now,
+                inbound_id=inbound.id,
             )
         except InvalidInput:
             inbound.outcome = "VAS refused: out of range"
@@ -243,12 +357,12 @@ def _answer(
         return render("reply_vas_recorded", lang, value=str(score.value), **scale)
     # Words with no number right after a VAS prompt are not a bad score but maybe a symptom:
     # they fall through to the help reply (which says how to send a score) and the nurse queue.
-    if kind == IntentKind.VAS_INVALID and (intent.error != "not_a_number" or any(ch.isdigit() for ch in inbound.body)):
+    if kind == IntentKind.VAS_INVALID and not _words_only(intent, inbound.body):
         inbound.outcome = f"VAS refused: {intent.error}"
         key = {"out_of_range": "reply_vas_out_of_range", "too_many_decimals": "reply_vas_too_many_decimals"}
-        return render(key.get(intent.error, "reply_vas_not_a_number"), lang, **vas_scale_params(protocol.vas))
+        return render(key.get(intent.error, "reply_vas_not_a_number"), lang, **vas_scale_params(talk.protocol.vas))
     if kind == IntentKind.UNDO:
-        undone = undo_last_vas(session, participant=participant, actor=actor, now=now)
+        undone = undo_last_vas(session, participant=participant, actor=talk.actor, now=talk.now)
         inbound.outcome = f"VAS {undone.value} withdrawn" if undone else "nothing to undo"
         return (
             render("reply_vas_undone", lang, value=str(undone.value)) if undone else render("reply_undo_nothing", lang)
@@ -257,17 +371,18 @@ def _answer(
         ae = report_adverse_event(
             session,
             participant=participant,
-            actor=actor,
-            now=now,
-            vault=vault,
+            actor=talk.actor,
+            now=talk.now,
+            vault=talk.vault,
             raw_text=intent.text or "",
             term="other",
         )
         inbound.outcome = "adverse event recorded" + (" (suspected serious)" if ae.suspected_serious else "")
-        return render("reply_ae_serious" if ae.suspected_serious else "reply_ae_recorded", lang, site_phone=phone)
+        return _ae_reply(talk, ae)
     inbound.outcome = "unreadable"
-    _keep_for_nurses(session, participant=participant, inbound=inbound, actor=actor, now=now)
-    return render("reply_unknown", lang, site_phone=phone)
+    _keep_for_nurses(session, participant=participant, inbound=inbound, actor=talk.actor, now=talk.now)
+    key = "reply_unknown" if talk.doses_expected else "reply_unknown_no_dosing"
+    return render(key, lang, site_phone=talk.site_phone)
 
 
 def _keep_for_nurses(
@@ -289,18 +404,8 @@ def _keep_for_nurses(
     )
 
 
-def _dose_reply(
-    session: Session,
-    *,
-    participant: Participant,
-    dose: Dose | None,
-    taken: bool,
-    inbound: InboundMessage,
-    actor: Actor,
-    now: datetime,
-    vas_hint: bool,
-) -> str:
-    lang = participant.language
+def _dose_reply(talk: _Conversation, *, taken: bool) -> str:
+    participant, inbound, dose, lang = talk.participant, talk.inbound, talk.dose, talk.lang
     if participant.status != ParticipantStatus.ACTIVE.value:
         inbound.outcome = f"no dose expected (participant {participant.status})"
         return render("reply_paused", lang)
@@ -309,7 +414,7 @@ def _dose_reply(
         return render("reply_no_open_dose", lang)
     local_date = dose.local_date.isoformat()
     try:
-        record_dose(session, dose=dose, taken=taken, actor=actor, now=now, reason="reported by SMS")
+        record_dose(talk.session, dose=dose, taken=taken, actor=talk.actor, now=talk.now, reason="reported by SMS")
     except InvalidTransition:
         inbound.outcome = f"dose {dose.seq} already {dose.state}"
         return render("reply_dose_already", lang, local_date=local_date, state=render(f"dose_state_{dose.state}", lang))
@@ -318,6 +423,6 @@ def _dose_reply(
         dose.state, "reply_dose_not_taken"
     )
     reply = render(key, lang, local_date=local_date)
-    if vas_hint:
+    if talk.expecting_vas:
         reply += " " + render("reply_dose_and_vas_hint", lang)
     return reply

@@ -13,13 +13,18 @@ from sqlmodel import Session
 
 from notifications.escalation import escalate_serious_ae
 from notifications.parsing import IntentKind, parse_vas_value
+from notifications.templates import render
 from schedules import symptoms
 from schedules.changes import Actor
-from schedules.errors import InvalidInput
-from schedules.models import AdverseEvent, Participant, Study, VasScore
-from schedules.phones import PhoneVault
+from schedules.errors import Conflict, InvalidInput
+from schedules.models import AdverseEvent, Participant, Site, Study, VasScore
+from schedules.participants import study_over
+from schedules.phones import PhoneVault, region_of
 from schedules.protocol import Protocol, VasRule
 from schedules.studies import protocol_of
+
+# Sources that are the participant speaking for themselves (staff may enter past data after the end).
+PARTICIPANT_SOURCES = ("sms", "app")
 
 
 class VasRefused(InvalidInput):
@@ -51,8 +56,11 @@ def record_vas(
     inbound_id: int | None = None,
     reason: str | None = None,
 ) -> VasScore:
-    """Record a VAS; text is read as the SMS parser reads it, on the protocol's scale (VasRefused names why not)."""
+    """Record a VAS; text is read as the SMS parser reads it, on the protocol's scale (VasRefused names why not).
+    A participant's own score after their study ended is refused: it is not trial data."""
     protocol = protocol_for(session, participant)
+    if actor.source in PARTICIPANT_SOURCES and study_over(participant, now=now):
+        raise Conflict("the study has ended for this participant; the score is not recorded", field="participant")
     if isinstance(value, str):
         parsed = parse_vas_value(value, scale=protocol.vas)
         if parsed.kind != IntentKind.VAS:
@@ -120,6 +128,20 @@ def report_adverse_event(
     )
     escalate_serious_ae(session, ae=ae, participant=participant, vault=vault, now=now)
     return ae
+
+
+def ae_acknowledgement(
+    session: Session, *, participant: Participant, ae: AdverseEvent, vault: PhoneVault, e164: str | None = None
+) -> str:
+    """What the participant is told after reporting an adverse event: the site's phone and the emergency number
+    of their phone's country (`e164`, or the number on file)."""
+    number = e164 or vault.decrypt(participant.phone_ciphertext)
+    return render(
+        "reply_ae_serious" if ae.suspected_serious else "reply_ae_recorded",
+        participant.language,
+        site_phone=session.get(Site, participant.site_id).phone or "-",
+        emergency_number=protocol_for(session, participant).safety.emergency_number(region_of(number)),
+    )
 
 
 def review_adverse_event(

@@ -92,6 +92,7 @@ def inbound():
             params=params,
             vault=get_vault(),
             now=utcnow(),
+            keyword_replies=settings_of(current_app).SMS_KEYWORD_REPLIES,
         )
         return _twiml(result.reply)
 

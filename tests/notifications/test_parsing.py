@@ -21,7 +21,7 @@ parse_vas_value = partial(parsing.parse_vas_value, scale=SCALE)
 KEYWORDS = {
     K.DOSE_TAKEN: ["1", "Y", "YES", "TAKEN", "DONE", "已打", "打了", "是"],
     K.DOSE_NOT_TAKEN: ["2", "N", "NO", "SKIP", "未打", "没打"],
-    K.STOP: ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "退订", "TD"],
+    K.STOP: ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE", "退订", "TD"],
     K.START: ["START", "UNSTOP", "订阅"],
     K.HELP: ["HELP", "帮助", "INFO"],
     K.UNDO: ["UNDO", "撤销"],
@@ -269,3 +269,72 @@ def test_adverse_event_keeps_original_text_trimmed(text, ae_text):
 @pytest.mark.parametrize("text", ["AE", "AE:", "ae ： ", "不良反应", "副作用。"])
 def test_adverse_event_without_text_is_unknown(text):
     assert parse_reply(text).kind is K.UNKNOWN
+
+
+# --- consent as the carrier sees it ---------------------------------------------
+
+
+@settings(max_examples=200)
+@given(st.text(max_size=30), st.sampled_from(["STOP", "START", "HELP", "stop", "Start"]), st.booleans())
+def test_the_carriers_opt_out_type_decides_whatever_the_body(body, opt_out_type, opted_out):
+    kind = {"stop": K.STOP, "start": K.START, "help": K.HELP}[opt_out_type.lower()]
+    assert parse_reply(body, opt_out_type=opt_out_type, opted_out=opted_out).kind is kind
+
+
+@pytest.mark.parametrize("text", ["YES", "yes!", "Ｙｅｓ", " yes. "])
+def test_yes_opts_an_opted_out_participant_back_in_and_is_otherwise_a_dose(text):
+    assert parse_reply(text, opted_out=True).kind is K.START
+    assert parse_reply(text, opted_out=False).kind is K.DOSE_TAKEN
+
+
+def test_an_unknown_opt_out_type_leaves_the_body_to_decide():
+    assert parse_reply("1", opt_out_type="OTHER").kind is K.DOSE_TAKEN
+    assert parse_reply("ARRET", opt_out_type="").kind is K.UNKNOWN
+
+
+# --- mixed replies: an answer and a symptom ---------------------------------------
+
+_MIXED_WORDS = [
+    ("1", K.DOSE_TAKEN),
+    ("taken", K.DOSE_TAKEN),
+    ("已打", K.DOSE_TAKEN),
+    ("打了", K.DOSE_TAKEN),
+    ("2", K.DOSE_NOT_TAKEN),
+    ("未打", K.DOSE_NOT_TAKEN),
+    ("没打", K.DOSE_NOT_TAKEN),
+    ("skip", K.DOSE_NOT_TAKEN),
+]
+_GAPS = st.sampled_from([" ", ", ", "，", "。", "、", " - ", ": ", "; ", "! "])
+_SYMPTOM = st.text(alphabet=st.sampled_from("发烧头痛红肿疼乏力 feverashd"), min_size=1, max_size=12).filter(
+    lambda t: any(ch.isalpha() for ch in t) and t.strip() == t and normalize(t) not in {"ty", "ok"}
+)
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(_MIXED_WORDS), _GAPS, _SYMPTOM, st.booleans())
+def test_a_dose_answer_followed_by_words_keeps_both(word_kind, gap, symptom, full_width):
+    word, kind = word_kind
+    if full_width and word.isascii():
+        word = "".join(chr(ord(ch) + 0xFEE0) for ch in word)
+    intent = parse_reply(word + gap + symptom, dose_open=True)
+    assert intent.kind is kind
+    assert intent.symptom == symptom
+
+
+@pytest.mark.parametrize("text", ["taken, thanks", "1 谢谢", "已打，好的", "done ok!"])
+def test_thanks_after_a_dose_answer_is_not_a_symptom(text):
+    assert parse_reply(text) == Intent(K.DOSE_TAKEN)
+
+
+@pytest.mark.parametrize("text", ["yes I have a question", "no problem", "1.5 tired", "1 5", "是不是要打针"])
+def test_ambiguous_starts_are_not_dose_answers(text):
+    assert parse_reply(text).kind is K.UNKNOWN
+
+
+@settings(max_examples=200)
+@given(st.integers(0, 100), _GAPS, _SYMPTOM)
+def test_a_score_followed_by_words_keeps_both(tenths, gap, symptom):
+    value = Decimal(tenths) / 10
+    intent = parse_reply(f"V {value}{gap}{symptom}")
+    assert intent.kind is K.VAS and intent.value == value.quantize(Decimal("0.1"))
+    assert intent.symptom == symptom

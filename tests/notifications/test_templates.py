@@ -27,12 +27,16 @@ REQUIRED = {
     "app_vas_not_a_number": {"scale_min", "scale_max"},
     "reply_vas_undone": {"value"},
     "reply_undo_nothing": set(),
-    "reply_ae_recorded": {"site_phone"},
-    "reply_ae_serious": {"site_phone"},
+    "reply_ae_recorded": {"site_phone", "emergency_number"},
+    "reply_ae_serious": {"site_phone", "emergency_number"},
+    "reply_symptom_noted": {"symptom", "site_phone", "emergency_number"},
     "reply_stop": set(),
     "reply_start": set(),
     "reply_help": {"site_phone"},
+    "reply_help_no_dosing": {"site_phone"},
     "reply_unknown": {"site_phone"},
+    "reply_unknown_no_dosing": {"site_phone"},
+    "reply_study_over": {"site_phone"},
     "reply_unknown_sender": set(),
     "reply_paused": set(),
     "staff_serious_ae": {"study_code", "site_code", "deadline_local"},
@@ -57,6 +61,8 @@ SAMPLE = {
     "scale_min": "0",
     "scale_max": "10",
     "decimals": 1,
+    "emergency_number": "911",
+    "symptom": "bit of fever",
 }
 
 # A lock screen shows these texts: no diagnosis, no drug name.
@@ -115,9 +121,15 @@ def test_read_back_matches_product_wording():
     assert "V 1" in render("reply_dose_and_vas_hint", "en")
     assert "V 1" in render("reply_dose_and_vas_hint", "zh-CN")
     assert "START" in render("reply_stop", "en")
-    assert "120" in render("reply_ae_serious", "zh-CN", site_phone="x")
+    assert "120" in render("reply_ae_serious", "zh-CN", site_phone="x", emergency_number="120")
     prompt = render("vas_prompt", "en")
     assert "0 = not active" in prompt and "10 = extremely active" in prompt and "V 4.5" in prompt
+
+
+@pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+@pytest.mark.parametrize("key", ["reply_help_no_dosing", "reply_unknown_no_dosing", "reply_study_over"])
+def test_texts_for_arms_without_a_study_drug_have_no_dosing_words(key, language):
+    assert not re.search(r"inject|dose|1 \(|1 =|注射|打针", render(key, language, **SAMPLE), re.IGNORECASE)
 
 
 def test_different_languages_give_different_text():

@@ -20,7 +20,7 @@ from backend.identity.security import token_digest
 from backend.operations.app_access import create_calendar_link, remove_calendar_link
 from backend.operations.doses import record_dose
 from backend.operations.participants import change_details
-from backend.operations.symptoms import VasRefused, record_vas, report_adverse_event
+from backend.operations.symptoms import VasRefused, ae_acknowledgement, record_vas, report_adverse_event
 from backend.web.api.app_schemas import (
     CalendarTokenSchema,
     DoseQuerySchema,
@@ -44,7 +44,7 @@ from notifications.models import InboundMessage, OutboundMessage
 from notifications.templates import render
 from schedules.dbtypes import utcnow
 from schedules.errors import InvalidInput
-from schedules.models import AdverseEvent, Participant, Site
+from schedules.models import AdverseEvent, Participant
 from schedules.queries import dose_by_seq, doses_of, vas_history
 
 blp = Blueprint(
@@ -87,14 +87,7 @@ def _me(session: Session) -> Participant:
 
 def ae_view(session: Session, participant: Participant, ae: AdverseEvent) -> Shown:
     """An adverse event as its reporter sees it, for MyAdverseEventSchema (without the investigator's grading)."""
-    return Shown(ae, advice=_advice(session, participant, ae))
-
-
-def _advice(session: Session, participant: Participant, ae: AdverseEvent) -> str:
-    phone = session.get(Site, participant.site_id).phone
-    return render(
-        "reply_ae_serious" if ae.suspected_serious else "reply_ae_recorded", participant.language, site_phone=phone
-    )
+    return Shown(ae, advice=ae_acknowledgement(session, participant=participant, ae=ae, vault=get_vault()))
 
 
 @blp.route("/me")
@@ -197,7 +190,7 @@ class MyVas(MethodView):
 
     @blp.arguments(MyVasCreateSchema)
     @blp.response(201, MyVasSchema)
-    @_errors(401, 403, 422)
+    @_errors(401, 403, 409, 422)
     @require_participant
     def post(self, data):
         """Send a VAS: how active my disease has felt over the past week, on my study's scale (e.g. 0.0 to 10.0)."""

@@ -102,6 +102,7 @@ def simulator_reply():
         params={},
         vault=vault,
         now=utcnow(),
+        keyword_replies=settings_of(current_app).SMS_KEYWORD_REPLIES,
     )
     return redirect(
         url_for("pages.simulator", participant=participant.id, inbound=result.inbound_id, _anchor="last"), code=303
