@@ -7,7 +7,7 @@ import json
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from backend.models import AuditEntry
@@ -222,3 +222,19 @@ def record_operator_action(session: Session, *, action: str, entity: str, entity
         "new_value": _CREATE_JSON.encode(detail),
     }
     bulk_insert(session, AuditEntry.__table__, [row], shared=_shared(session))
+
+
+def field_changes(session: Session, *, entity: str, entity_id: int, field: str) -> list[AuditEntry]:
+    """The audited updates of one field of one row, oldest first (who, when, old, new, why)."""
+    return list(
+        session.scalars(
+            select(AuditEntry)
+            .where(
+                AuditEntry.entity == entity,
+                AuditEntry.entity_id == str(entity_id),
+                AuditEntry.field == field,
+                AuditEntry.action == "update",
+            )
+            .order_by(AuditEntry.id)
+        )
+    )

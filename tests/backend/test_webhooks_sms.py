@@ -368,3 +368,28 @@ def test_free_text_after_a_vas_prompt_is_kept_for_nurses_not_taken_as_a_bad_scor
         alerts = s.exec(select(Alert).where(Alert.kind == AlertKind.UNREADABLE_REPLY.value)).all()
         kept = s.exec(select(InboundMessage).where(InboundMessage.needs_review == True)).all()  # noqa: E712
     assert len(alerts) == 1 and [m.body for m in kept] == ["my arm is swollen and red"]
+
+
+def test_the_nurse_sees_each_consent_change_with_what_caused_it(app, client, session, clock, twilio, database):
+    from backend.identity.staff import create_staff
+    from schedules.models import Site
+    from tests.backend.test_pages import sign_in
+    from tests.factories import STRONG_PASSWORD
+
+    participant = _reminder_sent(app, session, clock, language="en")
+    site = session.get(Site, participant.site_id)
+    create_staff(session, email="nurse@example.org", password=STRONG_PASSWORD, role="nurse", site=site)
+    session.commit()
+    assert reply_text(post_signed(client, "/sms/inbound", {**inbound_params("ARRET"), "OptOutType": "STOP"})) == ""
+    clock.move_to(utc("2026-03-01T13:00Z"))
+    assert reply_text(post_signed(client, "/sms/inbound", inbound_params("YES"))) == ""  # the carrier answers
+
+    sign_in(client, "nurse@example.org")
+    page = client.get(f"/participants/{participant.id}").get_data(as_text=True)
+    changes = page[page.index('id="consent-changes"') :].split("</ul>")[0]
+    assert "20:00 (Asia/Shanghai): opted out (participant sent &#39;ARRET&#39; (the carrier&#39;s keyword))" in changes
+    assert "21:00 (Asia/Shanghai): opted back in (participant sent &#39;YES&#39;)" in changes
+    with fresh(database) as s:
+        assert not s.get(Participant, participant.id).opted_out
+        dose = s.exec(select(Dose).where(Dose.participant_id == participant.id, Dose.seq == 1)).one()
+    assert dose.state == "scheduled"  # YES opted back in; it was not a dose report

@@ -12,6 +12,7 @@ from flask_wtf import FlaskForm
 from sqlmodel import select
 from wtforms.fields import SelectChoice
 
+from backend.audit import field_changes
 from backend.db import get_session
 from backend.extensions import get_vault
 from backend.operations import doses as dose_ops
@@ -202,6 +203,7 @@ def render_participant(participant: Participant, *, submitted: dict[str, FlaskFo
             alert_forms=alert_forms(alerts, back=url_for("pages.participant", participant_id=participant.id)),
             log=log,
             planned=planned,
+            consent_changes=field_changes(session, entity="participant", entity_id=participant.id, field="opted_out"),
         )
     return render_template("participant.html", **context), status
 
