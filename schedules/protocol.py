@@ -127,6 +127,7 @@ class SafetyRule:
 
     serious_keywords: tuple[str, ...]
     reporting_deadline_hours: int
+    chase_every_minutes: int = 30  # an unacknowledged suspected-serious alert pages on-call again this often
 
 
 @dataclass(frozen=True)
@@ -327,12 +328,14 @@ class _SafetySchema(Schema):
         load_default=lambda: list(DEFAULT_SERIOUS_KEYWORDS),
     )
     reporting_deadline_hours = _count(1, load_default=24)
+    chase_every_minutes = _count(1, load_default=30)
 
     @post_load
     def _build(self, data: dict, **kwargs: Any) -> SafetyRule:
         return SafetyRule(
             serious_keywords=tuple(data["serious_keywords"]),
             reporting_deadline_hours=data["reporting_deadline_hours"],
+            chase_every_minutes=data["chase_every_minutes"],
         )
 
 
