@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from notifications.models import OutboundMessage, Purpose
+from notifications.pages import page_prefix
 from notifications.templates import render
 from schedules.calendar import to_local
-from schedules.models import AdverseEvent, Participant, Site, Study
+from schedules.models import AdverseEvent, Alert, Participant, Site, Study
 from schedules.phones import PhoneVault
 from schedules.sites import on_call_numbers
 from schedules.studies import protocol_of
@@ -72,18 +73,23 @@ def escalate_serious_ae(
     deadline = (
         to_local(now + timedelta(hours=hours), site.time_zone).strftime("%Y-%m-%d %H:%M") + f" ({site.time_zone})"
     )
+    # The event's nurse alert, opened with it; the page goes out even if some caller did not open one.
+    alert = session.exec(
+        select(Alert).where(Alert.ref_type == "adverse_event", Alert.ref_id == ae.id).order_by(Alert.id)
+    ).first()
     body = render(
         "staff_serious_ae",
         protocol.default_language,
         study_code=participant.study_code,
         site_code=site.code,
         deadline_local=deadline,
+        alert_id=alert.id if alert is not None else "-",  # what the on-call nurse texts back: ACK 12
     )
     return queue_staff_sms(
         session,
         site=site,
         vault=vault,
-        dedupe_prefix=f"staff_alert:ae:{ae.id}",
+        dedupe_prefix=page_prefix(ae.id),
         body=body,
         now=now,
         ref_type="adverse_event",

@@ -60,11 +60,11 @@ def annotate(session: Session, *, alert: Alert, note: str, actor: Actor) -> Aler
     return alert
 
 
-def acknowledge(session: Session, *, alert: Alert, actor: Actor, now: datetime) -> Alert:
+def acknowledge(session: Session, *, alert: Alert, actor: Actor, now: datetime, reason: str = "acknowledged") -> Alert:
     """Mark an open alert as being worked on."""
     if alert.state != AlertState.OPEN.value:
         raise Conflict(f"alert is {alert.state}, not open", field="state")
-    with acting(session, actor, "acknowledged"):
+    with acting(session, actor, reason):
         alert.state, alert.acknowledged_at, alert.acknowledged_by = AlertState.ACKNOWLEDGED.value, now, actor.label
         session.add(alert)
     return alert

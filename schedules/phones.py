@@ -36,6 +36,15 @@ def region_of(e164: str) -> str | None:
         return None
 
 
+def mask_e164(e164: str) -> str:
+    """Country code and last four digits (+86…5678): enough to tell colleagues' phones apart, not to dial one."""
+    try:
+        country = f"+{phonenumbers.parse(e164, None).country_code}"
+    except phonenumbers.NumberParseException:
+        country = ""
+    return f"{country}\u2026{e164[-4:]}"
+
+
 class PhoneVault:
     """Encrypts phone numbers (Fernet, rotatable) and derives a keyed hash for lookups."""
 

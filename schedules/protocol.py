@@ -145,6 +145,7 @@ class SafetyRule:
     serious_keywords: tuple[str, ...]
     reporting_deadline_hours: int
     emergency_numbers: dict[str, str]
+    chase_every_minutes: int = 30  # an unacknowledged suspected-serious alert pages on-call again this often
 
     def emergency_number(self, region: str | None) -> str:
         """The emergency number to tell a participant whose phone is from `region` (ISO 3166, e.g. CN)."""
@@ -352,6 +353,7 @@ class _SafetySchema(Schema):
         load_default=lambda: list(DEFAULT_SERIOUS_KEYWORDS),
     )
     reporting_deadline_hours = _count(1, load_default=24)
+    chase_every_minutes = _count(1, load_default=30)
     emergency_numbers = fields.Dict(
         keys=fields.String(validate=validate.Regexp(r"^(?:[A-Z]{2}|default)$", error=_REGION_ERROR)),
         values=fields.String(validate=validate.Regexp(r"^[0-9]{2,6}$", error="Must be 2 to 6 digits.")),
@@ -369,6 +371,7 @@ class _SafetySchema(Schema):
             serious_keywords=tuple(data["serious_keywords"]),
             reporting_deadline_hours=data["reporting_deadline_hours"],
             emergency_numbers=dict(data["emergency_numbers"]),
+            chase_every_minutes=data["chase_every_minutes"],
         )
 
 

@@ -11,9 +11,12 @@ from schedules.changes import Actor
 from schedules.models import Alert
 
 
-def acknowledge_alert(session: Session, *, alert: Alert, actor: Actor, now: datetime) -> Alert:
-    """Mark an open alert as being worked on; who and when are recorded."""
-    return domain.acknowledge(session, alert=alert, actor=actor, now=now)
+def acknowledge_alert(
+    session: Session, *, alert: Alert, actor: Actor, now: datetime, reason: str = "acknowledged"
+) -> Alert:
+    """Mark an open alert as being worked on; who and when are recorded. For a suspected-serious alert this ends
+    the chase: the chase job pages only alerts nobody has acknowledged."""
+    return domain.acknowledge(session, alert=alert, actor=actor, now=now, reason=reason)
 
 
 def resolve_alert(session: Session, *, alert: Alert, note: str, actor: Actor, now: datetime) -> Alert:

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from backend.operations.doses import record_dose
+from backend.operations.staff_replies import handle_staff_sms
 from backend.operations.symptoms import (
     ae_acknowledgement,
     record_vas,
@@ -156,8 +157,10 @@ def handle_inbound(
         return InboundResult(inbound.reply_body or None, True, inbound.id)
     participant = find_by_phone(session, e164=e164, vault=vault)
     if participant is None:
-        reply = render("reply_unknown_sender", NEUTRAL_LANGUAGE)
-        inbound.intent, inbound.outcome = "unknown_sender", "no participant has this number"
+        reply = handle_staff_sms(session, inbound=inbound, e164=e164, text=body[:MAX_BODY], vault=vault, now=now)
+        if reply is None:
+            reply = render("reply_unknown_sender", NEUTRAL_LANGUAGE)
+            inbound.intent, inbound.outcome = "unknown_sender", "no participant has this number"
     else:
         inbound.participant_id = participant.id
         conversation = _Conversation.of(session, participant, inbound=inbound, e164=e164, vault=vault, now=now)

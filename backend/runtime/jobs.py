@@ -21,6 +21,7 @@ from backend.runtime.metrics import (
     MESSAGES_PLANNED,
     MESSAGES_SENT,
 )
+from notifications.chase import chase_serious_alerts
 from notifications.crash_rule import recover_stuck
 from notifications.digest import send_daily_digest
 from notifications.dispatch import DispatchConfig, Dispatcher, DispatchReport
@@ -133,6 +134,12 @@ def _missed(app: Flask) -> str:
     return str(report)
 
 
+def _chase(app: Flask) -> str:
+    with get_database(app).session() as session:
+        queued = chase_serious_alerts(session, now=utcnow(), vault=get_vault(app))
+    return f"queued {queued} repeat on-call page(s) for unacknowledged suspected-serious alerts"
+
+
 def _digest(app: Flask) -> str:
     with get_database(app).session() as session:
         queued = send_daily_digest(session, now=utcnow(), vault=get_vault(app), hour=settings_of(app).DIGEST_LOCAL_HOUR)
@@ -149,8 +156,14 @@ def _purge(app: Flask) -> str:
     return f"purged {keys} expired idempotency record(s) and {tokens} expired app token(s)"
 
 
-# Natural order for `jobs run --all`: close windows first, then plan, then send what is due.
+# Natural order for `jobs run --all`: chase unacknowledged safety alerts, close windows, plan, then send what is due.
 JOBS: list[JobSpec] = [
+    JobSpec(
+        "chase_serious_alerts",
+        _chase,
+        60,
+        "page on-call again for suspected-serious alerts unacknowledged for the protocol's chase_every_minutes",
+    ),
     JobSpec("flag_missed_doses", _missed, 60, "mark doses whose window closed unreported as missed; open alerts"),
     JobSpec("plan_messages", _plan, 60, "plan reminders, nudges and VAS prompts for the next 36 hours"),
     JobSpec("send_daily_digest", _digest, 900, "queue each site's daily on-call summary of open alerts"),

@@ -35,3 +35,10 @@ def alert_summary(alert: Alert, *, language: str = DEFAULT_LANGUAGE) -> str:
         return alert.summary
     texts = _texts()[_dose_text_key(alert)]
     return texts.get(language, texts[DEFAULT_LANGUAGE]).format(seq=dose.seq, date=dose.local_date.isoformat())
+
+
+def acknowledged_via(alert: Alert) -> str | None:
+    """How the alert was acknowledged: "sms" (an on-call phone's ACK) or "queue" (a nurse, page or API)."""
+    if not alert.acknowledged_by:
+        return None
+    return "sms" if alert.acknowledged_by.startswith("sms:") else "queue"

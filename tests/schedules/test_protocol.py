@@ -97,6 +97,7 @@ def test_nct04237987_says_what_the_product_brief_says():
     assert (vas.scale_min, vas.scale_max, vas.decimals) == (Decimal("0.0"), Decimal("10.0"), 1)
     assert protocol.hold.resume_policy == "keep_end_date"
     assert protocol.safety.reporting_deadline_hours == 24
+    assert protocol.safety.chase_every_minutes == 30
     assert {
         "hospital",
         "hospitalised",
@@ -242,6 +243,7 @@ def test_unknown_or_path_like_time_zones_are_refused(zone):
         ({"vas": {"scale_min": 10, "scale_max": 0}}, "vas.scale_max: Must be greater than scale_min."),
         ({"safety": {"serious_keywords": ["ok", " "]}}, "safety.serious_keywords.1: Must not be blank."),
         ({"show_drug_name_in_messages": "yes"}, "show_drug_name_in_messages: Must be true or false."),
+        ({"safety": {"chase_every_minutes": 0}}, "safety.chase_every_minutes: Must be greater than or equal to 1."),
         ({"dose_window": {"closes_day_offset": 2}}, "dose_window: The dose window must close before"),
         (
             {"dose_window": {"opens_at": "12:00", "closes_at": "08:00", "closes_day_offset": 0}},
@@ -252,6 +254,15 @@ def test_unknown_or_path_like_time_zones_are_refused(zone):
 def test_each_rule_names_the_field_it_breaks(changes, expected):
     errors = errors_for(minimal(**changes))
     assert len(errors) == 1 and errors[0].startswith("t.toml: " + expected), errors
+
+
+def test_a_protocol_without_the_chase_setting_pages_again_every_30_minutes():
+    assert protocol_from_dict(minimal()).safety.chase_every_minutes == 30
+    keywords = {"serious_keywords": ["hospital"], "reporting_deadline_hours": 24}
+    assert protocol_from_dict(minimal(safety=keywords)).safety.chase_every_minutes == 30
+    chased = protocol_from_dict(minimal(safety={**keywords, "chase_every_minutes": 15}))
+    assert chased.safety.chase_every_minutes == 15
+    assert protocol_from_dict(chased.to_dict()) == chased
 
 
 def test_follow_up_from_last_dose_needs_a_regimen_and_a_known_anchor():

@@ -4,11 +4,13 @@ None of these carries an arm, regimen or dose field: the masked assessor reads t
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, post_load, validate
+from marshmallow import Schema, fields, missing, post_load, validate
 from sqlalchemy.orm import object_session
 
-from backend.web.alert_text import alert_summary
+from backend.extensions import get_vault
+from backend.web.alert_text import acknowledged_via, alert_summary
 from backend.web.api.schemas import NO_NUL, site_code_of
+from notifications.pages import page_rounds
 from schedules.dbtypes import utcnow
 from schedules.models import (
     AdverseEvent,
@@ -263,6 +265,35 @@ def _participant_code(alert) -> str | None:
     return object_session(alert).get(Participant, alert.participant_id).study_code
 
 
+class PageRecipientSchema(Schema):
+    """One SMS of a page round."""
+
+    number = fields.String(metadata={"description": "country code and last four digits", "example": "+86\u20260099"})
+    status = fields.String(
+        metadata={
+            "description": "how far it got: planned, sending, sent, delivered, read, undelivered, failed, expired",
+            "example": "delivered",
+        }
+    )
+
+
+class PageRoundSchema(Schema):
+    """One round of on-call pages: 1 when the event was reported, 2, 3... the repeats until someone acknowledges."""
+
+    round = fields.Integer(metadata={"example": 2})
+    at = fields.DateTime(metadata={"description": "when the round was queued", "example": "2026-03-02T03:45:00+00:00"})
+    numbers = fields.Function(lambda r: len(r.recipients), metadata={"description": "SMS in the round", "example": 2})
+    delivered = fields.Integer(metadata={"description": "of which the carrier reported delivered", "example": 1})
+    recipients = fields.List(fields.Nested(PageRecipientSchema))
+
+
+class _AlertPages(fields.List):
+    """The alert's on-call pages, read from the outbox: they are no column of the alert."""
+
+    def get_value(self, obj, attr, accessor=None, default=missing):
+        return page_rounds(object_session(obj), obj, vault=get_vault())
+
+
 class AlertSchema(Schema):
     """One item of the nurse queue."""
 
@@ -290,7 +321,16 @@ class AlertSchema(Schema):
         metadata={"description": "negative once overdue", "example": 84600},
     )
     acknowledged_at = fields.DateTime(allow_none=True, metadata={"example": None})
-    acknowledged_by = fields.String(metadata={"example": ""})
+    acknowledged_by = fields.String(
+        metadata={"description": "staff:... (queue) or sms:on-call +86…0099 (ACK by SMS)", "example": ""}
+    )
+    acknowledged_via = fields.Function(
+        acknowledged_via, allow_none=True, metadata={"description": "queue | sms", "example": None}
+    )
+    pages = _AlertPages(
+        fields.Nested(PageRoundSchema),
+        metadata={"description": "on-call SMS pages of a suspected-serious alert, oldest round first", "example": []},
+    )
     resolved_at = fields.DateTime(allow_none=True, metadata={"example": None})
     resolved_by = fields.String(metadata={"example": ""})
     resolution_note = fields.String(metadata={"example": ""})

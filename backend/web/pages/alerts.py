@@ -10,11 +10,12 @@ from sqlalchemy import case
 from sqlmodel import select
 
 from backend.db import get_session
+from backend.extensions import get_vault
 from backend.identity import scope
 from backend.identity.principal import Principal
 from backend.models import Staff
 from backend.operations import alerts as alert_ops
-from backend.web.alert_text import alert_summary
+from backend.web.alert_text import acknowledged_via, alert_summary
 from backend.web.pages.common import (
     bp,
     csrf_refused,
@@ -26,6 +27,7 @@ from backend.web.pages.common import (
 from backend.web.pages.display import ALERT_KIND_LABELS
 from backend.web.pages.forms import AcknowledgeForm, ResolveForm
 from backend.web.paths import ID
+from notifications.pages import PageRound, page_rounds
 from schedules.dbtypes import utcnow
 from schedules.errors import DomainError
 from schedules.models import Alert, AlertState, Dose, Participant, Site
@@ -45,14 +47,17 @@ class AlertRow:
     age: timedelta
     remaining: timedelta | None
     acknowledged_by: str
+    acknowledged_via: str | None  # queue | sms
     resolved_by: str
+    pages: list[PageRound]  # on-call pages of a suspected-serious alert, oldest round first
 
 
 def _who(label: str, staff_emails: dict[int, str]) -> str:
     # Audit labels read "staff:staff:7"; a nurse wants the colleague's email, not the number.
     if label.startswith("staff:staff:") and label[12:].isdigit():
         return staff_emails.get(int(label[12:]), label)
-    return label
+    # "sms:on-call +86…0098": the template says it came by SMS.
+    return label.removeprefix("sms:")
 
 
 def alert_rows(session, alerts: list[Alert], *, now: datetime) -> list[AlertRow]:
@@ -82,7 +87,9 @@ def alert_rows(session, alerts: list[Alert], *, now: datetime) -> list[AlertRow]
             age=now - a.opened_at,
             remaining=a.deadline_at - now if a.deadline_at and a.state != AlertState.RESOLVED.value else None,
             acknowledged_by=_who(a.acknowledged_by, staff_emails),
+            acknowledged_via=acknowledged_via(a),
             resolved_by=_who(a.resolved_by, staff_emails),
+            pages=page_rounds(session, a, vault=get_vault()),
         )
         for a in alerts
     ]
