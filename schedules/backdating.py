@@ -1,11 +1,15 @@
-"""Back-dated enrollment: how far in the past a first dose may lie."""
+"""Back-dated enrollment: how far in the past a first dose may lie, and the doses that wait for a nurse's entry."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import Table
+from sqlalchemy.sql.elements import ColumnElement
+
 from schedules.calendar import to_local
 from schedules.errors import InvalidInput
+from schedules.models import Dose, DoseState
 from schedules.protocol import Protocol
 
 
@@ -26,3 +30,16 @@ def check_first_dose_date(protocol: Protocol, first_dose: date, *, zone: str, no
 
 def _days(n: int) -> str:
     return f"{n} day" if n == 1 else f"{n} days"
+
+
+def awaits_entry(dose: Dose, *, enrolled_at: datetime) -> bool:
+    """True for an unreported dose whose window closed before its participant was enrolled.
+
+    Nobody could remind or ask about it in time, so it is not missed: it stays scheduled, opens no
+    missed-dose alert and counts in no adherence figure until a nurse records it, taken or not."""
+    return dose.state == DoseState.SCHEDULED.value and dose.window_closes_at <= enrolled_at
+
+
+def closed_after_enrollment(dose: Table, participant: Table) -> ColumnElement[bool]:
+    """SQL for the doses awaits_entry leaves out: the window closed after the participant's enrollment."""
+    return dose.c.window_closes_at > participant.c.enrolled_at
