@@ -229,7 +229,11 @@ def bulk_participants(
     from schedules.models import Participant
 
     vault = get_vault(app)
-    now = datetime.now(timezone.utc)
+    # Enrolled before the first dose, as enrollment wants it: a window that closed before enrollment waits
+    # for a nurse's entry and the missed-dose job would leave it alone.
+    enrolled_at = min(
+        datetime.now(timezone.utc), datetime.combine(first_dose, datetime.min.time(), timezone.utc) - timedelta(days=1)
+    )
     rows = [
         {
             "study_id": study_id,
@@ -250,7 +254,7 @@ def bulk_participants(
             "hold_reason": "",
             "opted_out": False,
             "calendar_token_hash": "",
-            "enrolled_at": now,
+            "enrolled_at": enrolled_at,
         }
         for i in range(start, start + n)
     ]

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from schedules.alerts import resolve_by_events
+from schedules.backdating import awaits_entry
 from schedules.changes import Actor, acting
 from schedules.errors import Conflict, InvalidInput
-from schedules.models import AlertKind, Dose, DoseEvent, DoseState, InjectionSite
+from schedules.models import AlertKind, Dose, DoseEvent, DoseState, InjectionSite, Participant
 
 S = DoseState
 ALLOWED: dict[str, set[str]] = {
@@ -60,15 +61,13 @@ def report_dose(
     note: str = "",
     reason: str | None = None,
 ) -> Dose:
-    """Record that a dose was taken (on time or late, by report time) or not taken."""
+    """Record that a dose was taken (on time or late, by report time) or not taken; a dose from before
+    enrollment is on time when `taken_at` lies in its window."""
     if injection_site is not None and injection_site not in {s.value for s in InjectionSite}:
         raise InvalidInput(f"unknown injection site {injection_site!r}", field="injection_site")
     if taken_at is not None and taken_at > now + timedelta(minutes=5):
         raise InvalidInput("taken_at is in the future", field="taken_at")
-    if taken:
-        to_state = DoseState.TAKEN.value if now < dose.window_closes_at else DoseState.TAKEN_LATE.value
-    else:
-        to_state = DoseState.SKIPPED.value
+    to_state = _outcome(session, dose, taken=taken, now=now, taken_at=taken_at)
     was_missed = dose.state == DoseState.MISSED.value
     with acting(session, actor, reason):
         transition(session, dose, to_state, actor=actor, at=now, note=note)
@@ -82,6 +81,19 @@ def report_dose(
     if was_missed:
         _resolve_missed_alert(session, dose=dose, actor=actor, now=now)
     return dose
+
+
+def _outcome(session: Session, dose: Dose, *, taken: bool, now: datetime, taken_at: datetime | None) -> str:
+    """Taken on time or late by report time, or not taken; a dose from before enrollment by when it was taken."""
+    if not taken:
+        return DoseState.SKIPPED.value
+    if now < dose.window_closes_at:
+        return DoseState.TAKEN.value
+    # Nobody could report a dose from before enrollment inside its window: the time the nurse was told decides.
+    in_window = taken_at is not None and dose.window_opens_at <= taken_at < dose.window_closes_at
+    if in_window and awaits_entry(dose, enrolled_at=session.get(Participant, dose.participant_id).enrolled_at):
+        return DoseState.TAKEN.value
+    return DoseState.TAKEN_LATE.value
 
 
 def _resolve_missed_alert(session: Session, *, dose: Dose, actor: Actor, now: datetime) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
+from schedules.backdating import closed_after_enrollment
 from schedules.bulk import in_values
 from schedules.changes import Actor, Changes, acting, record_many
 from schedules.doses import missed_alert_key
@@ -62,12 +63,19 @@ class MissedReport:
 
 
 def _closed(session: Session, *, now: datetime, batch: int) -> dict[int, datetime]:
-    """Scheduled doses whose window has closed, oldest first: id -> updated_at (the audit's old value)."""
+    """Scheduled doses whose window has closed since their participant's enrollment, oldest first:
+    id -> updated_at (the audit's old value)."""
+    p = Participant.__table__
+    # A window that closed before enrollment is no missed dose: it waits for a nurse's entry
+    # (schedules.backdating.awaits_entry). Those few stay in the index range; the participant by
+    # primary key per dose keeps them out of the batch.
     return dict(
         session.connection()
         .execute(
             select(dose_t.c.id, dose_t.c.updated_at)
+            .join(p, p.c.id == dose_t.c.participant_id)
             .where(dose_t.c.state == SCHEDULED, dose_t.c.window_closes_at <= now)
+            .where(closed_after_enrollment(dose_t, p))
             .order_by(dose_t.c.window_closes_at)
             .limit(batch)
         )
@@ -205,7 +213,8 @@ def _open_alerts(session: Session, ids: list[int], unreachable: set[int], *, now
 def flag_missed_doses(
     session: Session, *, now: datetime, undelivered: Callable[[list[int]], set[int]] | None = None, batch: int = 5000
 ) -> MissedReport:
-    """Mark scheduled doses whose window has closed as missed and open one alert each.
+    """Mark scheduled doses whose window has closed as missed and open one alert each (a window that
+    closed before the participant's enrollment is left to a nurse's entry).
 
     Reads only scheduled doses with window_closes_at <= now through the (state, window_closes_at)
     index, and writes the batch with a fixed number of Core statements (one UPDATE, one INSERT of

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
+from schedules.backdating import check_first_dose_date
 from schedules.bulk import bulk_insert
 from schedules.calendar import is_valid_zone
 from schedules.changes import Actor, Changes, acting, record_many
@@ -83,7 +84,10 @@ def enroll_participant(
     actor: Actor,
     now: datetime,
 ) -> Participant:
-    """Enroll a participant and generate their schedule; InvalidInput/Conflict name the field."""
+    """Enroll a participant and generate their schedule; InvalidInput/Conflict name the field.
+
+    A first dose may lie up to the protocol's max_backdate_days in the past; doses whose window closed
+    before `now` then wait for a nurse's entry (schedules.backdating.awaits_entry)."""
     protocol = protocol_of(study)
     if arm not in protocol.arm_codes:
         raise InvalidInput(f"unknown arm {arm!r}; this study has {', '.join(protocol.arm_codes)}", field="arm")
@@ -92,6 +96,7 @@ def enroll_participant(
         raise InvalidInput("study code is required", field="study_code")
     language = _offered_language(protocol, language or protocol.default_language)
     zone, at, e164 = _valid_zone(time_zone), _valid_time(reminder_time), _valid_phone(phone)
+    check_first_dose_date(protocol, first_dose_date, zone=zone, now=now)
     arm_rule = protocol.arm(arm)
     planned = plan_doses(protocol, arm_rule, first_dose=first_dose_date, zone=zone, reminder_time=parse_hhmm(at))
     participant = Participant(

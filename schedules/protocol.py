@@ -139,6 +139,13 @@ class HoldRule:
 
 
 @dataclass(frozen=True)
+class EnrollmentRule:
+    """How far in the past a first-dose date may lie when a participant is enrolled."""
+
+    max_backdate_days: int
+
+
+@dataclass(frozen=True)
 class SafetyRule:
     """Words that make an adverse-event report suspected-serious, and the reporting clock."""
 
@@ -169,6 +176,7 @@ class Protocol:
     hold: HoldRule
     safety: SafetyRule
     show_drug_name_in_messages: bool
+    enrollment: EnrollmentRule
 
     def arm(self, code: str) -> Arm:
         """Return the arm with this code; KeyError if the trial has none."""
@@ -343,6 +351,14 @@ class _HoldSchema(Schema):
         return HoldRule(**data)
 
 
+class _EnrollmentSchema(Schema):
+    max_backdate_days = _count(0, load_default=7)
+
+    @post_load
+    def _build(self, data: dict, **kwargs: Any) -> EnrollmentRule:
+        return EnrollmentRule(**data)
+
+
 _REGION_ERROR = 'Must be a two-letter region code in capitals (CN, US, GB) or "default".'
 
 
@@ -405,6 +421,7 @@ class _ProtocolSchema(Schema):
     hold = _section(_HoldSchema)
     safety = _section(_SafetySchema)
     show_drug_name_in_messages = _StrictBool(load_default=False)
+    enrollment = _section(_EnrollmentSchema)
 
     @validates_schema(skip_on_field_errors=False)
     def _default_language_offered(self, data: dict, **kwargs: Any) -> None:

@@ -198,7 +198,7 @@ def participant_report(session, participant: Participant) -> dict:
         {
             "participant": participant,
             "doses": doses,
-            "adherence": adherence_of(doses, now=utcnow()),
+            "adherence": adherence_of(doses, now=utcnow(), enrolled_at=participant.enrolled_at),
             "open_alerts": alerts,
         }
     )

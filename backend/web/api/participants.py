@@ -221,7 +221,8 @@ class AdherenceView(MethodView):
     @_errors(401, 403, 404)
     def get(self, participant_id):
         """Adherence and on-time rate, with counts by dose state."""
-        return adherence_of(doses_of(get_session(), visible_participant(participant_id).id), now=utcnow())
+        participant = visible_participant(participant_id)
+        return adherence_of(doses_of(get_session(), participant.id), now=utcnow(), enrolled_at=participant.enrolled_at)
 
 
 @blp.route(f"/<{ID}:participant_id>/audit")

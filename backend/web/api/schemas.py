@@ -195,6 +195,12 @@ class AdherenceSchema(Schema):
     on_time_rate = fields.Float(allow_none=True)
     by_state = fields.Dict(keys=fields.String(), values=fields.Integer())
     last_dose_at = fields.DateTime(allow_none=True)
+    awaiting_entry = fields.Integer(
+        metadata={
+            "description": "doses whose window closed before enrollment and that nobody has recorded yet: "
+            "they wait for a nurse's entry and are in no other figure"
+        }
+    )
 
 
 class AuditEntrySchema(Schema):

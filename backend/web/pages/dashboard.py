@@ -98,7 +98,7 @@ def dashboard_rows(
         Row(
             participant=p,
             site=sites[p.site_id],
-            adherence=adherence_of(doses[p.id], now=now),
+            adherence=adherence_of(doses[p.id], now=now, enrolled_at=p.enrolled_at),
             vas=latest_vas[p.id].value if p.id in latest_vas else None,
             vas_at=latest_vas[p.id].recorded_at if p.id in latest_vas else None,
             open_alerts=open_alerts[p.id],

@@ -6,12 +6,15 @@ import calendar as stdcal
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from schedules.backdating import awaits_entry
 from schedules.calendar import to_local
 from schedules.models import Dose
 
 # Each state has a word as well as a colour: colour is never the only cue.
 DOSE_STATE_LABELS = {
     "scheduled": ("Planned", "planned, not yet reported"),
+    # Not a dose state: a scheduled dose whose window closed before enrollment (schedules.backdating).
+    "to_enter": ("To enter", "from before enrollment: to be entered by a nurse"),
     "taken": ("Taken", "taken on time"),
     "taken_late": ("Late", "taken late (reported after the window)"),
     "skipped": ("Skipped", "not taken (participant said so)"),
@@ -36,6 +39,11 @@ WEEKDAYS = [
     ("Sat", "Saturday"),
     ("Sun", "Sunday"),
 ]
+
+
+def shown_state(dose: Dose, *, enrolled_at: datetime) -> str:
+    """The DOSE_STATE_LABELS key a dose is shown with: its state, or to_enter while it awaits a nurse's entry."""
+    return "to_enter" if awaits_entry(dose, enrolled_at=enrolled_at) else dose.state
 
 
 def local_text(instant: datetime | None, zone: str) -> str:

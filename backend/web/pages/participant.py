@@ -30,6 +30,7 @@ from backend.web.pages.display import (
     WEEKDAYS,
     local_date_text,
     month_grids,
+    shown_state,
 )
 from backend.web.pages.forms import (
     DetailsForm,
@@ -89,9 +90,13 @@ def reportable_doses(doses: list[Dose], *, now: datetime) -> list[Dose]:
     )
 
 
-def _dose_choices(doses: list[Dose], *, now: datetime) -> list[SelectChoice]:
+def _dose_choices(doses: list[Dose], *, now: datetime, enrolled_at: datetime) -> list[SelectChoice]:
     return [
-        SelectChoice(d.id, f"Dose {d.seq} — {d.local_date.isoformat()} ({DOSE_STATE_LABELS[d.state][1]})")
+        SelectChoice(
+            d.id,
+            f"Dose {d.seq} — {d.local_date.isoformat()} "
+            f"({DOSE_STATE_LABELS[shown_state(d, enrolled_at=enrolled_at)][1]})",
+        )
         for d in reportable_doses(doses, now=now)
     ]
 
@@ -186,7 +191,7 @@ def render_participant(participant: Participant, *, submitted: dict[str, FlaskFo
         today = local_today(participant, now)
         forms = _default_forms(participant, today=today)
         forms.update(submitted or {})
-        forms["dose"].dose.choices = _dose_choices(doses, now=now)
+        forms["dose"].dose.choices = _dose_choices(doses, now=now, enrolled_at=participant.enrolled_at)
         alerts = session.exec(
             select(Alert)
             .where(Alert.participant_id == participant.id, Alert.state != AlertState.RESOLVED.value)
@@ -195,8 +200,9 @@ def render_participant(participant: Participant, *, submitted: dict[str, FlaskFo
         log, planned = message_log(session, participant)
         context.update(
             doses=doses,
-            adherence=adherence_of(doses, now=now),
+            adherence=adherence_of(doses, now=now, enrolled_at=participant.enrolled_at),
             months=month_grids(doses, today=today),
+            shown={d.id: shown_state(d, enrolled_at=participant.enrolled_at) for d in doses},
             today=today,
             forms=forms,
             alerts=alert_rows(session, alerts, now=now),
@@ -257,7 +263,9 @@ def record_dose(participant_id: int):
     participant = visible_participant_or_404(participant_id)
     session = get_session()
     form = RecordDoseForm(prefix="dose")
-    form.dose.choices = _dose_choices(doses_of(session, participant.id), now=utcnow())
+    form.dose.choices = _dose_choices(
+        doses_of(session, participant.id), now=utcnow(), enrolled_at=participant.enrolled_at
+    )
 
     def change(now: datetime) -> str:
         dose = session.get(Dose, form.dose.data)
