@@ -66,6 +66,11 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(static)
 
+    from backend.web.auth import authorize_request
+
+    # Registered first: who may call is decided before any hook or view reads the body or the query.
+    app.before_request(authorize_request)
+
     @app.before_request
     def _refuse_nul():
         # PostgreSQL cannot store NUL in text; refuse it with a 422 rather than fail with a 500.

@@ -24,6 +24,8 @@ from backend.web.api.errors import error_responses
 from backend.web.auth import (
     bearer_token,
     current_principal,
+    public,
+    require_participant,
     require_staff,
     visible_participant,
 )
@@ -111,6 +113,7 @@ class Activate(MethodView):
     @blp.response(201, TokenPairSchema)
     @_errors(401, 403, 429)
     @blp.doc(security=[])
+    @public
     def post(self, data):
         """Exchange an activation code for an access token (15 min) and a refresh token; the code is then spent.
 
@@ -131,6 +134,7 @@ class Refresh(MethodView):
     @blp.response(200, TokenPairSchema)
     @_errors(401, 403, 429)
     @blp.doc(security=[])
+    @public
     def post(self, data):
         """Get a new token pair; the refresh token sent is spent, and sending a spent one again signs the device out.
 
@@ -147,10 +151,9 @@ class Refresh(MethodView):
 class SignOut(MethodView):
     @blp.response(204)
     @_errors(401, 403)
+    @require_participant
     def post(self):
         """Sign this device out: its access and refresh tokens stop working."""
         principal = current_principal()
-        if principal.kind != "participant":
-            abort(403, message="this endpoint is for the participant app")
         access.sign_out_device(get_session(), access_token=bearer_token(), actor=principal.actor, now=utcnow())
         return None

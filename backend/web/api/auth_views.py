@@ -16,7 +16,7 @@ from backend.identity.staff import (
     revoke_staff_token,
 )
 from backend.web.api.schemas import ApiErrorSchema, TokenRequestSchema, TokenSchema
-from backend.web.auth import bearer_token, require_staff
+from backend.web.auth import bearer_token, public, require_staff
 from schedules.dbtypes import utcnow
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Staff tokens.")
@@ -30,6 +30,8 @@ class Token(MethodView):
     @blp.response(201, TokenSchema)
     @blp.alt_response(401, schema=ApiErrorSchema, description="wrong email or password")
     @blp.alt_response(429, schema=ApiErrorSchema, description="too many attempts")
+    @blp.doc(security=[])
+    @public
     def post(self, data):
         """Exchange staff email and password for a bearer token (shown once)."""
         session = get_session()
