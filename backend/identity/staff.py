@@ -1,11 +1,14 @@
-"""Staff accounts: creation, password sign-in and bearer tokens."""
+"""Staff accounts: creation, password sign-in (with the timed lockout) and bearer tokens."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
+from backend.identity import lockout
+from backend.identity.app_tokens import Refused
 from backend.identity.security import (
     hash_password,
     new_token,
@@ -13,6 +16,7 @@ from backend.identity.security import (
     verify_password,
 )
 from backend.models import Staff, StaffToken
+from schedules.errors import TooManyAttempts
 from schedules.models import Site
 
 # Verified against when the email is unknown, so the response time does not reveal which accounts exist.
@@ -42,6 +46,42 @@ def authenticate_staff(session: Session, *, email: str, password: str) -> Staff 
     staff = session.exec(select(Staff).where(Staff.email == normalize_email(email))).first()
     valid = verify_password(staff.password_hash if staff else _DUMMY_HASH, password)
     return staff if staff is not None and valid and staff.active else None
+
+
+class SignInLocked(TooManyAttempts):
+    """Too many wrong passwords for this email: every sign-in is refused, right password or not, until `until`."""
+
+    def __init__(self, until: datetime, *, now: datetime):
+        seconds = max(1, math.ceil((until - now).total_seconds()))
+        minutes = math.ceil(seconds / 60)
+        super().__init__(
+            f"too many wrong passwords for this account: sign-in is locked for {minutes} more "
+            f"minute{'s' if minutes != 1 else ''}, whatever the password; try again then",
+            retry_after=seconds,
+        )
+        self.until = until
+        self.minutes = minutes
+
+
+def sign_in_staff(
+    session: Session, *, email: str, password: str, now: datetime, policy: lockout.LockoutPolicy
+) -> Staff:
+    """The active staff member with this email and password.
+
+    SignInLocked while the email is locked (the password is not even checked); Refused on a wrong
+    password, whose consequence counts the failure and must be written although the sign-in fails."""
+    key = token_digest(normalize_email(email))
+    until = lockout.locked_until(session, key, now=now)
+    if until is not None:
+        raise SignInLocked(until, now=now)
+    staff = authenticate_staff(session, email=email, password=password)
+    if staff is None:
+        raise Refused(
+            "wrong email or password",
+            consequence=lambda s: lockout.record_failure(s, key, now=now, policy=policy),
+        )
+    lockout.clear_failures(session, key)
+    return staff
 
 
 def issue_staff_token(

@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from flask import current_app, g, request
 from flask_smorest import abort
 
-from backend.db import get_session
+from backend.config import settings_of
+from backend.db import get_database, get_session
 from backend.identity import scope
-from backend.identity.app_tokens import AppTokenError, resolve_participant_token
+from backend.identity.app_tokens import AppTokenError, Refused, resolve_participant_token
+from backend.identity.lockout import LockoutPolicy
 from backend.identity.principal import Principal
 from backend.identity.staff import staff_from_token
+from backend.web.errors import status_of
 from schedules.dbtypes import utcnow
 from schedules.models import Participant
 
@@ -120,6 +123,27 @@ def current_principal() -> Principal:
         principal = Principal("staff", staff.id, staff.role, staff.site_id)
     g.principal = principal
     return principal
+
+
+def lockout_policy() -> LockoutPolicy:
+    """The staff sign-in lockout of these settings (the same for pages and API)."""
+    settings = settings_of(current_app)
+    return LockoutPolicy(attempts=settings.STAFF_LOCKOUT_ATTEMPTS, minutes=settings.STAFF_LOCKOUT_MINUTES)
+
+
+def keep_consequence(exc: Refused) -> None:
+    """Write what must outlive a refused sign-in (a counted failure, a revoked family) in its own transaction,
+    after the request's own work is rolled back (SQLite has one writer)."""
+    get_session().rollback()
+    if exc.consequence is not None:
+        with get_database().session() as session:
+            exc.consequence(session)
+
+
+def refuse_sign_in(exc: Refused):
+    """Answer a refused API sign-in (401 or 403), its consequence written."""
+    keep_consequence(exc)
+    abort(status_of(exc), message=exc.message)
 
 
 def visible_participant(participant_id: int, principal: Principal | None = None) -> Participant:

@@ -94,7 +94,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):
         status = status_of(exc)
-        return jsonify(error_body(status, exc.message, exc.field)), status
+        response = jsonify(error_body(status, exc.message, exc.field))
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

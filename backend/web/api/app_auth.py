@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
-from backend.db import get_database, get_session
+from backend.db import get_session
 from backend.extensions import limiter
 from backend.identity import app_tokens
 from backend.identity.principal import UNMASKED
@@ -25,11 +25,11 @@ from backend.web.auth import (
     bearer_token,
     current_principal,
     public,
+    refuse_sign_in,
     require_participant,
     require_staff,
     visible_participant,
 )
-from backend.web.errors import status_of
 from backend.web.paths import ID
 from schedules.dbtypes import utcnow
 
@@ -47,16 +47,6 @@ ERRORS = {
 
 
 _errors = error_responses(blp, ERRORS)
-
-
-def _refuse(exc: app_tokens.Refused):
-    """Answer a refused sign-in; what must outlive the refusal (a failed guess, a revoked family) is
-    written in its own transaction, after the request's own work is rolled back (SQLite has one writer)."""
-    get_session().rollback()
-    if exc.consequence is not None:
-        with get_database().session() as session:
-            exc.consequence(session)
-    abort(status_of(exc), message=exc.message)
 
 
 @blp.route(f"/participants/<{ID}:participant_id>/activation-codes")
@@ -122,7 +112,7 @@ class Activate(MethodView):
         try:
             pair = access.activate_app(get_session(), code=data["code"], device_name=data["device_name"], now=utcnow())
         except app_tokens.Refused as exc:
-            _refuse(exc)
+            refuse_sign_in(exc)
         return pair
 
 
@@ -143,7 +133,7 @@ class Refresh(MethodView):
         try:
             pair = access.refresh_app_tokens(get_session(), refresh_token=data["refresh_token"], now=utcnow())
         except app_tokens.Refused as exc:
-            _refuse(exc)
+            refuse_sign_in(exc)
         return pair
 
 
