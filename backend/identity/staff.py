@@ -19,6 +19,9 @@ from backend.models import Staff, StaffToken
 from schedules.errors import TooManyAttempts
 from schedules.models import Site
 
+# The label of the token behind a nurse-page session: sign-out revokes it, so a copied cookie stops working.
+PAGE_SESSION = "page"
+
 # Verified against when the email is unknown, so the response time does not reveal which accounts exist.
 _DUMMY_HASH = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1hLGmt2dHdC0Y8cBnv6xK8m3pX9JkQ0yQf2m8Qm0tqk"
 
@@ -107,8 +110,13 @@ def revoke_staff_token(session: Session, *, token: str, now: datetime) -> bool:
     return True
 
 
-def staff_from_token(session: Session, token: str, *, now: datetime) -> tuple[Staff | None, str]:
-    """The active staff member behind a token, or (None, reason)."""
+def staff_from_token(
+    session: Session, token: str, *, now: datetime, page_session: bool = False
+) -> tuple[Staff | None, str]:
+    """The active staff member behind a token, or (None, reason).
+
+    A nurse-page session is a token of its own kind (label PAGE_SESSION, kept in the signed cookie): it
+    opens pages only, and an API token opens no page."""
     # One round trip for token and account: every staff API request pays for this look-up.
     found = session.exec(
         select(StaffToken, Staff)
@@ -118,6 +126,8 @@ def staff_from_token(session: Session, token: str, *, now: datetime) -> tuple[St
     if found is None:
         return None, "unknown token"
     row, staff = found
+    if (row.label == PAGE_SESSION) != page_session:
+        return None, "unknown token"
     if row.revoked_at is not None:
         return None, "token has been revoked"
     if row.expires_at <= now:
