@@ -4,6 +4,7 @@ pages and API together; past the limit even the right password is refused (429) 
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 
@@ -95,3 +96,32 @@ def test_an_unknown_email_is_locked_alike_so_a_lock_reveals_no_account(client, n
     assert unknown.get_json() == known.get_json()
     # The email is counted in its normal form: capitals are no way around the lock.
     assert api_sign_in(client, STRONG_PASSWORD, address="203.0.113.3", email="Nurse@Example.ORG").status_code == 429
+
+
+def test_wrong_passwords_arriving_together_are_all_counted(tmp_path):
+    """Against a real, committed database: six failures at once, the first for the email among them, count six."""
+    from backend.db import Database
+    from backend.identity.lockout import LockoutPolicy, record_failure
+    from backend.models import SignInLock
+    from tests.conftest import fresh_database_url, migrate_database
+
+    workers, key, now = 6, "d" * 64, utc("2026-03-06T06:00Z")
+    policy = LockoutPolicy(attempts=100, minutes=15)
+    with fresh_database_url(tmp_path) as url:
+        migrate_database(url, tmp_path)
+        database = Database(url)
+        barrier = threading.Barrier(workers)
+
+        def fail():
+            barrier.wait()
+            with database.session() as session:
+                record_failure(session, key, now=now, policy=policy)
+
+        threads = [threading.Thread(target=fail) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        with database.session() as session:
+            assert session.get(SignInLock, key).failures == workers
+        database.engine.dispose()
