@@ -60,6 +60,9 @@ class Settings:
     SCHEDULER_RUNS_DISPATCH: bool = True
     DIGEST_LOCAL_HOUR: int = 8
     STAFF_TOKEN_TTL_HOURS: int = 12
+    # Wrong passwords for one staff email (any address) within STAFF_LOCKOUT_MINUTES that lock it as long.
+    STAFF_LOCKOUT_ATTEMPTS: int = 10
+    STAFF_LOCKOUT_MINUTES: int = 15
     RATELIMIT_STORAGE_URI: str = "memory://"
     SCHEDULER_LOCK_FILE: str = ""
     SCHEDULER_LOCK_CHECK_SECONDS: int = 15
@@ -175,6 +178,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     keyword_replies = values.get("SMS_KEYWORD_REPLIES", defaults.SMS_KEYWORD_REPLIES)
     if keyword_replies not in KEYWORD_REPLIERS:
         raise ConfigError(f"SMS_KEYWORD_REPLIES must be one of {', '.join(KEYWORD_REPLIERS)}, got {keyword_replies!r}.")
+    for name in ("STAFF_LOCKOUT_ATTEMPTS", "STAFF_LOCKOUT_MINUTES"):
+        if values.get(name, getattr(defaults, name)) < 1:
+            raise ConfigError(f"{name} must be at least 1, got {values[name]}.")
     instance = Path(values.get("INSTANCE_DIR", defaults.INSTANCE_DIR)).resolve()
     values["INSTANCE_DIR"] = str(instance)
     if app_env == "production":

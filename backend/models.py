@@ -1,4 +1,4 @@
-"""Tables owned by the web layer: staff accounts, API tokens and the append-only audit trail."""
+"""Tables owned by the web layer: staff accounts, API tokens, sign-in locks and the append-only audit trail."""
 
 from __future__ import annotations
 
@@ -45,6 +45,19 @@ class StaffToken(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     revoked_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime, nullable=True)
     label: str = ""
+
+
+class SignInLock(SQLModel, table=True):
+    """Wrong staff passwords of one email (an account's or not), from any address, and the lock they cause.
+
+    Keyed by the SHA-256 of the normalised email, so an unknown email is counted and locked just like a
+    real one and a lock tells nobody that an account exists. Operational state, not clinical data: not audited."""
+
+    __tablename__ = "sign_in_lock"
+    email_digest: str = Field(primary_key=True, max_length=64)
+    failures: int = 0
+    window_started_at: datetime = Field(sa_type=UTCDateTime)
+    locked_until: Optional[datetime] = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
 class AuditEntry(SQLModel, table=True):

@@ -37,3 +37,11 @@ class SignInRefused(DomainError):
     def __init__(self, message: str, *, no_longer_allowed: bool = False):
         super().__init__(message)
         self.no_longer_allowed = no_longer_allowed
+
+
+class TooManyAttempts(DomainError):
+    """Refused for now because of what came before (too many wrong tries); worth trying again after `retry_after` s."""
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,11 +1,14 @@
-"""Staff accounts: creation, password sign-in and bearer tokens."""
+"""Staff accounts: creation, password sign-in (with the timed lockout) and bearer tokens."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
+from backend.identity import lockout
+from backend.identity.app_tokens import Refused
 from backend.identity.security import (
     hash_password,
     new_token,
@@ -13,7 +16,11 @@ from backend.identity.security import (
     verify_password,
 )
 from backend.models import Staff, StaffToken
+from schedules.errors import TooManyAttempts
 from schedules.models import Site
+
+# The label of the token behind a nurse-page session: sign-out revokes it, so a copied cookie stops working.
+PAGE_SESSION = "page"
 
 # Verified against when the email is unknown, so the response time does not reveal which accounts exist.
 _DUMMY_HASH = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1hLGmt2dHdC0Y8cBnv6xK8m3pX9JkQ0yQf2m8Qm0tqk"
@@ -44,6 +51,42 @@ def authenticate_staff(session: Session, *, email: str, password: str) -> Staff 
     return staff if staff is not None and valid and staff.active else None
 
 
+class SignInLocked(TooManyAttempts):
+    """Too many wrong passwords for this email: every sign-in is refused, right password or not, until `until`."""
+
+    def __init__(self, until: datetime, *, now: datetime):
+        seconds = max(1, math.ceil((until - now).total_seconds()))
+        minutes = math.ceil(seconds / 60)
+        super().__init__(
+            f"too many wrong passwords for this account: sign-in is locked for {minutes} more "
+            f"minute{'s' if minutes != 1 else ''}, whatever the password; try again then",
+            retry_after=seconds,
+        )
+        self.until = until
+        self.minutes = minutes
+
+
+def sign_in_staff(
+    session: Session, *, email: str, password: str, now: datetime, policy: lockout.LockoutPolicy
+) -> Staff:
+    """The active staff member with this email and password.
+
+    SignInLocked while the email is locked (the password is not even checked); Refused on a wrong
+    password, whose consequence counts the failure and must be written although the sign-in fails."""
+    key = token_digest(normalize_email(email))
+    until = lockout.locked_until(session, key, now=now)
+    if until is not None:
+        raise SignInLocked(until, now=now)
+    staff = authenticate_staff(session, email=email, password=password)
+    if staff is None:
+        raise Refused(
+            "wrong email or password",
+            consequence=lambda s: lockout.record_failure(s, key, now=now, policy=policy),
+        )
+    lockout.clear_failures(session, key)
+    return staff
+
+
 def issue_staff_token(
     session: Session, *, staff: Staff, now: datetime, ttl: timedelta, label: str = ""
 ) -> tuple[str, StaffToken]:
@@ -67,8 +110,13 @@ def revoke_staff_token(session: Session, *, token: str, now: datetime) -> bool:
     return True
 
 
-def staff_from_token(session: Session, token: str, *, now: datetime) -> tuple[Staff | None, str]:
-    """The active staff member behind a token, or (None, reason)."""
+def staff_from_token(
+    session: Session, token: str, *, now: datetime, page_session: bool = False
+) -> tuple[Staff | None, str]:
+    """The active staff member behind a token, or (None, reason).
+
+    A nurse-page session is a token of its own kind (label PAGE_SESSION, kept in the signed cookie): it
+    opens pages only, and an API token opens no page."""
     # One round trip for token and account: every staff API request pays for this look-up.
     found = session.exec(
         select(StaffToken, Staff)
@@ -78,6 +126,8 @@ def staff_from_token(session: Session, token: str, *, now: datetime) -> tuple[St
     if found is None:
         return None, "unknown token"
     row, staff = found
+    if (row.label == PAGE_SESSION) != page_session:
+        return None, "unknown token"
     if row.revoked_at is not None:
         return None, "token has been revoked"
     if row.expires_at <= now:

@@ -11,9 +11,10 @@ from schedules.errors import (
     NotFound,
     NotPermitted,
     SignInRefused,
+    TooManyAttempts,
 )
 
-_STATUS = ((NotFound, 404), (Conflict, 409), (NotPermitted, 403), (InvalidInput, 422))
+_STATUS = ((NotFound, 404), (Conflict, 409), (NotPermitted, 403), (InvalidInput, 422), (TooManyAttempts, 429))
 
 
 def status_of(exc: DomainError) -> int:

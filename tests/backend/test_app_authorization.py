@@ -44,7 +44,7 @@ APP_ONLY = [
     if op[1] == "/api/v1/me" or op[1].startswith("/api/v1/me/") or op[1] == "/api/v1/app/sign-out"
 ]
 STAFF_ONLY = [op for op in PROTECTED if op not in APP_ONLY and op not in SHARED]
-# Fields some request schemas give no example for; validation runs before authentication.
+# Fields some request schemas give no example for (a caller who is let in must get past validation).
 KNOWN = {"reminder_time": "20:00", "language": "en", "injection_site": "thigh_left", "time_zone": "Asia/Shanghai"}
 
 

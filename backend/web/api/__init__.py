@@ -66,6 +66,11 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(static)
 
+    from backend.web.auth import authorize_request
+
+    # Registered first: who may call is decided before any hook or view reads the body or the query.
+    app.before_request(authorize_request)
+
     @app.before_request
     def _refuse_nul():
         # PostgreSQL cannot store NUL in text; refuse it with a 422 rather than fail with a 500.
@@ -89,7 +94,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):
         status = status_of(exc)
-        return jsonify(error_body(status, exc.message, exc.field)), status
+        response = jsonify(error_body(status, exc.message, exc.field))
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

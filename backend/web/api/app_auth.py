@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
-from backend.db import get_database, get_session
+from backend.db import get_session
 from backend.extensions import limiter
 from backend.identity import app_tokens
 from backend.identity.principal import UNMASKED
@@ -24,10 +24,12 @@ from backend.web.api.errors import error_responses
 from backend.web.auth import (
     bearer_token,
     current_principal,
+    public,
+    refuse_sign_in,
+    require_participant,
     require_staff,
     visible_participant,
 )
-from backend.web.errors import status_of
 from backend.web.paths import ID
 from schedules.dbtypes import utcnow
 
@@ -45,16 +47,6 @@ ERRORS = {
 
 
 _errors = error_responses(blp, ERRORS)
-
-
-def _refuse(exc: app_tokens.Refused):
-    """Answer a refused sign-in; what must outlive the refusal (a failed guess, a revoked family) is
-    written in its own transaction, after the request's own work is rolled back (SQLite has one writer)."""
-    get_session().rollback()
-    if exc.consequence is not None:
-        with get_database().session() as session:
-            exc.consequence(session)
-    abort(status_of(exc), message=exc.message)
 
 
 @blp.route(f"/participants/<{ID}:participant_id>/activation-codes")
@@ -111,6 +103,7 @@ class Activate(MethodView):
     @blp.response(201, TokenPairSchema)
     @_errors(401, 403, 429)
     @blp.doc(security=[])
+    @public
     def post(self, data):
         """Exchange an activation code for an access token (15 min) and a refresh token; the code is then spent.
 
@@ -119,7 +112,7 @@ class Activate(MethodView):
         try:
             pair = access.activate_app(get_session(), code=data["code"], device_name=data["device_name"], now=utcnow())
         except app_tokens.Refused as exc:
-            _refuse(exc)
+            refuse_sign_in(exc)
         return pair
 
 
@@ -131,6 +124,7 @@ class Refresh(MethodView):
     @blp.response(200, TokenPairSchema)
     @_errors(401, 403, 429)
     @blp.doc(security=[])
+    @public
     def post(self, data):
         """Get a new token pair; the refresh token sent is spent, and sending a spent one again signs the device out.
 
@@ -139,7 +133,7 @@ class Refresh(MethodView):
         try:
             pair = access.refresh_app_tokens(get_session(), refresh_token=data["refresh_token"], now=utcnow())
         except app_tokens.Refused as exc:
-            _refuse(exc)
+            refuse_sign_in(exc)
         return pair
 
 
@@ -147,10 +141,9 @@ class Refresh(MethodView):
 class SignOut(MethodView):
     @blp.response(204)
     @_errors(401, 403)
+    @require_participant
     def post(self):
         """Sign this device out: its access and refresh tokens stop working."""
         principal = current_principal()
-        if principal.kind != "participant":
-            abort(403, message="this endpoint is for the participant app")
         access.sign_out_device(get_session(), access_token=bearer_token(), actor=principal.actor, now=utcnow())
         return None

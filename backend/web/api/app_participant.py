@@ -5,7 +5,6 @@ participant id to tamper with, and another participant's VAS or adverse event is
 
 from __future__ import annotations
 
-from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import Response, current_app
@@ -38,7 +37,7 @@ from backend.web.api.app_schemas import (
 from backend.web.api.errors import error_responses
 from backend.web.api.schemas import ApiErrorSchema
 from backend.web.api.symptom_schemas import Shown, structured_report
-from backend.web.auth import current_principal
+from backend.web.auth import current_principal, public, require_participant
 from backend.web.paths import ID
 from notifications.models import InboundMessage, OutboundMessage
 from notifications.templates import render
@@ -64,18 +63,6 @@ ERRORS = {
 
 
 _errors = error_responses(blp, ERRORS)
-
-
-def require_participant(view):
-    """Decorator: the caller must be a participant signed in through the app (staff get 403)."""
-
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        if current_principal().kind != "participant":
-            abort(403, message="this endpoint is for the participant app; staff use /api/v1/participants")
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 def _me(session: Session) -> Participant:
@@ -337,6 +324,7 @@ class CalendarFeed(MethodView):
     @blp.alt_response(404, schema=ApiErrorSchema, description="no calendar at this address (unknown or replaced)")
     @blp.alt_response(429, schema=ApiErrorSchema, description="too many requests")
     @blp.doc(security=[])
+    @public
     def get(self, secret):
         """The dose calendar at its secret address (subscribe to it from the phone's calendar app)."""
         session = get_session()

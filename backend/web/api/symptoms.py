@@ -31,7 +31,7 @@ from backend.web.api.symptom_schemas import (
     structured_report,
     vas_shown,
 )
-from backend.web.auth import current_principal, require_staff, visible_participant
+from backend.web.auth import current_principal, require_staff, signed_in, visible_participant
 from backend.web.paths import ID
 from schedules.dbtypes import utcnow
 from schedules.models import AdverseEvent, Alert, Participant, VasScore
@@ -52,7 +52,7 @@ _errors = error_responses(blp)
 
 
 def _reviewers_only(action: str):
-    """Decorator: investigators and admins only, else 403 saying who may (checked before the body is read)."""
+    """Declare: investigators and admins only, else 403 saying who may (checked before the body is read)."""
     refusal = f"only an investigator or admin may {action} an adverse event (your role: {{role}})"
     return require_staff(*REVIEWERS, refusal=refusal)
 
@@ -144,9 +144,9 @@ class VasCorrect(MethodView):
 class AeTerms(MethodView):
     @blp.response(200, AeTermListSchema)
     @_errors(401)
+    @signed_in
     def get(self):
         """The adverse-event terms (PRO-CTCAE based) with en and zh-CN labels, and the other fixed lists."""
-        current_principal()  # staff or a participant's app: any authenticated caller
         return {
             "terms": [{"code": code, "labels": AE_TERM_LABELS[code]} for code in AE_TERMS],
             "severities": list(SEVERITIES),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 from functools import wraps
 from urllib.parse import urlsplit
@@ -24,6 +23,7 @@ from backend.config import settings_of
 from backend.db import get_session
 from backend.identity import scope
 from backend.identity.principal import UNMASKED, Principal
+from backend.identity.staff import PAGE_SESSION, issue_staff_token, revoke_staff_token, staff_from_token
 from backend.models import Staff
 from backend.runtime.job_runs import nurse_warnings
 from backend.runtime.jobs import WATCHED_JOBS
@@ -32,8 +32,7 @@ from schedules.models import Alert, Participant
 
 bp = Blueprint("pages", __name__)
 
-SESSION_STAFF = "staff_id"
-SESSION_SINCE = "signed_in_at"
+SESSION_TOKEN = "session_token"
 
 # Pages load only what the app serves itself: no CDN, no inline script, no framing.
 CONTENT_SECURITY_POLICY = (
@@ -43,30 +42,32 @@ CONTENT_SECURITY_POLICY = (
 
 
 def log_in(staff: Staff) -> None:
-    """Start a fresh session for this staff member (nothing from before the login survives)."""
+    """Start a fresh session for this staff member (nothing from before the login survives).
+
+    The cookie holds a new random token whose hash is a StaffToken row (lifetime STAFF_TOKEN_TTL_HOURS),
+    so the server decides whether the session is still open, not the cookie."""
     session.clear()
-    session[SESSION_STAFF] = staff.id
-    session[SESSION_SINCE] = utcnow().timestamp()
-    # A new random value makes the post-login cookie differ from any cookie handed out before it.
-    session["nonce"] = secrets.token_urlsafe(8)
+    lifetime = timedelta(hours=settings_of(current_app).STAFF_TOKEN_TTL_HOURS)
+    token, _ = issue_staff_token(get_session(), staff=staff, now=utcnow(), ttl=lifetime, label=PAGE_SESSION)
+    session[SESSION_TOKEN] = token
 
 
 def log_out() -> None:
-    """End the session."""
+    """End the session on the server (its token is revoked: a copy of the cookie stops working too)."""
+    token = session.get(SESSION_TOKEN)
+    if token:
+        revoke_staff_token(get_session(), token=token, now=utcnow())
     session.clear()
 
 
 def signed_in_staff() -> Staff | None:
-    """The staff member of this browser session, if still active and within the session lifetime."""
+    """The staff member of this browser session, if the session is still open and the account active."""
     if "page_staff" in g:
         return g.page_staff
     staff = None
-    staff_id, since = session.get(SESSION_STAFF), session.get(SESSION_SINCE)
-    if staff_id is not None and since is not None:
-        lifetime = timedelta(hours=settings_of(current_app).STAFF_TOKEN_TTL_HOURS)
-        if utcnow().timestamp() - since <= lifetime.total_seconds():
-            found = get_session().get(Staff, staff_id)
-            staff = found if found is not None and found.active else None
+    token = session.get(SESSION_TOKEN)
+    if token:
+        staff, _ = staff_from_token(get_session(), token, now=utcnow(), page_session=True)
         if staff is None:
             session.clear()
     g.page_staff = staff

@@ -6,7 +6,9 @@ from flask import abort, flash, redirect, render_template, request, url_for
 
 from backend.db import get_session
 from backend.extensions import limiter
-from backend.identity.staff import authenticate_staff
+from backend.identity.app_tokens import Refused
+from backend.identity.staff import SignInLocked, sign_in_staff
+from backend.web.auth import keep_consequence, lockout_policy
 from backend.web.pages.common import (
     LogoutForm,
     bp,
@@ -17,33 +19,46 @@ from backend.web.pages.common import (
     signed_in_staff,
 )
 from backend.web.pages.forms import LoginForm
-
-
-def _login_email_key() -> str:
-    return "page-login:" + (request.form.get("email") or "").strip().lower()[:254]
+from schedules.dbtypes import utcnow
 
 
 @bp.route("/login", methods=["GET", "POST"])
+# Per address; per account, wrong passwords lock the email for pages and API alike (identity.lockout).
 @limiter.limit("10 per minute", methods=["POST"])
-@limiter.limit("20 per hour", methods=["POST"], key_func=_login_email_key)
 def login():
     """Sign a staff member in with email and password."""
     target = safe_next(request.values.get("next"), url_for("pages.dashboard"))
     if request.method == "GET" and signed_in_staff() is not None:
         return redirect(target, code=303)
     form = LoginForm()
-    error = None
+    error, status = None, 200 if request.method == "GET" else 422
     if form.validate_on_submit():
-        session = get_session()
-        staff = authenticate_staff(session, email=form.email.data, password=form.password.data)
-        if staff is not None:
+        try:
+            staff = sign_in_staff(
+                get_session(),
+                email=form.email.data,
+                password=form.password.data,
+                now=utcnow(),
+                policy=lockout_policy(),
+            )
+        except SignInLocked as exc:
+            error, status = _locked_text(exc.minutes), 429
+        except Refused as exc:
+            keep_consequence(exc)
+            error, status = "Wrong email or password.", 401
+        else:
             log_in(staff)
             return redirect(target, code=303)
-        error = "Wrong email or password."
     elif csrf_refused(form):
-        error = "The form expired. Please sign in again."
-    status = 200 if request.method == "GET" else (400 if csrf_refused(form) else 401 if error else 422)
+        error, status = "The form expired. Please sign in again.", 400
     return render_template("login.html", form=form, error=error, next=target), status
+
+
+def _locked_text(minutes: int) -> str:
+    return (
+        "Too many wrong passwords for this account, so sign-in is locked for "
+        f"{minutes} more minute{'s' if minutes != 1 else ''}, whatever the password. Try again then."
+    )
 
 
 @bp.post("/logout")
