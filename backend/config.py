@@ -57,6 +57,7 @@ class Settings:
     SENDING_STALE_AFTER_SECONDS: int = 300
     SCHEDULER_RUNS_DISPATCH: bool = True
     DIGEST_LOCAL_HOUR: int = 8
+    DIGEST_WHEN_EMPTY: bool = False
     STAFF_TOKEN_TTL_HOURS: int = 12
     RATELIMIT_STORAGE_URI: str = "memory://"
     SCHEDULER_LOCK_FILE: str = ""

@@ -5,6 +5,7 @@ from datetime import date
 
 from sqlmodel import select
 
+from backend.config import replace_settings
 from backend.models import AuditEntry
 from backend.runtime.jobs import run_job
 from notifications.models import OutboundMessage, OutboxStatus
@@ -50,6 +51,7 @@ def test_a_digest_held_up_past_its_day_is_expired_with_the_reason_never_sent_the
     clock.move_to(utc("2026-03-01T00:30Z"))  # 08:30 in Beijing: past DIGEST_LOCAL_HOUR
     make_participant(session, first_dose=date(2026, 3, 1), now=utc("2026-03-01T00:30Z"))
     session.commit()
+    replace_settings(app.config, DIGEST_WHEN_EMPTY=True)  # a digest even with no alert open
     run_job(app, "send_daily_digest")  # queued; then the sender is down all day
     with fresh(database) as s:
         (digest,) = s.exec(select(OutboundMessage).where(OutboundMessage.purpose == "digest")).all()

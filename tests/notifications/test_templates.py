@@ -37,6 +37,8 @@ REQUIRED = {
     "reply_paused": set(),
     "staff_serious_ae": {"study_code", "site_code", "deadline_local"},
     "staff_alert_digest": {"site_code", "open_count", "high_count", "summary"},
+    "staff_alert_digest_line": {"kind", "count"},
+    "staff_alert_digest_empty": {"site_code"},
     "activation_code": {"code", "hours"},
 }
 DOSE_STATES = ["scheduled", "taken", "taken_late", "skipped", "missed", "held", "cancelled"]
@@ -57,6 +59,8 @@ SAMPLE = {
     "scale_min": "0",
     "scale_max": "10",
     "decimals": 1,
+    "kind": "missed dose",
+    "count": 2,
 }
 
 # A lock screen shows these texts: no diagnosis, no drug name.
