@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Callable, ContextManager, Sequence
 
@@ -40,6 +40,9 @@ CHUNK = 500  # participants per planning transaction
 PLANNED = OutboxStatus.PLANNED.value
 SCHEDULED = DoseState.SCHEDULED.value
 PLANNED_PURPOSES = (Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value, Purpose.VAS_PROMPT.value)
+# Which template names the dose's date, by the days between the dose date and the local day of sending.
+REMINDER_TEMPLATES = {0: "dose_reminder"}
+NUDGE_TEMPLATES = {0: "dose_nudge", 1: "dose_nudge_yesterday"}
 
 
 @dataclass
@@ -97,13 +100,26 @@ def last_useful_moment(due: datetime, zone: str, rules, *, closes: datetime | No
     return limit
 
 
+def day_ends(instant: datetime, zone: str) -> datetime:
+    """The first instant of the local day after the one `instant` falls on."""
+    return local_wall_to_utc(to_local(instant, zone).date() + timedelta(days=1), time(0, 0), zone)
+
+
+def dose_day_template(templates: dict[int, str], dated: str, dose_day: date, sent: datetime, zone: str) -> str:
+    """The template whose words ("today", "yesterday") are true of the dose day on the local day `sent` falls
+    on; `dated` (the bare date) when none is."""
+    return templates.get((to_local(sent, zone).date() - dose_day).days, dated)
+
+
 def wanted_for_dose(dose: Dose, participant: Participant, protocol, *, site_phone: str) -> list[Wanted]:
-    """The reminder (at the chosen time) and the nudge (3 h later, out of quiet hours) of a dose."""
+    """The reminder (at the chosen time) and the nudge (3 h later, out of quiet hours) of a dose. Each names
+    the dose's date as seen on the day it is due, and is not sent after that day ends (its words would be wrong)."""
     rules = protocol.reminders
     zone = participant.time_zone
     lang = participant.language
     reminder_key, nudge_key = dose_keys(dose.id)
     local_date = dose.local_date.isoformat()
+    reminder = dose_day_template(REMINDER_TEMPLATES, "dose_reminder_dated", dose.local_date, dose.due_at, zone)
     wanted = [
         Wanted(
             Purpose.DOSE_REMINDER.value,
@@ -111,8 +127,10 @@ def wanted_for_dose(dose: Dose, participant: Participant, protocol, *, site_phon
             "dose",
             dose.id,
             dose.due_at,
-            last_useful_moment(dose.due_at, zone, rules, closes=dose.window_closes_at),
-            render("dose_reminder", lang, local_date=local_date, site_phone=site_phone),
+            last_useful_moment(
+                dose.due_at, zone, rules, closes=min(dose.window_closes_at, day_ends(dose.due_at, zone))
+            ),
+            render(reminder, lang, local_date=local_date, site_phone=site_phone),
             lang,
         ),
     ]
@@ -123,6 +141,7 @@ def wanted_for_dose(dose: Dose, participant: Participant, protocol, *, site_phon
         quiet_end=rules.quiet_end,
     )
     if nudge_at < dose.window_closes_at:
+        nudge = dose_day_template(NUDGE_TEMPLATES, "dose_nudge_dated", dose.local_date, nudge_at, zone)
         wanted.append(
             Wanted(
                 Purpose.DOSE_NUDGE.value,
@@ -130,8 +149,8 @@ def wanted_for_dose(dose: Dose, participant: Participant, protocol, *, site_phon
                 "dose",
                 dose.id,
                 nudge_at,
-                last_useful_moment(nudge_at, zone, rules, closes=dose.window_closes_at),
-                render("dose_nudge", lang, local_date=local_date),
+                last_useful_moment(nudge_at, zone, rules, closes=min(dose.window_closes_at, day_ends(nudge_at, zone))),
+                render(nudge, lang, local_date=local_date),
                 lang,
             )
         )

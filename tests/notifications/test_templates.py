@@ -10,7 +10,10 @@ from notifications.templates import SUPPORTED_LANGUAGES, UnknownTemplate, render
 # What callers are promised: key -> parameters.
 REQUIRED = {
     "dose_reminder": {"local_date", "site_phone"},
+    "dose_reminder_dated": {"local_date", "site_phone"},
     "dose_nudge": {"local_date"},
+    "dose_nudge_yesterday": {"local_date"},
+    "dose_nudge_dated": {"local_date"},
     "vas_prompt": set(),
     "reply_dose_taken": {"local_date"},
     "reply_dose_taken_late": {"local_date"},
