@@ -39,7 +39,13 @@ HORIZON = timedelta(hours=36)
 CHUNK = 500  # participants per planning transaction
 PLANNED = OutboxStatus.PLANNED.value
 SCHEDULED = DoseState.SCHEDULED.value
-PLANNED_PURPOSES = (Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value, Purpose.VAS_PROMPT.value)
+PLANNED_PURPOSES = (
+    Purpose.DOSE_REMINDER.value,
+    Purpose.DOSE_NUDGE.value,
+    Purpose.VAS_PROMPT.value,
+    Purpose.DOSE_AND_VAS.value,
+)
+SAME_HOUR = timedelta(hours=1)  # a reminder and a VAS prompt this close together go as one SMS
 # Which template names the dose's date, by the days between the dose date and the local day of sending.
 REMINDER_TEMPLATES = {0: "dose_reminder"}
 NUDGE_TEMPLATES = {0: "dose_nudge", 1: "dose_nudge_yesterday"}
@@ -157,6 +163,36 @@ def wanted_for_dose(dose: Dose, participant: Participant, protocol, *, site_phon
     return wanted
 
 
+def fold_vas_into_reminder(
+    dose_wanted: list[Wanted], vas_wanted: list[Wanted], *, dose, participant, site_phone: str
+) -> list[Wanted]:
+    """A dose reminder and a VAS prompt due within the same hour go as one SMS that asks both. The VAS prompt
+    (in `vas_wanted`, changed in place) becomes that SMS and keeps its key, so the day's prompt stays one
+    message whatever happens to the dose; the reminder is dropped (what is returned is the dose's messages).
+    Only a reminder for today is folded (the combined text says "today")."""
+    reminder = next((w for w in dose_wanted if w.purpose == Purpose.DOSE_REMINDER.value), None)
+    if reminder is None or to_local(reminder.due_at, participant.time_zone).date() != dose.local_date:
+        return dose_wanted
+    for i, vas in enumerate(vas_wanted):
+        if vas.purpose == Purpose.VAS_PROMPT.value and abs(vas.due_at - reminder.due_at) < SAME_HOUR:
+            vas_wanted[i] = replace(
+                vas,
+                purpose=Purpose.DOSE_AND_VAS.value,
+                ref_type="dose",
+                ref_id=dose.id,
+                due_at=reminder.due_at,
+                not_after=min(vas.not_after, reminder.not_after),
+                body=render(
+                    "dose_reminder_with_vas",
+                    participant.language,
+                    local_date=dose.local_date.isoformat(),
+                    site_phone=site_phone,
+                ),
+            )
+            return [w for w in dose_wanted if w is not reminder]
+    return dose_wanted
+
+
 def vas_dates(participant: Participant, protocol, *, start: date, end: date) -> list[date]:
     """Local dates of VAS prompts (every N days from the first-dose date) within [start, end]."""
     every = protocol.vas.every_days
@@ -210,6 +246,7 @@ def _planned_rows(session: Session, ids: Sequence[int]) -> dict[int, dict[str, R
             OutboundMessage.id,
             OutboundMessage.participant_id,
             OutboundMessage.dedupe_key,
+            OutboundMessage.purpose,
             OutboundMessage.due_at,
             OutboundMessage.not_after,
             OutboundMessage.body,
@@ -299,15 +336,19 @@ def _wanted(
 ) -> list[Wanted]:
     protocol = lookups.protocol(session, participant.study_id)
     phone = lookups.site_phone(session, participant.site_id)
+    vas = wanted_vas(participant, protocol, now=now, horizon=horizon)
     wanted: list[Wanted] = []
     for dose in doses:
         # Past its last useful moment a message is not created at all (expire_stale handles planned ones).
-        wanted += [
+        items = [
             w
             for w in lookups.for_dose(dose, participant, protocol, phone)
             if w.not_after is None or w.not_after >= now or w.dedupe_key in existing
         ]
-    return wanted + wanted_vas(participant, protocol, now=now, horizon=horizon)
+        if vas:
+            items = fold_vas_into_reminder(items, vas, dose=dose, participant=participant, site_phone=phone)
+        wanted += items
+    return wanted + vas
 
 
 def _compare(participant, wanted: list[Wanted], existing: dict[str, Row], plan: _Plan) -> None:
@@ -332,7 +373,12 @@ def _compare(participant, wanted: list[Wanted], existing: dict[str, Row], plan: 
                     not_after=item.not_after,
                 )
             )
-        elif row.due_at != item.due_at or row.body != item.body or row.not_after != item.not_after:
+        elif (row.due_at, row.body, row.not_after, row.purpose) != (
+            item.due_at,
+            item.body,
+            item.not_after,
+            item.purpose,
+        ):
             plan.retime[row.id] = item
     plan.cancel += [row.id for row in existing.values()]
 
@@ -385,6 +431,7 @@ def _apply_changes(session: Session, plan: _Plan, report: PlanReport, *, now: da
     for row_id, item in plan.retime.items():
         row = rows.get(row_id)
         if row is not None and row.status == PLANNED:
+            # The purpose and target change when a VAS prompt is folded into a reminder or taken out again.
             row.due_at, row.next_attempt_at, row.not_after, row.body, row.language = (
                 item.due_at,
                 item.due_at,
@@ -392,6 +439,7 @@ def _apply_changes(session: Session, plan: _Plan, report: PlanReport, *, now: da
                 item.body,
                 item.language,
             )
+            row.purpose, row.ref_type, row.ref_id = item.purpose, item.ref_type, item.ref_id
             session.add(row)
             report.updated += 1
     _withdraw(session, [rows[i] for i in plan.cancel if i in rows], report, now=now, why=NO_LONGER_WANTED)
@@ -467,16 +515,35 @@ def sync_participant_messages(
     return report
 
 
+DOSE_MESSAGES = (Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value, Purpose.DOSE_AND_VAS.value)
+
+
 def cancel_dose_messages(session: Session, *, dose: Dose, now: datetime) -> int:
-    """Withdraw the planned reminder and nudge of a reported dose; returns how many were cancelled."""
+    """Withdraw the planned reminder and nudge of a reported dose; returns how many were cancelled. A reminder
+    that also asks the day's VAS prompt becomes that prompt alone: the score is still wanted."""
     rows = session.exec(
         select(OutboundMessage).where(
-            OutboundMessage.dedupe_key.in_(dose_keys(dose.id)), OutboundMessage.status == PLANNED
+            OutboundMessage.ref_type == "dose",
+            OutboundMessage.ref_id == dose.id,
+            OutboundMessage.status == PLANNED,
+            OutboundMessage.purpose.in_(DOSE_MESSAGES),
         )
     ).all()
+    for row in rows:
+        if row.purpose == Purpose.DOSE_AND_VAS.value:
+            unfold_vas_prompt(row)
+            session.add(row)
     report = PlanReport()
-    _withdraw(session, rows, report, now=now, why=DOSE_REPORTED)
+    _withdraw(
+        session, [row for row in rows if row.purpose != Purpose.VAS_PROMPT.value], report, now=now, why=DOSE_REPORTED
+    )
     return report.cancelled
+
+
+def unfold_vas_prompt(row: OutboundMessage) -> None:
+    """Turn a planned reminder-with-VAS back into the VAS prompt alone, as planning would want it now."""
+    row.purpose, row.ref_type, row.ref_id = Purpose.VAS_PROMPT.value, "participant", row.participant_id
+    row.body = render("vas_prompt", row.language)
 
 
 def _candidates(session: Session, *, now: datetime, horizon: timedelta) -> list[int]:
