@@ -19,6 +19,7 @@ class Purpose(str, enum.Enum):
     DOSE_NUDGE = "dose_nudge"
     VAS_PROMPT = "vas_prompt"
     DOSE_AND_VAS = "dose_and_vas"  # a dose reminder that also asks the VAS prompt due in the same hour
+    STUDY_CLOSING = "study_closing"  # the one message on the follow-up end date
     REPLY = "reply"
     STAFF_ALERT = "staff_alert"
     DIGEST = "digest"

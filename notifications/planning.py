@@ -31,7 +31,7 @@ from schedules.models import (
     Site,
     Study,
 )
-from schedules.participants import messaging_allowed
+from schedules.participants import closing_allowed, messaging_allowed
 from schedules.studies import protocol_of
 from schedules.wallclock import parse_hhmm
 
@@ -44,6 +44,7 @@ PLANNED_PURPOSES = (
     Purpose.DOSE_NUDGE.value,
     Purpose.VAS_PROMPT.value,
     Purpose.DOSE_AND_VAS.value,
+    Purpose.STUDY_CLOSING.value,
 )
 SAME_HOUR = timedelta(hours=1)  # a reminder and a VAS prompt this close together go as one SMS
 # Which template names the dose's date, by the days between the dose date and the local day of sending.
@@ -233,6 +234,45 @@ def wanted_vas(participant: Participant, protocol, *, now: datetime, horizon: ti
     return out
 
 
+def closing_key(participant_id: int) -> str:
+    """Dedupe key of a participant's closing message: one per participant, ever."""
+    return f"study_closing:participant:{participant_id}"
+
+
+def _near_end(participant, *, now: datetime, horizon: timedelta) -> bool:
+    """The follow-up end date could fall within the horizon: a date comparison, no time-zone arithmetic
+    (most participants are nowhere near their end date on a given run; every zone is within a day of UTC)."""
+    day = participant.follow_up_end_date
+    return (now - timedelta(days=2)).date() <= day <= (now + horizon + timedelta(days=2)).date()
+
+
+def wanted_closing(participant, protocol, *, site_phone: str, now: datetime, horizon: timedelta) -> list[Wanted]:
+    """The closing message on the follow-up end date, at the chosen time (at quiet_end if that is in quiet
+    hours, so it stays on that day), while within the horizon and not stale."""
+    rules, zone, day = protocol.reminders, participant.time_zone, participant.follow_up_end_date
+    if not _near_end(participant, now=now, horizon=horizon):
+        return []
+    due = local_wall_to_utc(day, parse_hhmm(participant.reminder_time), zone)
+    if in_quiet_hours(to_local(due, zone).time(), start=rules.quiet_start, end=rules.quiet_end):
+        due = local_wall_to_utc(day, rules.quiet_end, zone)
+    not_after = last_useful_moment(due, zone, rules, closes=day_ends(due, zone))
+    if not (now <= not_after and due <= now + horizon):
+        return []
+    lang = participant.language
+    return [
+        Wanted(
+            Purpose.STUDY_CLOSING.value,
+            closing_key(participant.id),
+            "participant",
+            participant.id,
+            due,
+            not_after,
+            render("study_closing", lang, site_phone=site_phone),
+            lang,
+        )
+    ]
+
+
 def _among(session: Session, column, ids: Sequence[int]):
     """`column` equal to one of `ids`: a plain = for one (the usual per-participant sync)."""
     return column == ids[0] if len(ids) == 1 else in_values(session, column, ids)
@@ -349,6 +389,16 @@ def _wanted(
             items = fold_vas_into_reminder(items, vas, dose=dose, participant=participant, site_phone=phone)
         wanted += items
     return wanted + vas
+
+
+def _closing(session: Session, participant, lookups: _Lookups, *, now: datetime, horizon: timedelta) -> list[Wanted]:
+    """The closing message, if it may still go (it is sent on the end date, when other messages have stopped)."""
+    if not _near_end(participant, now=now, horizon=horizon) or not closing_allowed(participant, now=now):
+        return []
+    protocol = lookups.protocol(session, participant.study_id)
+    return wanted_closing(
+        participant, protocol, site_phone=lookups.site_phone(session, participant.site_id), now=now, horizon=horizon
+    )
 
 
 def _compare(participant, wanted: list[Wanted], existing: dict[str, Row], plan: _Plan) -> None:
@@ -494,6 +544,7 @@ def _sync(
             wanted = _wanted(
                 session, participant, doses.get(participant.id, ()), existing, lookups, now=now, horizon=horizon
             )
+        wanted += _closing(session, participant, lookups, now=now, horizon=horizon)
         _compare(participant, wanted, existing, plan)
     _insert_fresh(session, plan.fresh, report)
     _apply_changes(session, plan, report, now=now)

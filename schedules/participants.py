@@ -358,8 +358,20 @@ def withdraw(session: Session, *, participant: Participant, reason: str | None, 
     return cancelled
 
 
+def _reachable(participant: Participant) -> bool:
+    """Not withdrawn, not opted out, and consenting to SMS."""
+    return (
+        participant.status != ParticipantStatus.WITHDRAWN.value
+        and not participant.opted_out
+        and participant.sms_consent
+    )
+
+
 def messaging_allowed(participant: Participant, *, now: datetime) -> bool:
     """False once withdrawn, opted out, without consent, or past the end of follow-up."""
-    if participant.status == ParticipantStatus.WITHDRAWN.value or participant.opted_out or not participant.sms_consent:
-        return False
-    return local_today(participant, now) < participant.follow_up_end_date
+    return _reachable(participant) and local_today(participant, now) < participant.follow_up_end_date
+
+
+def closing_allowed(participant: Participant, *, now: datetime) -> bool:
+    """Whether the closing message may still go: as messaging_allowed, but through the follow-up end date itself."""
+    return _reachable(participant) and local_today(participant, now) <= participant.follow_up_end_date

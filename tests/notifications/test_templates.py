@@ -16,6 +16,7 @@ REQUIRED = {
     "dose_nudge_yesterday": {"local_date"},
     "dose_nudge_dated": {"local_date"},
     "vas_prompt": set(),
+    "study_closing": {"site_phone"},
     "reply_dose_taken": {"local_date"},
     "reply_dose_taken_late": {"local_date"},
     "reply_dose_not_taken": {"local_date"},
@@ -94,7 +95,7 @@ def test_every_alert_kind_has_its_name_in_each_language_for_the_digest():
 
 
 # Both arms get these, so they must not speak of doses (an arm without a regimen has none).
-ARM_NEUTRAL = ["vas_prompt"]
+ARM_NEUTRAL = ["vas_prompt", "study_closing"]
 DOSING_WORDS = re.compile(r"inject|dose|dosing|jab|shot|注射|打针|用药|剂量", re.IGNORECASE)
 
 
