@@ -246,17 +246,21 @@ def _near_end(participant, *, now: datetime, horizon: timedelta) -> bool:
     return (now - timedelta(days=2)).date() <= day <= (now + horizon + timedelta(days=2)).date()
 
 
-def wanted_closing(participant, protocol, *, site_phone: str, now: datetime, horizon: timedelta) -> list[Wanted]:
+def wanted_closing(
+    participant, protocol, *, site_phone: str, now: datetime, horizon: timedelta, planned: bool = False
+) -> list[Wanted]:
     """The closing message on the follow-up end date, at the chosen time (at quiet_end if that is in quiet
-    hours, so it stays on that day), while within the horizon and not stale."""
+    hours, so it stays on that day), while within the horizon and not stale. One already `planned` stays
+    wanted wherever its date has moved (its key is the participant's only one: cancelled, it would never
+    be planned again), and past its last useful moment, so that it is expired rather than cancelled."""
     rules, zone, day = protocol.reminders, participant.time_zone, participant.follow_up_end_date
-    if not _near_end(participant, now=now, horizon=horizon):
+    if not planned and not _near_end(participant, now=now, horizon=horizon):
         return []
     due = local_wall_to_utc(day, parse_hhmm(participant.reminder_time), zone)
     if in_quiet_hours(to_local(due, zone).time(), start=rules.quiet_start, end=rules.quiet_end):
         due = local_wall_to_utc(day, rules.quiet_end, zone)
     not_after = last_useful_moment(due, zone, rules, closes=day_ends(due, zone))
-    if not (now <= not_after and due <= now + horizon):
+    if not planned and not (now <= not_after and due <= now + horizon):
         return []
     lang = participant.language
     return [
@@ -391,13 +395,20 @@ def _wanted(
     return wanted + vas
 
 
-def _closing(session: Session, participant, lookups: _Lookups, *, now: datetime, horizon: timedelta) -> list[Wanted]:
+def _closing(
+    session: Session, participant, existing: dict, lookups: _Lookups, *, now: datetime, horizon: timedelta
+) -> list[Wanted]:
     """The closing message, if it may still go (it is sent on the end date, when other messages have stopped)."""
-    if not _near_end(participant, now=now, horizon=horizon) or not closing_allowed(participant, now=now):
+    planned = closing_key(participant.id) in existing
+    if not (planned or _near_end(participant, now=now, horizon=horizon)) or not closing_allowed(participant, now=now):
         return []
-    protocol = lookups.protocol(session, participant.study_id)
     return wanted_closing(
-        participant, protocol, site_phone=lookups.site_phone(session, participant.site_id), now=now, horizon=horizon
+        participant,
+        lookups.protocol(session, participant.study_id),
+        site_phone=lookups.site_phone(session, participant.site_id),
+        now=now,
+        horizon=horizon,
+        planned=planned,
     )
 
 
@@ -544,7 +555,7 @@ def _sync(
             wanted = _wanted(
                 session, participant, doses.get(participant.id, ()), existing, lookups, now=now, horizon=horizon
             )
-        wanted += _closing(session, participant, lookups, now=now, horizon=horizon)
+        wanted += _closing(session, participant, existing, lookups, now=now, horizon=horizon)
         _compare(participant, wanted, existing, plan)
     _insert_fresh(session, plan.fresh, report)
     _apply_changes(session, plan, report, now=now)

@@ -114,3 +114,23 @@ def test_every_purpose_fits_the_outbox_column_without_a_migration():
 
     width = OutboundMessage.__table__.c.purpose.type.length
     assert all(len(p.value) <= width for p in Purpose), width
+
+
+def test_a_planned_closing_message_follows_a_moved_end_date_instead_of_being_lost(
+    app, session, clock, twilio, database
+):
+    clock.move_to(utc("2026-08-31T00:00Z"))
+    participant = make_participant(session, arm="control", language="en", first_dose=date(2026, 3, 1))
+    session.commit()
+    run_jobs_across(app, clock, utc("2026-08-31T00:00Z"), utc("2026-08-31T01:00Z"), HOUR)  # planned for 1 September
+    with fresh(database) as s:
+        s.get(Participant, participant.id).follow_up_end_date = date(2026, 9, 20)  # as a recomputed end date would
+        s.commit()
+
+    run_jobs_across(app, clock, utc("2026-08-31T02:00Z"), utc("2026-09-02T00:00Z"), HOUR)
+    with fresh(database) as s:
+        [row] = s.exec(select(OutboundMessage).where(OutboundMessage.purpose == "study_closing")).all()
+    assert (row.status, row.due_at) == ("planned", utc("2026-09-20T12:00Z"))
+    clock.move_to(utc("2026-09-20T12:00Z"))
+    run_jobs_across(app, clock, utc("2026-09-20T12:00Z"), utc("2026-09-20T13:00Z"), HOUR)
+    assert [purpose for _, _, purpose, _ in _to_participants(twilio, database)][-1] == Purpose.STUDY_CLOSING.value
