@@ -59,6 +59,7 @@ class Settings:
     SENDING_STALE_AFTER_SECONDS: int = 300
     SCHEDULER_RUNS_DISPATCH: bool = True
     DIGEST_LOCAL_HOUR: int = 8
+    DIGEST_WHEN_EMPTY: bool = False
     STAFF_TOKEN_TTL_HOURS: int = 12
     # Wrong passwords for one staff email (any address) within STAFF_LOCKOUT_MINUTES that lock it as long.
     STAFF_LOCKOUT_ATTEMPTS: int = 10

@@ -29,14 +29,14 @@ from sqlmodel import Session, select
 from notifications.crash_rule import recover_stuck
 from notifications.delivery_alerts import delivery_failed
 from notifications.housekeeping import expire_stale
-from notifications.models import OutboundMessage, OutboxStatus, StatusCallback
+from notifications.models import OutboundMessage, OutboxStatus, Purpose, StatusCallback
 from notifications.rate_limit import SendLimiter
 from notifications.senders import SendResult, SmsSender, SmsSendError
 from notifications.status import replay_early_callbacks
 from schedules.bulk import in_values
 from schedules.changes import Actor, acting, record_changes
 from schedules.models import Participant
-from schedules.participants import messaging_allowed
+from schedules.participants import closing_allowed, messaging_allowed
 from schedules.phones import PhoneVault
 
 log = logging.getLogger("notifications.dispatch")
@@ -121,6 +121,16 @@ class _Job:
     outcome: SendResult | SmsSendError | None = None
 
 
+def _may_reach(purpose: str, participant, *, now: datetime) -> bool:
+    """Whether a participant may still get a message of this purpose: replies always (they answer a text just
+    received), the closing message on the follow-up end date too, the rest while messaging is allowed."""
+    if purpose == Purpose.REPLY.value:
+        return True
+    if purpose == Purpose.STUDY_CLOSING.value:
+        return closing_allowed(participant, now=now)
+    return messaging_allowed(participant, now=now)
+
+
 def _prepare(session: Session, ids: list[int], *, vault: PhoneVault, now: datetime) -> list[_Job]:
     # Plain rows of the columns needed, not ORM objects: this runs for every message sent.
     # Safety alerts first within the batch too, not only in the claim.
@@ -150,7 +160,7 @@ def _prepare(session: Session, ids: list[int], *, vault: PhoneVault, now: dateti
         participant = participants.get(row.participant_id)
         if row.not_after is not None and row.not_after < now:
             jobs.append(_Job(row.id, None, "", skip="expired"))
-        elif participant is not None and row.purpose != "reply" and not messaging_allowed(participant, now=now):
+        elif participant is not None and not _may_reach(row.purpose, participant, now=now):
             jobs.append(_Job(row.id, None, "", skip="cancelled"))
         else:
             cipher = row.recipient_ciphertext or (participant.phone_ciphertext if participant else "")

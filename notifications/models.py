@@ -18,10 +18,16 @@ class Purpose(str, enum.Enum):
     DOSE_REMINDER = "dose_reminder"
     DOSE_NUDGE = "dose_nudge"
     VAS_PROMPT = "vas_prompt"
+    DOSE_AND_VAS = "dose_and_vas"  # a dose reminder that also asks the VAS prompt due in the same hour
+    STUDY_CLOSING = "study_closing"  # the one message on the follow-up end date
     REPLY = "reply"
     STAFF_ALERT = "staff_alert"
     DIGEST = "digest"
     ACTIVATION = "activation"
+
+
+# Messages that ask for a VAS score: a bare number soon after one of them may answer it.
+VAS_ASKING_PURPOSES = (Purpose.VAS_PROMPT.value, Purpose.DOSE_AND_VAS.value)
 
 
 class OutboxStatus(str, enum.Enum):

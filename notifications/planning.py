@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Callable, ContextManager, Sequence
 
@@ -31,7 +31,7 @@ from schedules.models import (
     Site,
     Study,
 )
-from schedules.participants import messaging_allowed
+from schedules.participants import closing_allowed, messaging_allowed
 from schedules.studies import protocol_of
 from schedules.wallclock import parse_hhmm
 
@@ -39,7 +39,17 @@ HORIZON = timedelta(hours=36)
 CHUNK = 500  # participants per planning transaction
 PLANNED = OutboxStatus.PLANNED.value
 SCHEDULED = DoseState.SCHEDULED.value
-PLANNED_PURPOSES = (Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value, Purpose.VAS_PROMPT.value)
+PLANNED_PURPOSES = (
+    Purpose.DOSE_REMINDER.value,
+    Purpose.DOSE_NUDGE.value,
+    Purpose.VAS_PROMPT.value,
+    Purpose.DOSE_AND_VAS.value,
+    Purpose.STUDY_CLOSING.value,
+)
+SAME_HOUR = timedelta(hours=1)  # a reminder and a VAS prompt this close together go as one SMS
+# Which template names the dose's date, by the days between the dose date and the local day of sending.
+REMINDER_TEMPLATES = {0: "dose_reminder"}
+NUDGE_TEMPLATES = {0: "dose_nudge", 1: "dose_nudge_yesterday"}
 
 
 @dataclass
@@ -97,13 +107,26 @@ def last_useful_moment(due: datetime, zone: str, rules, *, closes: datetime | No
     return limit
 
 
+def day_ends(instant: datetime, zone: str) -> datetime:
+    """The first instant of the local day after the one `instant` falls on."""
+    return local_wall_to_utc(to_local(instant, zone).date() + timedelta(days=1), time(0, 0), zone)
+
+
+def dose_day_template(templates: dict[int, str], dated: str, dose_day: date, sent: datetime, zone: str) -> str:
+    """The template whose words ("today", "yesterday") are true of the dose day on the local day `sent` falls
+    on; `dated` (the bare date) when none is."""
+    return templates.get((to_local(sent, zone).date() - dose_day).days, dated)
+
+
 def wanted_for_dose(dose: Dose, participant: Participant, protocol, *, site_phone: str) -> list[Wanted]:
-    """The reminder (at the chosen time) and the nudge (3 h later, out of quiet hours) of a dose."""
+    """The reminder (at the chosen time) and the nudge (3 h later, out of quiet hours) of a dose. Each names
+    the dose's date as seen on the day it is due, and is not sent after that day ends (its words would be wrong)."""
     rules = protocol.reminders
     zone = participant.time_zone
     lang = participant.language
     reminder_key, nudge_key = dose_keys(dose.id)
     local_date = dose.local_date.isoformat()
+    reminder = dose_day_template(REMINDER_TEMPLATES, "dose_reminder_dated", dose.local_date, dose.due_at, zone)
     wanted = [
         Wanted(
             Purpose.DOSE_REMINDER.value,
@@ -111,8 +134,10 @@ def wanted_for_dose(dose: Dose, participant: Participant, protocol, *, site_phon
             "dose",
             dose.id,
             dose.due_at,
-            last_useful_moment(dose.due_at, zone, rules, closes=dose.window_closes_at),
-            render("dose_reminder", lang, local_date=local_date, site_phone=site_phone),
+            last_useful_moment(
+                dose.due_at, zone, rules, closes=min(dose.window_closes_at, day_ends(dose.due_at, zone))
+            ),
+            render(reminder, lang, local_date=local_date, site_phone=site_phone),
             lang,
         ),
     ]
@@ -123,6 +148,7 @@ def wanted_for_dose(dose: Dose, participant: Participant, protocol, *, site_phon
         quiet_end=rules.quiet_end,
     )
     if nudge_at < dose.window_closes_at:
+        nudge = dose_day_template(NUDGE_TEMPLATES, "dose_nudge_dated", dose.local_date, nudge_at, zone)
         wanted.append(
             Wanted(
                 Purpose.DOSE_NUDGE.value,
@@ -130,12 +156,42 @@ def wanted_for_dose(dose: Dose, participant: Participant, protocol, *, site_phon
                 "dose",
                 dose.id,
                 nudge_at,
-                last_useful_moment(nudge_at, zone, rules, closes=dose.window_closes_at),
-                render("dose_nudge", lang, local_date=local_date),
+                last_useful_moment(nudge_at, zone, rules, closes=min(dose.window_closes_at, day_ends(nudge_at, zone))),
+                render(nudge, lang, local_date=local_date),
                 lang,
             )
         )
     return wanted
+
+
+def fold_vas_into_reminder(
+    dose_wanted: list[Wanted], vas_wanted: list[Wanted], *, dose, participant, site_phone: str
+) -> list[Wanted]:
+    """A dose reminder and a VAS prompt due within the same hour go as one SMS that asks both. The VAS prompt
+    (in `vas_wanted`, changed in place) becomes that SMS and keeps its key, so the day's prompt stays one
+    message whatever happens to the dose; the reminder is dropped (what is returned is the dose's messages).
+    Only a reminder for today is folded (the combined text says "today")."""
+    reminder = next((w for w in dose_wanted if w.purpose == Purpose.DOSE_REMINDER.value), None)
+    if reminder is None or to_local(reminder.due_at, participant.time_zone).date() != dose.local_date:
+        return dose_wanted
+    for i, vas in enumerate(vas_wanted):
+        if vas.purpose == Purpose.VAS_PROMPT.value and abs(vas.due_at - reminder.due_at) < SAME_HOUR:
+            vas_wanted[i] = replace(
+                vas,
+                purpose=Purpose.DOSE_AND_VAS.value,
+                ref_type="dose",
+                ref_id=dose.id,
+                due_at=reminder.due_at,
+                not_after=min(vas.not_after, reminder.not_after),
+                body=render(
+                    "dose_reminder_with_vas",
+                    participant.language,
+                    local_date=dose.local_date.isoformat(),
+                    site_phone=site_phone,
+                ),
+            )
+            return [w for w in dose_wanted if w is not reminder]
+    return dose_wanted
 
 
 def vas_dates(participant: Participant, protocol, *, start: date, end: date) -> list[date]:
@@ -178,6 +234,49 @@ def wanted_vas(participant: Participant, protocol, *, now: datetime, horizon: ti
     return out
 
 
+def closing_key(participant_id: int) -> str:
+    """Dedupe key of a participant's closing message: one per participant, ever."""
+    return f"study_closing:participant:{participant_id}"
+
+
+def _near_end(participant, *, now: datetime, horizon: timedelta) -> bool:
+    """The follow-up end date could fall within the horizon: a date comparison, no time-zone arithmetic
+    (most participants are nowhere near their end date on a given run; every zone is within a day of UTC)."""
+    day = participant.follow_up_end_date
+    return (now - timedelta(days=2)).date() <= day <= (now + horizon + timedelta(days=2)).date()
+
+
+def wanted_closing(
+    participant, protocol, *, site_phone: str, now: datetime, horizon: timedelta, planned: bool = False
+) -> list[Wanted]:
+    """The closing message on the follow-up end date, at the chosen time (at quiet_end if that is in quiet
+    hours, so it stays on that day), while within the horizon and not stale. One already `planned` stays
+    wanted wherever its date has moved (its key is the participant's only one: cancelled, it would never
+    be planned again), and past its last useful moment, so that it is expired rather than cancelled."""
+    rules, zone, day = protocol.reminders, participant.time_zone, participant.follow_up_end_date
+    if not planned and not _near_end(participant, now=now, horizon=horizon):
+        return []
+    due = local_wall_to_utc(day, parse_hhmm(participant.reminder_time), zone)
+    if in_quiet_hours(to_local(due, zone).time(), start=rules.quiet_start, end=rules.quiet_end):
+        due = local_wall_to_utc(day, rules.quiet_end, zone)
+    not_after = last_useful_moment(due, zone, rules, closes=day_ends(due, zone))
+    if not planned and not (now <= not_after and due <= now + horizon):
+        return []
+    lang = participant.language
+    return [
+        Wanted(
+            Purpose.STUDY_CLOSING.value,
+            closing_key(participant.id),
+            "participant",
+            participant.id,
+            due,
+            not_after,
+            render("study_closing", lang, site_phone=site_phone),
+            lang,
+        )
+    ]
+
+
 def _among(session: Session, column, ids: Sequence[int]):
     """`column` equal to one of `ids`: a plain = for one (the usual per-participant sync)."""
     return column == ids[0] if len(ids) == 1 else in_values(session, column, ids)
@@ -191,6 +290,7 @@ def _planned_rows(session: Session, ids: Sequence[int]) -> dict[int, dict[str, R
             OutboundMessage.id,
             OutboundMessage.participant_id,
             OutboundMessage.dedupe_key,
+            OutboundMessage.purpose,
             OutboundMessage.due_at,
             OutboundMessage.not_after,
             OutboundMessage.body,
@@ -280,15 +380,36 @@ def _wanted(
 ) -> list[Wanted]:
     protocol = lookups.protocol(session, participant.study_id)
     phone = lookups.site_phone(session, participant.site_id)
+    vas = wanted_vas(participant, protocol, now=now, horizon=horizon)
     wanted: list[Wanted] = []
     for dose in doses:
         # Past its last useful moment a message is not created at all (expire_stale handles planned ones).
-        wanted += [
+        items = [
             w
             for w in lookups.for_dose(dose, participant, protocol, phone)
             if w.not_after is None or w.not_after >= now or w.dedupe_key in existing
         ]
-    return wanted + wanted_vas(participant, protocol, now=now, horizon=horizon)
+        if vas:
+            items = fold_vas_into_reminder(items, vas, dose=dose, participant=participant, site_phone=phone)
+        wanted += items
+    return wanted + vas
+
+
+def _closing(
+    session: Session, participant, existing: dict, lookups: _Lookups, *, now: datetime, horizon: timedelta
+) -> list[Wanted]:
+    """The closing message, if it may still go (it is sent on the end date, when other messages have stopped)."""
+    planned = closing_key(participant.id) in existing
+    if not (planned or _near_end(participant, now=now, horizon=horizon)) or not closing_allowed(participant, now=now):
+        return []
+    return wanted_closing(
+        participant,
+        lookups.protocol(session, participant.study_id),
+        site_phone=lookups.site_phone(session, participant.site_id),
+        now=now,
+        horizon=horizon,
+        planned=planned,
+    )
 
 
 def _compare(participant, wanted: list[Wanted], existing: dict[str, Row], plan: _Plan) -> None:
@@ -313,7 +434,12 @@ def _compare(participant, wanted: list[Wanted], existing: dict[str, Row], plan: 
                     not_after=item.not_after,
                 )
             )
-        elif row.due_at != item.due_at or row.body != item.body or row.not_after != item.not_after:
+        elif (row.due_at, row.body, row.not_after, row.purpose) != (
+            item.due_at,
+            item.body,
+            item.not_after,
+            item.purpose,
+        ):
             plan.retime[row.id] = item
     plan.cancel += [row.id for row in existing.values()]
 
@@ -366,6 +492,7 @@ def _apply_changes(session: Session, plan: _Plan, report: PlanReport, *, now: da
     for row_id, item in plan.retime.items():
         row = rows.get(row_id)
         if row is not None and row.status == PLANNED:
+            # The purpose and target change when a VAS prompt is folded into a reminder or taken out again.
             row.due_at, row.next_attempt_at, row.not_after, row.body, row.language = (
                 item.due_at,
                 item.due_at,
@@ -373,6 +500,7 @@ def _apply_changes(session: Session, plan: _Plan, report: PlanReport, *, now: da
                 item.body,
                 item.language,
             )
+            row.purpose, row.ref_type, row.ref_id = item.purpose, item.ref_type, item.ref_id
             session.add(row)
             report.updated += 1
     _withdraw(session, [rows[i] for i in plan.cancel if i in rows], report, now=now, why=NO_LONGER_WANTED)
@@ -427,6 +555,7 @@ def _sync(
             wanted = _wanted(
                 session, participant, doses.get(participant.id, ()), existing, lookups, now=now, horizon=horizon
             )
+        wanted += _closing(session, participant, existing, lookups, now=now, horizon=horizon)
         _compare(participant, wanted, existing, plan)
     _insert_fresh(session, plan.fresh, report)
     _apply_changes(session, plan, report, now=now)
@@ -448,16 +577,35 @@ def sync_participant_messages(
     return report
 
 
+DOSE_MESSAGES = (Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value, Purpose.DOSE_AND_VAS.value)
+
+
 def cancel_dose_messages(session: Session, *, dose: Dose, now: datetime) -> int:
-    """Withdraw the planned reminder and nudge of a reported dose; returns how many were cancelled."""
+    """Withdraw the planned reminder and nudge of a reported dose; returns how many were cancelled. A reminder
+    that also asks the day's VAS prompt becomes that prompt alone: the score is still wanted."""
     rows = session.exec(
         select(OutboundMessage).where(
-            OutboundMessage.dedupe_key.in_(dose_keys(dose.id)), OutboundMessage.status == PLANNED
+            OutboundMessage.ref_type == "dose",
+            OutboundMessage.ref_id == dose.id,
+            OutboundMessage.status == PLANNED,
+            OutboundMessage.purpose.in_(DOSE_MESSAGES),
         )
     ).all()
+    for row in rows:
+        if row.purpose == Purpose.DOSE_AND_VAS.value:
+            unfold_vas_prompt(row)
+            session.add(row)
     report = PlanReport()
-    _withdraw(session, rows, report, now=now, why=DOSE_REPORTED)
+    _withdraw(
+        session, [row for row in rows if row.purpose != Purpose.VAS_PROMPT.value], report, now=now, why=DOSE_REPORTED
+    )
     return report.cancelled
+
+
+def unfold_vas_prompt(row: OutboundMessage) -> None:
+    """Turn a planned reminder-with-VAS back into the VAS prompt alone, as planning would want it now."""
+    row.purpose, row.ref_type, row.ref_id = Purpose.VAS_PROMPT.value, "participant", row.participant_id
+    row.body = render("vas_prompt", row.language)
 
 
 def _candidates(session: Session, *, now: datetime, horizon: timedelta) -> list[int]:

@@ -202,7 +202,9 @@ def undelivered_dose_ids(session: Session, dose_ids: list[int]) -> set[int]:
         select(OutboundMessage.ref_id, OutboundMessage.status).where(
             OutboundMessage.ref_type == "dose",
             in_values(session, OutboundMessage.ref_id, dose_ids),
-            OutboundMessage.purpose.in_([Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value]),
+            OutboundMessage.purpose.in_(
+                [Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value, Purpose.DOSE_AND_VAS.value]
+            ),
         )
     ).all()
     reached, failed = set(), set()

@@ -371,6 +371,20 @@ def study_over(participant: Participant, *, now: datetime) -> bool:
     )
 
 
+def _reachable(participant: Participant) -> bool:
+    """Not withdrawn, not opted out, and consenting to SMS."""
+    return (
+        participant.status != ParticipantStatus.WITHDRAWN.value
+        and not participant.opted_out
+        and participant.sms_consent
+    )
+
+
 def messaging_allowed(participant: Participant, *, now: datetime) -> bool:
     """False once withdrawn, opted out, without consent, or past the end of follow-up."""
-    return not (participant.opted_out or not participant.sms_consent or study_over(participant, now=now))
+    return _reachable(participant) and not study_over(participant, now=now)
+
+
+def closing_allowed(participant: Participant, *, now: datetime) -> bool:
+    """Whether the closing message may still go: as messaging_allowed, but through the follow-up end date itself."""
+    return _reachable(participant) and local_today(participant, now) <= participant.follow_up_end_date

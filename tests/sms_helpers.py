@@ -131,14 +131,23 @@ def outbox_by_sid(database) -> dict[str, OutboundMessage]:
         }
 
 
-def received(standin: TwilioStandIn, database, purpose: str | None = None) -> list[tuple[datetime, OutboundMessage]]:
-    """(time the stand-in got it, outbox row) for each message the stand-in accepted, optionally of one purpose."""
+# A dose reminder goes alone, or together with a VAS prompt due in the same hour (on the first-dose
+# date, for one: VAS prompts count from it).
+DOSE_REMINDERS = ("dose_reminder", "dose_and_vas")
+
+
+def received(
+    standin: TwilioStandIn, database, purpose: str | tuple[str, ...] | None = None
+) -> list[tuple[datetime, OutboundMessage]]:
+    """(time the stand-in got it, outbox row) for each message the stand-in accepted, optionally of one purpose
+    (or any of several)."""
     rows = outbox_by_sid(database)
+    wanted = (purpose,) if isinstance(purpose, str) else purpose
     out = []
     for message in standin.messages:
         row = rows.get(message["sid"])
         assert row is not None, "the stand-in accepted a message the outbox does not know"
-        if purpose is None or row.purpose == purpose:
+        if wanted is None or row.purpose in wanted:
             out.append((datetime.fromisoformat(message["received_at"]), row))
     return out
 

@@ -19,7 +19,7 @@ from backend.operations.symptoms import (
     vas_scale_params,
 )
 from notifications.consent import mark_opted_in, mark_opted_out
-from notifications.models import InboundMessage, OutboundMessage, OutboxStatus, Purpose
+from notifications.models import VAS_ASKING_PURPOSES, InboundMessage, OutboundMessage, OutboxStatus, Purpose
 from notifications.parsing import CONSENT_KINDS, Intent, IntentKind, parse_reply
 from notifications.templates import render
 from schedules.alerts import open_alert
@@ -87,7 +87,7 @@ def _vas_pending(session: Session, participant: Participant, *, now: datetime, w
         select(OutboundMessage.sent_at)
         .where(
             OutboundMessage.participant_id == participant.id,
-            OutboundMessage.purpose == Purpose.VAS_PROMPT.value,
+            OutboundMessage.purpose.in_(VAS_ASKING_PURPOSES),
             OutboundMessage.sent_at.is_not(None),
             OutboundMessage.sent_at >= now - window,
         )

@@ -142,7 +142,14 @@ def _chase(app: Flask) -> str:
 
 def _digest(app: Flask) -> str:
     with get_database(app).session() as session:
-        queued = send_daily_digest(session, now=utcnow(), vault=get_vault(app), hour=settings_of(app).DIGEST_LOCAL_HOUR)
+        settings = settings_of(app)
+        queued = send_daily_digest(
+            session,
+            now=utcnow(),
+            vault=get_vault(app),
+            hour=settings.DIGEST_LOCAL_HOUR,
+            when_empty=settings.DIGEST_WHEN_EMPTY,
+        )
     return f"queued {queued} digest SMS"
 
 

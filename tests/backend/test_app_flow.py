@@ -248,7 +248,14 @@ def test_me_shows_no_arm_and_patch_replans_reminders(client, trial, session, clo
     assert first["due_at"].startswith("2026-03-01T13:30:00")
     session.expire_all()
     dose1 = dose_by_seq(session, trial.a, 1)
-    reminder = session.exec(select(OutboundMessage).where(OutboundMessage.dedupe_key == dose_keys(dose1.id)[0])).one()
+    # 1 March is also the first VAS day: the reminder asks the prompt too, as one SMS.
+    reminder = session.exec(
+        select(OutboundMessage).where(
+            OutboundMessage.ref_type == "dose",
+            OutboundMessage.ref_id == dose1.id,
+            OutboundMessage.purpose.in_(("dose_reminder", "dose_and_vas")),
+        )
+    ).one()
     assert (
         reminder.due_at == utc("2026-03-01T13:30Z")
         and reminder.language == "en"

@@ -18,7 +18,7 @@ from tests.backend.test_webhooks_sms import _reminder_sent, _status
 from tests.conftest import fresh_database_url, migrate_database
 from tests.conftest import test_settings as settings_for
 from tests.factories import make_sent_messages
-from tests.sms_helpers import fresh, received, standin, twilio  # noqa: F401 (fixtures)
+from tests.sms_helpers import DOSE_REMINDERS, fresh, received, standin, twilio  # noqa: F401 (fixtures)
 
 MESSAGES = 30
 RACERS = 4
@@ -26,7 +26,7 @@ RACERS = 4
 
 def _sent_reminder(app, session, clock, twilio, database) -> OutboundMessage:
     _reminder_sent(app, session, clock)
-    [(_, row)] = received(twilio, database, Purpose.DOSE_REMINDER.value)
+    [(_, row)] = received(twilio, database, DOSE_REMINDERS)
     return row
 
 
@@ -116,7 +116,7 @@ def test_a_later_message_delivered_resolves_an_earlier_messages_contact_problem(
     clock.move_to(utc("2026-03-03T12:00Z"))  # the next dose's reminder goes out and arrives
     run_job(app, "plan_messages")
     run_job(app, "dispatch_outbox")
-    later = [row for _, row in received(twilio, database, Purpose.DOSE_REMINDER.value) if row.id != first.id][-1]
+    later = [row for _, row in received(twilio, database, DOSE_REMINDERS) if row.id != first.id][-1]
     assert _status(client, later.provider_sid, "delivered").status_code == 204
 
     with fresh(database) as s:

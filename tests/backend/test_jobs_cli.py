@@ -24,8 +24,8 @@ def test_jobs_run_name_runs_one_job_and_prints_what_it_did(cli, session, clock):
     result = cli.invoke(args=["jobs", "run", "plan_messages"])
 
     assert result.exit_code == 0, result.output
-    # 1 March: the reminder, its nudge and the weekly VAS prompt (dose 2's reminder is beyond 36 h).
-    assert result.output.strip() == "plan_messages: planned 3 new, re-timed 0, cancelled 0 for 1 participant(s)"
+    # 1 March: the reminder asking the weekly VAS prompt too, and its nudge (dose 2's reminder is beyond 36 h).
+    assert result.output.strip() == "plan_messages: planned 2 new, re-timed 0, cancelled 0 for 1 participant(s)"
     again = cli.invoke(args=["jobs", "run", "plan_messages"])
     assert again.output.strip() == "plan_messages: planned 0 new, re-timed 0, cancelled 0 for 1 participant(s)"
 
@@ -40,8 +40,9 @@ def test_jobs_run_all_runs_each_job_once_in_order(cli, session, clock, twilio, d
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == [job.name for job in JOBS]
-    assert lines[-1].startswith("dispatch_outbox: claimed 3, sent 3")  # reminder, VAS prompt, nurses' digest
-    assert sorted(row.purpose for _, row in received(twilio, database)) == ["digest", "dose_reminder", "vas_prompt"]
+    # The reminder that asks the VAS prompt too; no digest, as no alert is open.
+    assert lines[-1].startswith("dispatch_outbox: claimed 1, sent 1")
+    assert sorted(row.purpose for _, row in received(twilio, database)) == ["dose_and_vas"]
 
 
 def test_jobs_run_unknown_name_or_nothing_exits_non_zero_with_a_sentence(cli):

@@ -69,13 +69,13 @@ def _post(client, token, path, **body):
 
 def test_api_enrollment_plans_the_first_reminder(client, nurse, session):
     pid = _enroll(client, nurse["token"])
-    assert ("dose_reminder", "2026-03-01T12:00Z") in planned(session, pid)
+    assert ("dose_and_vas", "2026-03-01T12:00Z") in planned(session, pid)
 
 
 def test_api_hold_resume_and_withdraw_each_change_what_will_be_sent(client, nurse, session, clock):
     pid = _enroll(client, nurse["token"])
     _post(client, nurse["token"], f"/api/v1/participants/{pid}/hold", reason="ALT raised")
-    assert not [p for p in planned(session, pid) if p[0] in ("dose_reminder", "dose_nudge")]
+    assert not [p for p in planned(session, pid) if p[0] in ("dose_reminder", "dose_and_vas", "dose_nudge")]
     clock.move_to(utc("2026-03-02T04:00Z"))
     _post(client, nurse["token"], f"/api/v1/participants/{pid}/resume", reason="ALT normal", resume_date="2026-03-03")
     assert ("dose_reminder", "2026-03-03T12:00Z") in planned(session, pid)
@@ -91,7 +91,7 @@ def test_api_new_reminder_time_moves_the_planned_reminder(client, nurse, session
         headers=auth(nurse["token"]),
     )
     assert response.status_code == 200, response.get_json()
-    reminders = [due for purpose, due in planned(session, pid) if purpose == "dose_reminder"]
+    reminders = [due for purpose, due in planned(session, pid) if purpose in ("dose_reminder", "dose_and_vas")]
     assert reminders == ["2026-03-01T13:30Z"]
 
 
@@ -99,7 +99,7 @@ def test_staff_dose_report_withdraws_the_reminder(client, nurse, session, clock)
     pid = _enroll(client, nurse["token"])
     clock.move_to(utc("2026-03-01T02:00Z"))
     _post(client, nurse["token"], f"/api/v1/participants/{pid}/doses/1/report", taken=True, reason="told us by phone")
-    assert not [p for p in planned(session, pid) if p[0] in ("dose_reminder", "dose_nudge")]
+    assert not [p for p in planned(session, pid) if p[0] in ("dose_reminder", "dose_and_vas", "dose_nudge")]
 
 
 def test_app_dose_report_and_reminder_time_replan(client, nurse, session, clock):
@@ -108,7 +108,9 @@ def test_app_dose_report_and_reminder_time_replan(client, nurse, session, clock)
     app_auth = auth(tokens["access_token"])
     changed = client.patch("/api/v1/me", json={"reminder_time": "19:00"}, headers=app_auth)
     assert changed.status_code == 200, changed.get_json()
-    assert [due for purpose, due in planned(session, pid) if purpose == "dose_reminder"] == ["2026-03-01T11:00Z"]
+    assert [due for purpose, due in planned(session, pid) if purpose in ("dose_reminder", "dose_and_vas")] == [
+        "2026-03-01T11:00Z"
+    ]
     clock.move_to(utc("2026-03-01T02:00Z"))
     reported = client.post(
         "/api/v1/me/doses/1/report",
@@ -116,7 +118,7 @@ def test_app_dose_report_and_reminder_time_replan(client, nurse, session, clock)
         headers=auth(activate(client, new_code(client, nurse["token"], pid))["access_token"]),
     )
     assert reported.status_code == 200, reported.get_json()
-    assert not [p for p in planned(session, pid) if p[0] in ("dose_reminder", "dose_nudge")]
+    assert not [p for p in planned(session, pid) if p[0] in ("dose_reminder", "dose_and_vas", "dose_nudge")]
 
 
 def test_nurse_page_hold_withdraws_the_reminder(client, nurse, session):
@@ -128,7 +130,7 @@ def test_nurse_page_hold_withdraws_the_reminder(client, nurse, session):
         data={"hold-csrf_token": csrf(client), "hold-effective": "2026-03-01", "hold-reason": "ALT raised"},
     )
     assert response.status_code == 303, response.get_data(as_text=True)[:500]
-    assert not [p for p in planned(session, pid) if p[0] in ("dose_reminder", "dose_nudge")]
+    assert not [p for p in planned(session, pid) if p[0] in ("dose_reminder", "dose_and_vas", "dose_nudge")]
 
 
 def test_cli_enrollment_plans_the_first_reminder(cli, nurse, session):
@@ -156,4 +158,4 @@ def test_cli_enrollment_plans_the_first_reminder(cli, nurse, session):
     )
     assert result.exit_code == 0, result.output
     participant = session.exec(select(Participant).where(Participant.study_code == "P-041")).one()
-    assert ("dose_reminder", "2026-03-01T12:00Z") in planned(session, participant.id)
+    assert ("dose_and_vas", "2026-03-01T12:00Z") in planned(session, participant.id)

@@ -10,6 +10,7 @@ from schedules.models import Alert, AlertKind, Dose, DoseEvent, Participant
 from tests.conftest import PUBLIC_BASE_URL, TWILIO_TOKEN, utc
 from tests.factories import make_participant
 from tests.sms_helpers import (
+    DOSE_REMINDERS,
     fresh,
     inbound_params,
     post_signed,
@@ -27,7 +28,7 @@ from tests.sms_helpers import (
 HOUR = timedelta(hours=1)
 
 
-def _participant_received(standin, database, purposes=("dose_reminder", "dose_nudge")):
+def _participant_received(standin, database, purposes=(*DOSE_REMINDERS, "dose_nudge")):
     return [
         (at, row.purpose) for at, row in received(standin, database) if row.participant_id and row.purpose in purposes
     ]
@@ -55,7 +56,7 @@ def test_signed_1_after_the_reminder_records_the_dose_reads_it_back_and_cancels_
     app, client, session, clock, twilio, database
 ):
     participant = _reminder_sent(app, session, clock, language="en")
-    assert _participant_received(twilio, database) == [(utc("2026-03-01T12:00Z"), Purpose.DOSE_REMINDER.value)]
+    assert _participant_received(twilio, database) == [(utc("2026-03-01T12:00Z"), Purpose.DOSE_AND_VAS.value)]
     clock.move_to(utc("2026-03-01T12:20Z"))
 
     response = post_signed(client, "/sms/inbound", inbound_params("1"))
@@ -73,7 +74,7 @@ def test_signed_1_after_the_reminder_records_the_dose_reads_it_back_and_cancels_
     assert dose.state == "taken" and dose.source == "sms"
     assert nudge.status == OutboxStatus.CANCELLED.value
     run_jobs_across(app, clock, utc("2026-03-01T13:00Z"), utc("2026-03-02T05:00Z"), HOUR)
-    assert _participant_received(twilio, database) == [(utc("2026-03-01T12:00Z"), Purpose.DOSE_REMINDER.value)]
+    assert _participant_received(twilio, database) == [(utc("2026-03-01T12:00Z"), Purpose.DOSE_AND_VAS.value)]
 
 
 def test_the_same_messagesid_twice_has_one_effect(app, client, session, clock, twilio, database):
@@ -210,15 +211,14 @@ def test_twilio_21610_on_a_send_marks_opted_out_without_retry_and_alerts_nurses(
     participant = make_participant(session, first_dose=date(2026, 3, 1), now=utc("2026-03-01T10:00Z"))
     session.commit()
     run_all_jobs(app)
-    # Twilio refuses the first send to the unsubscribed number; the VAS prompt due with it is then never attempted
-    # (one sending thread here: the prompt is claimed after the reminder's refusal was recorded).
+    # Twilio refuses the first send to the unsubscribed number (the reminder, which asks the VAS prompt too).
     twilio.fail_next(status=400, code=21610, message="Attempt to send to unsubscribed recipient", count=1)
 
     clock.move_to(utc("2026-03-01T12:00Z"))
     run_all_jobs(app)
 
     with fresh(database) as s:
-        reminder = s.exec(select(OutboundMessage).where(OutboundMessage.purpose == Purpose.DOSE_REMINDER.value)).first()
+        reminder = s.exec(select(OutboundMessage).where(OutboundMessage.purpose.in_(DOSE_REMINDERS))).first()
         p = s.get(Participant, participant.id)
         alerts = s.exec(select(Alert).where(Alert.participant_id == p.id)).all()
     assert reminder.status == OutboxStatus.FAILED.value and reminder.attempts == 1 and reminder.last_error_code == 21610
@@ -242,7 +242,7 @@ def _status(client, sid, status, code=None):
 
 def test_delivered_then_a_late_sent_callback_stays_delivered(app, client, session, clock, twilio, database):
     _reminder_sent(app, session, clock)
-    [(_, row)] = received(twilio, database, Purpose.DOSE_REMINDER.value)
+    [(_, row)] = received(twilio, database, DOSE_REMINDERS)
     assert row.status == "sent" and row.provider_status == "queued"
 
     codes = [
@@ -267,7 +267,7 @@ def test_delivered_then_a_late_sent_callback_stays_delivered(app, client, sessio
 
 def test_undelivered_reminder_is_a_contact_problem_not_a_missed_dose(app, client, session, clock, twilio, database):
     _reminder_sent(app, session, clock)
-    [(_, reminder)] = received(twilio, database, Purpose.DOSE_REMINDER.value)
+    [(_, reminder)] = received(twilio, database, DOSE_REMINDERS)
 
     assert _status(client, reminder.provider_sid, "undelivered", 30003).status_code == 204
     with fresh(database) as s:
@@ -314,7 +314,7 @@ def test_a_callback_that_beats_the_dispatchers_record_of_the_send_is_applied_whe
     set_sender(app, FastCarrier())
     _reminder_sent(app, session, clock)
 
-    [(_, reminder)] = received(twilio, database, Purpose.DOSE_REMINDER.value)
+    [(_, reminder)] = received(twilio, database, DOSE_REMINDERS)
     with fresh(database) as s:
         callbacks = s.exec(select(StatusCallback).where(StatusCallback.message_sid == reminder.provider_sid)).all()
         alerts = s.exec(select(Alert).where(Alert.ref_type == "outbox", Alert.ref_id == reminder.id)).all()
@@ -329,7 +329,7 @@ def test_a_callback_that_raced_the_record_of_its_send_is_applied_by_the_expiry_j
     from backend.runtime.jobs import run_job
 
     _reminder_sent(app, session, clock)
-    [(_, reminder)] = received(twilio, database, Purpose.DOSE_REMINDER.value)
+    [(_, reminder)] = received(twilio, database, DOSE_REMINDERS)
     with fresh(database) as s:
         # Stored while the send was being recorded elsewhere, so it found no row and stayed unapplied.
         s.add(

@@ -148,6 +148,7 @@ def test_a_sender_bug_fails_that_message_only_and_the_rest_of_the_batch_is_recor
 
     set_sender(app, Flaky())
     _planned(app, session, clock)
+    replace_settings(app.config, DIGEST_WHEN_EMPTY=True)  # a digest even with no alert open
     run_job(app, "send_daily_digest")  # the nurses' digest shares the batch with the reminder
 
     summary = run_job(app, "dispatch_outbox")

@@ -11,6 +11,7 @@ from schedules.models import Dose
 from tests.conftest import utc
 from tests.factories import make_participant
 from tests.sms_helpers import (
+    DOSE_REMINDERS,
     PHONE,
     fresh,
     inbound_params,
@@ -49,7 +50,7 @@ def test_two_weeks_in_shanghai_one_reminder_per_dose_day_and_nudges_only_when_un
     )
 
     dose_days = [date(2026, 3, d) for d in (1, 3, 5, 7, 9, 11, 13)]
-    reminders = received(twilio, database, Purpose.DOSE_REMINDER.value)
+    reminders = received(twilio, database, DOSE_REMINDERS)
     assert [at for at, _ in reminders] == [
         datetime(d.year, d.month, d.day, 12, 0, tzinfo=timezone.utc) for d in dose_days
     ]
@@ -62,14 +63,24 @@ def test_two_weeks_in_shanghai_one_reminder_per_dose_day_and_nudges_only_when_un
     assert [at for at, _ in nudges] == [
         datetime(d.year, d.month, d.day, tzinfo=timezone.utc) + timedelta(days=1) for d in unconfirmed
     ]
+    # ... and, arriving the next morning, they speak of yesterday's injection, on its own date.
+    assert [row.body for _, row in nudges] == [
+        f"再次提醒：我们还没有收到您昨天（{d.isoformat()}）的注射回复。已注射请回复 1，未注射请回复 2。"
+        for d in unconfirmed
+    ]
 
-    # Weekly VAS prompts at the same chosen time; nothing else went to the participant (on-call nurses get digests).
+    # Weekly VAS prompts at the same chosen time: on 1 March in the reminder itself (one SMS asks both), on
+    # 8 March (no dose) alone; nothing else went to the participant (on-call nurses get digests).
     vas = received(twilio, database, Purpose.VAS_PROMPT.value)
-    assert [at for at, _ in vas] == [utc("2026-03-01T12:00Z"), utc("2026-03-08T12:00Z")]
+    assert [at for at, _ in vas] == [utc("2026-03-08T12:00Z")]
+    assert [at for at, _ in received(twilio, database, Purpose.DOSE_AND_VAS.value)] == [utc("2026-03-01T12:00Z")]
     assert len(to_participant) == len(reminders) + len(nudges) + len(vas)
-    assert {row.purpose for _, row in received(twilio, database)} - {"dose_reminder", "dose_nudge", "vas_prompt"} == {
-        "digest"
-    }
+    assert {row.purpose for _, row in received(twilio, database)} - {
+        "dose_reminder",
+        "dose_and_vas",
+        "dose_nudge",
+        "vas_prompt",
+    } == {"digest"}
     assert all("谢谢" in reply for reply in replies) and len(replies) == len(confirm_on)
 
     with fresh(database) as s:
@@ -92,7 +103,7 @@ def test_new_york_reminder_stays_at_20_local_across_the_march_dst_change(app, se
 
     run_jobs_across(app, clock, utc("2026-03-04T22:00Z"), utc("2026-03-13T03:00Z"), HOUR)
 
-    reminders = [at for at, _ in received(twilio, database, Purpose.DOSE_REMINDER.value)]
+    reminders = [at for at, _ in received(twilio, database, DOSE_REMINDERS)]
     assert reminders == [
         utc("2026-03-05T01:00Z"),
         utc("2026-03-07T01:00Z"),  # 4 and 6 March, EST
@@ -118,7 +129,7 @@ def test_reminder_found_more_than_two_hours_late_is_expired_audited_and_never_se
     session.commit()
     run_all_jobs(app)  # planned for 12:00Z; then the sender goes down for the evening
     with fresh(database) as s:
-        reminder = s.exec(select(OutboundMessage).where(OutboundMessage.purpose == Purpose.DOSE_REMINDER.value)).one()
+        reminder = s.exec(select(OutboundMessage).where(OutboundMessage.purpose.in_(DOSE_REMINDERS))).one()
     assert reminder.status == OutboxStatus.PLANNED.value and reminder.due_at == utc("2026-03-01T12:00Z")
 
     clock.move_to(utc("2026-03-01T14:01Z"))  # 2 h 1 min after 20:00 local
@@ -157,7 +168,7 @@ def test_reminder_still_failing_at_the_stale_limit_expires_instead_of_arriving_l
     run_jobs_across(app, clock, utc("2026-03-01T14:35Z"), utc("2026-03-01T15:00Z"), timedelta(minutes=5))
     assert [row.purpose for _, row in received(twilio, database) if row.participant_id] == []
     with fresh(database) as s:
-        row = s.exec(select(OutboundMessage).where(OutboundMessage.purpose == Purpose.DOSE_REMINDER.value)).one()
+        row = s.exec(select(OutboundMessage).where(OutboundMessage.purpose.in_(DOSE_REMINDERS))).one()
     assert row.status == OutboxStatus.EXPIRED.value
     assert row.attempts >= 2 and row.last_error_code is None and "503" in row.last_error
 
@@ -182,7 +193,7 @@ def test_a_late_reminder_never_arrives_in_quiet_hours(app, session, clock, twili
     with fresh(database) as s:
         reminder = s.exec(
             select(OutboundMessage).where(
-                OutboundMessage.purpose == Purpose.DOSE_REMINDER.value,
+                OutboundMessage.purpose.in_(DOSE_REMINDERS),
                 OutboundMessage.due_at == utc("2026-03-03T13:00Z"),
             )
         ).one()

@@ -10,8 +10,13 @@ from notifications.templates import SUPPORTED_LANGUAGES, UnknownTemplate, render
 # What callers are promised: key -> parameters.
 REQUIRED = {
     "dose_reminder": {"local_date", "site_phone"},
+    "dose_reminder_dated": {"local_date", "site_phone"},
+    "dose_reminder_with_vas": {"local_date", "site_phone"},
     "dose_nudge": {"local_date"},
+    "dose_nudge_yesterday": {"local_date"},
+    "dose_nudge_dated": {"local_date"},
     "vas_prompt": set(),
+    "study_closing": {"site_phone"},
     "reply_dose_taken": {"local_date"},
     "reply_dose_taken_late": {"local_date"},
     "reply_dose_not_taken": {"local_date"},
@@ -47,6 +52,8 @@ REQUIRED = {
     "staff_ack_not_on_call": set(),
     "staff_ack_usage": set(),
     "staff_alert_digest": {"site_code", "open_count", "high_count", "summary"},
+    "staff_alert_digest_line": {"kind", "count"},
+    "staff_alert_digest_empty": {"site_code"},
     "activation_code": {"code", "hours"},
 }
 DOSE_STATES = ["scheduled", "taken", "taken_late", "skipped", "missed", "held", "cancelled"]
@@ -73,6 +80,8 @@ SAMPLE = {
     "decimals": 1,
     "emergency_number": "911",
     "symptom": "bit of fever",
+    "kind": "missed dose",
+    "count": 2,
 }
 
 # A lock screen shows these texts: no diagnosis, no drug name.
@@ -90,6 +99,26 @@ def test_every_required_key_exists_with_exactly_its_parameters():
         assert template_params(key) == params, key
     for state in DOSE_STATES:
         assert template_params(f"dose_state_{state}") == set()
+
+
+def test_every_alert_kind_has_its_name_in_each_language_for_the_digest():
+    from schedules.models import AlertKind
+
+    for kind in AlertKind:
+        assert template_params(f"alert_kind_{kind.value}") == set(), kind
+    assert render("alert_kind_missed_dose", "zh-CN") == "漏注射"
+    assert render("alert_kind_missed_dose", "en") == "missed dose"
+
+
+# Both arms get these, so they must not speak of doses (an arm without a regimen has none).
+ARM_NEUTRAL = ["vas_prompt", "study_closing"]
+DOSING_WORDS = re.compile(r"inject|dose|dosing|jab|shot|注射|打针|用药|剂量", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+@pytest.mark.parametrize("key", ARM_NEUTRAL)
+def test_what_every_arm_gets_has_no_dosing_words(key, language):
+    assert not DOSING_WORDS.search(render(key, language, **SAMPLE)), (key, language)
 
 
 @pytest.mark.parametrize("key", ALL_KEYS)

@@ -282,7 +282,8 @@ class MyMessageSchema(Schema):
     purpose = fields.String(
         allow_none=True,
         metadata={
-            "description": "outbound only: dose_reminder, dose_nudge, vas_prompt, reply, activation",
+            "description": "outbound only: dose_reminder, dose_nudge, vas_prompt, dose_and_vas (a reminder that "
+            "asks the VAS prompt too), study_closing, reply, activation",
             "example": "dose_reminder",
         },
     )
