@@ -14,7 +14,7 @@ from schedules.models import AdverseEvent, Alert, VasScore
 from schedules.queries import dose_by_seq
 from tests.backend.app_fixtures import ENROLLED_AT, activate, new_code, refresh, signed_in, trial  # noqa: F401  (fixture)
 from tests.conftest import utc
-from tests.factories import auth, make_staff_token
+from tests.factories import auth, make_participant, make_staff_token
 
 
 def test_acceptance_activate_schedule_report_dose_3_thigh_left(client, trial, session, clock):
@@ -431,3 +431,26 @@ def test_nul_characters_are_refused_not_stored(client, trial):
             path,
             response.get_json(),
         )
+
+
+def test_the_app_names_the_emergency_number_of_the_participants_country(client, trial, session, clock):
+    new_york = make_participant(
+        session, study=trial.study, site=trial.site, code="P-NY", phone="+12125550123", time_zone="America/New_York"
+    )
+    session.commit()
+    for participant, number, not_number in ((trial.a, "120", "911"), (new_york, "911", "120")):
+        headers = auth(signed_in(client, trial, participant)["access_token"])
+        serious = client.post(
+            "/api/v1/me/adverse-events", json={"term": "fever", "went_to_hospital": True}, headers=headers
+        )
+        assert serious.status_code == 201
+        advice = serious.get_json()["advice"]
+        assert number in advice and not_number not in advice
+
+
+def test_a_score_sent_from_the_app_after_follow_up_ended_is_refused_and_not_stored(client, trial, session, clock):
+    clock.move_to(utc("2026-09-15T04:00Z"))  # after P-001's follow-up end date
+    headers = auth(signed_in(client, trial, trial.a)["access_token"])
+    refused = client.post("/api/v1/me/vas", json={"value": 4.5}, headers=headers)
+    assert refused.status_code == 409 and "study has ended" in refused.get_json()["message"]
+    assert session.exec(select(VasScore).where(VasScore.participant_id == trial.a.id)).all() == []
