@@ -25,6 +25,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from schedules.vocabulary import AE_TERMS
 from schedules.wallclock import format_hhmm, parse_hhmm
 
 SUPPORTED_LANGUAGES = ("zh-CN", "en")
@@ -56,6 +57,9 @@ DEFAULT_SERIOUS_KEYWORDS = (
     "救护车",
     "昏迷",
 )
+
+# Adverse-event terms that tell the arm of a trial with injections and a no-injection control.
+DEFAULT_WITHHELD_AE_TERMS = ("injection_site_reaction",)
 
 # Emergency number by the ISO 3166 region of the participant's phone; "default" for any other region.
 DEFAULT_EMERGENCY_NUMBERS = {
@@ -146,6 +150,15 @@ class EnrollmentRule:
 
 
 @dataclass(frozen=True)
+class BlindingRule:
+    """What the masked outcome assessor is shown: the study's masked title, and adverse-event terms withheld
+    because they tell the arm (an injection-site reaction needs an injection)."""
+
+    masked_title: str
+    withheld_ae_terms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SafetyRule:
     """Words that make an adverse-event report suspected-serious, and the reporting clock."""
 
@@ -177,6 +190,7 @@ class Protocol:
     safety: SafetyRule
     show_drug_name_in_messages: bool
     enrollment: EnrollmentRule
+    blinding: BlindingRule
 
     def arm(self, code: str) -> Arm:
         """Return the arm with this code; KeyError if the trial has none."""
@@ -362,6 +376,19 @@ class _EnrollmentSchema(Schema):
 _REGION_ERROR = 'Must be a two-letter region code in capitals (CN, US, GB) or "default".'
 
 
+class _BlindingSchema(Schema):
+    masked_title = _text(load_default="A randomised study with a masked outcome assessment")
+    withheld_ae_terms = fields.List(
+        fields.String(validate=validate.OneOf(AE_TERMS)),
+        validate=_no_duplicates,
+        load_default=lambda: list(DEFAULT_WITHHELD_AE_TERMS),
+    )
+
+    @post_load
+    def _build(self, data: dict, **kwargs: Any) -> BlindingRule:
+        return BlindingRule(masked_title=data["masked_title"], withheld_ae_terms=tuple(data["withheld_ae_terms"]))
+
+
 class _SafetySchema(Schema):
     serious_keywords = fields.List(
         _text(),
@@ -422,6 +449,7 @@ class _ProtocolSchema(Schema):
     safety = _section(_SafetySchema)
     show_drug_name_in_messages = _StrictBool(load_default=False)
     enrollment = _section(_EnrollmentSchema)
+    blinding = _section(_BlindingSchema)
 
     @validates_schema(skip_on_field_errors=False)
     def _default_language_offered(self, data: dict, **kwargs: Any) -> None:

@@ -150,8 +150,9 @@ class NurseWarning:
     consequence: str
 
 
-def nurse_warnings(session: Session, jobs: Sequence[Job], *, now: datetime) -> list[NurseWarning]:
-    """Nurse-page warnings: the checks that flag missed doses and plan reminders stopped, or messages are stuck."""
+def nurse_warnings(session: Session, jobs: Sequence[Job], *, now: datetime, masked: bool = False) -> list[NurseWarning]:
+    """Nurse-page warnings: the checks that flag missed doses and plan reminders stopped, or messages are stuck.
+    `masked`: worded for the masked assessor, without dosing words (the warning is the same for every arm)."""
     watched = [job for job in jobs if job.name in WATCHED_FOR_NURSES]
     late = [h for h in job_health(session, watched, now=now) if h.late]
     warnings = []
@@ -161,8 +162,12 @@ def nurse_warnings(session: Session, jobs: Sequence[Job], *, now: datetime) -> l
             NurseWarning(
                 "The automatic checks have not run",
                 now - min(last) if len(last) == len(late) else None,
-                "missed doses are not being flagged and reminders are not being planned, "
-                "so this page may be incomplete. "
+                (
+                    "scheduled messages are not being planned, "
+                    if masked
+                    else "missed doses are not being flagged and reminders are not being planned, "
+                )
+                + "so this page may be incomplete. "
                 "Tell the system administrator; until it is fixed, check participants by hand.",
             )
         )
@@ -172,7 +177,8 @@ def nurse_warnings(session: Session, jobs: Sequence[Job], *, now: datetime) -> l
             NurseWarning(
                 f"{backlog.due} message(s) have been waiting to be sent",
                 backlog.waited(now),
-                "reminders and alerts are going out late or not at all. Tell the system administrator.",
+                ("messages" if masked else "reminders and alerts")
+                + " are going out late or not at all. Tell the system administrator.",
             )
         )
     return warnings

@@ -20,16 +20,19 @@ from schedules.dbtypes import utcnow
 from schedules.models import Participant
 
 API_PREFIX = "/api/v1/"
+MASKED_REFUSAL = "the masked outcome assessor may not use this operation"
 _ACCESS = "__access__"
 
 
 @dataclass(frozen=True)
 class Access:
-    """Who may call an operation: `public`, `any` signed-in caller, `staff` (in `roles` if given) or `participant`."""
+    """Who may call an operation: `public`, `any` signed-in caller, `staff` (in `roles` if given) or `participant`.
+    The masked outcome assessor only where `masked_safe`: the operation answers them the same for every arm."""
 
     callers: str
     roles: tuple[str, ...] = ()
     refusal: str = ""
+    masked_safe: bool = False
 
 
 def _declare(access: Access):
@@ -41,9 +44,10 @@ def _declare(access: Access):
     return decorate
 
 
-def require_staff(*roles: str, refusal: str = ""):
-    """Declare: the caller must be staff, in one of `roles` when given (403 otherwise, before the body is read)."""
-    return _declare(Access("staff", tuple(roles), refusal))
+def require_staff(*roles: str, refusal: str = "", masked_safe: bool = False):
+    """Declare: the caller must be staff, in one of `roles` when given (403 otherwise, before the body is read).
+    The masked assessor is refused unless the operation declares itself `masked_safe` (see backend.web.masking)."""
+    return _declare(Access("staff", tuple(roles), refusal, masked_safe))
 
 
 def require_participant(view):
@@ -93,6 +97,9 @@ def authorize_request() -> None:
             abort(403, message="this endpoint is for study staff")
         if access.roles and principal.role not in access.roles:
             abort(403, message=(access.refusal or "your role ({role}) may not do this").format(role=principal.role))
+        if principal.masked and not access.masked_safe:
+            # Closed by default: a new operation must say it answers the assessor the same for every arm.
+            abort(403, message=MASKED_REFUSAL)
 
 
 def bearer_token() -> str | None:

@@ -361,10 +361,13 @@ def test_bad_review_names_the_field(client, trial, overrides, field):
 
 
 def test_term_list_has_english_and_chinese_labels(client, trial):
-    response = client.get("/api/v1/adverse-event-terms", headers=trial["assessor"])
+    response = client.get("/api/v1/adverse-event-terms", headers=trial["nurse"])
     assert response.status_code == 200
     body = response.get_json()
     assert [t["code"] for t in body["terms"]] == list(AE_TERMS)
+    # The masked assessor's vocabulary leaves out what the protocol withholds as telling the arm.
+    masked = client.get("/api/v1/adverse-event-terms", headers=trial["assessor"]).get_json()
+    assert [t["code"] for t in masked["terms"]] == [t for t in AE_TERMS if t != "injection_site_reaction"]
     labels = {t["code"]: t["labels"] for t in body["terms"]}
     assert (
         labels["fever"] == {"en": "Fever", "zh-CN": "发热"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g
+from flask import g, jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import case
@@ -17,6 +17,7 @@ from backend.web.api.symptom_schemas import (
     AlertQuerySchema,
     AlertResolveSchema,
     AlertSchema,
+    MaskedAlertSchema,
 )
 from backend.web.auth import current_principal, require_staff
 from backend.web.paths import ID
@@ -54,9 +55,14 @@ def _visible_alert(session: Session, principal: Principal, alert_id: int) -> Ale
     return alert
 
 
+def _as_seen_by(principal: Principal, alerts, *, many: bool):
+    """The masked assessor's alerts are dumped by their own schema (a Response passes AlertSchema untouched)."""
+    return jsonify(MaskedAlertSchema(many=many).dump(alerts)) if principal.masked else alerts
+
+
 @blp.route("/alerts")
 class AlertList(MethodView):
-    @require_staff()
+    @require_staff(masked_safe=True)
     @blp.arguments(AlertQuerySchema, location="query")
     @blp.response(200, AlertSchema(many=True))
     @_errors(401, 403, 422)
@@ -82,18 +88,19 @@ class AlertList(MethodView):
         )
         alerts = list(session.exec(query).all())
         _load_references(session, alerts)
-        return alerts
+        return _as_seen_by(principal, alerts, many=True)
 
 
 @blp.route(f"/alerts/<{ID}:alert_id>")
 class AlertDetail(MethodView):
-    @require_staff()
+    @require_staff(masked_safe=True)
     @blp.response(200, AlertSchema)
     @_errors(401, 403, 404)
     def get(self, alert_id):
         """One alert."""
         session = get_session()
-        return _visible_alert(session, current_principal(), alert_id)
+        principal = current_principal()
+        return _as_seen_by(principal, _visible_alert(session, principal, alert_id), many=False)
 
 
 @blp.route(f"/alerts/<{ID}:alert_id>/acknowledge")

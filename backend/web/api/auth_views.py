@@ -60,7 +60,7 @@ class Token(MethodView):
 class Revoke(MethodView):
     @blp.response(204)
     @blp.alt_response(401, schema=ApiErrorSchema, description="not authenticated")
-    @require_staff()
+    @require_staff(masked_safe=True)
     def post(self):
         """Revoke the token used for this request."""
         revoke_staff_token(get_session(), token=bearer_token(), now=utcnow())

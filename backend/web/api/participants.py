@@ -41,7 +41,10 @@ blp = Blueprint(
     "participants", __name__, url_prefix="/api/v1/participants", description="Participants and their dosing schedules."
 )
 _errors = error_responses(blp)
-_MASKED = "the masked outcome assessor gets the same object without arm, first_dose_date and treatment_end_date"
+_MASKED = (
+    "the masked outcome assessor gets the same object without arm, first_dose_date, treatment_end_date and"
+    " follow_up_end_date, with a hold shown as active"
+)
 
 
 def _masked(rows):
@@ -51,7 +54,7 @@ def _masked(rows):
 
 @blp.route("")
 class ParticipantList(MethodView):
-    @require_staff()
+    @require_staff(masked_safe=True)
     @blp.response(200, ParticipantSchema(many=True), description=_MASKED)
     @_errors(401, 403)
     def get(self):
@@ -100,7 +103,7 @@ class ParticipantList(MethodView):
 
 @blp.route(f"/<{ID}:participant_id>")
 class ParticipantDetail(MethodView):
-    @require_staff()
+    @require_staff(masked_safe=True)
     @blp.response(200, ParticipantSchema, description=_MASKED)
     @_errors(401, 404)
     def get(self, participant_id):

@@ -10,6 +10,7 @@ from backend.db import get_session
 from backend.identity import scope
 from backend.web.api.schemas import SiteSchema, StudySchema
 from backend.web.auth import current_principal, require_staff
+from backend.web.masking import masked_title
 from schedules.models import Site, Study
 from schedules.studies import protocol_of
 
@@ -19,15 +20,15 @@ blp = Blueprint("reference", __name__, url_prefix="/api/v1", description="Studie
 @blp.route("/studies")
 class Studies(MethodView):
     @blp.response(200, StudySchema(many=True))
-    @require_staff()
+    @require_staff(masked_safe=True)
     def get(self):
-        """List loaded studies; arms are hidden from the masked assessor."""
+        """List loaded studies; the masked assessor reads each study's masked title and no arms."""
         masked = current_principal().masked
         rows = get_session().exec(select(Study).order_by(Study.code)).all()
         return [
             {
                 "code": s.code,
-                "title": s.title,
+                "title": masked_title(s) if masked else s.title,
                 "loaded_at": s.loaded_at,
                 "arms": [] if masked else list(protocol_of(s).arm_codes),
             }
@@ -38,7 +39,7 @@ class Studies(MethodView):
 @blp.route("/sites")
 class Sites(MethodView):
     @blp.response(200, SiteSchema(many=True))
-    @require_staff()
+    @require_staff(masked_safe=True)
     def get(self):
         """List the sites the caller may see."""
         principal = current_principal()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy.orm import object_session
 
+from backend.web.masking import masked_status
 from schedules.models import DoseState, InjectionSite, Site, Study
 from schedules.protocol import SUPPORTED_LANGUAGES
 from schedules.wallclock import parse_hhmm
@@ -99,7 +100,7 @@ def site_code_of(row) -> str:
 
 
 class MaskedParticipantSchema(Schema):
-    """A participant as the masked outcome assessor sees them: no arm and no dosing dates."""
+    """A participant as the masked outcome assessor sees them: the same for every arm."""
 
     id = fields.Integer()
     study = fields.Function(study_code_of)
@@ -111,16 +112,21 @@ class MaskedParticipantSchema(Schema):
     time_zone = fields.String()
     language = fields.String()
     reminder_time = fields.String()
-    follow_up_end_date = fields.Date()
-    status = fields.String(metadata={"example": "active"})
+    status = fields.Function(
+        masked_status,
+        metadata={"description": "active | withdrawn (a hold of dosing is not shown)", "example": "active"},
+    )
     opted_out = fields.Boolean()
     sms_consent = fields.Boolean()
     enrolled_at = fields.DateTime()
 
 
 class ParticipantSchema(MaskedParticipantSchema):
-    """A participant as staff see them (the masked assessor gets MaskedParticipantSchema: no arm, no dosing dates)."""
+    """A participant as staff see them (the masked assessor gets MaskedParticipantSchema: no arm, no dosing
+    dates, no follow-up end date (it is counted from the last dose in one arm), no hold)."""
 
+    status = fields.String(metadata={"example": "active"})
+    follow_up_end_date = fields.Date()
     arm = fields.String()
     first_dose_date = fields.Date()
     treatment_end_date = fields.Date(allow_none=True, metadata={"description": "exclusive"})

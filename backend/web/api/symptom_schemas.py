@@ -10,6 +10,7 @@ from sqlalchemy.orm import object_session
 from backend.extensions import get_vault
 from backend.web.alert_text import acknowledged_via, alert_summary
 from backend.web.api.schemas import NO_NUL, site_code_of
+from backend.web.shown import Shown
 from notifications.pages import page_rounds
 from schedules.dbtypes import utcnow
 from schedules.models import (
@@ -29,17 +30,6 @@ from schedules.vocabulary import (
 )
 
 REASON = validate.Length(min=1, max=500)
-
-
-class Shown:
-    """A model row plus the few computed attributes its schema dumps (the participant's study code, alert state...)."""
-
-    def __init__(self, row: object, **extra: object):
-        self._row = row
-        self.__dict__.update(extra)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._row, name)
 
 
 def _csv(text: str | None) -> list[str]:
@@ -65,8 +55,8 @@ def ae_shown(ae: AdverseEvent, participant: Participant, alert: Alert | None) ->
 
 
 # --- VAS -------------------------------------------------------------------------------------------
-class VasSchema(Schema):
-    """One VAS row; withdrawn and corrected rows stay in the history with their status."""
+class MaskedVasSchema(Schema):
+    """One VAS row as the masked assessor sees it: without the reason staff typed (free text may tell the arm)."""
 
     id = fields.Integer(metadata={"example": 17})
     participant_id = fields.Integer(metadata={"example": 3})
@@ -94,6 +84,11 @@ class VasSchema(Schema):
         allow_none=True, metadata={"description": "for a corrected row: the correction", "example": None}
     )
     withdrawn_at = fields.DateTime(allow_none=True, metadata={"example": None})
+
+
+class VasSchema(MaskedVasSchema):
+    """One VAS row; withdrawn and corrected rows stay in the history with their status."""
+
     reason = fields.String(metadata={"description": "why staff recorded or corrected it", "example": ""})
 
 
@@ -128,7 +123,13 @@ class MaskedAdverseEventSchema(Schema):
     study_code = fields.String(metadata={"example": "P-021"})
     reported_at = fields.DateTime(metadata={"example": "2026-03-02T03:15:00+00:00"})
     source = fields.String(metadata={"description": "sms | app | staff", "example": "sms"})
-    term = fields.String(validate=validate.OneOf(AE_TERMS), metadata={"example": "other"})
+    term = fields.String(
+        validate=validate.OneOf(AE_TERMS),
+        metadata={
+            "description": "to the masked assessor, 'withheld' for a term that tells the arm",
+            "example": "other",
+        },
+    )
     onset_date = fields.Date(allow_none=True, metadata={"example": "2026-03-01"})
     severity = fields.String(allow_none=True, validate=validate.OneOf(SEVERITIES), metadata={"example": "moderate"})
     ongoing = fields.Boolean(allow_none=True, metadata={"example": True})
@@ -294,8 +295,9 @@ class _AlertPages(fields.List):
         return page_rounds(object_session(obj), obj, vault=get_vault())
 
 
-class AlertSchema(Schema):
-    """One item of the nurse queue."""
+class MaskedAlertSchema(Schema):
+    """An adverse-event alert as the masked assessor sees it: without the notes nurses typed (free text may tell
+    the arm)."""
 
     id = fields.Integer(metadata={"example": 12})
     kind = fields.String(validate=validate.OneOf(ALERT_KINDS), metadata={"example": "serious_ae"})
@@ -305,7 +307,6 @@ class AlertSchema(Schema):
     participant_id = fields.Integer(allow_none=True, metadata={"example": 3})
     study_code = fields.Function(_participant_code, allow_none=True, metadata={"example": "P-021"})
     summary = fields.Function(alert_summary, metadata={"example": "suspected serious adverse event reported by sms"})
-    annotation = fields.String(metadata={"example": ""})
     ref_type = fields.String(metadata={"example": "adverse_event"})
     ref_id = fields.Integer(allow_none=True, metadata={"example": 9})
     opened_at = fields.DateTime(metadata={"example": "2026-03-02T03:15:00+00:00"})
@@ -333,6 +334,12 @@ class AlertSchema(Schema):
     )
     resolved_at = fields.DateTime(allow_none=True, metadata={"example": None})
     resolved_by = fields.String(metadata={"example": ""})
+
+
+class AlertSchema(MaskedAlertSchema):
+    """One item of the nurse queue."""
+
+    annotation = fields.String(metadata={"example": ""})
     resolution_note = fields.String(metadata={"example": ""})
 
 

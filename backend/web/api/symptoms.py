@@ -12,6 +12,7 @@ from backend.extensions import get_vault
 from backend.identity.principal import REVIEWERS, UNMASKED
 from backend.operations.symptoms import (
     correct_vas,
+    protocol_for,
     record_vas,
     report_adverse_event,
     review_adverse_event,
@@ -24,6 +25,7 @@ from backend.web.api.symptom_schemas import (
     AdverseEventSchema,
     AeTermListSchema,
     MaskedAdverseEventSchema,
+    MaskedVasSchema,
     VasCorrectSchema,
     VasCreateSchema,
     VasSchema,
@@ -32,10 +34,12 @@ from backend.web.api.symptom_schemas import (
     vas_shown,
 )
 from backend.web.auth import current_principal, require_staff, signed_in, visible_participant
+from backend.web.masking import masked_adverse_event, visible_terms
 from backend.web.paths import ID
 from schedules.dbtypes import utcnow
-from schedules.models import AdverseEvent, Alert, Participant, VasScore
+from schedules.models import AdverseEvent, Alert, Participant, Study, VasScore
 from schedules.queries import vas_history
+from schedules.studies import protocol_of
 from schedules.vocabulary import (
     AE_TERM_LABELS,
     AE_TERMS,
@@ -69,6 +73,10 @@ def _shown_aes(rows: list[tuple[AdverseEvent, Participant, Alert | None]], *, ma
     """Adverse events for the response: the masked assessor's are dumped by their own schema, without free text."""
     shown = [ae_shown(ae, participant, alert) for ae, participant, alert in rows]
     if current_principal().masked:
+        shown = [
+            masked_adverse_event(item, protocol_for(get_session(), participant))
+            for item, (_, participant, _) in zip(shown, rows)
+        ]
         # A Response passes flask-smorest's AdverseEventSchema untouched; the masked schema is a subset of it.
         return jsonify(MaskedAdverseEventSchema(many=many).dump(shown if many else shown[0]))
     return shown if many else shown[0]
@@ -88,7 +96,7 @@ def _visible_ae(session: Session, ae_id: int) -> tuple[AdverseEvent, Participant
 # --- VAS ---------------------------------------------------------------------------------------
 @blp.route(f"/participants/<{ID}:participant_id>/vas")
 class VasList(MethodView):
-    @require_staff()
+    @require_staff(masked_safe=True)
     @blp.response(200, VasSchema(many=True))
     @_errors(401, 403, 404)
     def get(self, participant_id):
@@ -97,7 +105,9 @@ class VasList(MethodView):
         participant = visible_participant(participant_id)
         rows = vas_history(session, participant.id)
         replaced_by = {row.replaces_id: row.id for row in rows if row.replaces_id}
-        return [vas_shown(row, participant, replaced_by) for row in rows]
+        shown = [vas_shown(row, participant, replaced_by) for row in rows]
+        # The masked assessor's rows are dumped by their own schema (a Response passes VasSchema untouched).
+        return jsonify(MaskedVasSchema(many=True).dump(shown)) if current_principal().masked else shown
 
     @require_staff(*UNMASKED)
     @blp.arguments(VasCreateSchema)
@@ -147,8 +157,13 @@ class AeTerms(MethodView):
     @signed_in
     def get(self):
         """The adverse-event terms (PRO-CTCAE based) with en and zh-CN labels, and the other fixed lists."""
+        terms = AE_TERMS
+        principal = current_principal()
+        if principal.kind == "staff" and principal.masked:
+            for study in get_session().exec(select(Study)).all():
+                terms = tuple(visible_terms(protocol_of(study), terms))
         return {
-            "terms": [{"code": code, "labels": AE_TERM_LABELS[code]} for code in AE_TERMS],
+            "terms": [{"code": code, "labels": AE_TERM_LABELS[code]} for code in terms],
             "severities": list(SEVERITIES),
             "relatedness": list(RELATEDNESS),
             "outcomes": list(OUTCOMES),
@@ -158,7 +173,7 @@ class AeTerms(MethodView):
 
 @blp.route(f"/participants/<{ID}:participant_id>/adverse-events")
 class AdverseEventList(MethodView):
-    @require_staff()
+    @require_staff(masked_safe=True)
     @blp.response(200, AdverseEventSchema(many=True))
     @_errors(401, 403, 404)
     def get(self, participant_id):
@@ -196,7 +211,7 @@ class AdverseEventList(MethodView):
 
 @blp.route(f"/adverse-events/<{ID}:ae_id>")
 class AdverseEventDetail(MethodView):
-    @require_staff()
+    @require_staff(masked_safe=True)
     @blp.response(200, AdverseEventSchema)
     @_errors(401, 403, 404)
     def get(self, ae_id):

@@ -157,7 +157,7 @@ def render_queue(*, submitted: dict | None = None, status: int = 200):
 
 
 @bp.get("/alerts")
-@staff_page(unmasked=True)
+@staff_page()
 def alerts():
     """Show the alert queue (open and acknowledged), or the latest resolved alerts."""
     return render_queue()
@@ -183,7 +183,7 @@ def _alert_action(alert_id: int, kind: str, form, change):
 
 
 @bp.post(f"/alerts/<{ID}:alert_id>/acknowledge")
-@staff_page(unmasked=True)
+@staff_page()
 def acknowledge_alert(alert_id: int):
     """Acknowledge an open alert (someone is on it)."""
     form = AcknowledgeForm(prefix=f"ack{alert_id}")
@@ -196,7 +196,7 @@ def acknowledge_alert(alert_id: int):
 
 
 @bp.post(f"/alerts/<{ID}:alert_id>/resolve")
-@staff_page(unmasked=True)
+@staff_page()
 def resolve_alert(alert_id: int):
     """Resolve an alert with a note saying what was done."""
     form = ResolveForm(prefix=f"resolve{alert_id}")

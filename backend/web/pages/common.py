@@ -80,8 +80,9 @@ def principal() -> Principal:
     return Principal("staff", staff.id, staff.role, staff.site_id)
 
 
-def staff_page(*, unmasked: bool = False):
-    """Decorator: a signed-in staff member, else to the login page; `unmasked` refuses the assessor (403)."""
+def staff_page(*, masked_safe: bool = False):
+    """Decorator: a signed-in staff member, else to the login page. The masked assessor gets 403 unless the page
+    declares itself `masked_safe` (it renders a masked template of its own: see backend.web.masking)."""
 
     def decorate(view):
         @wraps(view)
@@ -90,7 +91,7 @@ def staff_page(*, unmasked: bool = False):
                 # Only a page can be come back to after signing in; a form post cannot be replayed.
                 back = request.full_path.rstrip("?") if request.method == "GET" else None
                 return redirect(url_for("pages.login", next=back), code=303)
-            if unmasked and g.page_staff.role not in UNMASKED:
+            if not masked_safe and g.page_staff.role not in UNMASKED:
                 abort(403)
             return view(*args, **kwargs)
 
@@ -155,7 +156,8 @@ def _system_warnings():
     # Only for signed-in staff: the login page says nothing about the system's state to strangers.
     if g.get("page_staff") is None:
         return {"system_warnings": []}
-    return {"system_warnings": nurse_warnings(get_session(), WATCHED_JOBS, now=utcnow())}
+    masked = g.page_staff.role not in UNMASKED
+    return {"system_warnings": nurse_warnings(get_session(), WATCHED_JOBS, now=utcnow(), masked=masked)}
 
 
 @bp.after_request

@@ -13,7 +13,9 @@ from sqlmodel import select
 
 from backend.db import get_session
 from backend.identity import scope
+from backend.web.masking import masked_status, masked_title
 from backend.web.pages.common import bp, principal, staff_page
+from backend.web.shown import Shown
 from schedules.adherence import Adherence, adherence_of
 from schedules.dbtypes import utcnow
 from schedules.models import (
@@ -24,6 +26,7 @@ from schedules.models import (
     Participant,
     ParticipantStatus,
     Site,
+    Study,
     VasScore,
 )
 
@@ -109,8 +112,24 @@ def dashboard_rows(
     ]
 
 
+def _masked_dashboard(session, *, sites, site_ids, chosen_site: str, now):
+    """The assessor's dashboard: VAS and adverse events only, by study code, the same for every arm."""
+    rows = sorted(
+        dashboard_rows(session, site_ids=site_ids, arm=None, status=None, now=now),
+        key=lambda r: r.participant.study_code,
+    )
+    studies = session.exec(select(Study).order_by(Study.code)).all()
+    return render_template(
+        "dashboard_masked.html",
+        rows=[Shown(row, status=masked_status(row.participant)) for row in rows],
+        sites=sites,
+        chosen_site=chosen_site,
+        studies=[{"code": study.code, "title": masked_title(study)} for study in studies],
+    )
+
+
 @bp.get("/")
-@staff_page()
+@staff_page(masked_safe=True)
 def dashboard():
     """Show the participants the signed-in staff member covers, riskiest first."""
     session = get_session()
@@ -119,19 +138,17 @@ def dashboard():
     sites = list(session.exec(select(Site).where(scope.site_filter(me, Site.id)).order_by(Site.code)).all())
     chosen_site = request.args.get("site", "")
     site_ids = [s.id for s in sites if not chosen_site or s.code == chosen_site]
-    arm = "" if me.masked else request.args.get("arm", "")
-    status = "" if me.masked else request.args.get("status", "")
+    if me.masked:
+        return _masked_dashboard(session, sites=sites, site_ids=site_ids, chosen_site=chosen_site, now=now)
+    arm = request.args.get("arm", "")
+    status = request.args.get("status", "")
     sort = request.args.get("sort", "risk") if request.args.get("sort") in SORTS else "risk"
     rows = dashboard_rows(
         session, site_ids=site_ids, arm=arm or None, status=status if status in STATUSES else None, now=now
     )
-    rows.sort(key=_risk_key if sort == "risk" and not me.masked else (lambda r: r.participant.study_code))
-    arms = (
-        []
-        if me.masked
-        else sorted(
-            set(session.exec(select(Participant.arm).where(Participant.site_id.in_([s.id for s in sites]))).all())
-        )
+    rows.sort(key=_risk_key if sort == "risk" else (lambda r: r.participant.study_code))
+    arms = sorted(
+        set(session.exec(select(Participant.arm).where(Participant.site_id.in_([s.id for s in sites]))).all())
     )
     return render_template(
         "dashboard.html",
@@ -141,6 +158,5 @@ def dashboard():
         statuses=STATUSES,
         sorts=SORTS,
         chosen={"site": chosen_site, "arm": arm, "status": status, "sort": sort},
-        masked=me.masked,
         now=now,
     )

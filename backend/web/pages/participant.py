@@ -17,6 +17,7 @@ from backend.db import get_session
 from backend.extensions import get_vault
 from backend.operations import doses as dose_ops
 from backend.operations import participants as ops
+from backend.web.masking import masked_adverse_event, masked_status, masked_title
 from backend.web.pages.alerts import alert_forms, alert_rows
 from backend.web.pages.common import (
     bp,
@@ -56,6 +57,7 @@ from schedules.models import (
     Study,
 )
 from schedules.queries import doses_of, local_today, vas_history
+from schedules.studies import protocol_of
 from schedules.wallclock import format_hhmm, parse_hhmm
 
 MESSAGE_LOG_LIMIT = 200
@@ -172,50 +174,61 @@ def render_participant(participant: Participant, *, submitted: dict[str, FlaskFo
         .where(AdverseEvent.participant_id == participant.id)
         .order_by(AdverseEvent.reported_at.desc())
     ).all()
-    context = dict(
+    common = dict(
         participant=participant,
         site=site,
         study=study,
         zone=zone,
-        masked=me.masked,
         now=now,
         scores=scores,
-        failed=list(submitted or {}),
         chart_json=json.dumps(chart).replace("<", "\\u003c"),
+    )
+    if me.masked:
+        protocol = protocol_of(study)
+        masked_aes = [masked_adverse_event(ae, protocol) for ae in adverse_events]
+        return render_template(
+            "participant_masked.html",
+            **common,
+            adverse_events=masked_aes,
+            status=masked_status(participant),
+            study_title=masked_title(study),
+        ), status
+    context = dict(
+        common,
+        failed=list(submitted or {}),
         adverse_events=adverse_events,
         state_labels=DOSE_STATE_LABELS,
         weekdays=WEEKDAYS,
     )
-    if not me.masked:
-        doses = doses_of(session, participant.id)
-        today = local_today(participant, now)
-        forms = _default_forms(participant, today=today)
-        forms.update(submitted or {})
-        forms["dose"].dose.choices = _dose_choices(doses, now=now, enrolled_at=participant.enrolled_at)
-        alerts = session.exec(
-            select(Alert)
-            .where(Alert.participant_id == participant.id, Alert.state != AlertState.RESOLVED.value)
-            .order_by(Alert.opened_at)
-        ).all()
-        log, planned = message_log(session, participant)
-        context.update(
-            doses=doses,
-            adherence=adherence_of(doses, now=now, enrolled_at=participant.enrolled_at),
-            months=month_grids(doses, today=today),
-            shown={d.id: shown_state(d, enrolled_at=participant.enrolled_at) for d in doses},
-            today=today,
-            forms=forms,
-            alerts=alert_rows(session, alerts, now=now),
-            alert_forms=alert_forms(alerts, back=url_for("pages.participant", participant_id=participant.id)),
-            log=log,
-            planned=planned,
-            consent_changes=field_changes(session, entity="participant", entity_id=participant.id, field="opted_out"),
-        )
+    doses = doses_of(session, participant.id)
+    today = local_today(participant, now)
+    forms = _default_forms(participant, today=today)
+    forms.update(submitted or {})
+    forms["dose"].dose.choices = _dose_choices(doses, now=now, enrolled_at=participant.enrolled_at)
+    alerts = session.exec(
+        select(Alert)
+        .where(Alert.participant_id == participant.id, Alert.state != AlertState.RESOLVED.value)
+        .order_by(Alert.opened_at)
+    ).all()
+    log, planned = message_log(session, participant)
+    context.update(
+        doses=doses,
+        adherence=adherence_of(doses, now=now, enrolled_at=participant.enrolled_at),
+        months=month_grids(doses, today=today),
+        shown={d.id: shown_state(d, enrolled_at=participant.enrolled_at) for d in doses},
+        today=today,
+        forms=forms,
+        alerts=alert_rows(session, alerts, now=now),
+        alert_forms=alert_forms(alerts, back=url_for("pages.participant", participant_id=participant.id)),
+        log=log,
+        planned=planned,
+        consent_changes=field_changes(session, entity="participant", entity_id=participant.id, field="opted_out"),
+    )
     return render_template("participant.html", **context), status
 
 
 @bp.get(f"/participants/<{ID}:participant_id>")
-@staff_page()
+@staff_page(masked_safe=True)
 def participant(participant_id: int):
     """Show one participant (the assessor sees VAS and adverse events only)."""
     return render_participant(visible_participant_or_404(participant_id))
@@ -257,7 +270,7 @@ def _reason(form: FlaskForm) -> str:
 
 
 @bp.post(f"/participants/<{ID}:participant_id>/dose")
-@staff_page(unmasked=True)
+@staff_page()
 def record_dose(participant_id: int):
     """Record a dose the participant reported by phone."""
     participant = visible_participant_or_404(participant_id)
@@ -315,28 +328,28 @@ def _status_change(participant_id: int, key: str):
 
 
 @bp.post(f"/participants/<{ID}:participant_id>/hold")
-@staff_page(unmasked=True)
+@staff_page()
 def hold(participant_id: int):
     """Hold dosing from a date, with a reason."""
     return _status_change(participant_id, "hold")
 
 
 @bp.post(f"/participants/<{ID}:participant_id>/resume")
-@staff_page(unmasked=True)
+@staff_page()
 def resume(participant_id: int):
     """Resume dosing on a date, with a reason."""
     return _status_change(participant_id, "resume")
 
 
 @bp.post(f"/participants/<{ID}:participant_id>/withdraw")
-@staff_page(unmasked=True)
+@staff_page()
 def withdraw_participant(participant_id: int):
     """Withdraw the participant from the trial, with a reason."""
     return _status_change(participant_id, "withdraw")
 
 
 @bp.post(f"/participants/<{ID}:participant_id>/details")
-@staff_page(unmasked=True)
+@staff_page()
 def edit_details(participant_id: int):
     """Change phone, time zone or reminder time, with a reason."""
     participant = visible_participant_or_404(participant_id)

@@ -73,7 +73,7 @@ def _render(*, reply_form: SimulatorReplyForm | None = None, status: int = 200):
 
 
 @bp.get("/simulator")
-@staff_page(unmasked=True)
+@staff_page()
 def simulator():
     """Show the SMS simulator: one participant's messages, a reply box and a button to run the jobs."""
     _require_console()
@@ -81,7 +81,7 @@ def simulator():
 
 
 @bp.post("/simulator/reply")
-@staff_page(unmasked=True)
+@staff_page()
 def simulator_reply():
     """Send a reply as the chosen participant, exactly as if it had come in by SMS."""
     _require_console()
@@ -110,7 +110,7 @@ def simulator_reply():
 
 
 @bp.post("/simulator/run-jobs")
-@staff_page(unmasked=True)
+@staff_page()
 def simulator_run_jobs():
     """Run every scheduled job once, now, in its natural order (reminders due now go out to the console)."""
     _require_console()
