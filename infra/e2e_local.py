@@ -364,7 +364,7 @@ class Scenario:
         def sent_reminder():
             row = s.rows(
                 "SELECT provider_sid, claimed_by, created_at FROM outboundmessage"
-                " WHERE purpose = 'dose_reminder' AND ref_id = %s"
+                " WHERE purpose IN ('dose_reminder', 'dose_and_vas') AND ref_id = %s"
                 " AND provider_sid IS NOT NULL",
                 self.dose_id,
             )
@@ -397,7 +397,8 @@ class Scenario:
         return {
             sid
             for (sid,) in self.s.rows(
-                "SELECT provider_sid FROM outboundmessage WHERE participant_id = %s AND purpose = 'dose_reminder'"
+                "SELECT provider_sid FROM outboundmessage WHERE participant_id = %s"
+                " AND purpose IN ('dose_reminder', 'dose_and_vas')"
                 " AND provider_sid IS NOT NULL",
                 self.participant_id,
             )
