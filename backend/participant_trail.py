@@ -35,8 +35,8 @@ def _by_column(model: type, column: str) -> Callable[[int], Select]:
 
 def _by_function(fn: Callable[[int], Select]) -> Callable[[int], Select]:
     def ids(participant_id: int) -> Select:
-        query = fn(participant_id)
-        return select(cast(query.selected_columns[0], String)).select_from(query.subquery())
+        rows = fn(participant_id).subquery()
+        return select(cast(list(rows.c)[0], String))
 
     return ids
 

@@ -112,3 +112,18 @@ def test_the_trail_is_found_through_the_indexes_not_by_reading_the_whole_audit_t
     reads = [step for step in plan if "audit_entry" in step]
     # Each table's audit rows by entity and id together: never every row of a table (all doses of everyone).
     assert reads and all("entity=? AND entity_id=?" in step for step in reads), plan
+
+
+def test_a_table_about_several_participants_joins_the_trail_through_a_select_of_its_ids(session, trial, monkeypatch):
+    # As an export and its link table would: the ids of the rows concerning the participant, by any query.
+    make_vas = VasScore(participant_id=trial.a.id, value=5, recorded_at=utc("2026-02-20T01:00Z"), source="staff")
+    session.add(make_vas)
+    session.flush()
+    by_column = [r.id for r in participant_trail(session, trial.a.id)]
+    monkeypatch.setattr(
+        VasScore,
+        "__audit_participant__",
+        staticmethod(lambda pid: select(VasScore.id).where(VasScore.participant_id == pid)),
+    )
+    assert [r.id for r in participant_trail(session, trial.a.id)] == by_column
+    assert any(r.entity == "vasscore" for r in participant_trail(session, trial.a.id))
