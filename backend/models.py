@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import Column, Text
+from sqlalchemy import Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from schedules.dbtypes import UTCDateTime, utcnow
@@ -64,13 +64,15 @@ class AuditEntry(SQLModel, table=True):
     """One field-level change of clinical data; the database refuses UPDATE and DELETE here."""
 
     __tablename__ = "audit_entry"
+    # A row's history, and a participant's trail, are found by (entity, entity_id) (migration 0010).
+    __table_args__ = (Index("ix_audit_entry_entity_entity_id", "entity", "entity_id"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     at: datetime = Field(sa_type=UTCDateTime, index=True)
     actor: str = Field(max_length=80)
     source: str = Field(max_length=16)
     action: str = Field(max_length=8)  # create | update | delete; backup (audit.record_operator_action)
-    entity: str = Field(max_length=40, index=True)
-    entity_id: str = Field(max_length=40, index=True)
+    entity: str = Field(max_length=40)
+    entity_id: str = Field(max_length=40)
     field: str = Field(default="", max_length=60)
     old_value: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
     new_value: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))

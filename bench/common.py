@@ -189,7 +189,12 @@ def study_and_site(app) -> tuple[int, int]:
 
     with app.app_context(), get_database(app).session() as session:
         study = load_study(
-            session, protocol=load_protocol_file(PROTOCOL), source_file=str(PROTOCOL), now=datetime.now(timezone.utc)
+            session,
+            protocol=load_protocol_file(PROTOCOL),
+            source_file=str(PROTOCOL),
+            actor=Actor("system", "bench"),
+            reason="benchmark data",
+            now=datetime.now(timezone.utc),
         )
         site = create_site(
             session,

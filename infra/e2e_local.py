@@ -42,6 +42,9 @@ from schedules.phones import PhoneVault  # noqa: E402  (needs ROOT on the path; 
 ZONE = "Asia/Shanghai"
 PHONE = "+8613812345678"
 STUDY = "NCT04237987"
+# The deployment's first staff account, made as an operator bootstraps one; every later change names it (--as).
+ADMIN, ADMIN_PASSWORD = "e2e-admin@example.org", "e2e-Admin-" + secrets.token_hex(8)
+AS_ADMIN = ["--as", ADMIN, "--reason", "end-to-end check"]
 CRASH_TOTAL, BULK_TOTAL = 500, 2000
 
 
@@ -97,15 +100,16 @@ class Stack:
         return {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
 
     # -- CLI -----------------------------------------------------------------------------------
-    def cli(self, *commands: list[str]) -> None:
-        """Run `python -m flask --app wsgi <command>` in the deployment's env, all at once; StepFailed if one fails."""
+    def cli(self, *commands: list[str], env: dict[str, str] | None = None) -> None:
+        """Run `python -m flask --app wsgi <command>` in the deployment's env (plus `env`), all at once; StepFailed if
+        one fails."""
         procs = [
             (
                 args,
                 subprocess.Popen(
                     [self.python, "-m", "flask", "--app", "wsgi", *args],
                     cwd=ROOT,
-                    env=self.process_env(),
+                    env={**self.process_env(), **(env or {})},
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     text=True,
@@ -302,10 +306,15 @@ class Scenario:
     def reminder(self) -> str:
         """Enrolled via the CLI, reminder due now: exactly one reminder reaches the stand-in, sent by a dispatcher."""
         s = self.s
+        # The first admin before anything: protocol, site and enrollment are changes made for a person.
+        s.cli(
+            ["staff", "create", "--email", ADMIN, "--role", "admin", "--reason", "end-to-end check: first admin"],
+            env={"STAFF_PASSWORD": ADMIN_PASSWORD},
+        )
         # Independent of each other, so side by side (each CLI start costs seconds on a busy machine).
         # No on-call number: the daily digest (08:00 local) then has no one to go to and stays out of the counts.
         s.cli(
-            ["protocol", "load", f"protocols/{STUDY}.toml"],
+            ["protocol", "load", f"protocols/{STUDY}.toml", *AS_ADMIN],
             [
                 "sites",
                 "create",
@@ -317,6 +326,7 @@ class Scenario:
                 ZONE,
                 "--phone",
                 "+861088325555",
+                *AS_ADMIN,
             ],
         )
         local = datetime.now(ZoneInfo(ZONE))
@@ -343,6 +353,7 @@ class Scenario:
                 local.strftime("%H:%M"),
                 "--first-dose",
                 self.local_date,
+                *AS_ADMIN,
             ]
         )
         self.participant_id, self.site_id = s.rows("SELECT id, site_id FROM participant WHERE study_code = 'E2E-001'")[

@@ -8,6 +8,7 @@
 #
 # Everything it writes lives in $TRIAL_LOCAL_DIR (default /tmp/trial-local): env, pids, logs, metrics.
 # To run CLI commands against this deployment:  set -a; . /tmp/trial-local/env; set +a; flask --app wsgi ...
+# (first `staff create --role admin --reason ...`, then every change `--as` that admin: README, Operator CLI)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -69,6 +69,9 @@ class OutboundMessage(SQLModel, table=True):
     # Audited only where a person would ask "why did this not go out?"; routine sends are not.
     __audited__ = True
     __audit_redact__ = {"recipient_ciphertext", "body"}
+    # Not in a participant's audit trail: delivery bookkeeping (a reminder cancelled by a report or a hold),
+    # shown in the message log of the nurse page; what changed their care or consent is in the rows that caused it.
+    __audit_participant__ = None
 
     @staticmethod
     def __audit_filter__(action: str, field: str, old, new) -> bool:

@@ -60,6 +60,7 @@ class Participant(SQLModel, table=True):
 
     __audited__ = True
     __audit_redact__ = {"phone_ciphertext", "phone_hash", "calendar_token_hash"}
+    __audit_participant__ = "id"  # the participant's trail (backend/participant_trail.py)
     __table_args__ = (UniqueConstraint("study_id", "study_code", name="uq_participant_study_code"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     study_id: int = Field(foreign_key="study.id", index=True)
@@ -117,6 +118,7 @@ class Dose(SQLModel, table=True):
     """One planned injection with its reminder time and report window, all in UTC."""
 
     __audited__ = True
+    __audit_participant__ = "participant_id"
     __table_args__ = (
         UniqueConstraint("participant_id", "seq", name="uq_dose_participant_seq"),
         # The missed-dose job reads only scheduled doses by window close: cost follows what closed.
@@ -176,6 +178,7 @@ class Alert(SQLModel, table=True):
     """One item of the nurse queue; dedupe_key makes a second copy of the same alert impossible."""
 
     __audited__ = True
+    __audit_participant__ = "participant_id"
     __table_args__ = (Index("ix_alert_site_state", "site_id", "state"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     participant_id: Optional[int] = Field(default=None, foreign_key="participant.id", index=True)
@@ -201,6 +204,7 @@ class VasScore(SQLModel, table=True):
     """A patient-global VAS answer; withdrawals and corrections are new rows, never overwrites."""
 
     __audited__ = True
+    __audit_participant__ = "participant_id"
     id: Optional[int] = Field(default=None, primary_key=True)
     participant_id: int = Field(foreign_key="participant.id", index=True)
     value: Decimal = Field(sa_column=Column(Numeric(3, 1), nullable=False))
@@ -217,6 +221,7 @@ class AdverseEvent(SQLModel, table=True):
     """A participant's adverse-event report and, later, its investigator review."""
 
     __audited__ = True
+    __audit_participant__ = "participant_id"
     id: Optional[int] = Field(default=None, primary_key=True)
     participant_id: int = Field(foreign_key="participant.id", index=True)
     reported_at: datetime = _utc()

@@ -83,6 +83,7 @@ def enroll_participant(
     vault: PhoneVault,
     actor: Actor,
     now: datetime,
+    reason: str = "enrollment",
 ) -> Participant:
     """Enroll a participant and generate their schedule; InvalidInput/Conflict name the field.
 
@@ -118,7 +119,7 @@ def enroll_participant(
         sms_consent=sms_consent,
         enrolled_at=now,
     )
-    with acting(session, actor, "enrollment"):
+    with acting(session, actor, reason):
         created = _insert_participant(session, participant)
         if created is None:
             raise Conflict(f"study code {code!r} is already enrolled in {study.code}", field="study_code")

@@ -30,6 +30,7 @@ def create_site(
     actor: Actor,
     on_call: list[str] = (),
     phone: str = "",
+    reason: str = "site created",
 ) -> Site:
     """Create a site; the time zone must be IANA and on-call numbers E.164."""
     code = (code or "").strip()
@@ -41,7 +42,7 @@ def create_site(
         raise Conflict(f"site {code!r} already exists", field="code")
     site = Site(code=code, name=name, time_zone=time_zone, phone=_numbers([phone], "phone")[0] if phone else "")
     set_on_call(site, _numbers(list(on_call), "on_call"), vault)
-    with acting(session, actor, "site created"):
+    with acting(session, actor, reason):
         session.add(site)
     return site
 

@@ -8,13 +8,16 @@ from functools import lru_cache
 
 from sqlmodel import Session, select
 
+from schedules.changes import Actor, acting
 from schedules.errors import NotFound
 from schedules.models import Study
 from schedules.protocol import Protocol, protocol_from_dict
 
 
-def load_study(session: Session, *, protocol: Protocol, source_file: str, now: datetime) -> Study:
-    """Create or update the study row for a validated protocol."""
+def load_study(
+    session: Session, *, protocol: Protocol, source_file: str, actor: Actor, reason: str, now: datetime
+) -> Study:
+    """Create or update the study row for a validated protocol, attributed to `actor` with `reason`."""
     study = session.exec(select(Study).where(Study.code == protocol.study_code)).first()
     payload = json.dumps(protocol.to_dict(), sort_keys=True, ensure_ascii=False)
     if study is None:
@@ -28,7 +31,8 @@ def load_study(session: Session, *, protocol: Protocol, source_file: str, now: d
         session.add(study)
     elif study.protocol_json != payload:
         study.protocol_json, study.title, study.source_file, study.loaded_at = payload, protocol.title, source_file, now
-    session.flush()
+    with acting(session, actor, reason):
+        session.flush()
     return study
 
 

@@ -29,6 +29,8 @@ def make_study(session: Session, *, now: datetime | None = None):
         session,
         protocol=load_protocol_file(PROTOCOL_FILE),
         source_file=str(PROTOCOL_FILE),
+        actor=ACTOR,
+        reason="test data",
         now=now or datetime.now().astimezone(),
     )
 

@@ -20,6 +20,7 @@ class ActivationCode(SQLModel, table=True):
 
     __tablename__ = "activation_code"
     __audited__ = True
+    __audit_participant__ = "participant_id"
     __audit_redact__ = {"code_hash"}
 
     @staticmethod
@@ -46,6 +47,7 @@ class DeviceSession(SQLModel, table=True):
 
     __tablename__ = "device_session"
     __audited__ = True
+    __audit_participant__ = "participant_id"
 
     @staticmethod
     def __audit_filter__(action: str, field: str, old, new) -> bool:

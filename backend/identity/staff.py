@@ -16,6 +16,7 @@ from backend.identity.security import (
     verify_password,
 )
 from backend.models import Staff, StaffToken
+from schedules.changes import SYSTEM, Actor, acting
 from schedules.errors import TooManyAttempts
 from schedules.models import Site
 
@@ -31,16 +32,25 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-def create_staff(session: Session, *, email: str, password: str, role: str, site: Site | None) -> Staff:
-    """Create a staff account (the caller checks the password policy first)."""
+def create_staff(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    role: str,
+    site: Site | None,
+    actor: Actor = SYSTEM,
+    reason: str = "staff account created",
+) -> Staff:
+    """Create a staff account, attributed to `actor` with `reason` (the caller checks the password policy first)."""
     staff = Staff(
         email=normalize_email(email),
         password_hash=hash_password(password),
         role=role,
         site_id=site.id if site else None,
     )
-    session.add(staff)
-    session.flush()
+    with acting(session, actor, reason):
+        session.add(staff)
     return staff
 
 

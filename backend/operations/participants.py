@@ -32,6 +32,7 @@ def enroll(
     vault: PhoneVault,
     actor: Actor,
     now: datetime,
+    reason: str = "enrollment",
 ) -> Participant:
     """Enroll a participant, generate their schedule, plan their first messages (no language: the protocol's)."""
     participant = domain.enroll_participant(
@@ -49,6 +50,7 @@ def enroll(
         vault=vault,
         actor=actor,
         now=now,
+        reason=reason,
     )
     replan_messages(session, participant=participant, now=now)
     return participant

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -17,9 +16,11 @@ from sqlmodel import select
 from backend.config import settings_of
 from backend.db import get_database
 from backend.extensions import get_vault
+from backend.identity.principal import UNMASKED
 from backend.identity.security import WeakPassword, check_password_policy
 from backend.identity.staff import create_staff
 from backend.models import Role, Staff
+from backend.runtime.cli_caller import ADMINS, attribution_options, caller_for, fail
 from schedules.adherence import adherence_of
 from schedules.changes import Actor, acting
 from schedules.dbtypes import utcnow
@@ -30,13 +31,9 @@ from schedules.queries import doses_of
 from schedules.sites import create_site, get_site
 from schedules.studies import get_study, load_study
 
-CLI_ACTOR = Actor("cli", os.environ.get("USER", "operator"))
-
-
-def fail(message: str, code: int = 2):
-    """Exit non-zero with one sentence on stderr."""
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
+# Operator actions on the database as a whole (a backup, often from cron) name the OS user and the host;
+# changes to the trial's data name a staff account instead (--as, backend/runtime/cli_caller.py).
+OPERATOR = Actor("cli", os.environ.get("USER", "operator"))
 
 
 def _session():
@@ -72,9 +69,10 @@ def db_revision(message):
 
 @protocol_cli.command("load")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--check", is_flag=True, help="Validate only; load nothing.")
-def protocol_load(path, check):
-    """Validate and load a protocol file."""
+@click.option("--check", is_flag=True, help="Validate only; load nothing (no --as or --reason needed).")
+@attribution_options
+def protocol_load(path, check, as_email, reason):
+    """Validate and load a protocol file (an admin's change: --as EMAIL --reason TEXT)."""
     try:
         protocol = load_protocol_file(path)
     except ProtocolInvalid as exc:
@@ -85,7 +83,10 @@ def protocol_load(path, check):
         click.echo(f"{path}: valid protocol for {protocol.study_code}")
         return
     with _session() as session:
-        study = load_study(session, protocol=protocol, source_file=str(path), now=utcnow())
+        caller = caller_for(session, as_email, reason, roles=ADMINS, doing="loading a protocol")
+        study = load_study(
+            session, protocol=protocol, source_file=str(path), actor=caller.actor, reason=caller.reason, now=utcnow()
+        )
         click.echo(f"loaded {study.code}: {protocol.title} (arms: {', '.join(protocol.arm_codes)})")
 
 
@@ -95,10 +96,12 @@ def protocol_load(path, check):
 @click.option("--tz", "time_zone", required=True, help="IANA time zone, e.g. Asia/Shanghai")
 @click.option("--on-call", "on_call", multiple=True, help="E.164 number of the on-call nurse (repeatable)")
 @click.option("--phone", default="", help="The site's number participants may call (E.164)")
-def sites_create(code, name, time_zone, on_call, phone):
-    """Create a site."""
+@attribution_options
+def sites_create(code, name, time_zone, on_call, phone, as_email, reason):
+    """Create a site (an admin's change: --as EMAIL --reason TEXT)."""
     try:
         with _session() as session:
+            caller = caller_for(session, as_email, reason, roles=ADMINS, doing="creating a site")
             site = create_site(
                 session,
                 code=code,
@@ -107,7 +110,8 @@ def sites_create(code, name, time_zone, on_call, phone):
                 on_call=list(on_call),
                 phone=phone,
                 vault=get_vault(),
-                actor=CLI_ACTOR,
+                actor=caller.actor,
+                reason=caller.reason,
             )
             click.echo(f"created site {site.code} ({site.time_zone}) with {len(on_call)} on-call number(s)")
     except DomainError as exc:
@@ -119,8 +123,9 @@ def sites_create(code, name, time_zone, on_call, phone):
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
 @click.option("--site", "site_code", default=None, help="Site code (required except for admins)")
 @click.password_option(envvar="STAFF_PASSWORD", help="Password (prompted, or STAFF_PASSWORD)")
-def staff_create(email, role, site_code, password):
-    """Create a staff account (password from a prompt or STAFF_PASSWORD)."""
+@attribution_options
+def staff_create(email, role, site_code, password, as_email, reason):
+    """Create a staff account (an admin's change: --as EMAIL --reason TEXT; no --as for the very first, an admin)."""
     if role != Role.ADMIN.value and not site_code:
         fail("--site is required for every role except admin.")
     try:
@@ -128,14 +133,20 @@ def staff_create(email, role, site_code, password):
     except WeakPassword as exc:
         fail(f"{exc}.")
     with _session() as session:
+        caller = caller_for(session, as_email, reason, roles=ADMINS, doing="creating a staff account", bootstrap=True)
+        if caller.staff is None and role != Role.ADMIN.value:
+            fail("--role: no staff account exists yet, so the first one must be an admin (--role admin).")
         if session.exec(select(Staff).where(Staff.email == email.strip().lower())).first():
             fail(f"a staff account for {email} already exists.")
         try:
             site = get_site(session, site_code) if site_code else None
         except DomainError as exc:
             fail(f"{exc.message}.")
-        create_staff(session, email=email, password=password, role=role, site=site)
-        click.echo(f"created {role} {email}" + (f" at {site_code}" if site_code else ""))
+        create_staff(
+            session, email=email, password=password, role=role, site=site, actor=caller.actor, reason=caller.reason
+        )
+        made_by = f" (as {caller.email})" if caller.staff else " (the first account: bootstrap)"
+        click.echo(f"created {role} {email}" + (f" at {site_code}" if site_code else "") + made_by)
 
 
 @participants_cli.command("enroll")
@@ -149,10 +160,11 @@ def staff_create(email, role, site_code, password):
 @click.option("--reminder-time", required=True, help="HH:MM local")
 @click.option("--first-dose", required=True, help="YYYY-MM-DD")
 @click.option("--no-sms-consent", is_flag=True)
+@attribution_options
 def participants_enroll(
-    study, code, arm, site_code, phone, time_zone, language, reminder_time, first_dose, no_sms_consent
+    study, code, arm, site_code, phone, time_zone, language, reminder_time, first_dose, no_sms_consent, as_email, reason
 ):
-    """Enroll a participant and generate their schedule."""
+    """Enroll a participant and generate their schedule (staff of the site or an admin: --as EMAIL --reason TEXT)."""
     from backend.operations.participants import enroll
 
     try:
@@ -161,11 +173,14 @@ def participants_enroll(
         fail(f"--first-dose: {first_dose!r} is not a date in YYYY-MM-DD form.")
     try:
         with _session() as session:
+            caller = caller_for(session, as_email, reason, roles=UNMASKED, doing="enrolling a participant")
+            site = get_site(session, site_code)
+            caller.check_site(session, site, "enrolling a participant")
             now = utcnow()
             participant = enroll(
                 session,
                 study=get_study(session, study),
-                site=get_site(session, site_code),
+                site=site,
                 study_code=code,
                 arm=arm,
                 phone=phone,
@@ -175,7 +190,8 @@ def participants_enroll(
                 first_dose_date=first,
                 sms_consent=not no_sms_consent,
                 vault=get_vault(),
-                actor=CLI_ACTOR,
+                actor=caller.actor,
+                reason=caller.reason,
                 now=now,
             )
             n = len(doses_of(session, participant.id))
@@ -304,7 +320,7 @@ def backup_command(path):
         fail(f"PATH: {exc}.")
     except BackupFailed as exc:
         fail(f"no backup was made: {exc}.", code=1)
-    with _session() as session, acting(session, CLI_ACTOR, reason="backup"):
+    with _session() as session, acting(session, OPERATOR, reason="backup"):
         detail = {"path": str(made.path), "host": socket.gethostname(), "bytes": made.size, "database": made.database}
         record_operator_action(session, action="backup", entity="database", entity_id="", detail=detail)
     click.echo(f"backed up {made.database} to {made.path} ({made.kind}, {made.size} bytes)")

@@ -34,6 +34,7 @@ DEMO_STAFF = [
     ("assessor@demo.local", "assessor"),
 ]
 DEMO_ACTOR = Actor("system", "demo-seed")
+DEMO_REASON = "demo data (seed-demo)"
 # (code, arm, days since first dose, language, phone, adherence pattern: every dose index i is
 # taken when pattern(i) is True; the rest are left to become missed)
 DEMO_PARTICIPANTS = [
@@ -53,7 +54,14 @@ def seed_demo(app: Flask, *, force: bool = False) -> list[str]:
     now = utcnow()
     out = []
     with get_database(app).session() as session:
-        study = load_study(session, protocol=protocol, source_file=app.config["DEFAULT_PROTOCOL"], now=now)
+        study = load_study(
+            session,
+            protocol=protocol,
+            source_file=app.config["DEFAULT_PROTOCOL"],
+            actor=DEMO_ACTOR,
+            reason=DEMO_REASON,
+            now=now,
+        )
         if session.exec(select(Participant.id)).first() is not None and not force:
             return [f"demo data already present; log in at /login as {DEMO_STAFF[0][0]} / {DEMO_PASSWORD}"]
         site = session.exec(select(Site).where(Site.code == "PKUPH")).first() or create_site(
@@ -65,12 +73,20 @@ def seed_demo(app: Flask, *, force: bool = False) -> list[str]:
             phone="+861088325555",
             vault=vault,
             actor=DEMO_ACTOR,
+            reason=DEMO_REASON,
         )
-        for email, role in DEMO_STAFF:
+        for email, role in [*DEMO_STAFF, ("admin@demo.local", "admin")]:
             if session.exec(select(Staff).where(Staff.email == email)).first() is None:
-                create_staff(session, email=email, password=DEMO_PASSWORD, role=role, site=site)
-        if session.exec(select(Staff).where(Staff.email == "admin@demo.local")).first() is None:
-            create_staff(session, email="admin@demo.local", password=DEMO_PASSWORD, role="admin", site=None)
+                staff_site = None if role == "admin" else site
+                create_staff(
+                    session,
+                    email=email,
+                    password=DEMO_PASSWORD,
+                    role=role,
+                    site=staff_site,
+                    actor=DEMO_ACTOR,
+                    reason=DEMO_REASON,
+                )
         for code, arm, days_in, lang, phone, takes in DEMO_PARTICIPANTS:
             if session.exec(select(Participant.id).where(Participant.study_code == code)).first() is not None:
                 continue
@@ -89,6 +105,7 @@ def seed_demo(app: Flask, *, force: bool = False) -> list[str]:
                 sms_consent=True,
                 vault=vault,
                 actor=DEMO_ACTOR,
+                reason=DEMO_REASON,
                 now=now - timedelta(days=days_in + 1),
             )
             for i, dose in enumerate(d for d in doses_of(session, participant.id) if d.window_closes_at <= now):

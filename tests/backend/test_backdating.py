@@ -14,9 +14,9 @@ from schedules.missed import flag_missed_doses
 from schedules.models import Alert, Dose, Participant
 from schedules.queries import doses_of
 from tests.backend.test_pages import csrf, sign_in
+from tests.cli_helpers import AS_ADMIN, load_trial
 from tests.conftest import utc
 from tests.factories import (
-    PROTOCOL_FILE,
     STRONG_PASSWORD,
     auth,
     make_participant,
@@ -89,9 +89,7 @@ def test_api_accepts_seven_days_back_and_the_past_doses_wait_for_a_nurse(client,
 @pytest.fixture
 def loaded(cli, clock):
     clock.move_to(TODAY)
-    assert cli.invoke(args=["protocol", "load", str(PROTOCOL_FILE)]).exit_code == 0
-    made = cli.invoke(args=["sites", "create", "--code", "PKUPH", "--name", "PKU", "--tz", "Asia/Shanghai"])
-    assert made.exit_code == 0, made.output
+    load_trial(cli)
     return cli
 
 
@@ -101,6 +99,7 @@ def _cli_enroll(cli, first_dose: str):
             *("participants", "enroll", "--study", "NCT04237987", "--code", "P-9", "--arm", "il2"),
             *("--site", "PKUPH", "--phone", "+8613812345678", "--tz", "Asia/Shanghai"),
             *("--reminder-time", "20:00", "--first-dose", first_dose),
+            *AS_ADMIN,
         ]
     )
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.cli_helpers import AS_ADMIN, load_trial
 from tests.conftest import utc
 from tests.factories import PROTOCOL_FILE, STRONG_PASSWORD
 
@@ -13,22 +14,7 @@ from tests.factories import PROTOCOL_FILE, STRONG_PASSWORD
 @pytest.fixture
 def loaded(cli, clock):
     clock.move_to(utc("2026-02-20T00:00Z"))
-    assert cli.invoke(args=["protocol", "load", str(PROTOCOL_FILE)]).exit_code == 0
-    result = cli.invoke(
-        args=[
-            "sites",
-            "create",
-            "--code",
-            "PKUPH",
-            "--name",
-            "PKU People's",
-            "--tz",
-            "Asia/Shanghai",
-            "--on-call",
-            "+8613900000099",
-        ]
-    )
-    assert result.exit_code == 0, result.output
+    load_trial(cli, on_call=("+8613900000099",))
     return cli
 
 
@@ -53,6 +39,7 @@ ENROLL = [
     "20:00",
     "--first-dose",
     "2026-03-01",
+    *AS_ADMIN,
 ]
 
 
@@ -99,21 +86,22 @@ def test_bad_protocol_lists_every_problem(cli, tmp_path):
 
 def test_staff_create_checks_password_and_site(loaded, monkeypatch):
     weak = loaded.invoke(
-        args=["staff", "create", "--email", "a@example.org", "--role", "nurse", "--site", "PKUPH"],
+        args=["staff", "create", "--email", "a@example.org", "--role", "nurse", "--site", "PKUPH", *AS_ADMIN],
         env={"STAFF_PASSWORD": "password1234"},
     )
     assert weak.exit_code != 0 and "password" in weak.output
     no_site = loaded.invoke(
-        args=["staff", "create", "--email", "a@example.org", "--role", "nurse"], env={"STAFF_PASSWORD": STRONG_PASSWORD}
+        args=["staff", "create", "--email", "a@example.org", "--role", "nurse", *AS_ADMIN],
+        env={"STAFF_PASSWORD": STRONG_PASSWORD},
     )
     assert no_site.exit_code != 0 and "--site" in no_site.output
     ok = loaded.invoke(
-        args=["staff", "create", "--email", "a@example.org", "--role", "nurse", "--site", "PKUPH"],
+        args=["staff", "create", "--email", "a@example.org", "--role", "nurse", "--site", "PKUPH", *AS_ADMIN],
         env={"STAFF_PASSWORD": STRONG_PASSWORD},
     )
     assert ok.exit_code == 0, ok.output
     dup = loaded.invoke(
-        args=["staff", "create", "--email", "A@example.org", "--role", "nurse", "--site", "PKUPH"],
+        args=["staff", "create", "--email", "A@example.org", "--role", "nurse", "--site", "PKUPH", *AS_ADMIN],
         env={"STAFF_PASSWORD": STRONG_PASSWORD},
     )
     assert dup.exit_code != 0 and "already exists" in dup.output

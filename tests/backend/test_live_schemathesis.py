@@ -58,7 +58,11 @@ def live_api(tmp_path_factory):
         env = server_environ(url, tmp)
         flask_cli(env, "db", "upgrade")
         flask_cli(env, "seed-demo")
-        flask_cli({**env, "STAFF_PASSWORD": STRONG_PASSWORD}, "staff", "create", "--email", ADMIN, "--role", "admin")
+        flask_cli(
+            {**env, "STAFF_PASSWORD": STRONG_PASSWORD},
+            *("staff", "create", "--email", ADMIN, "--role", "admin"),
+            *("--as", "admin@demo.local", "--reason", "schemathesis run"),
+        )
         # The test's own handle on the same database, for minting tokens as the identity functions do.
         app = create_app(settings_for(url, INSTANCE_DIR=str(tmp)))
         with get_database(app).session() as session:

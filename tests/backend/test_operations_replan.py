@@ -154,6 +154,7 @@ def test_cli_enrollment_plans_the_first_reminder(cli, nurse, session):
             "20:00",
             "--first-dose",
             "2026-03-01",
+            *("--as", "nurse-pkuph@example.org", "--reason", "consented at the visit"),
         ]
     )
     assert result.exit_code == 0, result.output

@@ -11,9 +11,9 @@ from backend.db import get_session
 from backend.extensions import get_vault
 from backend.identity import scope
 from backend.identity.principal import UNMASKED
-from backend.models import AuditEntry
 from backend.operations import doses as dose_ops
 from backend.operations import participants as ops
+from backend.participant_trail import participant_trail
 from backend.web.api.errors import error_responses
 from backend.web.api.schemas import (
     AdherenceSchema,
@@ -234,16 +234,8 @@ class AuditView(MethodView):
     @blp.response(200, AuditEntrySchema(many=True))
     @_errors(401, 403, 404)
     def get(self, participant_id):
-        """The audit trail of the participant and their doses, oldest first."""
-        session = get_session()
+        """The participant's audit trail, oldest first: their details and consent (opt-out, opt-in), doses,
+        VAS scores, adverse events and their reviews, their alerts and their app access; not the delivery
+        bookkeeping of their messages (see the message log)."""
         participant = visible_participant(participant_id)
-        dose_ids = [str(d.id) for d in doses_of(session, participant.id)]
-        query = (
-            select(AuditEntry)
-            .where(
-                ((AuditEntry.entity == "participant") & (AuditEntry.entity_id == str(participant.id)))
-                | ((AuditEntry.entity == "dose") & (AuditEntry.entity_id.in_(dose_ids)))
-            )
-            .order_by(AuditEntry.id)
-        )
-        return session.exec(query).all()
+        return participant_trail(get_session(), participant.id)

@@ -25,7 +25,7 @@ from schedules.studies import load_study, protocol_of
 # The app tests' fixture: study, site, nurse, P-001 and P-002.
 from tests.backend.app_fixtures import signed_in, trial  # noqa: F401
 from tests.backend.test_sms_symptoms import sms
-from tests.factories import VAULT, auth, make_site, make_staff_token
+from tests.factories import ACTOR, VAULT, auth, make_site, make_staff_token
 
 ON_CALL = ("+8613900000099", "+8613900000098")
 
@@ -130,7 +130,7 @@ def _study_with_scale(session, trial, **vas):  # noqa: F811
     """Give P-001's study a different VAS scale, as a second trial's protocol file might."""
     protocol = protocol_of(session.get(Study, trial.a.study_id))
     changed = dataclasses.replace(protocol, vas=dataclasses.replace(protocol.vas, **vas))
-    load_study(session, protocol=changed, source_file="test", now=trial.a.enrolled_at)
+    load_study(session, protocol=changed, source_file="test", actor=ACTOR, reason="test", now=trial.a.enrolled_at)
     return changed
 
 
@@ -175,7 +175,7 @@ def test_a_language_change_is_checked_against_the_studys_protocol(session, trial
     _study_with_scale(session, trial)  # same protocol, reloaded below with one language
     protocol = protocol_of(session.get(Study, trial.a.study_id))
     chinese_only = dataclasses.replace(protocol, languages=("zh-CN",))
-    load_study(session, protocol=chinese_only, source_file="test", now=trial.a.enrolled_at)
+    load_study(session, protocol=chinese_only, source_file="test", actor=ACTOR, reason="test", now=trial.a.enrolled_at)
     with pytest.raises(InvalidInput) as refused:
         update_details(
             session,
