@@ -18,40 +18,9 @@ from schedules.changes import Actor
 from schedules.errors import NotPermitted
 from schedules.models import AdverseEvent, AdverseEventSignature
 
-
-def review_adverse_event(
-    session: Session,
-    *,
-    ae: AdverseEvent,
-    actor: Actor,
-    now: datetime,
-    ctcae_grade: int,
-    serious: bool,
-    serious_criteria: list[str],
-    relatedness: str,
-    outcome: str,
-    reason: str | None = None,
-) -> AdverseEvent:
-    """Investigator grading of an adverse event: CTCAE v5 grade, seriousness with criteria, relatedness, outcome."""
-    return ae_review.review_adverse_event(
-        session,
-        ae=ae,
-        actor=actor,
-        now=now,
-        ctcae_grade=ctcae_grade,
-        serious=serious,
-        serious_criteria=serious_criteria,
-        relatedness=relatedness,
-        outcome=outcome,
-        reason=reason,
-    )
-
-
-def follow_up_adverse_event(
-    session: Session, *, ae: AdverseEvent, actor: Actor, now: datetime, changes: dict[str, object], reason: str
-) -> AdverseEvent:
-    """Follow-up of an adverse event (outcome, stop date, narrative); after a signature, a new version."""
-    return ae_review.follow_up_adverse_event(session, ae=ae, actor=actor, now=now, changes=changes, reason=reason)
+# Nothing follows a grading or a follow-up (no message, no page): the domain write is the whole operation.
+review_adverse_event = ae_review.review_adverse_event
+follow_up_adverse_event = ae_review.follow_up_adverse_event
 
 
 def sign_adverse_event(

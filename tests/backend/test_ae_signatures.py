@@ -16,19 +16,13 @@ from backend.identity.staff import create_staff, issue_staff_token
 from backend.models import SignInLock
 from backend.web.api.symptom_schemas import MaskedAdverseEventSchema
 from schedules.models import AdverseEvent, AdverseEventSignature, AdverseEventVersion
+from tests.backend.test_api_symptoms import REVIEW
 from tests.conftest import utc
 from tests.factories import STRONG_PASSWORD, auth, make_participant, make_site, make_study
 
 NOW = utc("2026-03-02T04:00Z")
 EMAIL = "li.wei@example.org"
 WRONG = "not-the-password-at-all"
-REVIEW = {
-    "ctcae_grade": 3,
-    "serious": True,
-    "serious_criteria": ["hospitalisation"],
-    "relatedness": "possible",
-    "outcome": "recovering",
-}
 SIGN = {"email": EMAIL, "password": STRONG_PASSWORD, "meaning": "approved"}
 
 
