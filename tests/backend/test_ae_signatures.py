@@ -17,6 +17,7 @@ from backend.models import SignInLock
 from backend.web.api.symptom_schemas import MaskedAdverseEventSchema
 from schedules.models import AdverseEvent, AdverseEventSignature, AdverseEventVersion
 from tests.backend.test_api_symptoms import REVIEW
+from tests.backend.test_pages import csrf, sign_in
 from tests.conftest import utc
 from tests.factories import STRONG_PASSWORD, auth, make_participant, make_site, make_study
 
@@ -230,3 +231,73 @@ def test_database_refuses_to_rewrite_a_signature_or_a_signed_version(client, ses
             session.execute(text(statement.format(table=table)))
     (row,) = signatures_in_db(session)
     assert row.version == 1 and len(session.exec(select(AdverseEventVersion)).all()) == 1
+
+
+# --- the nurse pages -----------------------------------------------------------------------------
+def page_form(client, ae_id: int, form: str, **fields):
+    """Post one form of the adverse-event page, with the session's CSRF token and the form's prefix."""
+    data = {f"{form}-csrf_token": csrf(client)}
+    for name, value in fields.items():
+        data[f"{form}-{name}"] = value
+    return client.post(f"/adverse-events/{ae_id}/{form.replace('_', '-')}", data=data)
+
+
+def test_signing_on_the_page_asks_for_the_password_and_shows_the_signature_with_the_record(client, session, trial):
+    ae_id = reviewed_ae(client, trial)
+    sign_in(client, EMAIL)
+    page = client.get(f"/adverse-events/{ae_id}")
+    assert page.status_code == 200 and 'type="password"' in page.text and "Not signed." in page.text
+    empty = page_form(client, ae_id, "sign", email=EMAIL, password="", meaning="approved")
+    assert empty.status_code == 422 and "Enter your password to sign." in empty.text
+    wrong = page_form(client, ae_id, "sign", email=EMAIL, password=WRONG, meaning="approved")
+    assert wrong.status_code == 403 and "wrong password: nothing was signed" in wrong.text
+    assert signatures_in_db(session) == [] and failures(session) == 1
+    signed = page_form(client, ae_id, "sign", email=EMAIL, password=STRONG_PASSWORD, meaning="approved")
+    assert signed.status_code == 303, signed.text
+    assert failures(session) == 0  # the right password clears the count, as a sign-in does
+    page = client.get(f"/adverse-events/{ae_id}").text
+    assert "<strong>Approved</strong> by li.wei@example.org (investigator)" in page
+    assert "on 2026-03-02 12:00 (Asia/Shanghai)" in page
+    participant = client.get(f"/participants/{trial['pid']}").text
+    assert "approved by li.wei@example.org on 2026-03-02 12:00 (Asia/Shanghai)" in participant
+    assert f'href="/adverse-events/{ae_id}"' in participant
+
+
+def test_follow_up_on_the_page_after_signing_is_a_new_version_and_the_signed_one_stays_on_the_page(
+    client, session, trial
+):
+    ae_id = reviewed_ae(client, trial)
+    sign(client, trial, ae_id)
+    sign_in(client, EMAIL)
+    saved = page_form(
+        client,
+        ae_id,
+        "follow_up",
+        outcome="recovered",
+        stop_date="2026-03-02",
+        narrative="Discharged; fever resolved.",
+        reason="discharge letter received",
+    )
+    assert saved.status_code == 303, saved.text
+    page = client.get(f"/adverse-events/{ae_id}").text
+    assert "version 2" in page and "Signatures of version 2" in page and "Not signed." in page
+    assert "Discharged; fever resolved." in page
+    version_1 = page[page.index('id="version-1"') :]
+    assert "outcome: recovering → recovered" in page[page.index('id="version-2"') : page.index('id="version-1"')]
+    assert "<strong>Approved</strong> by li.wei@example.org" in version_1 and "recovering" in version_1
+    resigned = page_form(client, ae_id, "sign", email=EMAIL, password=STRONG_PASSWORD, meaning="reviewed")
+    assert resigned.status_code == 303
+    assert [(s.version, s.meaning) for s in signatures_in_db(session)] == [(1, "approved"), (2, "reviewed")]
+
+
+def test_nurses_read_the_adverse_event_page_but_cannot_sign_and_the_assessor_cannot_open_it(client, session, trial):
+    ae_id = reviewed_ae(client, trial)
+    sign_in(client, "nurse@example.org")
+    page = client.get(f"/adverse-events/{ae_id}")
+    assert page.status_code == 200 and 'type="password"' not in page.text
+    refused = page_form(client, ae_id, "sign", email="nurse@example.org", password=STRONG_PASSWORD, meaning="approved")
+    assert refused.status_code == 403 and signatures_in_db(session) == []
+    client.post("/logout", data={"logout-csrf_token": csrf(client)})
+    sign_in(client, "assessor@example.org")
+    assert client.get(f"/adverse-events/{ae_id}").status_code == 403
+    assert f'href="/adverse-events/{ae_id}"' not in client.get(f"/participants/{trial['pid']}").text
