@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Optional
 
-from sqlalchemy import Column, Index, Numeric, Text, UniqueConstraint
+from sqlalchemy import Column, ForeignKeyConstraint, Index, Numeric, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from schedules.dbtypes import UTCDateTime, utcnow
@@ -242,5 +242,52 @@ class AdverseEvent(SQLModel, table=True):
     outcome: Optional[str] = Field(default=None, max_length=32)
     reviewed_by: str = ""
     reviewed_at: Optional[datetime] = _utc(default=None, nullable=True)
+    stop_date: Optional[date] = None
+    narrative: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # The version being worked on: a signed version is frozen, so a later change opens the next one.
+    version: int = 1
+    # The latest signature of the current version (empty again once a follow-up opens a new version).
     signed_off_by: str = ""
     signed_off_at: Optional[datetime] = _utc(default=None, nullable=True)
+
+
+class AdverseEventVersion(SQLModel, table=True):
+    """An adverse event's content as it was first signed, frozen: the database refuses UPDATE and DELETE here."""
+
+    __tablename__ = "ae_version"
+    __audited__ = True
+    __table_args__ = (UniqueConstraint("adverse_event_id", "version", name="uq_ae_version"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    adverse_event_id: int = Field(foreign_key="adverseevent.id", index=True)
+    version: int
+    content: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON (schedules.ae_versions)
+    content_hash: str = Field(max_length=64)  # SHA-256 of `content`
+    frozen_at: datetime = _utc()
+
+
+class AdverseEventSignature(SQLModel, table=True):
+    """An electronic signature of one version of an adverse event: who, when, meaning, and the hash of what was signed.
+
+    Append-only like the audit trail (the database refuses UPDATE and DELETE); the signer's password was entered
+    again to make it."""
+
+    __tablename__ = "ae_signature"
+    __audited__ = True
+    __table_args__ = (
+        UniqueConstraint("adverse_event_id", "version", "signer_id", "meaning", name="uq_ae_signature"),
+        # Every signature points at the frozen content it signed.
+        ForeignKeyConstraint(
+            ["adverse_event_id", "version"],
+            ["ae_version.adverse_event_id", "ae_version.version"],
+            name="fk_ae_signature_version",
+        ),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    adverse_event_id: int = Field(index=True)
+    version: int
+    signer_id: int = Field(foreign_key="staff.id")
+    signer_email: str = Field(max_length=254)  # as the account read when signing: the name printed with it
+    signer_role: str = Field(max_length=16)
+    meaning: str = Field(max_length=16)  # schedules.vocabulary.SIGNATURE_MEANINGS
+    signed_at: datetime = _utc()
+    content_hash: str = Field(max_length=64)

@@ -1,4 +1,4 @@
-"""Patient-global VAS and adverse events: recording, undo, corrections, escalation, review."""
+"""Patient-global VAS and adverse events: recording, undo, corrections, escalation (review: schedules.ae_review)."""
 
 from __future__ import annotations
 
@@ -21,13 +21,7 @@ from schedules.models import (
     VasScore,
 )
 from schedules.protocol import Protocol
-from schedules.vocabulary import (
-    AE_TERMS,
-    OUTCOMES,
-    RELATEDNESS,
-    SERIOUS_CRITERIA,
-    SEVERITIES,
-)
+from schedules.vocabulary import AE_TERMS, SEVERITIES
 
 
 def check_vas_value(value: Decimal, protocol: Protocol) -> Decimal:
@@ -197,52 +191,4 @@ def report_adverse_event(
         deadline_at=deadline,
         summary=("suspected serious adverse event" if serious else "adverse event") + f" reported by {actor.source}",
     )
-    return ae
-
-
-def review_adverse_event(
-    session: Session,
-    *,
-    ae: AdverseEvent,
-    actor: Actor,
-    now: datetime,
-    ctcae_grade: int,
-    serious: bool,
-    serious_criteria: list[str],
-    relatedness: str,
-    outcome: str,
-    reason: str | None = None,
-) -> AdverseEvent:
-    """Investigator grading: CTCAE v5 grade, seriousness with criteria, relatedness, outcome."""
-    if not 1 <= ctcae_grade <= 5:
-        raise InvalidInput("CTCAE grade is 1 to 5", field="ctcae_grade")
-    if relatedness not in RELATEDNESS:
-        raise InvalidInput(f"relatedness must be one of {', '.join(RELATEDNESS)}", field="relatedness")
-    if outcome not in OUTCOMES:
-        raise InvalidInput(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
-    bad = [c for c in serious_criteria if c not in SERIOUS_CRITERIA]
-    if bad:
-        raise InvalidInput(f"unknown serious criteria {', '.join(bad)}", field="serious_criteria")
-    if serious and not serious_criteria:
-        raise InvalidInput("a serious event needs at least one criterion", field="serious_criteria")
-    if ae.signed_off_at is not None:
-        raise Conflict(
-            "this adverse event is signed off; corrections need a new review after un-signing", field="signed_off"
-        )
-    with acting(session, actor, reason or "investigator review"):
-        ae.ctcae_grade, ae.serious, ae.serious_criteria = ctcae_grade, serious, ",".join(serious_criteria)
-        ae.relatedness, ae.outcome, ae.reviewed_by, ae.reviewed_at = relatedness, outcome, actor.label, now
-        session.add(ae)
-    return ae
-
-
-def sign_off_adverse_event(session: Session, *, ae: AdverseEvent, actor: Actor, now: datetime) -> AdverseEvent:
-    """Investigator sign-off of a reviewed adverse event."""
-    if ae.reviewed_at is None:
-        raise Conflict("review the adverse event (grade, seriousness, relatedness) before signing off", field="review")
-    if ae.signed_off_at is not None:
-        raise Conflict("already signed off", field="signed_off")
-    with acting(session, actor, "signed off"):
-        ae.signed_off_by, ae.signed_off_at = actor.label, now
-        session.add(ae)
     return ae

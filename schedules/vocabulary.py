@@ -53,3 +53,12 @@ SERIOUS_CRITERIA = (
     "congenital_anomaly",
     "other_important",
 )
+# What a follow-up may change after the first report (SAE follow-up); more fields join here (issue 16).
+FOLLOW_UP_FIELDS = ("outcome", "stop_date", "narrative")
+NARRATIVE_MAX = 10_000
+# What an investigator's electronic signature means (21 CFR 11.50(a)(3)): stored with the signature, shown with it.
+SIGNATURE_MEANINGS = ("reviewed", "approved")
+SIGNATURE_MEANING_LABELS = {
+    "reviewed": "Reviewed: I have reviewed this record",
+    "approved": "Approved: I approve this assessment",
+}

@@ -142,36 +142,3 @@ def ae_acknowledgement(
         site_phone=session.get(Site, participant.site_id).phone or "-",
         emergency_number=protocol_for(session, participant).safety.emergency_number(region_of(number)),
     )
-
-
-def review_adverse_event(
-    session: Session,
-    *,
-    ae: AdverseEvent,
-    actor: Actor,
-    now: datetime,
-    ctcae_grade: int,
-    serious: bool,
-    serious_criteria: list[str],
-    relatedness: str,
-    outcome: str,
-    reason: str | None = None,
-) -> AdverseEvent:
-    """Investigator grading of an adverse event: CTCAE v5 grade, seriousness with criteria, relatedness, outcome."""
-    return symptoms.review_adverse_event(
-        session,
-        ae=ae,
-        actor=actor,
-        now=now,
-        ctcae_grade=ctcae_grade,
-        serious=serious,
-        serious_criteria=serious_criteria,
-        relatedness=relatedness,
-        outcome=outcome,
-        reason=reason,
-    )
-
-
-def sign_off_adverse_event(session: Session, *, ae: AdverseEvent, actor: Actor, now: datetime) -> AdverseEvent:
-    """Investigator sign-off of a reviewed adverse event."""
-    return symptoms.sign_off_adverse_event(session, ae=ae, actor=actor, now=now)

@@ -299,9 +299,12 @@ REVIEW = {
 }
 
 
+SIGN = {"email": "investigator-PKUPH@example.org", "password": STRONG_PASSWORD, "meaning": "approved"}
+
+
 def test_investigator_reviews_and_signs_off_and_both_are_audited(client, session, trial):
     ae = post_ae(client, trial, went_to_hospital=True).get_json()
-    early = client.post(f"/api/v1/adverse-events/{ae['id']}/sign-off", headers=trial["investigator"])
+    early = client.post(f"/api/v1/adverse-events/{ae['id']}/sign-off", json=SIGN, headers=trial["investigator"])
     assert early.status_code == 409 and "review" in early.get_json()["message"]
     reviewed = client.post(
         f"/api/v1/adverse-events/{ae['id']}/review",
@@ -318,22 +321,23 @@ def test_investigator_reviews_and_signs_off_and_both_are_audited(client, session
         "recovering",
     )
     assert body["reviewed_by"].startswith("staff:") and body["signed_off_at"] is None
-    signed = client.post(f"/api/v1/adverse-events/{ae['id']}/sign-off", headers=trial["investigator"])
+    signed = client.post(f"/api/v1/adverse-events/{ae['id']}/sign-off", json=SIGN, headers=trial["investigator"])
     assert signed.status_code == 200 and signed.get_json()["signed_off_at"].startswith("2026-03-02T04:00:00")
-    assert client.post(f"/api/v1/adverse-events/{ae['id']}/sign-off", headers=trial["investigator"]).status_code == 409
+    again = client.post(f"/api/v1/adverse-events/{ae['id']}/sign-off", json=SIGN, headers=trial["investigator"])
+    assert again.status_code == 409 and "already signed version 1 as approved" in again.get_json()["message"]
     rows = audit_rows(session, "adverseevent", ae["id"])
     updates = {r.field: (r.new_value, r.reason) for r in rows if r.action == "update"}
     assert updates["ctcae_grade"] == ("3", "discharge letter") and updates["relatedness"] == (
         "possible",
         "discharge letter",
     )
-    assert updates["signed_off_by"][1] == "signed off"
+    assert updates["signed_off_by"][1] == "signed version 1 as approved"
 
 
 def test_nurse_cannot_review_or_sign_off(client, session, trial):
     ae = post_ae(client, trial).get_json()
     client.post(f"/api/v1/adverse-events/{ae['id']}/review", json=REVIEW, headers=trial["investigator"])
-    for action, payload in (("sign-off", None), ("review", REVIEW)):
+    for action, payload in (("sign-off", SIGN), ("review", REVIEW), ("follow-up", {"outcome": "recovered"})):
         response = client.post(f"/api/v1/adverse-events/{ae['id']}/{action}", json=payload, headers=trial["nurse"])
         assert response.status_code == 403
         assert "only an investigator or admin" in response.get_json()["message"]
@@ -442,7 +446,9 @@ def test_assessor_cannot_correct_review_or_sign_off(client, session, trial):
         client.post(f"/api/v1/adverse-events/{ae['id']}/review", json=REVIEW, headers=trial["assessor"]).status_code
         == 403
     )
-    assert client.post(f"/api/v1/adverse-events/{ae['id']}/sign-off", headers=trial["assessor"]).status_code == 403
+    for action in ("sign-off", "follow-up"):
+        assert client.post(f"/api/v1/adverse-events/{ae['id']}/{action}", headers=trial["assessor"]).status_code == 403
+    assert client.get(f"/api/v1/adverse-events/{ae['id']}/versions", headers=trial["assessor"]).status_code == 403
 
 
 def test_unauthenticated_calls_get_401(client, trial):
@@ -465,7 +471,9 @@ def test_openapi_documents_every_symptom_and_alert_endpoint_with_errors_and_exam
         },
         "/api/v1/adverse-events/{ae_id}": {"get": {"401", "403", "404"}},
         "/api/v1/adverse-events/{ae_id}/review": {"post": {"401", "403", "404", "409", "422"}},
-        "/api/v1/adverse-events/{ae_id}/sign-off": {"post": {"401", "403", "404", "409"}},
+        "/api/v1/adverse-events/{ae_id}/sign-off": {"post": {"401", "403", "404", "409", "422", "429"}},
+        "/api/v1/adverse-events/{ae_id}/follow-up": {"post": {"401", "403", "404", "422"}},
+        "/api/v1/adverse-events/{ae_id}/versions": {"get": {"401", "403", "404"}},
         "/api/v1/adverse-event-terms": {"get": {"401"}},
         "/api/v1/alerts": {"get": {"401", "403", "422"}},
         "/api/v1/alerts/{alert_id}": {"get": {"401", "403", "404"}},
@@ -486,6 +494,10 @@ def test_openapi_documents_every_symptom_and_alert_endpoint_with_errors_and_exam
         "AdverseEvent",
         "AdverseEventCreate",
         "AdverseEventReview",
+        "AdverseEventSign",
+        "AdverseEventFollowUp",
+        "AeSignature",
+        "AeVersion",
         "Alert",
         "AlertResolve",
     ):

@@ -4,7 +4,7 @@ None of these carries an arm, regimen or dose field: the masked assessor reads t
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, missing, post_load, validate
+from marshmallow import Schema, ValidationError, fields, missing, post_load, validate
 from sqlalchemy.orm import object_session
 
 from backend.extensions import get_vault
@@ -12,6 +12,7 @@ from backend.web.alert_text import acknowledged_via, alert_summary
 from backend.web.api.schemas import NO_NUL, site_code_of
 from backend.web.shown import Shown
 from notifications.pages import page_rounds
+from schedules.ae_versions import VersionView
 from schedules.dbtypes import utcnow
 from schedules.models import (
     AdverseEvent,
@@ -23,10 +24,13 @@ from schedules.models import (
 )
 from schedules.vocabulary import (
     AE_TERMS,
+    FOLLOW_UP_FIELDS,
+    NARRATIVE_MAX,
     OUTCOMES,
     RELATEDNESS,
     SERIOUS_CRITERIA,
     SEVERITIES,
+    SIGNATURE_MEANINGS,
 )
 
 REASON = validate.Length(min=1, max=500)
@@ -41,8 +45,11 @@ def vas_shown(score: VasScore, participant: Participant, replaced_by: dict[int, 
     return Shown(score, study_code=participant.study_code, replaced_by_id=(replaced_by or {}).get(score.id))
 
 
-def ae_shown(ae: AdverseEvent, participant: Participant, alert: Alert | None) -> Shown:
-    """An adverse event for AdverseEventSchema / MaskedAdverseEventSchema: with its study code and nurse alert."""
+def ae_shown(
+    ae: AdverseEvent, participant: Participant, alert: Alert | None, versions: list[VersionView] | None = None
+) -> Shown:
+    """An adverse event for AdverseEventSchema / MaskedAdverseEventSchema: with its study code, nurse alert and
+    the signatures of its versions (`versions`, from schedules.ae_versions)."""
     return Shown(
         ae,
         study_code=participant.study_code,
@@ -51,6 +58,22 @@ def ae_shown(ae: AdverseEvent, participant: Participant, alert: Alert | None) ->
         alert_id=alert.id if alert else None,
         alert_state=alert.state if alert else None,
         deadline_at=alert.deadline_at if alert else None,
+        signatures=[signature_shown(s) for v in versions or [] for s in v.signatures],
+    )
+
+
+def signature_shown(view) -> Shown:
+    """A signature for AeSignatureSchema, with whether what it signed is unchanged."""
+    return Shown(view.signature, intact=view.intact)
+
+
+def version_shown(view: VersionView) -> Shown:
+    """A version for AeVersionSchema."""
+    return Shown(
+        view,
+        signed=view.signed,
+        signatures=[signature_shown(s) for s in view.signatures],
+        changes=[{"field": name, "before": before, "after": after} for name, before, after in view.changes],
     )
 
 
@@ -158,11 +181,113 @@ class MaskedAdverseEventSchema(Schema):
     signed_off_at = fields.DateTime(allow_none=True, metadata={"example": None})
 
 
+class AeSignatureSchema(Schema):
+    """An investigator's electronic signature of one version (21 CFR 11.50): signer, time, meaning."""
+
+    version = fields.Integer(metadata={"description": "the version of the adverse event signed", "example": 1})
+    meaning = fields.String(validate=validate.OneOf(SIGNATURE_MEANINGS), metadata={"example": "approved"})
+    signer_id = fields.Integer(metadata={"description": "the staff account", "example": 4})
+    signer_email = fields.String(metadata={"description": "the signer as printed", "example": "li.wei@example.org"})
+    signer_role = fields.String(metadata={"example": "investigator"})
+    signed_at = fields.DateTime(metadata={"example": "2026-03-02T06:10:00+00:00"})
+    content_hash = fields.String(
+        metadata={"description": "SHA-256 of the version's content as signed", "example": "9f2c…"}
+    )
+    intact = fields.Boolean(
+        metadata={"description": "false when the content no longer matches what was signed", "example": True}
+    )
+
+
 class AdverseEventSchema(MaskedAdverseEventSchema):
-    """An adverse-event report, its nurse alert and, once done, its investigator review."""
+    """An adverse-event report, its nurse alert and, once done, its investigator review and signatures."""
 
     raw_text = fields.String(metadata={"description": "the participant's own words (SMS)", "example": "发烧 住院了"})
     other_text = fields.String(metadata={"example": ""})
+    stop_date = fields.Date(allow_none=True, metadata={"description": "when the event ended", "example": None})
+    narrative = fields.String(metadata={"description": "the investigator's follow-up narrative", "example": ""})
+    version = fields.Integer(
+        metadata={
+            "description": "the version being worked on: a follow-up after a signature opens the next one, "
+            "to be signed again (GET .../versions lists the earlier ones)",
+            "example": 1,
+        }
+    )
+    signatures = fields.List(
+        fields.Nested(AeSignatureSchema),
+        metadata={
+            "description": "signatures of every version, oldest first; the current version's are those "
+            "whose version equals `version`"
+        },
+    )
+
+
+class AeChangeSchema(Schema):
+    """A field a version changed from the version before it."""
+
+    field = fields.String(metadata={"example": "outcome"})
+    before = fields.Raw(allow_none=True, metadata={"example": "recovering"})
+    after = fields.Raw(allow_none=True, metadata={"example": "recovered"})
+
+
+class AeVersionSchema(Schema):
+    """One version of an adverse event, as signed (earlier versions) or as it is now (the current one)."""
+
+    version = fields.Integer(metadata={"example": 1})
+    current = fields.Boolean(metadata={"description": "the version being worked on", "example": False})
+    signed = fields.Boolean(metadata={"description": "signed, so frozen", "example": True})
+    frozen_at = fields.DateTime(
+        allow_none=True, metadata={"description": "its first signature", "example": "2026-03-02T06:10:00+00:00"}
+    )
+    content = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(allow_none=True),
+        metadata={
+            "description": "the adverse event's fields in this version (empty ones left out)",
+            "example": {"term": "fever", "ctcae_grade": 3, "outcome": "recovering", "version": 1},
+        },
+    )
+    content_hash = fields.String(metadata={"description": "SHA-256 of the canonical content", "example": "9f2c…"})
+    changes = fields.List(fields.Nested(AeChangeSchema), metadata={"description": "since the version before"})
+    signatures = fields.List(fields.Nested(AeSignatureSchema))
+
+
+class AdverseEventSignSchema(Schema):
+    """An electronic signature: the signer's own email and password again, and what the signature means."""
+
+    email = fields.Email(required=True, validate=validate.Length(max=254), metadata={"example": "li.wei@example.org"})
+    password = fields.String(
+        required=True, load_only=True, validate=validate.Length(min=1, max=200), metadata={"example": "••••••••"}
+    )
+    meaning = fields.String(
+        required=True,
+        validate=validate.OneOf(SIGNATURE_MEANINGS),
+        metadata={
+            "description": "reviewed: I have reviewed this record; approved: I approve this assessment",
+            "example": "approved",
+        },
+    )
+
+
+class AdverseEventFollowUpSchema(Schema):
+    """Follow-up of an adverse event; the fields sent are changed, the others kept. A reason is required."""
+
+    outcome = fields.String(validate=validate.OneOf(OUTCOMES), metadata={"example": "recovered"})
+    stop_date = fields.Date(allow_none=True, metadata={"description": "null clears it", "example": "2026-03-09"})
+    narrative = fields.String(
+        validate=[validate.Length(max=NARRATIVE_MAX), NO_NUL],
+        metadata={"example": "Discharged on day 7; fever resolved without sequelae."},
+    )
+    reason = fields.String(
+        required=True,
+        validate=REASON,
+        metadata={"description": "where the information comes from", "example": "discharge letter received"},
+    )
+
+    @post_load
+    def _some_change(self, data, **_kwargs):
+        if not set(data) & set(FOLLOW_UP_FIELDS):
+            raise ValidationError(f"send at least one of {', '.join(FOLLOW_UP_FIELDS)}", field_name="outcome")
+        return data
 
 
 class StructuredAdverseEventSchema(Schema):
@@ -252,6 +377,7 @@ class AeTermListSchema(Schema):
     relatedness = fields.List(fields.String(), metadata={"example": list(RELATEDNESS)})
     outcomes = fields.List(fields.String(), metadata={"example": list(OUTCOMES)})
     serious_criteria = fields.List(fields.String(), metadata={"example": list(SERIOUS_CRITERIA)})
+    signature_meanings = fields.List(fields.String(), metadata={"example": list(SIGNATURE_MEANINGS)})
 
 
 # --- alerts ---------------------------------------------------------------------------------------

@@ -9,21 +9,19 @@ from sqlmodel import Session, select
 
 from backend.db import get_session
 from backend.extensions import get_vault
+from backend.identity.app_tokens import Refused
 from backend.identity.principal import REVIEWERS, UNMASKED
-from backend.operations.symptoms import (
-    correct_vas,
-    protocol_for,
-    record_vas,
-    report_adverse_event,
-    review_adverse_event,
-    sign_off_adverse_event,
-)
-from backend.web.api.errors import error_responses
+from backend.operations.ae_review import follow_up_adverse_event, review_adverse_event, sign_adverse_event
+from backend.operations.symptoms import correct_vas, protocol_for, record_vas, report_adverse_event
+from backend.web.api.errors import STAFF_ERRORS, error_responses
 from backend.web.api.symptom_schemas import (
     AdverseEventCreateSchema,
+    AdverseEventFollowUpSchema,
     AdverseEventReviewSchema,
     AdverseEventSchema,
+    AdverseEventSignSchema,
     AeTermListSchema,
+    AeVersionSchema,
     MaskedAdverseEventSchema,
     MaskedVasSchema,
     VasCorrectSchema,
@@ -32,10 +30,19 @@ from backend.web.api.symptom_schemas import (
     ae_shown,
     structured_report,
     vas_shown,
+    version_shown,
 )
-from backend.web.auth import current_principal, require_staff, signed_in, visible_participant
+from backend.web.auth import (
+    current_principal,
+    lockout_policy,
+    refuse_sign_in,
+    require_staff,
+    signed_in,
+    visible_participant,
+)
 from backend.web.masking import masked_adverse_event, visible_terms
 from backend.web.paths import ID
+from schedules.ae_versions import histories, history
 from schedules.dbtypes import utcnow
 from schedules.models import AdverseEvent, Alert, Participant, Study, VasScore
 from schedules.queries import vas_history
@@ -47,12 +54,22 @@ from schedules.vocabulary import (
     RELATEDNESS,
     SERIOUS_CRITERIA,
     SEVERITIES,
+    SIGNATURE_MEANINGS,
 )
 
 blp = Blueprint("symptoms", __name__, url_prefix="/api/v1", description="Patient-global VAS and adverse events.")
 
 
 _errors = error_responses(blp)
+_sign_errors = error_responses(
+    blp,
+    {
+        **STAFF_ERRORS,
+        403: "role may not sign, another account's email, or a wrong password (counted towards the lockout); "
+        "nothing signed",
+        429: "the account's sign-in is locked after too many wrong passwords (Retry-After); nothing signed",
+    },
+)
 
 
 def _reviewers_only(action: str):
@@ -71,8 +88,11 @@ def _alerts_of(session: Session, ae_ids: list[int]) -> dict[int, Alert]:
 
 def _shown_aes(rows: list[tuple[AdverseEvent, Participant, Alert | None]], *, many: bool = True):
     """Adverse events for the response: the masked assessor's are dumped by their own schema, without free text."""
-    shown = [ae_shown(ae, participant, alert) for ae, participant, alert in rows]
-    if current_principal().masked:
+    masked = current_principal().masked
+    # The masked schema shows no signatures or versions: no need to read them.
+    versions = {} if masked else histories(get_session(), [ae for ae, _, _ in rows])
+    shown = [ae_shown(ae, participant, alert, versions.get(ae.id)) for ae, participant, alert in rows]
+    if masked:
         shown = [
             masked_adverse_event(item, protocol_for(get_session(), participant))
             for item, (_, participant, _) in zip(shown, rows)
@@ -168,6 +188,7 @@ class AeTerms(MethodView):
             "relatedness": list(RELATEDNESS),
             "outcomes": list(OUTCOMES),
             "serious_criteria": list(SERIOUS_CRITERIA),
+            "signature_meanings": list(SIGNATURE_MEANINGS),
         }
 
 
@@ -246,14 +267,67 @@ class AdverseEventReview(MethodView):
         return _one_ae(session, ae, participant)
 
 
+@blp.route(f"/adverse-events/<{ID}:ae_id>/follow-up")
+class AdverseEventFollowUp(MethodView):
+    @_reviewers_only("follow up")
+    @blp.arguments(AdverseEventFollowUpSchema)
+    @blp.response(200, AdverseEventSchema)
+    @_errors(401, 403, 404, 422)
+    def post(self, data, ae_id):
+        """Follow-up of an adverse event (investigator/admin): outcome, stop date, narrative, with a reason.
+
+        Fields left out are kept. After a signature the follow-up is a new version, to be signed again;
+        the signed version stays readable under .../versions."""
+        session = get_session()
+        ae, participant = _visible_ae(session, ae_id)
+        reason = data.pop("reason")
+        follow_up_adverse_event(
+            session, ae=ae, actor=current_principal().actor, now=utcnow(), changes=data, reason=reason
+        )
+        return _one_ae(session, ae, participant)
+
+
+@blp.route(f"/adverse-events/<{ID}:ae_id>/versions")
+class AdverseEventVersions(MethodView):
+    @require_staff(
+        *UNMASKED, refusal="the versions hold free text the masked assessor may not read (your role: {role})"
+    )
+    @blp.response(200, AeVersionSchema(many=True))
+    @_errors(401, 403, 404)
+    def get(self, ae_id):
+        """Every version of an adverse event, oldest first, each with its content, changes and signatures."""
+        session = get_session()
+        ae, _ = _visible_ae(session, ae_id)
+        return [version_shown(view) for view in history(session, ae)]
+
+
 @blp.route(f"/adverse-events/<{ID}:ae_id>/sign-off")
 class AdverseEventSignOff(MethodView):
     @_reviewers_only("sign off")
+    @blp.arguments(AdverseEventSignSchema)
     @blp.response(200, AdverseEventSchema)
-    @_errors(401, 403, 404, 409)
-    def post(self, ae_id):
-        """Sign off a reviewed adverse event (investigators and admins; nurses cannot)."""
+    @_sign_errors(401, 403, 404, 409, 422, 429)
+    def post(self, data, ae_id):
+        """Sign the current version of a reviewed adverse event (investigators and admins; nurses cannot).
+
+        An electronic signature (21 CFR 11.50, 11.200): your own email and password again, and its meaning
+        (reviewed or approved). It records signer, time, meaning and the SHA-256 of the content signed. A wrong
+        password signs nothing and counts towards the account's sign-in lockout."""
         session = get_session()
         ae, participant = _visible_ae(session, ae_id)
-        sign_off_adverse_event(session, ae=ae, actor=current_principal().actor, now=utcnow())
+        principal = current_principal()
+        try:
+            sign_adverse_event(
+                session,
+                ae=ae,
+                staff_id=principal.id,
+                email=data["email"],
+                password=data["password"],
+                meaning=data["meaning"],
+                actor=principal.actor,
+                now=utcnow(),
+                policy=lockout_policy(),
+            )
+        except Refused as exc:
+            refuse_sign_in(exc)
         return _one_ae(session, ae, participant)

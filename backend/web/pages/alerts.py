@@ -52,7 +52,8 @@ class AlertRow:
     pages: list[PageRound]  # on-call pages of a suspected-serious alert, oldest round first
 
 
-def _who(label: str, staff_emails: dict[int, str]) -> str:
+def staff_text(label: str, staff_emails: dict[int, str]) -> str:
+    """Who an audit label names, as a nurse reads it: a colleague's email, or the on-call phone."""
     # Audit labels read "staff:staff:7"; a nurse wants the colleague's email, not the number.
     if label.startswith("staff:staff:") and label[12:].isdigit():
         return staff_emails.get(int(label[12:]), label)
@@ -86,9 +87,9 @@ def alert_rows(session, alerts: list[Alert], *, now: datetime) -> list[AlertRow]
             summary=alert_summary(a),
             age=now - a.opened_at,
             remaining=a.deadline_at - now if a.deadline_at and a.state != AlertState.RESOLVED.value else None,
-            acknowledged_by=_who(a.acknowledged_by, staff_emails),
+            acknowledged_by=staff_text(a.acknowledged_by, staff_emails),
             acknowledged_via=acknowledged_via(a),
-            resolved_by=_who(a.resolved_by, staff_emails),
+            resolved_by=staff_text(a.resolved_by, staff_emails),
             pages=page_rounds(session, a, vault=get_vault()),
         )
         for a in alerts

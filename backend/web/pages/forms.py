@@ -12,13 +12,22 @@ from wtforms import (
     PasswordField,
     RadioField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
     TimeField,
 )
 from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
+from schedules.vocabulary import (
+    NARRATIVE_MAX,
+    OUTCOMES,
+    RELATEDNESS,
+    SERIOUS_CRITERIA,
+    SIGNATURE_MEANING_LABELS,
+)
 from schedules.wallclock import parse_hhmm
 
 REASON_HELP = "Say why, for the audit trail."
@@ -111,6 +120,59 @@ class DetailsForm(FlaskForm):
         validators=[InputRequired("Give the reminder time.")],
     )
     reason = _reason()
+
+
+def _choices(codes: tuple[str, ...]) -> list[SelectChoice]:
+    return [SelectChoice(code, code.replace("_", " ")) for code in codes]
+
+
+class AeReviewForm(FlaskForm):
+    """An investigator's grading of an adverse event; after a signature it becomes a new version."""
+
+    ctcae_grade = SelectField(
+        "CTCAE v5 grade",
+        coerce=int,
+        choices=[SelectChoice(g, f"{g}") for g in range(1, 6)],
+        validators=[InputRequired("Choose the grade.")],
+        description="1 mild … 5 death.",
+    )
+    serious = RadioField(
+        "Serious?",
+        choices=[SelectChoice("yes", "Serious"), SelectChoice("no", "Not serious")],
+        validators=[InputRequired("Say whether it is serious.")],
+    )
+    serious_criteria = SelectMultipleField(
+        "Seriousness criteria (at least one when serious)",
+        choices=_choices(SERIOUS_CRITERIA),
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+    )
+    relatedness = SelectField("Relatedness", choices=_choices(RELATEDNESS), validators=[InputRequired()])
+    outcome = SelectField("Outcome", choices=_choices(OUTCOMES), validators=[InputRequired()])
+    reason = _reason()
+
+
+class AeFollowUpForm(FlaskForm):
+    """Follow-up information; after a signature it is a new version, to be signed again."""
+
+    outcome = SelectField("Outcome", choices=[SelectChoice("", "(not set)"), *_choices(OUTCOMES)])
+    stop_date = DateField("Stop date (when the event ended)", validators=[Optional()])
+    narrative = TextAreaField("Narrative", validators=[Optional(), Length(max=NARRATIVE_MAX)])
+    reason = _reason("Where does this come from?")
+
+
+class AeSignForm(FlaskForm):
+    """An electronic signature: email and password again, and what the signature means."""
+
+    email = EmailField("Your email", validators=[DataRequired("Enter your email."), Length(max=254)])
+    password = PasswordField(
+        "Your password", validators=[DataRequired("Enter your password to sign."), Length(max=200)]
+    )
+    meaning = RadioField(
+        "This signature means",
+        choices=[SelectChoice(code, label) for code, label in SIGNATURE_MEANING_LABELS.items()],
+        validators=[InputRequired("Choose what your signature means.")],
+    )
 
 
 class AcknowledgeForm(FlaskForm):

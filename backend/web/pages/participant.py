@@ -43,6 +43,7 @@ from backend.web.pages.forms import (
 from backend.web.paths import ID
 from notifications.models import InboundMessage, OutboundMessage, OutboxStatus
 from schedules.adherence import adherence_of
+from schedules.ae_versions import histories
 from schedules.calendar import local_wall_to_utc
 from schedules.dbtypes import utcnow
 from schedules.errors import DomainError
@@ -212,6 +213,7 @@ def render_participant(participant: Participant, *, submitted: dict[str, FlaskFo
     ).all()
     log, planned = message_log(session, participant)
     context.update(
+        ae_versions=histories(session, list(adverse_events)),
         doses=doses,
         adherence=adherence_of(doses, now=now, enrolled_at=participant.enrolled_at),
         months=month_grids(doses, today=today),

@@ -216,7 +216,8 @@ WRITES = {
     "undo_last_vas",
     "report_adverse_event",
     "review_adverse_event",
-    "sign_off_adverse_event",
+    "follow_up_adverse_event",
+    "sign_adverse_event",
 }
 
 
@@ -228,7 +229,11 @@ def test_entry_points_reach_the_domain_writes_only_through_the_operations():
     offenders = []
     for path in [*sorted((root / "backend" / "web").rglob("*.py")), root / "backend" / "operations" / "sms_replies.py"]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module in ("schedules.symptoms", "notifications.escalation"):
+            if isinstance(node, ast.ImportFrom) and node.module in (
+                "schedules.symptoms",
+                "schedules.ae_review",
+                "notifications.escalation",
+            ):
                 names = {alias.name for alias in node.names} & (WRITES | {"escalate_serious_ae"})
                 offenders += [f"{path.relative_to(root)}: {name}" for name in sorted(names)]
     assert offenders == []
