@@ -4,6 +4,7 @@ truncate it, or update or delete its rows. Each test makes its own roles and dat
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -36,34 +37,58 @@ class Roles:
 
     owner: str
     runtime: str
-    owner_url: str
-    runtime_url: str
-    admin_url: str
+    name: str
 
+    def url(self, user: str, database: str | None = None) -> str:
+        """The URL of this (or another) database on the test server, as `user`."""
+        return make_url(PG_URL).set(username=user, database=database or self.name).render_as_string(False)
 
-def _url(user: str, database: str) -> str:
-    return make_url(PG_URL).set(username=user, database=database).render_as_string(hide_password=False)
+    @property
+    def owner_url(self) -> str:
+        return self.url(self.owner)
+
+    @property
+    def runtime_url(self) -> str:
+        return self.url(self.runtime)
+
+    @property
+    def admin_url(self) -> str:
+        return self.url(make_url(PG_URL).username)
 
 
 @contextmanager
-def two_roles():
-    """New owner and runtime roles (unique names: roles are shared by the whole server) and a database the owner
-    owns; all dropped afterwards, also when the test fails."""
+def two_roles(*, database_owned_by: str = "owner"):
+    """New owner and runtime roles (unique names: roles are shared by the whole server) and a database owned by
+    one of them; all dropped afterwards, also when the test fails."""
     suffix = uuid.uuid4().hex[:10]
-    owner, runtime, name = f"tc_owner_{suffix}", f"tc_runtime_{suffix}", f"tc_roles_{suffix}"
+    roles = Roles(f"tc_owner_{suffix}", f"tc_runtime_{suffix}", f"tc_roles_{suffix}")
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     created: list[str] = []
     try:
         with admin.connect() as conn:
-            for role in (owner, runtime):
+            for role in (roles.owner, roles.runtime):
                 conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
                 created.append(role)
-            conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{owner}"'))
-            created.append(name)
-        yield Roles(owner, runtime, _url(owner, name), _url(runtime, name), _url(make_url(PG_URL).username, name))
+        with scratch_database(roles, roles.name, owner=getattr(roles, database_owned_by)):
+            yield roles
     finally:
         with admin.connect() as conn:
-            if name in created:
+            for role in reversed(created):
+                conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()
+
+
+@contextmanager
+def scratch_database(roles: Roles, name: str, *, owner: str):
+    """A new database of this test, owned by `owner`, dropped afterwards (its connections ended: only its own)."""
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{owner}"'))
+        try:
+            yield roles.url(roles.runtime, name)
+        finally:
+            with admin.connect() as conn:
                 conn.execute(
                     text(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
@@ -72,9 +97,7 @@ def two_roles():
                     {"name": name},
                 )
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            for role in (runtime, owner):
-                if role in created:
-                    conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+    finally:
         admin.dispose()
 
 
@@ -287,3 +310,102 @@ def test_db_upgrade_refuses_a_runtime_role_that_owns_tables_and_migrates_nothing
                 assert conn.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None
         finally:
             admin.dispose()
+
+
+def _refusals(url: str) -> dict[str, str]:
+    """What each of the acceptance's four statements got as the role of `url`: the error class, or 'allowed'."""
+    outcome = {}
+    engine = create_engine(url)
+    try:
+        for name in ("disable user triggers", "truncate", "update", "delete"):
+            with engine.connect() as conn:
+                try:
+                    conn.execute(text(TAMPERING[name]))
+                    outcome[name] = "allowed"
+                except ProgrammingError as exc:
+                    outcome[name] = type(exc.orig).__name__
+                conn.rollback()
+    finally:
+        engine.dispose()
+    return outcome
+
+
+REFUSED = dict.fromkeys(("disable user triggers", "truncate", "update", "delete"), "InsufficientPrivilege")
+
+
+def test_in_production_the_dispatcher_will_not_start_as_the_owner(migrated, tmp_path):
+    for url, code in ((migrated.runtime_url, 0), (migrated.owner_url, 1)):
+        app = create_app(replace(conftest.test_settings(url, INSTANCE_DIR=str(tmp_path)), APP_ENV="production"))
+        set_sender(app, RecordingSmsSender())
+        try:
+            with app.app_context():  # as `flask` gives every command
+                result = app.test_cli_runner().invoke(args=["dispatch", "--once"])
+        finally:
+            app.extensions["database"].engine.dispose()
+        assert result.exit_code == code, result.output
+        if code:
+            assert f"the database role '{migrated.owner}' owns audit_entry" in result.output
+
+
+def test_the_readme_restore_gives_the_owner_the_tables_and_the_runtime_role_its_grants_again(tmp_path):
+    with two_roles() as roles:
+        app = _runtime_app(roles, tmp_path)
+        migrate.upgrade(app)
+        with app.extensions["database"].session() as session:
+            make_site(session)
+        app.extensions["database"].engine.dispose()
+        backup = back_up(roles.runtime_url, tmp_path / "trial.backup")
+        restored = f"{roles.name}_restored"
+        with scratch_database(roles, restored, owner=roles.owner):
+            done = subprocess.run(
+                [
+                    "pg_restore",
+                    "--no-owner",
+                    "--no-acl",
+                    f"--role={roles.owner}",
+                    "--exit-on-error",
+                    f"--dbname={roles.url(make_url(PG_URL).username, restored).replace('+psycopg', '')}",
+                    str(backup.path),
+                ],
+                capture_output=True,
+                text=True,
+            )
+            assert done.returncode == 0, done.stderr
+            again = create_app(
+                conftest.test_settings(
+                    roles.url(roles.runtime, restored),
+                    INSTANCE_DIR=str(tmp_path),
+                    MIGRATION_DATABASE_URL=roles.url(roles.owner, restored),
+                )
+            )
+            try:
+                result = again.test_cli_runner().invoke(args=["db", "upgrade"])
+                assert result.exit_code == 0, result.output
+                with again.extensions["database"].engine.connect() as conn:
+                    assert conn.execute(text("SELECT count(*) FROM audit_entry")).scalar() > 0
+                    assert audit_privilege_problem(conn) is None
+            finally:
+                again.extensions["database"].engine.dispose()
+            assert _refusals(roles.url(roles.runtime, restored)) == REFUSED
+
+
+def test_the_readme_move_from_one_role_makes_the_old_role_the_runtime_role(tmp_path):
+    with two_roles(database_owned_by="runtime") as roles:
+        # Before: one role owns everything and the app runs as it; it may disable the triggers.
+        single = create_app(conftest.test_settings(roles.runtime_url, INSTANCE_DIR=str(tmp_path)))
+        migrate.upgrade(single)
+        single.extensions["database"].engine.dispose()
+        assert _refusals(roles.runtime_url)["disable user triggers"] == "allowed"
+        admin = create_engine(roles.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'REASSIGN OWNED BY "{roles.runtime}" TO "{roles.owner}"'))
+        finally:
+            admin.dispose()
+        app = _runtime_app(roles, tmp_path)
+        try:
+            result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+        finally:
+            app.extensions["database"].engine.dispose()
+        assert result.exit_code == 0, result.output
+        assert _refusals(roles.runtime_url) == REFUSED
