@@ -276,6 +276,8 @@ def test_the_apps_normal_work_succeeds_as_the_runtime_role(tmp_path, clock):
                         text(
                             "SELECT a.usename FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
                             " WHERE l.locktype = 'advisory' AND l.objid = :k AND l.granted"
+                            # pg_locks shows the whole server: other runs' schedulers hold the same key elsewhere.
+                            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                         ),
                         {"k": ADVISORY_LOCK_KEY},
                     ).scalar()
