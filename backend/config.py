@@ -34,6 +34,8 @@ class Settings:
     APP_ENV: str = "development"
     INSTANCE_DIR: str = "instance"
     DATABASE_URL: str = ""
+    # PostgreSQL: the owner role `db upgrade` connects as; every other process uses DATABASE_URL (the runtime role).
+    MIGRATION_DATABASE_URL: str = ""
     SECRET_KEY: str = ""
     PHONE_ENCRYPTION_KEY: str = ""
     PHONE_HASH_KEY: str = ""
@@ -150,6 +152,17 @@ def _shown(url: str) -> str:
     return (parsed.database or url) if parsed.get_backend_name() == "sqlite" else parsed.render_as_string()
 
 
+def _refuse_another_database(database_url: str, migration_url: str) -> None:
+    """The owner migrates the database the app uses, never another one (a typo would leave the app's unmigrated)."""
+    from sqlalchemy.engine import make_url
+
+    if migration_url and make_url(migration_url).database != make_url(database_url).database:
+        raise ConfigError(
+            f"MIGRATION_DATABASE_URL ({_shown(migration_url)}) and DATABASE_URL ({_shown(database_url)}) name "
+            "different databases; the migrations must run on the database the app uses."
+        )
+
+
 # Fixed keys for the test environment: reproducible and never valid anywhere else.
 _TEST_KEYS = {
     "SECRET_KEY": "test-secret-key-not-for-production",
@@ -207,6 +220,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
                 values[name] = generated[name]
     if not values.get("DATABASE_URL"):
         values["DATABASE_URL"] = f"sqlite:///{instance / 'trial_companion.db'}"
+    _refuse_another_database(values["DATABASE_URL"], values.get("MIGRATION_DATABASE_URL", ""))
     if not values.get("SCHEDULER_LOCK_FILE"):
         values["SCHEDULER_LOCK_FILE"] = str(instance / "scheduler.lock")
     extra = {k: v for k, v in overrides.items() if isinstance(v, (dict, list))}

@@ -10,7 +10,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
 
-from backend.db import get_database
+from backend.config import settings_of
+from backend.db import get_database, make_engine
+from backend.db_roles import check_runtime_role, grant_runtime, runtime_role
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -23,14 +25,28 @@ def alembic_config(app: Flask) -> Config:
     return cfg
 
 
-def upgrade(app: Flask, revision: str = "head") -> None:
-    """Create or migrate the schema to `revision`, then record the key check (see backend/key_check.py)."""
-    database = get_database(app)
+def upgrade(app: Flask, revision: str = "head") -> str | None:
+    """Create or migrate the schema to `revision`, record the key check (see backend/key_check.py) and, when the
+    migrations run as an owner role, grant the runtime role its privileges (backend/db_roles.py); returns that role.
+
+    One transaction: a refused runtime role or a failed step leaves the database as it was."""
+    owner_url = settings_of(app).MIGRATION_DATABASE_URL
+    role = runtime_role(get_database(app).url, owner_url)
+    engine = make_engine(owner_url) if owner_url else get_database(app).engine
     cfg = alembic_config(app)
-    with database.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
-        _record_keys(app, conn)
+    try:
+        with engine.begin() as conn:
+            if role:
+                check_runtime_role(conn, role)  # before migrating anything
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+            _record_keys(app, conn)
+            if role:
+                grant_runtime(conn, role)
+    finally:
+        if owner_url:
+            engine.dispose()
+    return role
 
 
 def _record_keys(app: Flask, conn) -> None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stop what infra/up-local.sh started (each by its recorded pid), then optionally drop the database.
 #   infra/down-local.sh          # stop processes, keep database, env and logs
-#   infra/down-local.sh --drop   # also drop the trial_local database and remove $TRIAL_LOCAL_DIR
+#   infra/down-local.sh --drop   # also drop the trial_local database, its two roles (trial_local_owner and
+#                                # trial_local_app: DB_NAME's) and remove $TRIAL_LOCAL_DIR
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,11 +41,16 @@ if [[ "${1:-}" == "--drop" ]]; then
   "$PY" - "$PG_ADMIN_URL" "$DB_NAME" <<'EOF'
 import sys
 import psycopg
+from psycopg import sql
 admin_url, name = sys.argv[1], sys.argv[2]
 with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
     conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
-    conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-print(f"dropped database {name}")
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    print(f"dropped database {name}")
+    # The roles up-local.sh made for it; with the database gone they own and hold nothing.
+    for role in (f"{name}_app", f"{name}_owner"):
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        print(f"dropped role {role}")
 EOF
   rm -rf "$STATE"
 fi

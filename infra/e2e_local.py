@@ -2,8 +2,9 @@
 
 It talks to the stack only the way an operator or Twilio would: the CLI with the deployment's env file,
 signed webhooks and /readyz, /metrics over HTTP, the stand-in's /_standin/ endpoints, signals to the
-dispatcher processes, and SQL against the deployment's database (read-only, except for inserting due
-outbox rows, as a planner would, for the bulk and retry steps).
+dispatcher processes, and SQL against the deployment's database as its runtime role (read-only, except for
+inserting due outbox rows, as a planner would, for the bulk and retry steps, and the last step's attempts
+to change the audit trail, which must all be refused).
 
     .venv/bin/python infra/e2e_local.py --state /tmp/trial-e2e-xxxx
 
@@ -46,6 +47,8 @@ STUDY = "NCT04237987"
 ADMIN, ADMIN_PASSWORD = "e2e-admin@example.org", "e2e-Admin-" + secrets.token_hex(8)
 AS_ADMIN = ["--as", ADMIN, "--reason", "end-to-end check"]
 CRASH_TOTAL, BULK_TOTAL = 500, 2000
+# The first dose's reminder also asks the first weekly VAS prompt (same hour): one SMS of purpose dose_and_vas.
+REMINDERS = "('dose_reminder', 'dose_and_vas')"
 
 
 class StepFailed(Exception):
@@ -364,7 +367,7 @@ class Scenario:
         def sent_reminder():
             row = s.rows(
                 "SELECT provider_sid, claimed_by, created_at FROM outboundmessage"
-                " WHERE purpose IN ('dose_reminder', 'dose_and_vas') AND ref_id = %s"
+                f" WHERE purpose IN {REMINDERS} AND ref_id = %s"
                 " AND provider_sid IS NOT NULL",
                 self.dose_id,
             )
@@ -397,8 +400,7 @@ class Scenario:
         return {
             sid
             for (sid,) in self.s.rows(
-                "SELECT provider_sid FROM outboundmessage WHERE participant_id = %s"
-                " AND purpose IN ('dose_reminder', 'dose_and_vas')"
+                f"SELECT provider_sid FROM outboundmessage WHERE participant_id = %s AND purpose IN {REMINDERS}"
                 " AND provider_sid IS NOT NULL",
                 self.participant_id,
             )
@@ -730,6 +732,38 @@ class Scenario:
             f"trial_outbox_sending {gauges['trial_outbox_sending'].group(1)}"
         )
 
+    # 9 ------------------------------------------------------------------------------------------
+    def roles(self) -> str:
+        """Every process connects as the runtime role, which may not disable, truncate, update or delete audit rows."""
+        s = self.s
+        runtime = s.one("SELECT current_user")
+        users = Counter(
+            dict(s.rows("SELECT usename, count(*) FROM pg_stat_activity WHERE datname = current_database() GROUP BY 1"))
+        )
+        check(set(users) == {runtime}, f"connections to the database as {dict(users)}, expected only {runtime}")
+        owner = s.one("SELECT tableowner FROM pg_tables WHERE tablename = 'audit_entry'")
+        check(owner != runtime, f"the runtime role {runtime} owns audit_entry")
+        before = s.one("SELECT count(*) FROM audit_entry")
+        check(before > 0, "the scenario left no audit rows")
+        refused = []
+        for statement in (
+            "ALTER TABLE audit_entry DISABLE TRIGGER USER",
+            "TRUNCATE audit_entry",
+            "UPDATE audit_entry SET reason = 'forged'",
+            "DELETE FROM audit_entry",
+        ):
+            try:
+                s.db.execute(statement)
+            except psycopg.errors.InsufficientPrivilege:
+                refused.append(statement.split()[0])
+                continue
+            raise StepFailed(f"the runtime role {runtime} was allowed to {statement!r}")
+        check(s.one("SELECT count(*) FROM audit_entry") == before, "the audit trail changed")
+        return (
+            f"{sum(users.values())} connections, all as {runtime} (audit_entry owned by {owner}); "
+            f"{', '.join(refused)} of {before} audit rows refused"
+        )
+
 
 STEPS = [
     ("stack shape", Scenario.shape),
@@ -742,6 +776,7 @@ STEPS = [
     ("5 SIGKILL a dispatcher mid-run, restart it: nothing lost, duplicates bounded", Scenario.crash),
     ("6 2,000 due messages through both dispatchers exactly once", Scenario.fan_out),
     ("8 /readyz and /metrics", Scenario.ops),
+    ("9 least privilege: the runtime role cannot change the audit trail", Scenario.roles),
 ]
 
 

@@ -32,17 +32,51 @@ if alive web; then
 fi
 
 # --- preconditions: the two services this shape depends on -------------------------------------------
-"$PY" - "$PG_ADMIN_URL" "$DB_NAME" <<'EOF'
+# Two PostgreSQL roles, named after the database so that copies on a shared server never meet (README, Database
+# roles): the owner, which owns the schema and runs the migrations, and the runtime role every process uses,
+# which may only add to the audit trail. Their passwords are generated once and kept in $STATE.
+OWNER_ROLE="${DB_NAME}_owner"
+RUNTIME_ROLE="${DB_NAME}_app"
+if [[ ! -f "$STATE/db-roles.env" ]]; then
+  (umask 077; "$PY" -c 'import secrets; [print(f"{n}={secrets.token_urlsafe(24)}") for n in ("OWNER_PASSWORD", "RUNTIME_PASSWORD")]' \
+    > "$STATE/db-roles.env")
+fi
+. "$STATE/db-roles.env"
+PG_HOST_PORT="$(OWNER_PASSWORD="$OWNER_PASSWORD" RUNTIME_PASSWORD="$RUNTIME_PASSWORD" \
+  "$PY" - "$PG_ADMIN_URL" "$DB_NAME" "$OWNER_ROLE" "$RUNTIME_ROLE" <<'EOF'
+import os
 import sys
 import psycopg
-admin_url, name = sys.argv[1], sys.argv[2]
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+admin_url, name, owner, runtime = sys.argv[1:5]
+passwords = {owner: os.environ["OWNER_PASSWORD"], runtime: os.environ["RUNTIME_PASSWORD"]}
 with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-    if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
-        conn.execute(f'CREATE DATABASE "{name}"')
-        print(f"created database {name}")
+    for role in (owner, runtime):
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        # NOSUPERUSER and the rest are the defaults; said anyway, so an existing role is put back to them.
+        conn.execute(
+            sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD {}").format(
+                sql.SQL("ALTER" if exists else "CREATE"), sql.Identifier(role), sql.Literal(passwords[role])
+            )
+        )
+        if not exists:
+            print(f"created role {role}", file=sys.stderr)
+    row = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    if row is None:
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))
+        print(f"created database {name}, owned by {owner}", file=sys.stderr)
+    elif row[0] != owner:
+        sys.exit(
+            f"database {name} belongs to {row[0]}, not {owner}: it is from before the two roles; "
+            "drop it with infra/down-local.sh --drop (or choose another DB_NAME) and start again"
+        )
     else:
-        print(f"database {name} exists")
+        print(f"database {name} exists", file=sys.stderr)
+info = conninfo_to_dict(admin_url)
+print(f"{info.get('host', '127.0.0.1')}:{info.get('port', 5432)}")
 EOF
+)"
 "$PY" - "$REDIS_URL" <<'EOF'
 import sys
 import redis
@@ -61,11 +95,14 @@ print(f"TWILIO_AUTH_TOKEN={secrets.token_hex(16)}")
 EOF
   )
 fi
-BASE_URL="${PG_ADMIN_URL%/*}"
+# The owner's URL stays out of $STATE/env, which every process loads: only the migrations below read it.
+(umask 077; echo "MIGRATION_DATABASE_URL=postgresql://$OWNER_ROLE:$OWNER_PASSWORD@$PG_HOST_PORT/$DB_NAME" \
+  > "$STATE/migrate.env")
 cat > "$STATE/env" <<EOF
 APP_ENV=production
 INSTANCE_DIR=$STATE/instance
-DATABASE_URL=$BASE_URL/$DB_NAME
+# The runtime role: reads and writes the app's tables, may only add to the audit trail.
+DATABASE_URL=postgresql://$RUNTIME_ROLE:$RUNTIME_PASSWORD@$PG_HOST_PORT/$DB_NAME
 RATELIMIT_STORAGE_URI=$REDIS_URL
 PROMETHEUS_MULTIPROC_DIR=$STATE/metrics
 LOG_FORMAT=json
@@ -92,8 +129,8 @@ export PYTHONUNBUFFERED=1
 # Metric files of a previous run are stale: empty the directory only while nothing writes to it (now).
 rm -rf "$PROMETHEUS_MULTIPROC_DIR"; mkdir -p "$PROMETHEUS_MULTIPROC_DIR" "$INSTANCE_DIR"
 
-# --- migrations first, exactly as a deploy does ---------------------------------------------------------
-"$PY" -m flask --app wsgi db upgrade
+# --- migrations first, exactly as a deploy does: as the owner, which then grants the runtime role ---------
+(set -a; . "$STATE/migrate.env"; set +a; "$PY" -m flask --app wsgi db upgrade)
 
 start() {  # name, command...: detached, own process group, output to logs/<name>.log
   local name="$1"; shift

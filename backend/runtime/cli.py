@@ -53,9 +53,15 @@ jobs_cli = AppGroup("jobs", help="Scheduled jobs: their last runs, or run them o
 def db_upgrade(revision):
     """Create or migrate the schema."""
     from backend import migrate  # Alembic (~12 MB) only for the commands that need it
+    from backend.db_roles import RolesProblem
 
-    migrate.upgrade(current_app, revision)
+    try:
+        role = migrate.upgrade(current_app, revision)
+    except RolesProblem as exc:
+        raise click.ClickException(f"{exc}; nothing was migrated.") from None
     click.echo(f"database at {revision}")
+    if role:
+        click.echo(f"runtime role {role}: may read and write the app's tables, and only add to the audit trail")
 
 
 @db_cli.command("revision")

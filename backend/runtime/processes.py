@@ -20,6 +20,7 @@ from backend.db import get_database
 from backend.runtime.key_guard import refuse_unless_keys_open
 from backend.runtime.logging_setup import configure_logging
 from backend.runtime.metrics import MULTIPROC_ENV
+from backend.runtime.role_guard import refuse_unless_runtime_role
 
 log = logging.getLogger("backend.runtime")
 
@@ -34,6 +35,7 @@ def scheduler_command(no_dispatch):
     configure_logging(settings_of(app).LOG_FORMAT)
     _require_database(app)
     refuse_unless_keys_open(app)  # after: the key check reads the database
+    refuse_unless_runtime_role(app)
     include_dispatch = not no_dispatch and settings_of(app).SCHEDULER_RUNS_DISPATCH
     click.echo("taking the scheduler lock (while another scheduler holds it, this one waits)")
     lost = threading.Event()
@@ -80,6 +82,7 @@ def dispatch_command(once, poll):
     configure_logging(settings_of(app).LOG_FORMAT)
     _require_database(app)
     refuse_unless_keys_open(app)  # after: the key check reads the database
+    refuse_unless_runtime_role(app)
     if once:
         click.echo(run_job(app, "dispatch_outbox"))
         return

@@ -8,7 +8,9 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
+from backend.config import settings_of
 from backend.db import get_session
+from backend.db_roles import audit_privilege_problem
 from backend.extensions import get_vault, limiter
 from backend.key_check import keys_problem
 from backend.runtime.job_runs import job_health, outbox_backlog
@@ -41,8 +43,8 @@ def _head_revision(app: Flask) -> str | None:
 @bp.get("/readyz")
 @limiter.exempt
 def readyz():
-    """Say whether the database answers, the schema is at the newest migration and the phone keys open the data
-    (503 with the reason if not)."""
+    """Say whether the database answers, the schema is at the newest migration, the phone keys open the data and
+    (production) the app's database role cannot rewrite the audit trail (503 with the reason if not)."""
     from alembic.runtime.migration import MigrationContext
 
     app = current_app._get_current_object()
@@ -65,12 +67,16 @@ def readyz():
     # Other phone keys leave the database answering and every participant unreachable: not ready.
     try:
         problem = keys_problem(conn, get_vault(app))
+        role_problem = audit_privilege_problem(conn) if settings_of(app).is_production else None
     except Exception as exc:  # as above: answer, do not crash
         log.warning("not ready: database unreachable (%s)", type(exc).__name__)
         return jsonify(status="unavailable", database=f"unreachable: {type(exc).__name__}"), 503
     if problem:
         log.warning("not ready: %s", problem)
         return jsonify(status="unavailable", database="ok", migrations=migrations, keys=problem), 503
+    if role_problem:
+        log.warning("not ready: %s", role_problem)
+        return jsonify(status="unavailable", database="ok", migrations=migrations, keys="ok", role=role_problem), 503
     return jsonify(status="ok", database="ok", migrations=migrations, keys="ok")
 
 

@@ -122,3 +122,23 @@ def test_the_dispatcher_takes_its_numbers_from_settings_only():
     assert config.sending_stale_after.total_seconds() == settings.SENDING_STALE_AFTER_SECONDS
     changed = dispatch_config(load_settings(environ={"APP_ENV": "test", "DISPATCH_BATCH_SIZE": "7"}))
     assert changed.batch_size == 7
+
+
+def test_the_migrations_may_not_name_another_database_than_the_app():
+    same = load_settings(
+        environ={
+            "APP_ENV": "test",
+            "DATABASE_URL": "postgresql://trial_app:pw@db:5432/trial",
+            "MIGRATION_DATABASE_URL": "postgresql://trial_owner:secret@db:5432/trial",
+        }
+    )
+    assert same.MIGRATION_DATABASE_URL.startswith("postgresql://trial_owner")
+    with pytest.raises(ConfigError, match="MIGRATION_DATABASE_URL .* name different databases") as refused:
+        load_settings(
+            environ={
+                "APP_ENV": "test",
+                "DATABASE_URL": "postgresql://trial_app:pw@db:5432/trial",
+                "MIGRATION_DATABASE_URL": "postgresql://trial_owner:secret@db:5432/trial_old",
+            }
+        )
+    assert "secret" not in str(refused.value)

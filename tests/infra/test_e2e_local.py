@@ -1,11 +1,14 @@
-"""infra/e2e-local.sh: the scale-out shape brought up for real (gunicorn, scheduler, two dispatchers, PostgreSQL,
-Redis, the Twilio stand-in) passes the SMS scenario in real time, and is torn down again."""
+"""infra/e2e-local.sh: the scale-out shape brought up for real (gunicorn, scheduler, two dispatchers, PostgreSQL
+with an owner and a runtime role, Redis, the Twilio stand-in) passes the SMS scenario in real time, and is torn
+down again, its database and roles included."""
 
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.conftest import PG_URL
@@ -53,3 +56,13 @@ def test_e2e_local_brings_up_the_stack_passes_the_sms_scenario_and_tears_down():
     print(output)
     assert proc.returncode == 0, f"infra/e2e-local.sh exited {proc.returncode}:\n{output}"
     assert "e2e-local: PASS" in output
+    # The processes ran as the runtime role, which the migrations' owner granted no way to change the audit trail.
+    assert re.search(r"^ok +9 least privilege.*all as trial_e2e_\w+_app .*owned by trial_e2e_\w+_owner", output, re.M)
+    name = re.search(r"database (trial_e2e_\w+)", output).group(1)
+    with psycopg.connect(env["PG_ADMIN_URL"], autocommit=True) as conn:
+        left = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname IN (%s, %s) UNION ALL SELECT datname FROM pg_database"
+            " WHERE datname = %s",
+            (f"{name}_app", f"{name}_owner", name),
+        ).fetchall()
+    assert left == [], f"down-local.sh --drop left {left} behind"
