@@ -69,9 +69,10 @@ def _canonical_body() -> bytes:
     return raw
 
 
-def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
-    """SHA-256 of what makes two requests 'the same request'."""
-    digest = hashlib.sha256()
+def fingerprint(secret_key: str, method: str, path: str, query: str, body: bytes) -> str:
+    """HMAC-SHA-256 (keyed with SECRET_KEY) of what makes two requests 'the same request'. Keyed, because a body
+    may hold a password (a re-entered one at sign-off): a plain hash in the database could be guessed offline."""
+    digest = hmac.new(secret_key.encode(), digestmod=hashlib.sha256)
     for part in (method.encode(), path.encode(), query.encode(), body):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
@@ -128,7 +129,8 @@ def _before_request():
 
     session, now = get_session(), utcnow()
     body = _canonical_body()
-    fp = fingerprint(request.method, request.path, request.query_string.decode("latin-1"), body)
+    secret = current_app.config["SECRET_KEY"]
+    fp = fingerprint(secret, request.method, request.path, request.query_string.decode("latin-1"), body)
     record = find_record(session, scope=scope, key=key)
     if record is not None and record.expires_at <= now:
         session.delete(record)

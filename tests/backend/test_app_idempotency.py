@@ -166,7 +166,7 @@ def test_openapi_documents_the_header_on_every_post(client):
     assert spec["components"]["parameters"]["IdempotencyKey"]["in"] == "header"
 
 
-def test_a_key_still_in_flight_elsewhere_gets_409(client, trial, session):
+def test_a_key_still_in_flight_elsewhere_gets_409(app, client, trial, session):
     from backend.web.idempotency import RECORD_TTL, fingerprint
     from schedules.dbtypes import utcnow
 
@@ -179,7 +179,7 @@ def test_a_key_still_in_flight_elsewhere_gets_409(client, trial, session):
             key="busy",
             method="POST",
             path="/api/v1/me/vas",
-            fingerprint=fingerprint("POST", "/api/v1/me/vas", "", b'{"value":1}'),
+            fingerprint=fingerprint(app.config["SECRET_KEY"], "POST", "/api/v1/me/vas", "", b'{"value":1}'),
             created_at=now,
             expires_at=now + RECORD_TTL,
         )
@@ -204,3 +204,17 @@ def test_purging_drops_expired_records_and_tokens(client, trial, session, clock)
     assert purge_expired(session, now=utcnow()) == 1
     assert purge_expired_tokens(session, now=utcnow()) == 1  # the access token; the refresh token lives 30 days
     assert _count(session, AppToken) == 1
+
+
+def test_the_stored_fingerprint_is_keyed_so_a_password_in_a_body_cannot_be_guessed_from_it(app, client, trial, session):
+    import hashlib
+
+    tokens = signed_in(client, trial, trial.a)
+    headers = {**auth(tokens["access_token"]), "Idempotency-Key": "keyed-1"}
+    assert client.post("/api/v1/me/vas", json={"value": 3}, headers=headers).status_code == 201
+    record = session.exec(select(IdempotencyRecord).where(IdempotencyRecord.key == "keyed-1")).one()
+    plain = hashlib.sha256()
+    for part in (b"POST", b"/api/v1/me/vas", b"", b'{"value":3}'):
+        plain.update(len(part).to_bytes(8, "big"))
+        plain.update(part)
+    assert record.fingerprint != plain.hexdigest()
