@@ -121,6 +121,18 @@ class BoundDatabase(Database):
 
 
 @pytest.fixture
+def committed(tmp_path):
+    """A migrated database of the test's own, whose commits other connections and processes see; its Database."""
+    with fresh_database_url(tmp_path) as url:
+        migrate_database(url, tmp_path)
+        database = Database(url)
+        try:
+            yield database
+        finally:
+            database.engine.dispose()
+
+
+@pytest.fixture
 def database(engine_database):
     """Per-test isolation: everything runs in one transaction rolled back at the end."""
     connection = engine_database.engine.connect()
