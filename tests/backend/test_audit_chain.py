@@ -285,6 +285,51 @@ def test_two_writers_crossing_rows_both_commit_the_chain_waits_only_at_commit(co
     assert report.intact and report.verified == count
 
 
+# --- the daily check -----------------------------------------------------------------------------------------------
+def test_the_daily_job_opens_one_admin_alert_for_a_break_and_not_a_second(trail, app, client, session, database):
+    from backend.runtime.jobs import run_job
+    from schedules.models import Alert
+    from tests.factories import auth, make_staff_token
+
+    assert run_job(app, "verify_audit_chain").startswith(f"audit chain intact: {len(trail)} row(s) verified")
+    victim = trail[7]
+    _drop_triggers(database)
+    _sql(database, "UPDATE audit_entry SET actor = 'staff:someone else' WHERE id = :id", id=victim)
+
+    first, again = run_job(app, "verify_audit_chain"), run_job(app, "verify_audit_chain")
+
+    assert first.startswith("admin alert ") and " opened: " in first and f"broken at row {victim}" in first
+    assert " opened before: " in again
+    with fresh(database) as s:
+        alerts = s.exec(select(Alert).where(Alert.kind == "audit_chain_broken")).all()
+        site = s.exec(select(Site)).first()
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert (alert.participant_id, alert.site_id, alert.priority, alert.ref_type, alert.ref_id) == (
+        None,
+        None,
+        "high",
+        "audit_entry",
+        victim,
+    )
+    assert f"audit chain broken at row {victim}: content changed" in alert.summary
+    # Admins see it in their queue, with no site; a site's nurse does not.
+    admin, nurse = make_staff_token(session, role="admin"), make_staff_token(session, role="nurse", site=site)
+    session.commit()
+    shown = client.get("/api/v1/alerts", headers=auth(admin)).get_json()
+    assert [(a["kind"], a["site"], a["participant_id"]) for a in shown if a["id"] == alert.id] == [
+        ("audit_chain_broken", None, None)
+    ]
+    assert alert.id not in [a["id"] for a in client.get("/api/v1/alerts", headers=auth(nurse)).get_json()]
+    assert client.get(f"/api/v1/alerts/{alert.id}", headers=auth(nurse)).status_code == 404
+    assert client.get(f"/api/v1/alerts/{alert.id}", headers=auth(admin)).get_json()["summary"] == alert.summary
+
+
+def test_the_daily_job_is_listed_with_the_others(cli):
+    listed = cli.invoke(args=["jobs", "list"]).output
+    assert "verify_audit_chain       every 86400s" in listed
+
+
 # --- the migration -------------------------------------------------------------------------------------------------
 def test_the_migration_chains_the_rows_already_there_in_id_order(tmp_path):
     from backend import migrate

@@ -1,6 +1,7 @@
 """audit_chain: each audit row carries a SHA-256 over its content and its predecessor's hash; a head row keeps the last.
 
 The rows already there are chained in id order, so `flask audit verify` covers the whole trail from the first row.
+An alert may have no site: the daily check's alert of a broken chain is about the whole system, for admins.
 
 Revision ID: 0010_audit_chain
 Revises: 0009_sign_in_lock
@@ -90,6 +91,8 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_entry", schema=None) as batch_op:
         batch_op.alter_column("hash", existing_type=sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False)
     _triggers(enable=True)
+    with op.batch_alter_table("alert", schema=None) as batch_op:
+        batch_op.alter_column("site_id", existing_type=sa.Integer(), nullable=True)
     op.bulk_insert(
         sa.table("audit_chain_head", sa.column("id"), sa.column("last_id"), sa.column("last_hash")),
         [{"id": HEAD_ID, "last_id": last_id, "last_hash": last_hash}],
@@ -97,6 +100,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("alert", schema=None) as batch_op:
+        batch_op.alter_column("site_id", existing_type=sa.Integer(), nullable=False)
     with op.batch_alter_table("audit_entry", schema=None) as batch_op:
         batch_op.drop_column("hash")
         batch_op.drop_column("prev_hash")
