@@ -289,6 +289,7 @@ def test_two_writers_crossing_rows_both_commit_the_chain_waits_only_at_commit(co
 def test_the_daily_job_opens_one_admin_alert_for_a_break_and_not_a_second(trail, app, client, session, database):
     from backend.runtime.jobs import run_job
     from schedules.models import Alert
+    from tests.backend.test_pages import sign_in
     from tests.factories import auth, make_staff_token
 
     assert run_job(app, "verify_audit_chain").startswith(f"audit chain intact: {len(trail)} row(s) verified")
@@ -323,6 +324,9 @@ def test_the_daily_job_opens_one_admin_alert_for_a_break_and_not_a_second(trail,
     assert alert.id not in [a["id"] for a in client.get("/api/v1/alerts", headers=auth(nurse)).get_json()]
     assert client.get(f"/api/v1/alerts/{alert.id}", headers=auth(nurse)).status_code == 404
     assert client.get(f"/api/v1/alerts/{alert.id}", headers=auth(admin)).get_json()["summary"] == alert.summary
+    sign_in(client, "admin-all@example.org")
+    page = client.get("/alerts")
+    assert page.status_code == 200 and "Audit chain broken" in page.text and f"broken at row {victim}" in page.text
 
 
 def test_the_daily_job_is_listed_with_the_others(cli):
