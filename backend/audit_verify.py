@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
-from backend.audit_chain import CONTENT, HEAD_ID, row_hash
+from backend.audit_chain import CONTENT, HEAD_ID, HEAD_REMADE, row_hash
 from backend.models import AuditChainHead, AuditEntry
 
 CONTENT_CHANGED = "content changed"
@@ -59,6 +59,12 @@ def _check(row, prev_id: int | None, prev_hash: str | None) -> tuple[int, str, s
     if row["prev_hash"] != prev_hash:
         # This row is intact, so what changed is the row before it, hash and all.
         return prev_id, CONTENT_CHANGED, f"it was rewritten with a new hash; row {row['id']} recorded the old one"
+    if (row["action"], row["entity"]) == HEAD_REMADE:
+        return (
+            row["id"],
+            HEAD_MISSING,
+            "the chain head was deleted before this row (rows cut off before it cannot show)",
+        )
     return None
 
 

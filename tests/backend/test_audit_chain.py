@@ -141,6 +141,17 @@ def test_the_chain_head_deleted_shows(trail, cli, database):
     assert code == 1 and "audit chain broken at the chain head: chain head missing" in output
 
 
+def test_a_chain_head_deleted_with_the_tail_still_shows_after_later_appends(trail, app, cli, database):
+    _drop_triggers(database)
+    _sql(database, "DELETE FROM audit_entry WHERE id >= :id", id=trail[-3])
+    _sql(database, "DELETE FROM audit_chain_head")
+    with database.session() as s, acting(s, Actor("staff", "1"), "a later change"):
+        s.exec(select(Site)).first().name = "renamed"
+    code, output = _verify(cli)
+    assert code == 1
+    assert f"audit chain broken at row {trail[-3]}: chain head missing: the chain head was deleted before" in output
+
+
 def test_appends_after_a_deletion_still_show_it(trail, app, cli, database, clock):
     # The next append links to the row the head names, so later writes do not paper over a deleted tail.
     _drop_triggers(database)
