@@ -296,6 +296,23 @@ def test_two_writers_crossing_rows_both_commit_the_chain_waits_only_at_commit(co
     assert report.intact and report.verified == count
 
 
+def test_verify_holds_up_no_writer_while_it_reads(committed):
+    # SQLite has one writer at a time: a verify that took the write lock would stall the app for its walk.
+    import threading
+
+    from backend.audit_verify import verify_chain
+
+    _new_site(committed, "R")
+    done = threading.Event()
+    with committed.reading() as reading:
+        assert verify_chain(reading).intact
+        writer = threading.Thread(target=lambda: (_new_site(committed, "W"), done.set()))
+        writer.start()
+        writer.join(10)
+        assert done.is_set()  # the write committed while the read was still open
+    assert _verified(committed)[0].verified == 2
+
+
 # --- the daily check -----------------------------------------------------------------------------------------------
 def test_the_daily_job_opens_one_admin_alert_for_a_break_and_not_a_second(trail, app, client, session, database):
     from backend.runtime.jobs import run_job
