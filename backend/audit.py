@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import event, inspect, select
-from sqlalchemy.orm import Session
+from sqlalchemy import TextClause, event, inspect, select
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
+from backend import audit_chain
 from backend.models import AuditEntry
-from schedules.bulk import bulk_insert
 from schedules.changes import current_actor, set_change_writer
 from schedules.dbtypes import utcnow
+
+log = logging.getLogger("backend.audit")
 
 REDACTED = "<redacted>"
 
@@ -184,7 +187,7 @@ def _write_bulk_changes(session: Session, changes) -> None:
     for change in changes:
         rows += _bulk_rows(change.model, change.created, change.updated)
     if rows:
-        bulk_insert(session, AuditEntry.__table__, rows, shared=_shared(session))
+        _queue(session, rows)
 
 
 def _after_flush(session: Session, flush_context) -> None:
@@ -199,14 +202,110 @@ def _after_flush(session: Session, flush_context) -> None:
         if _is_audited(obj):
             rows += _rows_for(obj, "delete")
     if rows:
-        # Core insert on the flush's own connection: same transaction, no second flush.
-        bulk_insert(session, AuditEntry.__table__, rows, shared=_shared(session))
+        _queue(session, rows)
+
+
+# Audit rows wait in the session until its transaction commits, and only then join the chain: the chain head
+# is locked last, after every row lock the transaction takes, and held only while it commits. (Locked at the
+# first flush, it would be held through the rest of the transaction, and two writers each holding a row the
+# other needs next would deadlock behind it.) A read of the trail in the same transaction writes them first.
+_PENDING = "audit_pending"  # [(the transaction or savepoint flushed in, rows, their shared columns)]
+_APPENDED = "audit_appended"  # this transaction has appended (and holds the head): later rows go straight in
+_COMMIT_SEEN = "audit_commit_seen"  # savepoints a before_commit was called in (see _before_commit)
+
+
+def _queue(session: Session, rows: list[dict]) -> None:
+    shared = _shared(session)
+    if session.info.get(_APPENDED):
+        audit_chain.append(session, [(rows, shared)])
+        return
+    flushed_in = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append((flushed_in, rows, shared))
+
+
+def write_pending(session: Session) -> None:
+    """Append the transaction's queued audit rows to the chain now (at commit, or before a read of the trail)."""
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        audit_chain.append(session, [(rows, shared) for _, rows, shared in pending])
+        session.info[_APPENDED] = True
+
+
+def _before_commit(session: Session) -> None:
+    session.flush()  # the last changes' rows are queued by this flush
+    nested = session.get_nested_transaction()
+    if nested is not None:
+        # A savepoint's own commit keeps its rows queued for the transaction's. (Session.commit() closes open
+        # savepoints first, so the transaction's call comes with none open.) But the transaction's own
+        # SessionTransaction.commit() with a savepoint open calls this for the transaction and then again as it
+        # commits the savepoint, before the savepoint closes: that second call is the last chance.
+        seen = session.info.setdefault(_COMMIT_SEEN, set())
+        if nested not in seen:
+            seen.add(nested)
+            return
+    write_pending(session)
+
+
+def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+def _after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    # A rolled-back savepoint (or transaction) takes its queued rows with it, as it takes its changes.
+    pending = session.info.get(_PENDING)
+    if pending:
+        session.info[_PENDING] = [p for p in pending if not _within(p[0], previous_transaction)]
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    session.info.get(_COMMIT_SEEN, set()).discard(transaction)
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+        session.info.pop(_APPENDED, None)
+        session.info.pop(_COMMIT_SEEN, None)
+
+
+def _after_commit(session: Session) -> None:
+    # (Called for a savepoint's release too: its rows rightly wait for the transaction's commit.)
+    if session.info.get(_PENDING) and not session.in_nested_transaction():  # only if SQLAlchemy's calls change
+        log.error("a transaction committed with %d audit row batch(es) not written", len(session.info[_PENDING]))
+
+
+def _reads_trail(state: ORMExecuteState) -> bool:
+    """A query of AuditEntry (its primary mapper: cheap, where listing a statement's FROMs costs ~1 ms), or
+    SQL text naming the table."""
+    if isinstance(state.statement, TextClause):
+        return AuditEntry.__tablename__ in state.statement.text
+    mapper = state.bind_mapper
+    return mapper is not None and mapper.class_ is AuditEntry
+
+
+def _before_execute(state: ORMExecuteState) -> None:
+    session = state.session
+    # Not inside a savepoint: rows written there would go if it rolls back, while the changes they record stay.
+    if session.info.get(_PENDING) and not session.in_nested_transaction() and _reads_trail(state):
+        write_pending(session)  # the transaction sees its own audit rows
+
+
+_HOOKS = [
+    ("after_flush", _after_flush),
+    ("before_commit", _before_commit),
+    ("after_soft_rollback", _after_soft_rollback),
+    ("after_transaction_end", _after_transaction_end),
+    ("after_commit", _after_commit),
+    ("do_orm_execute", _before_execute),
+]
 
 
 def install_audit_listener() -> None:
-    """Register the audit hook on every ORM session (idempotent)."""
-    if not event.contains(Session, "after_flush", _after_flush):
-        event.listen(Session, "after_flush", _after_flush)
+    """Register the audit hooks on every ORM session (idempotent)."""
+    for name, hook in _HOOKS:
+        if not event.contains(Session, name, hook):
+            event.listen(Session, name, hook)
     set_change_writer(_write_bulk_changes)
 
 
@@ -221,7 +320,7 @@ def record_operator_action(session: Session, *, action: str, entity: str, entity
         "old_value": None,
         "new_value": _CREATE_JSON.encode(detail),
     }
-    bulk_insert(session, AuditEntry.__table__, [row], shared=_shared(session))
+    _queue(session, [row])
 
 
 def field_changes(session: Session, *, entity: str, entity_id: int, field: str) -> list[AuditEntry]:

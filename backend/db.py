@@ -13,6 +13,9 @@ from sqlmodel import Session
 
 from backend.audit import install_audit_listener
 
+# The execution option of a reading session's connection (see Database.reading).
+READ_ONLY = "trial_read_only"
+
 
 def normalize_url(url: str) -> str:
     """Use psycopg 3 for plain postgresql:// URLs (the driver we ship)."""
@@ -53,7 +56,8 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reading session (Database.reading) takes no write lock: its long read then holds up no writer.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -81,6 +85,18 @@ class Database:
             session.rollback()
             raise
         finally:
+            session.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for a long read that writes nothing (audit verify): on SQLite it holds no write lock
+        (a deferred BEGIN reads one snapshot beside the writer); rolled back at the end."""
+        session = self.sessions()
+        try:
+            session.connection(execution_options={READ_ONLY: True})
+            yield session
+        finally:
+            session.rollback()
             session.close()
 
 

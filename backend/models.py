@@ -61,7 +61,8 @@ class SignInLock(SQLModel, table=True):
 
 
 class AuditEntry(SQLModel, table=True):
-    """One field-level change of clinical data; the database refuses UPDATE and DELETE here."""
+    """One field-level change of clinical data; the database refuses UPDATE and DELETE here, and each row's
+    hash covers its content and its predecessor's hash (backend/audit_chain.py), so a rewrite shows."""
 
     __tablename__ = "audit_entry"
     # A row's history, and a participant's trail, are found by (entity, entity_id) (migration 0010).
@@ -77,6 +78,21 @@ class AuditEntry(SQLModel, table=True):
     old_value: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
     new_value: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # The hash chain: the row before this one (none for the first), its hash, and SHA-256 of this row's content.
+    prev_id: Optional[int] = None
+    prev_hash: Optional[str] = Field(default=None, max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditChainHead(SQLModel, table=True):
+    """The chain's last row and its hash, locked by every append: appends queue here, and a cut-off tail shows.
+
+    One row (id 1); not clinical data, not audited."""
+
+    __tablename__ = "audit_chain_head"
+    id: int = Field(default=1, primary_key=True)
+    last_id: Optional[int] = None
+    last_hash: Optional[str] = Field(default=None, max_length=64)
 
 
 class JobRun(SQLModel, table=True):

@@ -16,7 +16,7 @@ def open_alert(
     session: Session,
     *,
     participant: Participant | None,
-    site_id: int,
+    site_id: int | None,
     kind: str,
     dedupe_key: str,
     summary: str,
@@ -27,7 +27,8 @@ def open_alert(
     ref_id: int | None = None,
     deadline_at: datetime | None = None,
 ) -> tuple[Alert, bool]:
-    """Open an alert unless one with the same dedupe key exists; returns (alert, created)."""
+    """Open an alert unless one with the same dedupe key exists; returns (alert, created). Without a site
+    (site_id None) it is about the whole system and only admins see it."""
     existing = session.exec(select(Alert).where(Alert.dedupe_key == dedupe_key)).first()
     if existing is not None:
         return existing, False

@@ -164,6 +164,7 @@ class AlertKind(str, enum.Enum):
     UNREADABLE_REPLY = "unreadable_reply"
     CONTACT_PROBLEM = "contact_problem"
     OPTED_OUT = "opted_out"
+    AUDIT_CHAIN_BROKEN = "audit_chain_broken"  # for admins: no participant, no site
 
 
 class AlertState(str, enum.Enum):
@@ -182,7 +183,8 @@ class Alert(SQLModel, table=True):
     __table_args__ = (Index("ix_alert_site_state", "site_id", "state"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     participant_id: Optional[int] = Field(default=None, foreign_key="participant.id", index=True)
-    site_id: int = Field(foreign_key="site.id")
+    # None: an alert about the whole system (a broken audit chain), seen by admins only.
+    site_id: Optional[int] = Field(default=None, foreign_key="site.id")
     kind: str = Field(max_length=24)
     priority: str = Field(default="normal", max_length=8)  # normal | high
     state: str = Field(default=AlertState.OPEN.value, max_length=16)

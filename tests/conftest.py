@@ -121,12 +121,44 @@ class BoundDatabase(Database):
 
 
 @pytest.fixture
-def database(engine_database):
-    """Per-test isolation: everything runs in one transaction rolled back at the end."""
+def committed(tmp_path):
+    """A migrated database of the test's own, whose commits other connections and processes see; its Database."""
+    with fresh_database_url(tmp_path) as url:
+        migrate_database(url, tmp_path)
+        database = Database(url)
+        try:
+            yield database
+        finally:
+            database.engine.dispose()
+
+
+def _chain_problem(database: Database) -> str | None:
+    """Why the audit chain the test left behind does not verify, or None (nothing to check once the test's
+    transaction has failed: it is rolled back anyway)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from backend.audit_verify import describe, verify_chain
+
+    try:
+        with database.reading() as session:
+            report = verify_chain(session)
+    except DBAPIError:
+        return None
+    return None if report.intact else describe(report)
+
+
+@pytest.fixture
+def database(engine_database, request):
+    """Per-test isolation: everything runs in one transaction rolled back at the end. Every test's scenario
+    must leave an intact audit chain (`audit verify`), unless it is marked audit_tampered."""
     connection = engine_database.engine.connect()
     outer = connection.begin()
     try:
-        yield BoundDatabase(engine_database, connection)
+        bound = BoundDatabase(engine_database, connection)
+        yield bound
+        if "audit_tampered" not in request.keywords:
+            problem = _chain_problem(bound)
+            assert problem is None, f"the test left a broken audit chain: {problem}"
     finally:
         outer.rollback()
         connection.close()

@@ -46,6 +46,7 @@ sites_cli = AppGroup("sites", help="Trial sites.")
 staff_cli = AppGroup("staff", help="Staff accounts.")
 participants_cli = AppGroup("participants", help="Participants.")
 jobs_cli = AppGroup("jobs", help="Scheduled jobs: their last runs, or run them once now.")
+audit_cli = AppGroup("audit", help="The audit trail.")
 
 
 @db_cli.command("upgrade")
@@ -298,6 +299,38 @@ def jobs_run(name, run_all):
         click.echo(f"{job_name}: {run_job(current_app._get_current_object(), job_name)}")
 
 
+def _known_row(ctx, param, value):
+    if value is None:
+        return None
+    row, _, digest = value.partition(":")
+    if not row.isdigit() or len(digest) != 64 or digest.strip("0123456789abcdef"):
+        raise click.BadParameter("give ROW:HASH as `audit verify` printed them, e.g. 1234:9f86d0…")
+    return int(row), digest
+
+
+@audit_cli.command("verify")
+@click.option(
+    "--known",
+    callback=_known_row,
+    metavar="ROW:HASH",
+    help="A row and its hash noted earlier outside the database (from a past run): the chain must still hold it.",
+)
+def audit_verify(known):
+    """Walk the audit trail's hash chain: exit 0 with the rows verified, or 1 naming the first broken row."""
+    from backend.audit_verify import describe, verify_chain
+
+    with get_database(current_app).reading() as session:
+        report = verify_chain(session, known=known)
+    if not report.intact:
+        fail(f"{describe(report)}.", code=1)
+    click.echo(describe(report))
+    if report.last_id is not None:
+        click.echo(
+            "Note the last row outside the database; a later check that the whole chain was not rebuilt: "
+            f"flask --app wsgi audit verify --known {report.last_id}:{report.last_hash}"
+        )
+
+
 def _keys_location(app: Flask) -> str:
     """Where the phone keys this process uses come from, for the operator to save them beside the backup."""
     settings = settings_of(app)
@@ -340,7 +373,7 @@ def init_app(app: Flask) -> None:
     """Register the command groups."""
     from backend.runtime import processes as cli_runtime
 
-    for group in (db_cli, protocol_cli, sites_cli, staff_cli, participants_cli, jobs_cli):
+    for group in (db_cli, protocol_cli, sites_cli, staff_cli, participants_cli, jobs_cli, audit_cli):
         app.cli.add_command(group)
     app.cli.add_command(backup_command)
     cli_runtime.register(app)

@@ -163,6 +163,21 @@ def _purge(app: Flask) -> str:
     return f"purged {keys} expired idempotency record(s) and {tokens} expired app token(s)"
 
 
+def _verify_audit(app: Flask) -> str:
+    from backend.audit_verify import describe, verify_chain
+    from backend.operations.audit_chain import alert_broken_chain
+
+    database = get_database(app)
+    with database.reading() as session:
+        report = verify_chain(session)
+    if report.intact:
+        return describe(report)
+    with database.session() as session:
+        alert, created = alert_broken_chain(session, report=report, now=utcnow())
+    log.error("%s", describe(report), extra={"job": "verify_audit_chain"})
+    return f"admin alert {alert.id} {'opened' if created else 'opened before'}: {describe(report)}"
+
+
 # Natural order for `jobs run --all`: chase unacknowledged safety alerts, close windows, plan, then send what is due.
 JOBS: list[JobSpec] = [
     JobSpec(
@@ -181,6 +196,12 @@ JOBS: list[JobSpec] = [
         "expire stale messages, apply the crash rule, apply callbacks that raced their send",
     ),
     JobSpec("purge_expired_records", _purge, 3600, "drop expired idempotency records and app tokens"),
+    JobSpec(
+        "verify_audit_chain",
+        _verify_audit,
+        86400,
+        "walk the audit trail's hash chain; a break opens a high-priority admin alert",
+    ),
     # The scheduler runs this one every DISPATCH_POLL_SECONDS (default 5, as here for `jobs list`).
     JobSpec("dispatch_outbox", _dispatch, 5, "send due messages (safety alerts first)"),
 ]

@@ -53,6 +53,7 @@ def test_the_audit_view_shows_vas_adverse_events_alerts_and_consent_counted_agai
     client, session, trial, clock
 ):
     a, b = trial.a, trial.b
+    session.commit()  # audit rows join the hash chain when their transaction commits
     clock.move_to(utc("2026-03-02T02:00Z"))
     staff = auth(trial.nurse)
     vas = client.post(f"/api/v1/participants/{a.id}/vas", json={"value": 6, "reason": "told by phone"}, headers=staff)
@@ -71,6 +72,7 @@ def test_the_audit_view_shows_vas_adverse_events_alerts_and_consent_counted_agai
     assert client.post(f"/api/v1/alerts/{alert_id}/acknowledge", headers=staff).status_code == 200
     mark_opted_out(session, participant=a, now=utc("2026-03-02T03:00Z"), actor=SMS, why="STOP by SMS")
     mark_opted_in(session, participant=a, now=utc("2026-03-02T04:00Z"), actor=SMS, why="START by SMS")
+    session.commit()
     new_code(client, trial.nurse, a.id)
     # The other participant's reports stay in their own trail.
     assert (

@@ -15,21 +15,9 @@ from backend.db import Database
 from notifications.models import OutboundMessage, OutboxStatus
 from notifications.twilio_standin import TwilioStandIn
 from schedules.dbtypes import utcnow
-from tests.conftest import PG_URL, fresh_database_url, migrate_database
+from tests.conftest import PG_URL
 from tests.factories import VAULT
 from tests.sms_helpers import start_worker, stop_worker, wait_until, worker_env
-
-
-@pytest.fixture
-def committed(tmp_path):
-    """A migrated database whose data other processes can see; yields its Database."""
-    with fresh_database_url(tmp_path) as url:
-        migrate_database(url, tmp_path)
-        database = Database(url)
-        try:
-            yield database
-        finally:
-            database.engine.dispose()
 
 
 def queue_due(database: Database, count: int) -> None:

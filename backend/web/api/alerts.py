@@ -38,7 +38,8 @@ def _load_references(session: Session, alerts: list[Alert]) -> None:
     participants = (
         session.exec(select(Participant).where(Participant.id.in_(participant_ids))).all() if participant_ids else []
     )
-    sites = session.exec(select(Site).where(Site.id.in_({a.site_id for a in alerts}))).all() if alerts else []
+    site_ids = {a.site_id for a in alerts if a.site_id is not None}
+    sites = session.exec(select(Site).where(Site.id.in_(site_ids))).all() if site_ids else []
     dose_ids = {a.ref_id for a in alerts if a.ref_type == "dose" and a.ref_id is not None}
     doses = session.exec(select(Dose).where(Dose.id.in_(dose_ids))).all() if dose_ids else []
     # The session's identity map holds rows weakly: keep them until the response is dumped.
@@ -75,7 +76,9 @@ class AlertList(MethodView):
             if kinds and set(kinds) - set(ASSESSOR_ALERT_KINDS):
                 abort(403, message="the masked assessor sees adverse-event alerts only")
             kinds = kinds or list(ASSESSOR_ALERT_KINDS)
-        query = select(Alert).join(Site, Alert.site_id == Site.id).where(Alert.state.in_(args["state"] or UNRESOLVED))
+        # Outer: an alert without a site (about the whole system) is in an admin's queue too.
+        query = select(Alert).outerjoin(Site, Alert.site_id == Site.id)
+        query = query.where(Alert.state.in_(args["state"] or UNRESOLVED))
         query = query.where(scope.site_filter(principal, Alert.site_id))
         if args["site"]:
             query = query.where(Site.code == args["site"])

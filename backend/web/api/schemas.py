@@ -94,9 +94,9 @@ def study_code_of(row) -> str:
     return object_session(row).get(Study, row.study_id).code
 
 
-def site_code_of(row) -> str:
-    """The code of the site a row belongs to."""
-    return object_session(row).get(Site, row.site_id).code
+def site_code_of(row) -> str | None:
+    """The code of the site a row belongs to (None for an alert about the whole system)."""
+    return None if row.site_id is None else object_session(row).get(Site, row.site_id).code
 
 
 class MaskedParticipantSchema(Schema):

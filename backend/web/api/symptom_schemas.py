@@ -429,7 +429,11 @@ class MaskedAlertSchema(Schema):
     kind = fields.String(validate=validate.OneOf(ALERT_KINDS), metadata={"example": "serious_ae"})
     priority = fields.String(validate=validate.OneOf(["high", "normal"]), metadata={"example": "high"})
     state = fields.String(validate=validate.OneOf(ALERT_STATES), metadata={"example": "open"})
-    site = fields.Function(site_code_of, metadata={"example": "PKUPH"})
+    site = fields.Function(
+        site_code_of,
+        allow_none=True,
+        metadata={"description": "none for an alert about the whole system (admins only)", "example": "PKUPH"},
+    )
     participant_id = fields.Integer(allow_none=True, metadata={"example": 3})
     study_code = fields.Function(_participant_code, allow_none=True, metadata={"example": "P-021"})
     summary = fields.Function(alert_summary, metadata={"example": "suspected serious adverse event reported by sms"})

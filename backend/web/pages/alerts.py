@@ -82,7 +82,7 @@ def alert_rows(session, alerts: list[Alert], *, now: datetime) -> list[AlertRow]
         AlertRow(
             alert=a,
             participant=participants.get(a.participant_id),
-            zone=zones[a.site_id],
+            zone=zones.get(a.site_id, "UTC"),  # no site: an alert about the whole system
             kind=ALERT_KIND_LABELS.get(a.kind, a.kind.replace("_", " ")),
             summary=alert_summary(a),
             age=now - a.opened_at,

@@ -29,6 +29,7 @@ ALERT_KIND_LABELS = {
     "unreadable_reply": "Unreadable reply",
     "contact_problem": "Contact problem",
     "opted_out": "Opted out of SMS",
+    "audit_chain_broken": "Audit chain broken",
 }
 WEEKDAYS = [
     ("Mon", "Monday"),
