@@ -38,23 +38,7 @@ _HEAD = AuditChainHead.__table__
 # json.dumps(content, sort_keys=True, separators=(",", ":")) gives -- built here piece by piece, so the
 # columns a whole batch shares are rendered once (the tests hold it to json.dumps).
 _KEYS = tuple(sorted(CONTENT))
-_TEMPLATE = "{" + ",".join(f'"{key}":%s' for key in _KEYS) + "}"
-# _chain fills the template in this order.
-assert _KEYS == (
-    "action",
-    "actor",
-    "at",
-    "entity",
-    "entity_id",
-    "field",
-    "id",
-    "new_value",
-    "old_value",
-    "prev_hash",
-    "prev_id",
-    "reason",
-    "source",
-)
+_TEMPLATE = "{" + ",".join(f'"{key}":%s' for key in _KEYS) + "}"  # _chain fills it in _KEYS order
 
 
 def utc_text(at: datetime) -> str:
@@ -168,8 +152,9 @@ def append(session: Session, batches: Sequence[tuple[list[dict], dict]]) -> None
         batches = [_head_remade(batches[0][1]["at"]), *batches]
     next_id = max(last_id or 0, highest) + 1
     for rows, shared in batches:
-        last_id, last_hash = _chain(rows, shared, last_id, last_hash, next_id)
-        next_id = last_id + 1
+        if rows:
+            last_id, last_hash = _chain(rows, shared, last_id, last_hash, next_id)
+            next_id = last_id + 1
     bulk_insert_groups(session, _TABLE, batches)
     # Both values are made here (an int, a hex digest): safe to write into the statement.
     session.connection().exec_driver_sql(
