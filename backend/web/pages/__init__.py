@@ -5,18 +5,18 @@ from __future__ import annotations
 from flask import Flask
 
 from backend.config import settings_of
+from backend.web import i18n
 from backend.web.pages import display
 
 
 def init_app(app: Flask) -> None:
     """Register the nurse pages, their template helpers and their login."""
     # Importing the view modules attaches their routes to the one blueprint.
-    from backend.web.pages import adverse_event, alerts, dashboard, login, participant, report, simulator  # noqa: F401
+    from backend.web.pages import adverse_event, alerts, dashboard, language, login, participant, report, simulator  # noqa: F401
     from backend.web.pages.common import bp
 
     app.register_blueprint(bp)
-    app.add_template_filter(display.local_text, "local")
-    app.add_template_filter(display.local_date_text, "local_date")
+    i18n.init_app(app)
     app.add_template_filter(display.duration_text, "duration")
     app.add_template_filter(display.percent_text, "percent")
     app.jinja_env.globals["ALERT_KIND_LABELS"] = display.ALERT_KIND_LABELS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -30,6 +31,9 @@ from schedules.vocabulary import (
 )
 from schedules.wallclock import parse_hhmm
 
+# The language switch names each language in itself, so a reader finds theirs whatever the page is in.
+LANGUAGE_NAMES = {"zh-CN": "中文", "en": "English"}
+
 REASON_HELP = "Say why, for the audit trail."
 
 
@@ -55,8 +59,8 @@ class HhmmField(TimeField):
 class LoginForm(FlaskForm):
     """Staff email and password."""
 
-    email = EmailField("Email", validators=[DataRequired("Enter your email."), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired("Enter your password."), Length(max=200)])
+    email = EmailField(_l("Email"), validators=[DataRequired(_l("Enter your email.")), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(_l("Enter your password.")), Length(max=200)])
 
 
 class RecordDoseForm(FlaskForm):
@@ -203,3 +207,10 @@ class RunJobsForm(FlaskForm):
     """Run every scheduled job once, now."""
 
     participant = HiddenField()
+
+
+class LanguageForm(FlaskForm):
+    """The page language switch in the header (zh-CN or en)."""
+
+    language = SelectField(_l("Language"), choices=[SelectChoice(code, name) for code, name in LANGUAGE_NAMES.items()])
+    next = HiddenField()
