@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from flask import Flask, g, request, session
 from flask_babel import Babel, get_locale
 
@@ -67,6 +67,11 @@ def local_date_text(instant: datetime | None, zone: str) -> str:
     return format_datetime(to_local(instant, zone), DATE_PATTERNS[page_language()], locale=get_locale())
 
 
+def local_day_text(day: date) -> str:
+    """A calendar date (already local) in the page's language: '2026年3月4日' / '2026-03-04'."""
+    return format_date(day, DATE_PATTERNS[page_language()], locale=get_locale())
+
+
 def init_app(app: Flask) -> None:
     """Load the catalogues; every template gets `_`, `ngettext` and the page's language."""
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
@@ -74,4 +79,5 @@ def init_app(app: Flask) -> None:
     Babel(app, locale_selector=_babel_locale)
     app.add_template_filter(local_text, "local")
     app.add_template_filter(local_date_text, "local_date")
+    app.add_template_filter(local_day_text, "day")
     app.jinja_env.globals["page_language"] = page_language

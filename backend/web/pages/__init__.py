@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from backend.config import settings_of
-from backend.web import i18n
+from backend.web import alert_story, i18n
 from backend.web.pages import display
 
 
@@ -20,4 +20,5 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(display.duration_text, "duration")
     app.add_template_filter(display.percent_text, "percent")
     app.jinja_env.globals["ALERT_KIND_LABELS"] = display.ALERT_KIND_LABELS
+    app.jinja_env.globals["status_words"] = alert_story.status_words
     app.jinja_env.globals["SMS_SIMULATOR"] = settings_of(app).SMS_BACKEND == "console"

@@ -6,6 +6,8 @@ import calendar as stdcal
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
+
 from schedules.backdating import awaits_entry
 from schedules.calendar import to_local
 from schedules.models import Dose
@@ -23,13 +25,13 @@ DOSE_STATE_LABELS = {
     "cancelled": ("Cancelled", "cancelled (withdrawal or restart)"),
 }
 ALERT_KIND_LABELS = {
-    "missed_dose": "Missed dose",
-    "serious_ae": "Suspected serious AE",
-    "adverse_event": "Adverse event",
-    "unreadable_reply": "Unreadable reply",
-    "contact_problem": "Contact problem",
-    "opted_out": "Opted out of SMS",
-    "audit_chain_broken": "Audit chain broken",
+    "missed_dose": _l("Missed dose"),
+    "serious_ae": _l("Suspected serious AE"),
+    "adverse_event": _l("Adverse event"),
+    "unreadable_reply": _l("Unreadable reply"),
+    "contact_problem": _l("Contact problem"),
+    "opted_out": _l("Opted out of SMS"),
+    "audit_chain_broken": _l("Audit chain broken"),
 }
 WEEKDAYS = [
     ("Mon", "Monday"),
