@@ -188,9 +188,7 @@ class AcknowledgeForm(FlaskForm):
 class ResolveForm(FlaskForm):
     """Resolve an alert with a note saying what was done."""
 
-    note = TextAreaField(
-        _l("Resolution note"), validators=[DataRequired(_l("Say what was done.")), Length(max=1000)]
-    )
+    note = TextAreaField(_l("Resolution note"), validators=[DataRequired(_l("Say what was done.")), Length(max=1000)])
     next = HiddenField()
 
 
