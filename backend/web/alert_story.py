@@ -181,25 +181,3 @@ def alert_stories(session: Session, alerts: list[Alert], *, language: str) -> di
     """Each alert's story, by alert id."""
     facts = _Facts(session, alerts)
     return {a.id: _story(a, facts, language) for a in alerts}
-
-
-# How far a message got, in words (outbox statuses and the carrier's finer ones); "twiml" is a reply that went
-# back inside Twilio's answer to the participant's own message.
-STATUS_WORDS = {
-    "planned": _l("waiting to be sent"),
-    "sending": _l("being sent"),
-    "sent": _l("sent, not yet confirmed"),
-    "delivered": _l("delivered"),
-    "read": _l("read"),
-    "partially_delivered": _l("partly delivered"),
-    "undelivered": _l("not delivered"),
-    "failed": _l("could not be sent"),
-    "expired": _l("dropped: too late to send"),
-    "cancelled": _l("cancelled"),
-    "twiml": _l("sent as the answer to their message"),
-}
-
-
-def status_words(status: str) -> str:
-    """A message status as a nurse reads it."""
-    return str(STATUS_WORDS.get(status, status.replace("_", " ")))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from backend.config import settings_of
-from backend.web import alert_story, i18n
+from backend.web import i18n, words
 from backend.web.pages import display
 
 
@@ -17,8 +17,9 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(bp)
     i18n.init_app(app)
-    app.add_template_filter(display.duration_text, "duration")
+    app.add_template_filter(words.duration_words, "duration")
     app.add_template_filter(display.percent_text, "percent")
     app.jinja_env.globals["ALERT_KIND_LABELS"] = display.ALERT_KIND_LABELS
-    app.jinja_env.globals["status_words"] = alert_story.status_words
+    for helper in (words.status_words, words.participant_status_words, words.today_words):
+        app.jinja_env.globals[helper.__name__] = helper
     app.jinja_env.globals["SMS_SIMULATOR"] = settings_of(app).SMS_BACKEND == "console"
