@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from backend.identity.staff import create_staff
 from schedules.missed import flag_missed_doses
-from schedules.models import Alert, AlertKind
+from schedules.models import Alert, AlertKind, Participant
 from tests.backend.test_pages import csrf, sign_in
 from tests.conftest import utc
 from tests.factories import STRONG_PASSWORD, make_participant, make_site, make_study
@@ -76,3 +76,17 @@ def test_resolving_alone_is_not_shown_as_an_acknowledgement(app, session, ward, 
     resolved = _row(admin.get("/alerts?show=resolved").text, "missed_dose")
     assert "resolved by admin@example.org, 2026-03-02 14:00 (Asia/Shanghai): Called: she forgot" in resolved
     assert "acknowledged by" not in resolved
+
+
+def test_the_message_log_says_what_came_of_each_text_without_codes(app, client, ward, session, clock):
+    clock.move_to(utc("2026-03-02T02:00Z"))
+    assert post_signed(client, "/sms/inbound", inbound_params("V 4.55", sender=PHONE)).status_code == 200
+    pid = session.exec(select(Participant.id)).one()
+    li, admin = app.test_client(), app.test_client()
+    sign_in(li, "li@example.org")
+    sign_in(admin, "admin@example.org")
+    english = " ".join(re.sub(r"<[^>]+>", " ", admin.get(f"/participants/{pid}").text).split())
+    assert "VAS not accepted: too many decimals" in english and "sent as the answer to their message" in english
+    assert "too_many_decimals" not in english and "twiml" not in english
+    chinese = " ".join(re.sub(r"<[^>]+>", " ", li.get(f"/participants/{pid}").text).split())
+    assert "VAS 未被接受：小数位过多" in chinese and "已作为对其短信的回复发出" in chinese

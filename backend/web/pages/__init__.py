@@ -20,6 +20,12 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(words.duration_words, "duration")
     app.add_template_filter(display.percent_text, "percent")
     app.jinja_env.globals["ALERT_KIND_LABELS"] = display.ALERT_KIND_LABELS
-    for helper in (words.status_words, words.participant_status_words, words.today_words):
+    for helper in (
+        words.status_words,
+        words.participant_status_words,
+        words.today_words,
+        words.message_kind_words,
+        words.outcome_words,
+    ):
         app.jinja_env.globals[helper.__name__] = helper
     app.jinja_env.globals["SMS_SIMULATOR"] = settings_of(app).SMS_BACKEND == "console"

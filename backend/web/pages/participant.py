@@ -122,12 +122,9 @@ def message_log(session, participant: Participant) -> tuple[list[LogEntry], list
         .limit(MESSAGE_LOG_LIMIT)
     ).all()
     entries = [
-        LogEntry(m.sent_at or m.due_at, "out", m.purpose.replace("_", " "), m.provider_status or m.status, m.body)
-        for m in outbound
+        LogEntry(m.sent_at or m.due_at, "out", m.purpose, m.provider_status or m.status, m.body) for m in outbound
     ]
-    entries += [
-        LogEntry(m.received_at, "in", m.intent.replace("_", " ") or "reply", m.outcome, m.body) for m in inbound
-    ]
+    entries += [LogEntry(m.received_at, "in", m.intent or "unknown", m.outcome, m.body) for m in inbound]
     # Newest first; an answer shares its message's timestamp and goes above it, as on a phone.
     entries.sort(key=lambda e: (e.at, e.direction == "out"), reverse=True)
     planned = session.exec(
