@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 
 from backend.web.i18n import local_text
 from schedules.models import Dose
@@ -170,3 +171,34 @@ def outcome_words(outcome: str) -> str:
         if match:
             return words(match)
     return outcome
+
+
+def warning_words(warning) -> tuple[str, str]:
+    """A system warning (backend.runtime.job_runs.NurseWarning) as its headline and what it means for the ward."""
+    span = duration_words(warning.silent_for) if warning.silent_for is not None else None
+    if warning.kind == "outbox_stuck":
+        headline = ngettext(
+            "%(num)d message has been waiting to be sent for %(span)s",
+            "%(num)d messages have been waiting to be sent for %(span)s",
+            warning.count,
+            span=span,
+        )
+        meaning = (
+            _("Messages are going out late or not at all. Tell the system administrator.")
+            if warning.masked
+            else _("Reminders and alerts are going out late or not at all. Tell the system administrator.")
+        )
+        return headline, meaning
+    headline = (
+        _("The automatic checks have not run for %(span)s", span=span)
+        if span
+        else _("The automatic checks have not run yet")
+    )
+    meaning = (
+        _("Scheduled messages are not being planned, so this page may be incomplete.")
+        if warning.masked
+        else _(
+            "Missed doses are not being flagged and reminders are not being planned, so this page may be incomplete."
+        )
+    )
+    return headline, meaning + " " + _("Tell the system administrator; until it is fixed, check participants by hand.")

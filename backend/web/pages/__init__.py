@@ -26,6 +26,7 @@ def init_app(app: Flask) -> None:
         words.today_words,
         words.message_kind_words,
         words.outcome_words,
+        words.warning_words,
     ):
         app.jinja_env.globals[helper.__name__] = helper
     app.jinja_env.globals["SMS_SIMULATOR"] = settings_of(app).SMS_BACKEND == "console"
