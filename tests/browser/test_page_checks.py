@@ -17,7 +17,8 @@ pytestmark = pytest.mark.browser
 
 DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
-SIZES = {"desktop": DESKTOP, "phone": PHONE}
+TABLET = {"width": 768, "height": 1024}
+SIZES = {"desktop": DESKTOP, "phone": PHONE, "tablet": TABLET}
 
 # (name, who looks, what the path is made of): the participants are the demo's own (backend/runtime/demo.py):
 # P-001 takes every dose, P-003 missed most and reported an adverse event, P-004 is in the control arm.
@@ -81,39 +82,50 @@ def _axe_violations(page) -> list[str]:
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize(("name", "role"), [(name, role) for name, role, _ in PAGES])
-def test_every_nurse_page_has_no_axe_violation_and_fits_a_phone(tabs, paths, screenshot_dir, name, role, size):
+def test_every_nurse_page_has_no_axe_violation_and_fits_a_phone_and_a_tablet(
+    tabs, paths, screenshot_dir, name, role, size
+):
     page = tabs[role]
     page.set_viewport_size(SIZES[size])
     response = page.goto(paths[name])
     assert response.status == (404 if name == "not-found" else 200)
     page.screenshot(path=screenshot_dir / f"check-{name}-{size}.png", full_page=True)
     assert _axe_violations(page) == []
-    if size == "phone":
+    if size != "desktop":
         widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
         assert widths[0] <= widths[1], f"{name} is {widths[0]} px wide on a {widths[1]} px screen"
 
 
-def test_chinese_text_renders_as_glyphs_not_boxes(tabs, paths):
+def test_chinese_text_renders_as_glyphs_not_boxes(tabs):
     require_cjk_font()
     page = tabs["nurse"]
     page.set_viewport_size(DESKTOP)
-    page.goto(paths["dashboard"])
-    # A Chinese label in the pages' own font stack beside as many code points that no font has (tofu): without
-    # a CJK font both are the same .notdef box; with one, each Chinese glyph is a full em wide.
-    widths = page.evaluate(
+    # The simulator opens on P-001 and shows its planned reminders in Chinese (zh-CN, the demo's language for P-001).
+    page.goto("/simulator")
+    # Four Chinese characters of the page measured in place, beside as many code points that no font has
+    # (tofu) in the same element: without a CJK font both are the same .notdef boxes; with one, each
+    # Chinese glyph is a full em wide.
+    found = page.evaluate(
         """() => {
-            const measure = (text) => {
-                const span = document.createElement("span");
-                span.textContent = text;
-                span.style.fontSize = "20px";
-                document.querySelector("main").append(span);
-                const width = span.getBoundingClientRect().width;
-                span.remove();
-                return width;
-            };
-            return [measure("服药提醒"), measure("\\u0378\\u0379\\u0380\\u0381")];
+            const walker = document.createTreeWalker(document.querySelector("main"), NodeFilter.SHOW_TEXT);
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                const at = node.textContent.search(/\\p{Script=Han}{4}/u);
+                if (at < 0) continue;
+                const range = document.createRange();
+                range.setStart(node, at);
+                range.setEnd(node, at + 4);
+                const chinese = range.getBoundingClientRect().width;
+                const tofu = document.createElement("span");
+                tofu.textContent = "\\u0378\\u0379\\u0380\\u0381";
+                node.parentElement.append(tofu);
+                const width = tofu.getBoundingClientRect().width;
+                tofu.remove();
+                const em = parseFloat(getComputedStyle(node.parentElement).fontSize);
+                return {text: node.textContent.slice(at, at + 4), chinese, tofu: width, em};
+            }
+            return null;
         }"""
     )
-    chinese, tofu = widths
-    assert abs(chinese - 4 * 20) < 2, f"4 Chinese characters are {chinese} px wide, not 4 em"
-    assert abs(chinese - tofu) > 4, f"Chinese text is as wide as missing glyphs ({chinese} px vs {tofu} px)"
+    assert found, "no Chinese text on the simulator page for P-001"
+    assert abs(found["chinese"] - 4 * found["em"]) < 2, f"{found}: 4 Chinese characters are not 4 em wide"
+    assert abs(found["chinese"] - found["tofu"]) > 4, f"{found}: Chinese text is as wide as missing glyphs"
