@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from typing import Callable
 
 from flask import abort, flash, redirect, render_template, url_for
@@ -57,6 +57,7 @@ from schedules.models import (
     Site,
     Study,
 )
+from schedules.planning import reminder_in_quiet_hours
 from schedules.queries import doses_of, local_today, vas_history
 from schedules.studies import protocol_of
 from schedules.wallclock import format_hhmm, parse_hhmm
@@ -376,9 +377,26 @@ def edit_details(participant_id: int):
             now=now,
             **changes,
         )
+        if "reminder_time" in changes:
+            _warn_of_quiet_hours(participant, form.reminder_time.data)
         return "Updated " + ", ".join(name.replace("_", " ") for name in changes) + "."
 
     return _act(participant, "details", form, change)
+
+
+def _warn_of_quiet_hours(participant: Participant, reminder: time) -> None:
+    """Say plainly what a reminder time in quiet hours means: allowed, but the nudge waits until quiet_end."""
+    protocol = protocol_of(get_session().get(Study, participant.study_id))
+    if not reminder_in_quiet_hours(protocol, reminder):
+        return
+    rules = protocol.reminders
+    quiet = f"{format_hhmm(rules.quiet_start)}–{format_hhmm(rules.quiet_end)}"
+    flash(
+        f"{format_hhmm(reminder)} is in the protocol's quiet hours ({quiet}, participant local time). The reminder "
+        f"still goes out at {format_hhmm(reminder)}, but the follow-up nudge, if the dose is not confirmed, is held "
+        f"back until {format_hhmm(rules.quiet_end)} and is not sent once the dose window has closed.",
+        "warning",
+    )
 
 
 class _NothingChanged(DomainError):
