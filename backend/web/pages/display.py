@@ -113,3 +113,22 @@ def month_grids(doses: list[Dose], *, today: date) -> list[MonthGrid]:
         months.append(MonthGrid(title=f"{stdcal.month_name[month]} {year}", weeks=weeks))
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return months
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def vas_chart_data(scores, zone: str, *, scale_min: float, scale_max: float) -> dict:
+    """The VAS chart's points on a true time axis: x is the local time of the answer in days since 1970-01-01
+    (so 23 Nov, 30 Nov and 2 Dec lie 7 and 2 days apart), y the value; the y range is the protocol's scale."""
+    points = []
+    for score in scores:
+        local = to_local(score.recorded_at, zone).replace(tzinfo=None)
+        points.append(
+            {
+                "x": round((local - _EPOCH) / timedelta(days=1), 4),
+                "y": float(score.value),
+                "when": local.strftime("%Y-%m-%d %H:%M"),
+            }
+        )
+    return {"points": points, "zone": zone, "min": scale_min, "max": scale_max}

@@ -29,9 +29,9 @@ from backend.web.pages.common import (
 from backend.web.pages.display import (
     DOSE_STATE_LABELS,
     WEEKDAYS,
-    local_date_text,
     month_grids,
     shown_state,
+    vas_chart_data,
 )
 from backend.web.pages.forms import (
     DetailsForm,
@@ -166,11 +166,8 @@ def render_participant(participant: Participant, *, submitted: dict[str, FlaskFo
     zone = site.time_zone
     scores = vas_history(session, participant.id)
     valid = [s for s in scores if s.status == "valid"]
-    chart = {
-        "labels": [local_date_text(s.recorded_at, zone) for s in valid],
-        "values": [float(s.value) for s in valid],
-        "zone": zone,
-    }
+    scale = protocol_of(study).vas
+    chart = vas_chart_data(valid, zone, scale_min=float(scale.scale_min), scale_max=float(scale.scale_max))
     adverse_events = session.exec(
         select(AdverseEvent)
         .where(AdverseEvent.participant_id == participant.id)
