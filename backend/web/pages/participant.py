@@ -59,7 +59,7 @@ from schedules.models import (
 )
 from schedules.planning import reminder_in_quiet_hours
 from schedules.queries import doses_of, local_today, vas_history
-from schedules.studies import protocol_of
+from schedules.studies import arm_doses, protocol_of
 from schedules.wallclock import format_hhmm, parse_hhmm
 
 MESSAGE_LOG_LIMIT = 200
@@ -194,6 +194,7 @@ def render_participant(participant: Participant, *, submitted: dict[str, FlaskFo
         ), status
     context = dict(
         common,
+        dosing=arm_doses(study, participant.arm),
         failed=list(submitted or {}),
         adverse_events=adverse_events,
         state_labels=DOSE_STATE_LABELS,
