@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from schedules.backdating import awaits_entry
 from schedules.calendar import to_local
-from schedules.models import Dose
+from schedules.models import Dose, DoseState
 
 # Each state has a word as well as a colour: colour is never the only cue.
 DOSE_STATE_LABELS = {
@@ -16,10 +16,11 @@ DOSE_STATE_LABELS = {
     # Not a dose state: a scheduled dose whose window closed before enrollment (schedules.backdating).
     "to_enter": ("To enter", "from before enrollment: to be entered by a nurse"),
     "taken": ("Taken", "taken on time"),
-    "taken_late": ("Late", "taken late (reported after the window)"),
+    "taken_late": ("Late", "taken late (after the window closed)"),
     "skipped": ("Skipped", "not taken (participant said so)"),
     "missed": ("Missed", "missed: no report before the window closed"),
     "held": ("Held", "held by staff"),
+    # Not on the calendar (month_grids leaves cancelled doses out), but still a word for the API's states.
     "cancelled": ("Cancelled", "cancelled (withdrawal or restart)"),
 }
 ALERT_KIND_LABELS = {
@@ -94,7 +95,10 @@ class MonthGrid:
 
 
 def month_grids(doses: list[Dose], *, today: date) -> list[MonthGrid]:
-    """Month grids from the first to the last dose's month, each dose on its local date."""
+    """Month grids from the first to the last dose's month, each dose of the current plan on its local date.
+    Cancelled doses (by a hold and resume's re-plan, or a withdrawal) are left out: after a resume the old
+    cadence's days would otherwise sit struck through beside the new ones. The audit trail keeps them."""
+    doses = [d for d in doses if d.state != DoseState.CANCELLED.value]
     if not doses:
         return []
     by_date = {d.local_date: d for d in doses}

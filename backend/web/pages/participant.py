@@ -46,6 +46,7 @@ from schedules.adherence import adherence_of
 from schedules.ae_versions import histories
 from schedules.calendar import local_wall_to_utc
 from schedules.dbtypes import utcnow
+from schedules.dose_numbering import dose_numbers
 from schedules.errors import DomainError
 from schedules.models import (
     AdverseEvent,
@@ -95,10 +96,11 @@ def reportable_doses(doses: list[Dose], *, now: datetime) -> list[Dose]:
 
 
 def _dose_choices(doses: list[Dose], *, now: datetime, enrolled_at: datetime) -> list[SelectChoice]:
+    numbers = dose_numbers(doses)
     return [
         SelectChoice(
             d.id,
-            f"Dose {d.seq} — {d.local_date.isoformat()} "
+            f"Dose {numbers[d.id]} — {d.local_date.isoformat()} "
             f"({DOSE_STATE_LABELS[shown_state(d, enrolled_at=enrolled_at)][1]})",
         )
         for d in reportable_doses(doses, now=now)
@@ -216,6 +218,8 @@ def render_participant(participant: Participant, *, submitted: dict[str, FlaskFo
         doses=doses,
         adherence=adherence_of(doses, now=now, enrolled_at=participant.enrolled_at),
         months=month_grids(doses, today=today),
+        numbers=dose_numbers(doses),
+        reported=sorted((d for d in doses if d.reported_at is not None), key=lambda d: d.local_date, reverse=True),
         shown={d.id: shown_state(d, enrolled_at=participant.enrolled_at) for d in doses},
         today=today,
         forms=forms,
@@ -298,7 +302,8 @@ def record_dose(participant_id: int):
             note=_reason(form),
             reason=f"reported by phone: {_reason(form)}",
         )
-        return f"Dose {dose.seq} ({dose.local_date.isoformat()}) recorded: {DOSE_STATE_LABELS[dose.state][1]}."
+        number = dose_numbers(doses_of(session, participant.id))[dose.id]
+        return f"Dose {number} ({dose.local_date.isoformat()}) recorded: {DOSE_STATE_LABELS[dose.state][1]}."
 
     return _act(participant, "dose", form, change)
 
