@@ -75,7 +75,7 @@ class RecordDoseForm(FlaskForm):
         "When taken (optional)",
         format="%Y-%m-%dT%H:%M",
         validators=[Optional()],
-        description="Site time; leave empty for now.",
+        description="Site time. On time or late is judged by this time; empty means taken now.",
     )
     reason = _reason("Reason / call note")
 
