@@ -34,7 +34,7 @@ def ward(session, clock):
 
 def _today(page: str) -> dict[str, tuple[str, str]]:
     rows = re.findall(
-        r'<tr data-code="([^"]+)" data-today="([a-z_]+)">.*?<td class="today[^"]*">(.*?)</td>', page, re.S
+        r'<tr data-code="([^"]+)" data-today="([a-z_]+)">.*?<td [^>]*class="today[^"]*">(.*?)</td>', page, re.S
     )
     return {code: (state, " ".join(text.split())) for code, state, text in rows}
 

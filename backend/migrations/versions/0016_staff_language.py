@@ -1,7 +1,7 @@
 """Nurse pages in the reader's language: each site has one (its staff's default), a staff account may choose its own.
 
 Revision ID: 0016_staff_language
-Revises: 0012_audit_chain
+Revises: 0013_ae_sae_record
 """
 
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0016_staff_language"
-down_revision = "0012_audit_chain"
+down_revision = "0013_ae_sae_record"
 branch_labels = None
 depends_on = None
 

@@ -32,7 +32,7 @@ from schedules.models import (
     Study,
     VasScore,
 )
-from schedules.studies import protocol_of
+from schedules.studies import arm_doses
 from schedules.today import TodayState, today_state
 
 STATUSES = [s.value for s in ParticipantStatus]
@@ -67,6 +67,7 @@ class Row:
     open_alerts: int
     high_alerts: int
     adverse_events: int
+    dosing: bool = True  # False for an arm without a regimen: no dose figures to show
     today: TodayState = TodayState.NOT_DUE
     today_dose: Dose | None = None
     alert_kinds: tuple[str, ...] = ()  # kinds of the open alerts, most urgent first
@@ -130,13 +131,13 @@ def dashboard_rows(
         ).all()
     )
     sites = {s.id: s for s in session.exec(select(Site)).all()}
-    regimens = _arms_with_regimen(session)
+    studies = {s.id: s for s in session.exec(select(Study)).all()}
     today = {
         p.id: today_state(
             doses[p.id],
             now=now,
             today=to_local(now, p.time_zone).date(),
-            has_regimen=(p.study_id, p.arm) in regimens,
+            has_regimen=arm_doses(studies[p.study_id], p.arm),
         )
         for p in participants
     }
@@ -150,6 +151,7 @@ def dashboard_rows(
             open_alerts=open_alerts[p.id],
             high_alerts=high_alerts[p.id],
             adverse_events=ae_counts.get(p.id, 0),
+            dosing=arm_doses(studies[p.study_id], p.arm),
             today=today[p.id][0],
             today_dose=today[p.id][1],
             alert_kinds=tuple(sorted(kinds[p.id], key=ALERT_URGENCY.index)),
@@ -169,16 +171,6 @@ ALERT_URGENCY = [
     AlertKind.OPTED_OUT.value,
     AlertKind.AUDIT_CHAIN_BROKEN.value,
 ]
-
-
-def _arms_with_regimen(session) -> set[tuple[int, str]]:
-    """(study id, arm code) of every arm that has doses to take."""
-    return {
-        (study.id, arm.code)
-        for study in session.exec(select(Study)).all()
-        for arm in protocol_of(study).arms
-        if arm.regimen is not None
-    }
 
 
 def _masked_dashboard(session, *, sites, site_ids, chosen_site: str, now):
