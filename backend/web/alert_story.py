@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 
 from backend.web.i18n import local_day_text
 from notifications.models import InboundMessage, OutboundMessage
+from schedules.dose_numbering import dose_numbers
 from schedules.models import HIGH, AdverseEvent, Alert, AlertKind, AlertState, Dose
 from schedules.vocabulary import AE_TERM_LABELS
 
@@ -125,18 +126,15 @@ class _Facts:
 
 
 def _active_numbers(session: Session, doses) -> dict[int, int]:
-    """Each dose's number in its participant's own sequence of doses that were not cancelled by a re-plan."""
+    """Each dose's number in its participant's own sequence (schedules.dose_numbering), every participant's read
+    once."""
     participants = {d.participant_id for d in doses}
     if not participants:
         return {}
     numbers: dict[int, int] = {}
-    counters: dict[int, int] = {}
-    query = select(Dose.id, Dose.participant_id, Dose.state).where(Dose.participant_id.in_(participants))
-    for dose_id, pid, state in session.exec(query.order_by(Dose.participant_id, Dose.local_date, Dose.seq)):
-        if state == "cancelled":
-            continue
-        counters[pid] = counters.get(pid, 0) + 1
-        numbers[dose_id] = counters[pid]
+    everyone = session.exec(select(Dose).where(Dose.participant_id.in_(participants))).all()
+    for pid in participants:
+        numbers |= dose_numbers(d for d in everyone if d.participant_id == pid)
     return numbers
 
 
