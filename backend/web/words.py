@@ -4,15 +4,16 @@ participant statuses, today's dose, spans of time."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 
-from backend.web.i18n import local_text
+from backend.web.i18n import local_day_text, local_text, page_language
 from schedules.models import Dose
 from schedules.today import TodayState
+from schedules.vocabulary import AE_TERM_LABELS
 
 # How far a message got, in words (outbox statuses and the carrier's finer ones); "twiml" is a reply that went
 # back inside Twilio's answer to the participant's own message.
@@ -202,3 +203,253 @@ def warning_words(warning) -> tuple[str, str]:
         )
     )
     return headline, meaning + " " + _("Tell the system administrator; until it is fixed, check participants by hand.")
+
+
+# The adverse-event vocabularies (schedules.vocabulary) and the other stored codes a nurse reads on the pages.
+# "unknown" is both an outcome and an action taken: the same word serves both.
+CODE_WORDS = {
+    # severities
+    "mild": _l("mild"),
+    "moderate": _l("moderate"),
+    "severe": _l("severe"),
+    # relatedness to the study drug
+    "not_related": _l("not related"),
+    "unlikely": _l("unlikely related"),
+    "possible": _l("possibly related"),
+    "probable": _l("probably related"),
+    "definite": _l("definitely related"),
+    # outcomes
+    "recovered": _l("recovered"),
+    "recovering": _l("recovering"),
+    "not_recovered": _l("not recovered"),
+    "recovered_with_sequelae": _l("recovered with sequelae"),
+    "fatal": _l("fatal"),
+    "unknown": _l("unknown"),
+    # seriousness criteria
+    "death": _l("death"),
+    "life_threatening": _l("life-threatening"),
+    "hospitalisation": _l("hospitalisation"),
+    "disability": _l("disability"),
+    "congenital_anomaly": _l("congenital anomaly"),
+    "other_important": _l("other important medical event"),
+    # actions taken with the study drug
+    "dose_not_changed": _l("dose not changed"),
+    "drug_interrupted": _l("drug interrupted"),
+    "drug_withdrawn": _l("drug withdrawn"),
+    "dose_reduced": _l("dose reduced"),
+    "not_applicable": _l("not applicable"),
+    # who or what reported (doses, VAS, adverse events)
+    "sms": _l("SMS"),
+    "staff": _l("staff"),
+    "app": _l("the app"),
+    "import": _l("import"),
+    # VAS answer states
+    "valid": _l("valid"),
+    "withdrawn": _l("withdrawn"),
+    "corrected": _l("corrected"),
+    "invalid": _l("not accepted"),
+    # signature meanings
+    "reviewed": _l("reviewed"),
+    "approved": _l("approved"),
+    "withheld": _l("withheld"),
+}
+
+
+def code_words(code: str | None) -> str:
+    """A stored vocabulary code (severity, outcome, relatedness, criterion, action, source…) in words."""
+    if not code:
+        return ""
+    return str(CODE_WORDS.get(code, code.replace("_", " ")))
+
+
+def codes_words(codes: str | None) -> str:
+    """A comma-separated list of codes (seriousness criteria) in words."""
+    separator = "、" if page_language() == "zh-CN" else ", "
+    return separator.join(code_words(c) for c in (codes or "").split(",") if c)
+
+
+def ae_term_words(term: str | None) -> str:
+    """An app adverse-event term (schedules.vocabulary.AE_TERMS) in the page's language."""
+    if not term:
+        return ""
+    if term == "withheld":
+        return code_words(term)
+    labels = AE_TERM_LABELS.get(term)
+    return labels.get(page_language(), labels["en"]) if labels else term.replace("_", " ")
+
+
+def yes_no_words(value: bool | None) -> str:
+    """yes / no / — in the page's language."""
+    return "—" if value is None else (_("yes") if value else _("no"))
+
+
+# The system organ classes of the CTCAE v5 list (schedules/data/ctcae_v5.csv), the groups of the term list.
+SOC_WORDS = {
+    "Blood and lymphatic system disorders": _l("Blood and lymphatic system disorders"),
+    "Cardiac disorders": _l("Cardiac disorders"),
+    "Congenital, familial and genetic disorders": _l("Congenital, familial and genetic disorders"),
+    "Ear and labyrinth disorders": _l("Ear and labyrinth disorders"),
+    "Endocrine disorders": _l("Endocrine disorders"),
+    "Eye disorders": _l("Eye disorders"),
+    "Gastrointestinal disorders": _l("Gastrointestinal disorders"),
+    "General disorders and administration site conditions": _l("General disorders and administration site conditions"),
+    "Hepatobiliary disorders": _l("Hepatobiliary disorders"),
+    "Immune system disorders": _l("Immune system disorders"),
+    "Infections and infestations": _l("Infections and infestations"),
+    "Injury, poisoning and procedural complications": _l("Injury, poisoning and procedural complications"),
+    "Investigations": _l("Investigations"),
+    "Metabolism and nutrition disorders": _l("Metabolism and nutrition disorders"),
+    "Musculoskeletal and connective tissue disorders": _l("Musculoskeletal and connective tissue disorders"),
+    "Neoplasms benign, malignant and unspecified (incl cysts and polyps)": _l(
+        "Neoplasms benign, malignant and unspecified (incl cysts and polyps)"
+    ),
+    "Nervous system disorders": _l("Nervous system disorders"),
+    "Pregnancy, puerperium and perinatal conditions": _l("Pregnancy, puerperium and perinatal conditions"),
+    "Psychiatric disorders": _l("Psychiatric disorders"),
+    "Renal and urinary disorders": _l("Renal and urinary disorders"),
+    "Reproductive system and breast disorders": _l("Reproductive system and breast disorders"),
+    "Respiratory, thoracic and mediastinal disorders": _l("Respiratory, thoracic and mediastinal disorders"),
+    "Skin and subcutaneous tissue disorders": _l("Skin and subcutaneous tissue disorders"),
+    "Social circumstances": _l("Social circumstances"),
+    "Surgical and medical procedures": _l("Surgical and medical procedures"),
+    "Vascular disorders": _l("Vascular disorders"),
+}
+
+
+def soc_words(soc: str) -> str:
+    """A MedDRA system organ class in the page's language (the English name if it is not in the list)."""
+    return str(SOC_WORDS.get(soc, soc))
+
+
+# Domain refusals (schedules.errors.DomainError.message, English for the API and the audit trail) that a nurse
+# can meet on the pages, read into the page's language; a message not listed is shown as it is.
+_DOMAIN_ERRORS = [
+    (re.compile(r"alert is (?P<s>\w+), not open$"), lambda m: _("This alert is no longer open.")),
+    (re.compile(r"alert is already resolved$"), lambda m: _("This alert is already resolved.")),
+    (re.compile(r"a note saying what was done is required$"), lambda m: _("Say what was done.")),
+    (re.compile(r"taken_at is in the future$"), lambda m: _("The time taken is in the future.")),
+    (
+        re.compile(r"nothing to change: the values are the current ones$"),
+        lambda m: _("Nothing to change: these are the current values."),
+    ),
+    (re.compile(r"a reason is required for this change$"), lambda m: _("Give a reason for this change.")),
+    (re.compile(r"participant is withdrawn$"), lambda m: _("The participant is withdrawn.")),
+    (re.compile(r"dosing is already on hold$"), lambda m: _("Dosing is already on hold.")),
+    (
+        re.compile(r"the site cannot have become aware in the future$"),
+        lambda m: _("The site cannot have become aware in the future."),
+    ),
+    (
+        re.compile(r"the site cannot have become aware before the event began \(onset (?P<d>[\d-]+)\)$"),
+        lambda m: _("The site cannot have become aware before the event began (onset %(date)s).", date=m["d"]),
+    ),
+    (
+        re.compile(r"an ongoing event has no stop date: clear one of them$"),
+        lambda m: _("An ongoing event has no stop date: clear one of them."),
+    ),
+    (
+        re.compile(r"the (?P<what>onset|stop) date (?P<d>[\d-]+) is in the future: it is (?P<t>[\d-]+) where"),
+        lambda m: _(
+            "The %(what)s date %(date)s is in the future: it is %(today)s where the participant lives.",
+            what=_("onset") if m["what"] == "onset" else _("stop"),
+            date=m["d"],
+            today=m["t"],
+        ),
+    ),
+    (
+        re.compile(r"the stop date (?P<s>[\d-]+) is before the onset date (?P<o>[\d-]+)$"),
+        lambda m: _("The stop date %(stop)s is before the onset date %(onset)s.", stop=m["s"], onset=m["o"]),
+    ),
+    (
+        re.compile(r"'(?P<z>[^']*)' is not an IANA time zone"),
+        lambda m: _("%(zone)s is not an IANA time zone (for example Asia/Shanghai).", zone=m["z"]),
+    ),
+]
+
+
+def domain_error_words(message: str) -> str:
+    """A domain refusal as a nurse reads it; one not listed is shown as it is."""
+    for pattern, words in _DOMAIN_ERRORS:
+        match = pattern.match(message)
+        if match:
+            return words(match)
+    return message
+
+
+# What a signature means (schedules.vocabulary.SIGNATURE_MEANING_LABELS) as the radio buttons say it.
+SIGNATURE_MEANING_WORDS = {
+    "reviewed": _l("Reviewed: I have reviewed this record"),
+    "approved": _l("Approved: I approve this assessment"),
+}
+
+
+ROLE_WORDS = {
+    "admin": _l("administrator"),
+    "investigator": _l("investigator"),
+    "nurse": _l("nurse"),
+    "assessor": _l("outcome assessor"),
+}
+
+
+def role_words(role: str) -> str:
+    """A staff role in words."""
+    return str(ROLE_WORDS.get(role, role))
+
+
+# The fields of an adverse-event record (its versions list every one), as the record's own labels say them.
+AE_FIELD_WORDS = {
+    "id": _l("number"),
+    "participant_id": _l("participant number"),
+    "reported_at": _l("reported"),
+    "source": _l("reported by"),
+    "raw_text": _l("their words"),
+    "term": _l("term"),
+    "other_text": _l("other: their description"),
+    "onset_date": _l("onset date"),
+    "severity": _l("severity"),
+    "ongoing": _l("ongoing"),
+    "went_to_hospital": _l("went to hospital"),
+    "suspected_serious": _l("suspected serious"),
+    "matched_keywords": _l("serious words found"),
+    "ctcae_grade": _l("CTCAE grade"),
+    "serious": _l("serious"),
+    "serious_criteria": _l("seriousness criteria"),
+    "relatedness": _l("relatedness"),
+    "outcome": _l("outcome"),
+    "stop_date": _l("stop date"),
+    "narrative": _l("narrative"),
+    "ctcae_term": _l("CTCAE v5 term"),
+    "action_taken": _l("action taken with the study drug"),
+    "aware_at": _l("site became aware"),
+    "version": _l("version"),
+}
+_CODED_FIELDS = ("severity", "relatedness", "outcome", "action_taken", "source")
+_DATE_FIELDS = ("onset_date", "stop_date")
+_TIME_FIELDS = ("reported_at", "aware_at")
+
+
+def field_words(name: str) -> str:
+    """An adverse-event field's name in words."""
+    return str(AE_FIELD_WORDS.get(name, name.replace("_", " ")))
+
+
+def value_words(name: str, value: object, zone: str | None = None) -> str:
+    """A value of an adverse-event version (as signed: ISO dates, UTC times, codes) as a nurse reads it."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return yes_no_words(value)
+    try:
+        if name in _DATE_FIELDS and isinstance(value, str):
+            return local_day_text(date.fromisoformat(value))
+        if name in _TIME_FIELDS and isinstance(value, str) and zone:
+            return local_text(datetime.fromisoformat(value), zone)
+    except ValueError:
+        return str(value)
+    if name in _CODED_FIELDS:
+        return code_words(str(value))
+    if name == "serious_criteria":
+        return codes_words(str(value))
+    if name == "term":
+        return ae_term_words(str(value))
+    return str(value)

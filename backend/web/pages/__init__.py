@@ -27,6 +27,14 @@ def init_app(app: Flask) -> None:
         words.message_kind_words,
         words.outcome_words,
         words.warning_words,
+        words.code_words,
+        words.codes_words,
+        words.ae_term_words,
+        words.yes_no_words,
+        words.soc_words,
+        words.role_words,
+        words.field_words,
+        words.value_words,
     ):
         app.jinja_env.globals[helper.__name__] = helper
     app.jinja_env.globals["SMS_SIMULATOR"] = settings_of(app).SMS_BACKEND == "console"
