@@ -321,10 +321,14 @@ def soc_words(soc: str) -> str:
     return str(SOC_WORDS.get(soc, soc))
 
 
+_ALERT_STATE_WORDS = {"open": _l("open"), "acknowledged": _l("acknowledged"), "resolved": _l("resolved")}
 # Domain refusals (schedules.errors.DomainError.message, English for the API and the audit trail) that a nurse
 # can meet on the pages, read into the page's language; a message not listed is shown as it is.
 _DOMAIN_ERRORS = [
-    (re.compile(r"alert is (?P<s>\w+), not open$"), lambda m: _("This alert is no longer open.")),
+    (
+        re.compile(r"alert is (?P<s>\w+), not open$"),
+        lambda m: _("The alert is %(state)s, not open.", state=_ALERT_STATE_WORDS.get(m["s"], m["s"])),
+    ),
     (re.compile(r"alert is already resolved$"), lambda m: _("This alert is already resolved.")),
     (re.compile(r"a note saying what was done is required$"), lambda m: _("Say what was done.")),
     (re.compile(r"taken_at is in the future$"), lambda m: _("The time taken is in the future.")),

@@ -30,6 +30,7 @@ from backend.web.pages.common import (
 from backend.web.pages.display import ALERT_KIND_LABELS
 from backend.web.pages.forms import AcknowledgeForm, ResolveForm
 from backend.web.paths import ID
+from backend.web.words import domain_error_words
 from notifications.pages import PageRound, page_rounds
 from schedules.dbtypes import utcnow
 from schedules.errors import DomainError
@@ -180,10 +181,11 @@ def _alert_action(alert_id: int, kind: str, form, change):
         message = change(alert, utcnow())
     except DomainError as exc:
         get_session().rollback()
+        message = domain_error_words(exc.message)
         if kind == "resolve" and exc.field == "note":
-            form.note.errors = [*form.note.errors, exc.message]
+            form.note.errors = [*form.note.errors, message]
         else:
-            form.form_errors.append(exc.message)
+            form.form_errors.append(message)
         return render_queue(submitted={(alert.id, kind): form}, status=422)
     flash(message, "success")
     return redirect(safe_next(form.next.data, url_for("pages.alerts")), code=303)
