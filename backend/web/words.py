@@ -364,6 +364,32 @@ _DOMAIN_ERRORS = [
         re.compile(r"the stop date (?P<s>[\d-]+) is before the onset date (?P<o>[\d-]+)$"),
         lambda m: _("The stop date %(stop)s is before the onset date %(onset)s.", stop=m["s"], onset=m["o"]),
     ),
+    # The investigator's grading and signing (schedules.ae_review, backend.operations.ae_review).
+    (
+        re.compile(r"wrong password: nothing was signed"),
+        lambda m: _("wrong password: nothing was signed (wrong passwords count towards locking your sign-in)"),
+    ),
+    (
+        re.compile(r"a serious event needs at least one criterion$"),
+        lambda m: _("A serious event needs at least one seriousness criterion."),
+    ),
+    (
+        re.compile(r"review the adverse event \(grade, seriousness, relatedness\) before signing off$"),
+        lambda m: _("Grade the adverse event (grade, seriousness, relatedness) before signing it."),
+    ),
+    (
+        re.compile(r"you already signed version (?P<n>\d+) as (?P<m>\w+)$"),
+        lambda m: _("You already signed version %(n)s as %(meaning)s.", n=m["n"], meaning=code_words(m["m"])),
+    ),
+    (
+        re.compile(r"version (?P<n>\d+) is signed with this very grading: nothing to change$"),
+        lambda m: _("Version %(n)s is signed with this very grading: nothing to change.", n=m["n"]),
+    ),
+    (re.compile(r"stop date is in the future$"), lambda m: _("The stop date is in the future.")),
+    (
+        re.compile(r"say where the follow-up comes from \(a reason is required\)$"),
+        lambda m: _("Say where the follow-up comes from (a reason is required)."),
+    ),
     (
         re.compile(r"'(?P<z>[^']*)' is not an IANA time zone"),
         lambda m: _("%(zone)s is not an IANA time zone (for example Asia/Shanghai).", zone=m["z"]),
