@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, g, redirect, session, url_for
+from flask import abort, g, redirect, request, session, url_for
 
 from backend.db import get_session
 from backend.identity.staff import set_staff_language
@@ -28,4 +28,14 @@ def language_form() -> LanguageForm:
     """A language switch for the header, set to the page's language."""
     form = LanguageForm(prefix="language")
     form.language.data = page_language()
+    form.next.data = _back_here()
     return form
+
+
+def _back_here() -> str:
+    """Where the switch returns to: this page (a GET) with its filters, but never a `next` it was given, which
+    the login page may not trust (a form post cannot be come back to: nothing)."""
+    if request.method != "GET":
+        return ""
+    here = request.path if "next" in request.args else request.full_path.rstrip("?")
+    return safe_next(here, "")
