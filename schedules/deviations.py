@@ -1,4 +1,5 @@
-"""The protocol-deviation log: deviations derived from doses and their events, classified by the protocol.
+"""The protocol-deviation log: deviations derived from doses and their events, classified by the protocol
+(written here; read through schedules.queries.deviations_for).
 
 What counts, read from the dose records (nothing else is needed, so a run can always be repeated):
 - missed_dose: a dose the participant did not take in its window: missed (no report by the close) or
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import Select, func, or_
+from sqlalchemy import func, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
@@ -395,38 +396,7 @@ def record_missed(session: Session, *, now: datetime, dose_ids: Sequence[int]) -
     return report
 
 
-# --- reading the log and reviewing it ---------------------------------------------------
-
-
-def deviation_query(
-    *,
-    participant_ids: Iterable[int] | None = None,
-    kinds: Sequence[str] | None = None,
-    classifications: Sequence[str] | None = None,
-    review_states: Sequence[str] | None = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
-) -> Select:
-    """A SELECT of deviations by these filters (each None = any), oldest day first; callers add their scope."""
-    query = select(Deviation)
-    if participant_ids is not None:
-        query = query.where(Deviation.participant_id.in_(sorted(set(participant_ids))))
-    if kinds:
-        query = query.where(Deviation.kind.in_(kinds))
-    if classifications:
-        query = query.where(Deviation.classification.in_(classifications))
-    if review_states:
-        query = query.where(Deviation.review_state.in_(review_states))
-    if date_from is not None:
-        query = query.where(Deviation.local_date >= date_from)
-    if date_to is not None:
-        query = query.where(Deviation.local_date <= date_to)
-    return query.order_by(Deviation.local_date, Deviation.id)
-
-
-def deviations_for(session: Session, participant_ids: Iterable[int] | None = None, **filters) -> list[Deviation]:
-    """The deviations of these participants (all when None), by deviation_query's filters (the exports' dataset)."""
-    return list(session.exec(deviation_query(participant_ids=participant_ids, **filters)).all())
+# --- reviewing ------------------------------------------------------------------------
 
 
 def review_deviation(

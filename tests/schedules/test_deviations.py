@@ -9,13 +9,13 @@ from hypothesis import strategies as st
 from sqlmodel import select
 
 from schedules.changes import Actor
-from schedules.deviations import detect_deviations, deviations_for, record_missed, runs_not_taken
+from schedules.deviations import detect_deviations, record_missed, runs_not_taken
 from schedules.doses import report_dose
 from schedules.missed import flag_missed_doses
 from schedules.models import Deviation
 from schedules.participants import hold_dosing
 from schedules.protocol import protocol_from_dict
-from schedules.queries import dose_by_seq
+from schedules.queries import deviations_for, dose_by_seq
 from tests.conftest import utc
 from tests.factories import PROTOCOL_FILE, make_participant, make_site, make_study
 
