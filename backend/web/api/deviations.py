@@ -1,6 +1,7 @@
 """The protocol-deviation log: list with filters, and a nurse's review of one deviation.
 
-Deviations are about dosing (missed and late doses, holds), so the masked assessor is refused every route here."""
+Deviations are about missed and late doses and holds: they tell the arm, so the masked assessor is refused every
+route."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ _errors = error_responses(blp)
 KINDS = [k.value for k in DeviationKind]
 CLASSES = [c.value for c in DeviationClass]
 REVIEWS = [r.value for r in DeviationReview]
-REFUSAL = "deviations tell of dosing: the masked assessor does not see them"
+REFUSAL = "the masked assessor does not see the deviation log"
 
 
 def _study_code(deviation: Deviation) -> str:
