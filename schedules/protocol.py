@@ -389,9 +389,7 @@ class _DeviationSchema(Schema):
     missed_in_a_row_major = _count(1, load_default=2)
     late_major_after_hours = _count(0, load_default=24)
     hold_classification = fields.String(validate=validate.OneOf(CLASSIFICATIONS), load_default="minor")
-    out_of_window_change_classification = fields.String(
-        validate=validate.OneOf(CLASSIFICATIONS), load_default="minor"
-    )
+    out_of_window_change_classification = fields.String(validate=validate.OneOf(CLASSIFICATIONS), load_default="minor")
 
     @post_load
     def _build(self, data: dict, **kwargs: Any) -> DeviationRule:

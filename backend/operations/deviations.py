@@ -16,8 +16,3 @@ def review_deviation(
 ) -> Deviation:
     """Record a review: open, reviewed or not_a_deviation, with a comment saying why (who and when are kept)."""
     return domain.review_deviation(session, deviation=deviation, state=state, comment=comment, actor=actor, now=now)
-
-
-def detect_deviations(session: Session, *, now: datetime, participant_ids=None) -> domain.DeviationReport:
-    """Bring the deviation log up to date from the dose records (the hourly job, the demo)."""
-    return domain.detect_deviations(session, now=now, participant_ids=participant_ids)

@@ -158,3 +158,37 @@ def test_detection_running_again_keeps_the_review(client, session, log):
     assert sum(report.created.values()) == 0 and report.reclassified == 0
     again = client.get(f"/api/v1/deviations/{deviation_id}", headers=log["nurse"]).get_json()
     assert (again["review_state"], again["comment"]) == ("reviewed", "called")
+
+
+def test_the_demo_has_a_deviation_log_with_minor_and_major_rows(app, client, session):
+    from backend.runtime.demo import seed_demo
+    from tests.factories import make_staff_token
+
+    lines = seed_demo(app)
+    assert any(line.startswith("deviation log: checked 6 participant(s)") for line in lines)
+    admin = {"Authorization": f"Bearer {make_staff_token(session, role='admin')}"}
+    session.commit()
+    rows = client.get("/api/v1/deviations", headers=admin).get_json()
+    by_code = {(d["study_code"], d["classification"]) for d in rows if d["kind"] == "missed_dose"}
+    # P-002 forgets every fourth dose (single misses), P-003 stopped after two doses (a row of misses).
+    assert ("P-002", "minor") in by_code and ("P-003", "major") in by_code
+    assert not {code for code, _ in by_code} & {"P-001", "P-004", "P-006"}
+
+
+def test_the_jobs_say_what_they_added_to_the_log(cli, session, clock):
+    from tests.factories import make_participant
+
+    make_participant(session)
+    session.commit()
+    clock.move_to(utc("2026-03-02T04:01Z"))
+    missed = cli.invoke(args=["jobs", "run", "flag_missed_doses"])
+    assert missed.exit_code == 0, missed.output
+    assert missed.output.strip().endswith("; deviation log: 1 recorded, 0 made major")
+    clock.move_to(utc("2026-03-04T04:01Z"))
+    assert cli.invoke(args=["jobs", "run", "flag_missed_doses"]).output.strip().endswith("1 recorded, 1 made major")
+
+    hourly = cli.invoke(args=["jobs", "run", "detect_deviations"])
+    assert hourly.exit_code == 0, hourly.output
+    assert hourly.output.strip() == (
+        "detect_deviations: checked 1 participant(s): 0 deviation(s) recorded (none new), 0 reclassified"
+    )
