@@ -22,13 +22,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
-from sqlalchemy import func, or_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import case, func, or_
 from sqlmodel import Session, select
 
-from schedules.bulk import in_values
+from schedules.bulk import bulk_insert, in_values
 from schedules.changes import Actor, acting, record_changes
 from schedules.errors import InvalidInput
 from schedules.models import (
@@ -78,6 +77,13 @@ class DeviationReport:
             f"checked {self.participants} participant(s): {sum(self.created.values())} deviation(s) recorded "
             f"({kinds}), {self.reclassified} reclassified"
         )
+
+
+class _Who(NamedTuple):
+    """The participant columns a deviation row needs."""
+
+    id: int
+    site_id: int
 
 
 @dataclass(frozen=True)
@@ -212,9 +218,10 @@ def _participants(session: Session, participant_ids: Iterable[int] | None) -> li
     return list(session.connection().execute(query))
 
 
-def _rules(session: Session, study_ids: set[int]) -> dict[int, DeviationRule]:
-    studies = session.exec(select(Study).where(Study.id.in_(study_ids))).all() if study_ids else []
-    return {s.id: protocol_of(s).deviations for s in studies}
+def _rules(session: Session, study_ids: set[int] | None) -> dict[int, DeviationRule]:
+    """The [deviations] rules by study id (of every study when None: a trial database holds a few)."""
+    query = select(Study) if study_ids is None else select(Study).where(Study.id.in_(study_ids))
+    return {s.id: protocol_of(s).deviations for s in session.exec(query).all()}
 
 
 _DOSE_COLUMNS = (
@@ -290,14 +297,10 @@ def _insert(session: Session, found: list[Found], *, now: datetime) -> list[dict
         }
         for f in found
     ]
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = (
-        dialect_insert(dev_t)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=[dev_t.c.dedupe_key])
-        .returning(*dev_t.c)
-    )
-    return [dict(row._mapping) for row in session.connection().execute(statement)]
+    # Only the keys come back (fewer values to read); the audit's copy of each row is what was sent.
+    by_key = {v["dedupe_key"]: v for v in values}
+    inserted = bulk_insert(session, dev_t, values, returning=("id", "dedupe_key"), skip_conflicts_on="dedupe_key")
+    return [{"id": row_id, **by_key[key]} for row_id, key in inserted]
 
 
 def _apply(
@@ -360,39 +363,47 @@ def record_missed(session: Session, *, now: datetime, dose_ids: Sequence[int]) -
     doses and only ever upgrades others. The periodic detect_deviations job re-reads everything and corrects
     whatever this short look could not see."""
     report = DeviationReport()
-    if not dose_ids:
+    ids = list(dose_ids)
+    if not ids:
         return report
-    flagged = list(
-        session.connection().execute(
-            select(d_t.c.id, d_t.c.participant_id).where(in_values(session, d_t.c.id, list(dose_ids)))
-        )
-    )
-    per_participant = Counter(row.participant_id for row in flagged)
-    participants = _participants(session, per_participant)
-    rules = _rules(session, {p.study_id for p in participants})
-    look_back = max(r.missed_in_a_row_major for r in rules.values()) - 1 + max(per_participant.values())
-    rank = func.row_number().over(
-        partition_by=d_t.c.participant_id, order_by=(d_t.c.local_date.desc(), d_t.c.seq.desc())
-    )
+    rules = _rules(session, None)
+    flagged = case((in_values(session, d_t.c.id, ids), 1), else_=0)
+    by_participant = {"partition_by": d_t.c.participant_id}
     ranked = (
-        select(*_DOSE_COLUMNS, rank.label("rank"))
-        .where(in_values(session, d_t.c.participant_id, list(per_participant)))
+        select(
+            *_DOSE_COLUMNS,
+            p_t.c.site_id,
+            p_t.c.study_id,
+            flagged.label("flagged"),
+            func.row_number()
+            .over(**by_participant, order_by=(d_t.c.local_date.desc(), d_t.c.seq.desc()))
+            .label("rank"),
+            func.sum(flagged).over(**by_participant).label("flagged_here"),
+        )
+        .join(p_t, p_t.c.id == d_t.c.participant_id)
+        .where(d_t.c.participant_id.in_(select(d_t.c.participant_id).where(in_values(session, d_t.c.id, ids))))
         .where(d_t.c.state.not_in([*UNCOUNTED, DoseState.SCHEDULED.value]))
         .subquery()
     )
+    # Each participant's flagged doses and the missed_in_a_row_major - 1 closed doses before them, newest last.
+    before = max(r.missed_in_a_row_major for r in rules.values()) - 1
+    query = (
+        select(ranked)
+        .where(ranked.c.rank <= before + ranked.c.flagged_here)
+        .order_by(ranked.c.participant_id, ranked.c.rank.desc())
+    )
     newest: dict[int, list] = defaultdict(list)
-    query = select(ranked).where(ranked.c.rank <= look_back).order_by(ranked.c.participant_id, ranked.c.rank.desc())
     for row in session.connection().execute(query):
         newest[row.participant_id].append(row)
     # New rows for the flagged doses only: an older dose at the edge of the short look may sit in a longer row.
-    wanted = {dedupe_key(MISSED, row.id) for row in flagged}
+    wanted = {dedupe_key(MISSED, row.id) for rows in newest.values() for row in rows if row.flagged}
     with acting(session, JOB_ACTOR, "missed-dose job: derived by the protocol's [deviations] rules"):
         found = []
-        for participant in participants:
-            rows = _dose_rows(rules[participant.study_id], participant, newest.get(participant.id, []), set())
-            found += [f for f in rows if f.kind == MISSED]
+        for participant_id, rows in newest.items():
+            who = _Who(participant_id, rows[0].site_id)
+            found += [f for f in _dose_rows(rules[rows[0].study_id], who, rows, set()) if f.kind == MISSED]
         _apply(session, found, report, now=now, creatable=wanted, upgrade_only=True)
-    report.participants = len(participants)
+    report.participants = len(newest)
     return report
 
 

@@ -253,3 +253,18 @@ def test_mistakes_in_the_deviations_section_are_listed_by_field():
         "trial.toml: deviations.hold_classification: Must be one of: minor, major.",
         "trial.toml: deviations.missed_in_a_row_major: Must be greater than or equal to 1.",
     ]
+
+
+def test_a_racing_run_that_read_before_the_other_inserted_adds_no_second_copy(session, monkeypatch):
+    import schedules.deviations as deviations
+
+    participant = make_participant(session)
+    flag_missed_doses(session, now=_closes(2) + timedelta(minutes=1))
+    detect_deviations(session, now=_closes(2) + timedelta(minutes=2))
+    # As if this run had read the log before the other run's rows were committed: it tries to insert them all.
+    monkeypatch.setattr(deviations, "_existing", lambda session, keys: {})
+
+    report = detect_deviations(session, now=_closes(2) + timedelta(minutes=3))
+
+    assert sum(report.created.values()) == 0
+    assert len(_log(session, participant)) == 2
