@@ -32,6 +32,7 @@ from schedules.wallclock import format_hhmm, parse_hhmm
 SUPPORTED_LANGUAGES = ("zh-CN", "en")
 FOLLOW_UP_FROM = ("last_dose", "first_dose")
 RESUME_POLICIES = ("keep_end_date", "extend_to_total_doses")
+CLASSIFICATIONS = ("minor", "major")
 
 # Used when a protocol file leaves the [safety] section out; PRODUCT.md's starting list.
 DEFAULT_SERIOUS_KEYWORDS = (
@@ -178,6 +179,16 @@ class SafetyRule:
 
 
 @dataclass(frozen=True)
+class DeviationRule:
+    """How the deviation log classifies what it finds (schedules/deviations.py): minor or major."""
+
+    missed_in_a_row_major: int  # this many doses not taken in a row are all major; fewer are minor
+    late_major_after_hours: int  # taken more than this many hours after the window closed is major
+    hold_classification: str
+    out_of_window_change_classification: str
+
+
+@dataclass(frozen=True)
 class Protocol:
     """One trial's rules, as loaded from its protocol file."""
 
@@ -196,6 +207,7 @@ class Protocol:
     show_drug_name_in_messages: bool
     enrollment: EnrollmentRule
     blinding: BlindingRule
+    deviations: DeviationRule
 
     def arm(self, code: str) -> Arm:
         """Return the arm with this code; KeyError if the trial has none."""
@@ -378,6 +390,17 @@ class _EnrollmentSchema(Schema):
         return EnrollmentRule(**data)
 
 
+class _DeviationSchema(Schema):
+    missed_in_a_row_major = _count(1, load_default=2)
+    late_major_after_hours = _count(0, load_default=24)
+    hold_classification = fields.String(validate=validate.OneOf(CLASSIFICATIONS), load_default="minor")
+    out_of_window_change_classification = fields.String(validate=validate.OneOf(CLASSIFICATIONS), load_default="minor")
+
+    @post_load
+    def _build(self, data: dict, **kwargs: Any) -> DeviationRule:
+        return DeviationRule(**data)
+
+
 _REGION_ERROR = 'Must be a two-letter region code in capitals (CN, US, GB) or "default".'
 
 
@@ -464,6 +487,7 @@ class _ProtocolSchema(Schema):
     show_drug_name_in_messages = _StrictBool(load_default=False)
     enrollment = _section(_EnrollmentSchema)
     blinding = _section(_BlindingSchema)
+    deviations = _section(_DeviationSchema)
 
     @validates_schema(skip_on_field_errors=False)
     def _default_language_offered(self, data: dict, **kwargs: Any) -> None:
