@@ -141,10 +141,18 @@ def vas_weeks(participants: list[Participant], scores: list[VasScore], *, now: d
     return [weeks[w] for w in sorted(weeks)]
 
 
+CTCAE_KEY = "ctcae:"  # a report's term key once a nurse has coded it: "ctcae:" + its MedDRA code
+
+
+def ae_term_key(ae: AdverseEvent) -> str:
+    """What a report is counted under: its CTCAE v5 term once coded, else the term the participant chose."""
+    return CTCAE_KEY + ae.ctcae_term if ae.ctcae_term else ae.term
+
+
 def _ae_grades(events: list[AdverseEvent]) -> dict[str, dict[int, list[int]]]:
     table: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     for ae in events:
-        table[ae.term][ae.ctcae_grade or UNGRADED].append(ae.id)
+        table[ae_term_key(ae)][ae.ctcae_grade or UNGRADED].append(ae.id)
     return {term: dict(grades) for term, grades in sorted(table.items())}
 
 

@@ -157,6 +157,21 @@ def test_study_weeks_follow_each_participants_own_first_dose(session, clock):
     assert [(w.week, sorted(w.expected)) for w in weeks] == [(1, sorted([early.id, late.id])), (2, [early.id])]
 
 
+def test_a_coded_report_is_counted_under_its_ctcae_term(client, world, session):
+    from backend.operations.ae_review import complete_adverse_event
+    from schedules.models import AdverseEvent
+
+    fever = session.get(AdverseEvent, world["fever"])
+    complete_adverse_event(
+        session, ae=fever, actor=ACTOR, now=utc(NOW), changes={"ctcae_term": "10016558"}, reason="coded"
+    )
+    session.commit()
+    sign_in(client, "admin@example.org")
+    page = client.get("/report").text
+    assert _row(page, "ae-grades", "ctcae:10016558") == "Fever (CTCAE) 1 0 1"
+    assert _row(page, "ae-grades", "fever") == "Fever 0 1 1"  # B-001's report, not coded yet
+
+
 def test_open_deviations_by_classification_link_to_the_log(client, world):
     sign_in(client, "admin@example.org")
     page = client.get("/report").text
