@@ -1,0 +1,33 @@
+"""The participant app: a VAS records how it was measured, an injection-site reaction its site.
+
+`vasscore.mode` is "vas_line" for a mark on the app's 100 mm line and "sms_numeric" for a number typed (SMS,
+a nurse, the app's number entry); every existing row is a typed number. `adverseevent.injection_site` holds the
+site of the participant's latest injection before an injection-site reaction (empty for the rows before).
+
+Revision ID: 0015_app_vas_mode
+Revises: 0012_audit_chain
+"""
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision = "0015_app_vas_mode"
+down_revision = "0012_audit_chain"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column(
+        "vasscore",
+        sa.Column("mode", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False, server_default="sms_numeric"),
+    )
+    op.add_column("adverseevent", sa.Column("injection_site", sqlmodel.sql.sqltypes.AutoString(length=16)))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("adverseevent", schema=None) as batch_op:
+        batch_op.drop_column("injection_site")
+    with op.batch_alter_table("vasscore", schema=None) as batch_op:
+        batch_op.drop_column("mode")
