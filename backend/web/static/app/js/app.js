@@ -107,6 +107,8 @@ async function render() {
   if (!SCREENS[screen] && screen !== "activate") screen = "today";
   drawNav(screen);
   await updateStatus();
+  delete main.dataset.screen;
+  main.setAttribute("aria-busy", "true");
   main.replaceChildren(h("p", { class: "loading" }, t("loading")));
   let content;
   try {
@@ -122,6 +124,8 @@ async function render() {
   }
   if (run !== drawing) return; // a later navigation drew over this one
   main.replaceChildren(content);
+  main.dataset.screen = screen; // drawn: tests and assistive tech can tell the screen is complete
+  main.removeAttribute("aria-busy");
   const heading = main.querySelector("h1");
   if (heading && document.activeElement === document.body) heading.focus();
 }

@@ -75,14 +75,16 @@ async function waitingReports(kind) {
 
 async function today(app) {
   const zone = app.me.time_zone;
+  const flash = await flashNotice();
   const doses = await app.load("/api/v1/me/doses");
-  if (!doses.length) return section("today_title", h("p", {}, t("today_no_doses")));
+  if (!doses.length) return section("today_title", flash, h("p", {}, t("today_no_doses")));
   const now = new Date();
   const dose = openDose(doses, now);
   if (!dose) {
     const next = doses.find((d) => new Date(d.window_opens_at) > now && d.state === "scheduled");
     return section(
       "today_title",
+    flash,
       h("p", {}, next ? t("today_next", { date: formatDate(next.local_date), time: formatTime(next.due_at, zone) }) : t("today_none_left")),
     );
   }
@@ -96,6 +98,7 @@ async function today(app) {
   if (waiting) {
     return section(
       "today_title",
+    flash,
       ...header,
       h("p", { class: "pending-item" }, h("strong", {}, t("waiting_to_send")), ": ", waiting.body.taken ? t("state_taken") : t("state_not_taken"), waiting.body.injection_site ? ` — ${labelOf(waiting.body.injection_site)}` : ""),
     );
@@ -103,6 +106,7 @@ async function today(app) {
   if (dose.state !== "scheduled" && dose.state !== "missed") {
     return section(
       "today_title",
+    flash,
       ...header,
       h("p", { class: "dose-state" }, stateLabel(dose.state)),
       dose.taken_at ? h("p", {}, t("today_done_taken", { time: formatDateTime(dose.taken_at, zone) })) : null,
@@ -125,7 +129,7 @@ async function today(app) {
   }
   return section(
     "today_title",
-    await flashNotice(),
+    flash,
     ...header,
     h("p", { class: "dose-state" }, stateLabel(dose.state)),
     picker.element,
