@@ -217,7 +217,7 @@ class VasScore(SQLModel, table=True):
     replaces_id: Optional[int] = Field(default=None, foreign_key="vasscore.id")
     withdrawn_at: Optional[datetime] = _utc(default=None, nullable=True)
     reason: str = ""
-    # How it was measured: a number typed (SMS, nurse, app keypad) or a mark on the app's 100 mm line.
+    # How it was measured: a number typed (SMS, a nurse, a client sending no mode) or a mark on the app line.
     # The two are different instruments; analysis must never pool them unknowingly.
     mode: str = Field(default="sms_numeric", max_length=16)  # sms_numeric | vas_line
 

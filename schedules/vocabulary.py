@@ -44,7 +44,7 @@ AE_TERM_LABELS = {
 }
 # The term an injection site is recorded with (the site of the latest injection before the report).
 INJECTION_SITE_TERM = "injection_site_reaction"
-# How a VAS was measured: a number typed (SMS, nurse, app keypad) or a mark on the app's 100 mm line.
+# How a VAS was measured: a number typed (SMS, a nurse, a client sending no mode) or a mark on the app line.
 VAS_MODES = ("sms_numeric", "vas_line")
 SEVERITIES = ("mild", "moderate", "severe")
 RELATEDNESS = ("not_related", "unlikely", "possible", "probable", "definite")

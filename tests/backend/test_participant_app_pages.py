@@ -118,3 +118,19 @@ def test_the_participant_page_shows_the_rotation_history(nurse_page, trial, sess
     assert re.search(r"Left thigh</td><td class=\"num\">1</td>", uses)
     assert re.search(r"Belly, left side</td><td class=\"num\">0</td><td>never", uses)
     assert dose_by_seq(session, trial.a, 2).injection_site == "arm_right"
+
+
+def test_the_adverse_event_page_shows_the_site_of_an_injection_site_reaction(nurse_page, trial, clock):
+    clock.move_to(utc("2026-03-03T10:00Z"))
+    api = nurse_page.application.test_client()
+    code = api.post(f"/api/v1/participants/{trial.a.id}/activation-codes", json={}, headers=auth(trial.nurse))
+    headers = auth(activate(api, code.get_json()["code"])["access_token"])
+    api.post(
+        "/api/v1/me/doses/2/report",
+        json={"taken": True, "injection_site": "abdomen_right", "taken_at": "2026-03-03T09:00:00Z"},
+        headers=headers,
+    )
+    ae = api.post("/api/v1/me/adverse-events", json={"term": "injection_site_reaction"}, headers=headers).get_json()
+    sign_in(nurse_page, "nurse-page@example.org")
+    page = nurse_page.get(f"/adverse-events/{ae['id']}").text
+    assert re.search(r'id="ae-injection-site">abdomen right \(latest injection', page)

@@ -1,7 +1,7 @@
 """The participant app: a VAS records how it was measured, an injection-site reaction its site.
 
 `vasscore.mode` is "vas_line" for a mark on the app's 100 mm line and "sms_numeric" for a number typed (SMS,
-a nurse, the app's number entry); every existing row is a typed number. `adverseevent.injection_site` holds the
+a nurse, an API client sending no mode); every existing row is a typed number. `adverseevent.injection_site` holds the
 site of the participant's latest injection before an injection-site reaction (empty for the rows before).
 
 Revision ID: 0015_app_vas_mode

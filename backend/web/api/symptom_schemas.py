@@ -97,7 +97,7 @@ class MaskedVasSchema(Schema):
     mode = fields.String(
         validate=validate.OneOf(VAS_MODES),
         metadata={
-            "description": "how it was measured: sms_numeric (a number typed: SMS, staff, the app's number entry) "
+            "description": "how it was measured: sms_numeric (a number typed: SMS, staff, an API client) "
             "or vas_line (a mark on the app's 100 mm line); different instruments, never pool them unknowingly",
             "example": "sms_numeric",
         },
