@@ -5,8 +5,8 @@ import { activate, ApiError, newKey, Offline, request, signOut } from "./api.js"
 import { bodyMap } from "./bodymap.js";
 import { h, notice } from "./dom.js";
 import { formatDate, formatDateTime, formatTime, LANGUAGES, language, setLanguage, t } from "./i18n.js";
-import { pending, submit } from "./outbox.js";
-import { kv } from "./store.js";
+import { flush, pending, submit } from "./outbox.js";
+import { kv, outbox } from "./store.js";
 import { vasLine } from "./vasline.js";
 
 function section(titleKey, ...children) {
@@ -40,6 +40,10 @@ export async function activationScreen(app, { code, revoked }) {
           await activate(input.value.trim(), `${navigator.platform || "phone"} app`);
           app.revoked = false;
           await app.setMe(await request("GET", "/api/v1/me"));
+          // Reports kept from someone else's session on this phone are never sent as this participant.
+          for (const item of await pending()) {
+            if (item.meta.who !== app.me.study_code) await outbox.remove(item.key);
+          }
           history.replaceState(null, "", "/app/#today");
           app.go("today");
         } catch (error) {
@@ -119,7 +123,7 @@ async function today(app) {
     const body = taken
       ? { taken: true, injection_site: picker.value(), taken_at: new Date().toISOString() }
       : { taken: false };
-    const outcome = await submit("POST", `/api/v1/me/doses/${dose.seq}/report`, body, { kind: "dose", seq: dose.seq });
+    const outcome = await submit("POST", `/api/v1/me/doses/${dose.seq}/report`, body, { kind: "dose", seq: dose.seq, who: app.me.study_code });
     if (outcome.status === "refused") {
       result.replaceChildren(notice(t("report_refused", { reason: outcome.error }), "error"));
       return;
@@ -197,7 +201,7 @@ async function vas(app) {
           result.replaceChildren(notice(t("vas_mark_first"), "error"));
           return;
         }
-        const outcome = await submit("POST", "/api/v1/me/vas", { value, mode: "vas_line" }, { kind: "vas" });
+        const outcome = await submit("POST", "/api/v1/me/vas", { value, mode: "vas_line" }, { kind: "vas", who: app.me.study_code });
         const shown =
           outcome.status === "sent"
             ? notice(readBack(outcome.data.value))
@@ -296,7 +300,7 @@ async function adverseEvent(app) {
         };
         // Going to hospital is serious whatever the connection: the call screen comes at once.
         if (body.went_to_hospital) app.showCall();
-        const outcome = await submit("POST", "/api/v1/me/adverse-events", body, { kind: "ae" });
+        const outcome = await submit("POST", "/api/v1/me/adverse-events", body, { kind: "ae", who: app.me.study_code });
         if (outcome.status === "refused") return result.replaceChildren(notice(t("report_refused", { reason: outcome.error }), "error"));
         if (outcome.status === "sent" && outcome.data.suspected_serious) app.showCall();
         form.reset();
@@ -447,11 +451,13 @@ async function settings(app) {
       class: "danger",
       onclick: async () => {
         try {
+          await flush(); // what is waiting goes first, if it can
           await signOut();
         } catch (error) {
           if (!(error instanceof Offline) && !(error instanceof ApiError)) throw error;
         }
         await kv.clear();
+        await outbox.clear();
         app.signedOut(false);
       },
     },
