@@ -7,7 +7,6 @@ operation of /api/openapi.json. Screenshots of each screen go to artifacts/scree
 from __future__ import annotations
 
 import re
-import subprocess
 from datetime import timedelta
 
 import pytest
@@ -18,6 +17,8 @@ from backend.runtime.demo import DEMO_PASSWORD
 from notifications.models import OutboundMessage
 from notifications.pages import page_prefix
 from schedules.models import AdverseEvent, Alert, Dose, Participant, Site, VasScore
+from tests.browser.conftest import require_cjk_font, sign_in
+from tests.browser.test_page_checks import _axe_violations
 from tests.factories import auth, make_staff_token
 
 pytestmark = pytest.mark.browser
@@ -46,10 +47,7 @@ def _nurse_gives_a_code(browser, live_server, participant_id: int) -> str:
     context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900}, locale="en-GB")
     try:
         page = context.new_page()
-        page.goto("/login")
-        page.get_by_label("Email").fill("nurse@demo.local")
-        page.get_by_label("Password").fill(DEMO_PASSWORD)
-        page.get_by_label("Password").press("Enter")
+        sign_in(page, "nurse@demo.local", DEMO_PASSWORD)
         page.wait_for_url(lambda url: "/login" not in url)
         page.goto(f"/participants/{participant_id}")
         page.get_by_role("button", name="Create app code").click()
@@ -90,19 +88,6 @@ def _open(context, path: str):
     page.on("console", lambda m: print("console:", m.type, m.text) if m.type in ("error", "warning") else None)
     page.goto(path)
     return page
-
-
-def _axe_violations(page) -> list[str] | None:
-    """axe-core's violations on the page, or None when axe-playwright-python is not installed."""
-    try:
-        from axe_playwright_python.sync_playwright import Axe
-    except ImportError:
-        return None
-    results = Axe().run(page, options={"resultTypes": ["violations"]})
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at {', '.join(str(n['target']) for n in v['nodes'][:5])}"
-        for v in results.response["violations"]
-    ]
 
 
 def _operations(live_server) -> list[tuple[str, re.Pattern]]:
@@ -336,8 +321,6 @@ def test_every_screen_in_both_languages_has_no_axe_violation(browser, live_serve
     page = _open(context, "/app/")
     expect(page.get_by_role("heading", name="Connect this phone")).to_be_visible()
     violations = {"activate": _axe_violations(page)}
-    if violations["activate"] is None:
-        pytest.skip("axe-playwright-python is not installed (helper-ui's browser checks bring it): no axe check")
     page.goto(_on_this_server(_nurse_gives_a_code(browser, live_server, participant.id)))
     page.get_by_role("button", name="Connect").click()
     expect(page.get_by_role("heading", name="Today")).to_be_visible()
@@ -385,8 +368,7 @@ def _chinese_width(page) -> dict:
 def test_chinese_renders_as_glyphs_on_the_vas_screen(browser, live_server, live_app, phone):
     from playwright.sync_api import expect
 
-    if not subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout.strip():
-        pytest.skip("no CJK font installed (apt-get install fonts-noto-cjk): Chinese would render as boxes")
+    require_cjk_font()
     context, _, _ = phone
     participant = _participant(live_app, "P-004")  # Chinese, control arm: no doses, the VAS all the same
     page = _open(context, _on_this_server(_nurse_gives_a_code(browser, live_server, participant.id)))

@@ -5,7 +5,7 @@ a nurse, an API client sending no mode); every existing row is a typed number. `
 site of the participant's latest injection before an injection-site reaction (empty for the rows before).
 
 Revision ID: 0015_app_vas_mode
-Revises: 0012_audit_chain
+Revises: 0013_ae_sae_record (re-pointed to 0014 when deviations merge)
 """
 
 import sqlalchemy as sa
@@ -13,7 +13,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0015_app_vas_mode"
-down_revision = "0012_audit_chain"
+down_revision = "0013_ae_sae_record"
 branch_labels = None
 depends_on = None
 
