@@ -82,3 +82,39 @@ def test_an_injection_site_reaction_is_linked_to_the_latest_injection_before_it(
     assert staff["injection_site"] == "arm_right"
     session.expire_all()
     assert session.get(AdverseEvent, reaction.get_json()["id"]).injection_site == "arm_right"
+
+
+def test_the_migration_makes_every_earlier_score_a_typed_number_and_downgrades_cleanly(tmp_path, clock):
+    from alembic import command
+    from sqlalchemy import text
+
+    from backend import migrate
+    from backend.app import create_app
+    from backend.db import get_database
+    from tests.conftest import fresh_database_url, test_settings
+    from tests.factories import make_participant, make_site, make_staff_token, make_study
+
+    clock.move_to(utc("2026-03-02T04:00Z"))
+    with fresh_database_url(tmp_path) as url:
+        app = create_app(test_settings(url, INSTANCE_DIR=str(tmp_path)))
+        migrate.upgrade(app)
+        database = get_database(app)
+        with database.session() as s:
+            site = make_site(s)
+            pid = make_participant(s, study=make_study(s), site=site).id
+            nurse = make_staff_token(s, role="nurse", site=site)
+            s.commit()
+        client = app.test_client()
+        made = client.post(
+            f"/api/v1/participants/{pid}/vas", json={"value": 4.5, "reason": "by phone"}, headers=auth(nurse)
+        )
+        assert made.status_code == 201, made.get_json()
+        database.engine.dispose()
+        command.downgrade(migrate.alembic_config(app), "-1")  # 0015 is the head
+        with database.engine.connect() as conn:
+            assert "mode" not in conn.execute(text("SELECT * FROM vasscore")).keys()
+        migrate.upgrade(app)
+        with database.engine.connect() as conn:
+            assert conn.execute(text("SELECT value, mode FROM vasscore")).one().mode == "sms_numeric"
+            assert conn.execute(text("SELECT injection_site FROM adverseevent")).all() == []
+        database.engine.dispose()

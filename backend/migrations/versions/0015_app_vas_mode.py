@@ -27,7 +27,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("adverseevent", schema=None) as batch_op:
-        batch_op.drop_column("injection_site")
-    with op.batch_alter_table("vasscore", schema=None) as batch_op:
-        batch_op.drop_column("mode")
+    # Plain DROP COLUMN (SQLite 3.35+), no batch rebuild: SQLite would have to drop `adverseevent`, which the
+    # signatures' versions reference, and `vasscore`, which its own corrections reference.
+    op.drop_column("adverseevent", "injection_site")
+    op.drop_column("vasscore", "mode")
