@@ -217,6 +217,9 @@ class VasScore(SQLModel, table=True):
     replaces_id: Optional[int] = Field(default=None, foreign_key="vasscore.id")
     withdrawn_at: Optional[datetime] = _utc(default=None, nullable=True)
     reason: str = ""
+    # How it was measured: a number typed (SMS, a nurse, a client sending no mode) or a mark on the app line.
+    # The two are different instruments; analysis must never pool them unknowingly.
+    mode: str = Field(default="sms_numeric", max_length=16)  # sms_numeric | vas_line
 
 
 class AdverseEvent(SQLModel, table=True):
@@ -258,6 +261,8 @@ class AdverseEvent(SQLModel, table=True):
     # The latest signature of the current version (empty again once a follow-up opens a new version).
     signed_off_by: str = ""
     signed_off_at: Optional[datetime] = _utc(default=None, nullable=True)
+    # An injection-site reaction's site: the one of the participant's latest injection before the report.
+    injection_site: Optional[str] = Field(default=None, max_length=16)
 
 
 class AdverseEventVersion(SQLModel, table=True):

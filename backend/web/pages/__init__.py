@@ -14,6 +14,7 @@ def init_app(app: Flask) -> None:
     from backend.web.pages import (  # noqa: F401
         adverse_event,
         alerts,
+        app_access,
         dashboard,
         deviations,
         login,
