@@ -12,6 +12,7 @@ from flask_babel import ngettext
 
 from backend.web.i18n import local_day_text, local_text, page_language
 from schedules.models import Dose
+from schedules.protocol import DEFAULT_INJECTION_SITE_LABELS
 from schedules.today import TodayState
 from schedules.vocabulary import AE_TERM_LABELS
 
@@ -483,3 +484,9 @@ def value_words(name: str, value: object, zone: str | None = None) -> str:
     if name == "term":
         return ae_term_words(str(value))
     return str(value)
+
+
+def injection_site_words(site: str | None) -> str:
+    """An injection site (schedules.models.InjectionSite) in the page's language."""
+    labels = DEFAULT_INJECTION_SITE_LABELS.get(site or "", {})
+    return labels.get(page_language()) or labels.get("en") or (site or "").replace("_", " ")

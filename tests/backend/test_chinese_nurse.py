@@ -34,6 +34,7 @@ ALLOWED_PATTERNS = [
     r"\b[A-Z]-\d{3}\b",  # study codes of participants (P-001)
     r"\bAsia/Shanghai\b",
     r"\bNCT\d+\b",  # the study's registry code
+    r"(?<![\w/])/app/",  # the participant app's address, typed as it is
 ]
 ALLOWED_WORDS = {
     "Trial",  # the product's name, Trial Companion

@@ -12,7 +12,18 @@ from backend.web.pages import display
 def init_app(app: Flask) -> None:
     """Register the nurse pages, their template helpers and their login."""
     # Importing the view modules attaches their routes to the one blueprint.
-    from backend.web.pages import adverse_event, alerts, dashboard, language, login, participant, report, simulator  # noqa: F401
+    from backend.web.pages import (  # noqa: F401
+        adverse_event,
+        alerts,
+        app_access,
+        dashboard,
+        deviations,
+        language,
+        login,
+        participant,
+        report,
+        simulator,
+    )
     from backend.web.pages.common import bp
 
     app.register_blueprint(bp)
@@ -28,6 +39,7 @@ def init_app(app: Flask) -> None:
         words.outcome_words,
         words.warning_words,
         words.code_words,
+        words.injection_site_words,
         words.codes_words,
         words.ae_term_words,
         words.yes_no_words,

@@ -266,3 +266,48 @@ class LanguageForm(FlaskForm):
 
     language = SelectField(_l("Language"), choices=[SelectChoice(code, name) for code, name in LANGUAGE_NAMES.items()])
     next = HiddenField()
+
+
+_DEVIATION_KINDS = [
+    SelectChoice("missed_dose", _l("Missed dose")),
+    SelectChoice("late_dose", _l("Late dose")),
+    SelectChoice("hold", _l("Hold")),
+    SelectChoice("out_of_window_change", _l("Record changed after the window")),
+]
+DEVIATION_REVIEWS = [
+    SelectChoice("open", _l("Open (not reviewed)")),
+    SelectChoice("reviewed", _l("Reviewed")),
+    SelectChoice("not_a_deviation", _l("Not a deviation")),
+]
+_ANY = SelectChoice("", _l("Any"))
+
+
+class DeviationFilterForm(FlaskForm):
+    """Filters of the deviation log: a GET form, so a filtered list can be bookmarked (no CSRF token)."""
+
+    class Meta:
+        csrf = False
+
+    site = StringField(_l("Site code (admins)"), validators=[Optional(), Length(max=40)])
+    participant = StringField(_l("Participant (study code)"), validators=[Optional(), Length(max=40)])
+    kind = SelectField(_l("Kind"), choices=[_ANY, *_DEVIATION_KINDS], validators=[Optional()])
+    classification = SelectField(
+        _l("Classification"),
+        choices=[_ANY, SelectChoice("minor", _l("Minor")), SelectChoice("major", _l("Major"))],
+        validators=[Optional()],
+    )
+    review_state = SelectField(_l("Review"), choices=[_ANY, *DEVIATION_REVIEWS], validators=[Optional()])
+    date_from = DateField(_l("From (local date)"), validators=[Optional()])
+    date_to = DateField(_l("To (local date)"), validators=[Optional()])
+
+
+class DeviationReviewForm(FlaskForm):
+    """A nurse's review of one deviation: the state and a comment."""
+
+    review_state = SelectField(
+        _l("Review"), choices=DEVIATION_REVIEWS, validators=[InputRequired(_l("Choose a state."))]
+    )
+    comment = TextAreaField(
+        _l("Comment"), validators=[DataRequired(_l("Say what was found.")), Length(max=2000)], description=REASON_HELP
+    )
+    next = HiddenField()

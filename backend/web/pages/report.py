@@ -12,9 +12,10 @@ from backend.db import get_session
 from backend.identity import scope
 from backend.web.i18n import page_language
 from backend.web.pages.common import bp, principal, staff_page
+from schedules.ctcae import ctcae_term
 from schedules.dbtypes import utcnow
 from schedules.models import AdverseEvent, Alert, Participant, Site
-from schedules.study_report import SAE_STANDINGS, UNGRADED, StudyReport, sae_standing, study_report
+from schedules.study_report import CTCAE_KEY, SAE_STANDINGS, UNGRADED, StudyReport, sae_standing, study_report
 from schedules.vocabulary import AE_TERM_LABELS
 
 SAE_STANDING_LABELS = {
@@ -40,7 +41,11 @@ def _report() -> tuple[StudyReport, list[Site], str]:
 
 
 def term_label(term: str) -> str:
-    """The adverse-event term in words, in the page's language."""
+    """The adverse-event term in words: the CTCAE v5 term a nurse coded it with (MedDRA's English), else the
+    participant's term in the page's language."""
+    if term.startswith(CTCAE_KEY):
+        coded = ctcae_term(term.removeprefix(CTCAE_KEY))
+        return f"{coded.term} (CTCAE)" if coded else term
     labels = AE_TERM_LABELS.get(term, {})
     return labels.get(page_language(), labels.get("en", term.replace("_", " ")))
 
