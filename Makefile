@@ -6,7 +6,7 @@ PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 BENCHES = b1_fanout b2_inbound b2_ceiling b3_missed b4_enroll b5_memory b6_apscheduler b7_sqlite_writes b8_crash
 
-.PHONY: run test lint test-sqlite test-postgres setup clean bench $(BENCHES)
+.PHONY: run test lint test-sqlite test-postgres setup clean bench translations $(BENCHES)
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ test-sqlite: setup
 
 test-postgres: setup
 	TEST_DATABASE_URL="$(PG_TEST_URL)" $(BIN)/pytest
+
+## The nurse pages' catalogue: extract every marked string, merge it into zh-CN's messages.po (translate the new
+## ones there), compile messages.mo. tests/backend/test_translations.py fails while any string is untranslated.
+TRANSLATIONS = backend/web/translations
+translations: setup
+	$(BIN)/pybabel -q extract -F babel.cfg -k _l --no-location --sort-output -o $(TRANSLATIONS)/messages.pot .
+	$(BIN)/pybabel -q update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel -q compile -d $(TRANSLATIONS)
 
 ## Benchmarks (bench/README.md), each from a clean clone with one command: `make bench` runs them
 ## all (~30 min), `make b3_missed` one of them, `make b4_enroll ARGS="--n 200 --profile"` with options.

@@ -31,6 +31,7 @@ class Staff(SQLModel, table=True):
     password_hash: str
     role: str = Field(max_length=16)
     site_id: Optional[int] = Field(default=None, foreign_key="site.id")
+    language: Optional[str] = Field(default=None, max_length=8)  # the nurse pages' language; None: the site's
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

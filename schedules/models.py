@@ -43,6 +43,7 @@ class Site(SQLModel, table=True):
     name: str
     time_zone: str
     phone: str = ""  # the site's public number, quoted in help texts
+    language: str = Field(default="en", max_length=8)  # its staff's pages unless they choose another
     on_call_ciphertext: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = _utc(default_factory=utcnow)
 

@@ -11,6 +11,7 @@ from schedules.changes import Actor, acting
 from schedules.errors import Conflict, InvalidInput, NotFound
 from schedules.models import Site
 from schedules.phones import InvalidPhone, PhoneVault, normalize_e164
+from schedules.protocol import SUPPORTED_LANGUAGES
 
 
 def _numbers(raw: list[str], field: str) -> list[str]:
@@ -30,9 +31,10 @@ def create_site(
     actor: Actor,
     on_call: list[str] = (),
     phone: str = "",
+    language: str = "en",
     reason: str = "site created",
 ) -> Site:
-    """Create a site; the time zone must be IANA and on-call numbers E.164."""
+    """Create a site; the time zone must be IANA, on-call numbers E.164, the staff's language a supported one."""
     code = (code or "").strip()
     if not code:
         raise InvalidInput("site code is required", field="code")
@@ -40,7 +42,15 @@ def create_site(
         raise InvalidInput(f"{time_zone!r} is not an IANA time zone", field="tz")
     if session.exec(select(Site).where(Site.code == code)).first() is not None:
         raise Conflict(f"site {code!r} already exists", field="code")
-    site = Site(code=code, name=name, time_zone=time_zone, phone=_numbers([phone], "phone")[0] if phone else "")
+    if language not in SUPPORTED_LANGUAGES:
+        raise InvalidInput(f"language must be one of {', '.join(SUPPORTED_LANGUAGES)}", field="lang")
+    site = Site(
+        code=code,
+        name=name,
+        time_zone=time_zone,
+        phone=_numbers([phone], "phone")[0] if phone else "",
+        language=language,
+    )
     set_on_call(site, _numbers(list(on_call), "on_call"), vault)
     with acting(session, actor, reason):
         session.add(site)

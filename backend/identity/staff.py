@@ -17,8 +17,9 @@ from backend.identity.security import (
 )
 from backend.models import Staff, StaffToken
 from schedules.changes import SYSTEM, Actor, acting
-from schedules.errors import TooManyAttempts
+from schedules.errors import InvalidInput, TooManyAttempts
 from schedules.models import Site
+from schedules.protocol import SUPPORTED_LANGUAGES
 
 # The label of the token behind a nurse-page session: sign-out revokes it, so a copied cookie stops working.
 PAGE_SESSION = "page"
@@ -41,13 +42,16 @@ def create_staff(
     site: Site | None,
     actor: Actor = SYSTEM,
     reason: str = "staff account created",
+    language: str | None = None,
 ) -> Staff:
-    """Create a staff account, attributed to `actor` with `reason` (the caller checks the password policy first)."""
+    """Create a staff account, attributed to `actor` with `reason` (the caller checks the password policy first).
+    Without a language the account reads its site's."""
     staff = Staff(
         email=normalize_email(email),
         password_hash=hash_password(password),
         role=role,
         site_id=site.id if site else None,
+        language=_checked_language(language),
     )
     with acting(session, actor, reason):
         session.add(staff)
@@ -145,3 +149,24 @@ def staff_from_token(
     if not staff.active:
         return None, "account is disabled"
     return staff, ""
+
+
+def _checked_language(language: str | None) -> str | None:
+    if language is not None and language not in SUPPORTED_LANGUAGES:
+        raise InvalidInput(f"language must be one of {', '.join(SUPPORTED_LANGUAGES)}", field="language")
+    return language
+
+
+def set_staff_language(session: Session, *, staff: Staff, language: str, actor: Actor) -> Staff:
+    """The language the staff member's pages are shown in from now on (audited like every account change)."""
+    chosen = _checked_language(language)
+    if staff.language != chosen:
+        with acting(session, actor, f"pages in {chosen}"):
+            staff.language = chosen
+            session.add(staff)
+    return staff
+
+
+def staff_language(staff: Staff, site: Site | None) -> str:
+    """The language of a staff member's pages: their own choice, else their site's, else English."""
+    return staff.language or (site.language if site else None) or "en"

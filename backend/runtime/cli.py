@@ -26,7 +26,7 @@ from schedules.changes import Actor, acting
 from schedules.dbtypes import utcnow
 from schedules.errors import DomainError
 from schedules.models import Alert, AlertState, Participant
-from schedules.protocol import ProtocolInvalid, load_protocol_file
+from schedules.protocol import SUPPORTED_LANGUAGES, ProtocolInvalid, load_protocol_file
 from schedules.queries import doses_of
 from schedules.sites import create_site, get_site
 from schedules.studies import get_study, load_study
@@ -103,8 +103,9 @@ def protocol_load(path, check, as_email, reason):
 @click.option("--tz", "time_zone", required=True, help="IANA time zone, e.g. Asia/Shanghai")
 @click.option("--on-call", "on_call", multiple=True, help="E.164 number of the on-call nurse (repeatable)")
 @click.option("--phone", default="", help="The site's number participants may call (E.164)")
+@click.option("--lang", "language", default="en", show_default=True, help="Its staff's page language: zh-CN or en")
 @attribution_options
-def sites_create(code, name, time_zone, on_call, phone, as_email, reason):
+def sites_create(code, name, time_zone, on_call, phone, language, as_email, reason):
     """Create a site (an admin's change: --as EMAIL --reason TEXT)."""
     try:
         with _session() as session:
@@ -116,6 +117,7 @@ def sites_create(code, name, time_zone, on_call, phone, as_email, reason):
                 time_zone=time_zone,
                 on_call=list(on_call),
                 phone=phone,
+                language=language,
                 vault=get_vault(),
                 actor=caller.actor,
                 reason=caller.reason,
@@ -129,12 +131,15 @@ def sites_create(code, name, time_zone, on_call, phone, as_email, reason):
 @click.option("--email", required=True)
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
 @click.option("--site", "site_code", default=None, help="Site code (required except for admins)")
+@click.option("--lang", "language", default=None, help="Page language, zh-CN or en (default: the site's)")
 @click.password_option(envvar="STAFF_PASSWORD", help="Password (prompted, or STAFF_PASSWORD)")
 @attribution_options
-def staff_create(email, role, site_code, password, as_email, reason):
+def staff_create(email, role, site_code, language, password, as_email, reason):
     """Create a staff account (an admin's change: --as EMAIL --reason TEXT; no --as for the very first, an admin)."""
     if role != Role.ADMIN.value and not site_code:
         fail("--site is required for every role except admin.")
+    if language is not None and language not in SUPPORTED_LANGUAGES:
+        fail(f"--lang: {language!r} is not one of {', '.join(SUPPORTED_LANGUAGES)}.")
     try:
         check_password_policy(password, user_inputs=(email,))
     except WeakPassword as exc:
@@ -150,7 +155,14 @@ def staff_create(email, role, site_code, password, as_email, reason):
         except DomainError as exc:
             fail(f"{exc.message}.")
         create_staff(
-            session, email=email, password=password, role=role, site=site, actor=caller.actor, reason=caller.reason
+            session,
+            email=email,
+            password=password,
+            role=role,
+            site=site,
+            language=language,
+            actor=caller.actor,
+            reason=caller.reason,
         )
         made_by = f" (as {caller.email})" if caller.staff else " (the first account: bootstrap)"
         click.echo(f"created {role} {email}" + (f" at {site_code}" if site_code else "") + made_by)

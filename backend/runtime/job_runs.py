@@ -141,44 +141,30 @@ def outbox_backlog(session: Session, *, now: datetime) -> OutboxBacklog:
     return OutboxBacklog(due, oldest, sending)
 
 
+CHECKS_STOPPED, OUTBOX_STUCK = "checks_stopped", "outbox_stuck"
+
+
 @dataclass(frozen=True)
 class NurseWarning:
-    """Something nurses must know about the system itself: what stopped, since when, what it means."""
+    """Something nurses must know about the system itself: what stopped, since when, what it means.
+    The pages word it in the reader's language from `kind`, `count` and `masked` (backend.web.words)."""
 
-    what: str  # read with "for <silent_for>", or "yet" when it never ran
-    silent_for: timedelta | None
-    consequence: str
+    kind: str  # CHECKS_STOPPED | OUTBOX_STUCK
+    silent_for: timedelta | None  # None: the checks never ran
+    count: int = 0  # messages waiting (OUTBOX_STUCK)
+    masked: bool = False  # for the masked assessor: no dosing words (the same for every arm)
 
 
 def nurse_warnings(session: Session, jobs: Sequence[Job], *, now: datetime, masked: bool = False) -> list[NurseWarning]:
-    """Nurse-page warnings: the checks that flag missed doses and plan reminders stopped, or messages are stuck.
-    `masked`: worded for the masked assessor, without dosing words (the warning is the same for every arm)."""
+    """Nurse-page warnings: the checks that flag missed doses and plan reminders stopped, or messages are stuck."""
     watched = [job for job in jobs if job.name in WATCHED_FOR_NURSES]
     late = [h for h in job_health(session, watched, now=now) if h.late]
     warnings = []
     if late:
         last = [h.last_succeeded_at for h in late if h.last_succeeded_at is not None]
-        warnings.append(
-            NurseWarning(
-                "The automatic checks have not run",
-                now - min(last) if len(last) == len(late) else None,
-                (
-                    "scheduled messages are not being planned, "
-                    if masked
-                    else "missed doses are not being flagged and reminders are not being planned, "
-                )
-                + "so this page may be incomplete. "
-                "Tell the system administrator; until it is fixed, check participants by hand.",
-            )
-        )
+        silent = now - min(last) if len(last) == len(late) else None
+        warnings.append(NurseWarning(CHECKS_STOPPED, silent, masked=masked))
     backlog = outbox_backlog(session, now=now)
     if backlog.due and backlog.waited(now) > OUTBOX_LATE_AFTER:
-        warnings.append(
-            NurseWarning(
-                f"{backlog.due} message(s) have been waiting to be sent",
-                backlog.waited(now),
-                ("messages" if masked else "reminders and alerts")
-                + " are going out late or not at all. Tell the system administrator.",
-            )
-        )
+        warnings.append(NurseWarning(OUTBOX_STUCK, backlog.waited(now), count=backlog.due, masked=masked))
     return warnings

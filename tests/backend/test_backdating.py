@@ -141,7 +141,7 @@ def test_the_page_shows_doses_to_enter_and_a_nurse_enters_one_from_the_diary(cli
     page = client.get(f"/participants/{backdated}").text
     assert page.count('<span class="state" title="Dose 1: from before enrollment: to be entered by a nurse">') == 1
     assert page.count('<td class="dose dose-to_enter">') == 3
-    assert "3 dose(s) from before enrollment are to be entered by a nurse" in page
+    assert "3 doses from before enrollment are to be entered by a nurse" in page
     assert "Dose 1 — 2026-03-01 (from before enrollment: to be entered by a nurse)" in page
     assert "Adherence <strong>0%</strong>\n    (0 of 1 due doses taken)" in page  # 7 March only
 
@@ -159,6 +159,6 @@ def test_the_page_shows_doses_to_enter_and_a_nurse_enters_one_from_the_diary(cli
     assert response.status_code == 303
     page = client.get(response.headers["Location"]).text
     assert "Dose 1 (2026-03-01) recorded: taken on time" in page
-    assert "2 dose(s) from before enrollment are to be entered by a nurse" in page
+    assert "2 doses from before enrollment are to be entered by a nurse" in page
     assert "Adherence <strong>50%</strong>\n    (1 of 2 due doses taken)" in page
     assert session.exec(select(func.count()).select_from(Alert).where(Alert.ref_id == first.id)).one() == 0

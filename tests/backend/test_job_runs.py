@@ -88,7 +88,7 @@ def test_nurses_see_a_warning_when_the_checks_stopped_and_none_once_they_run(app
     sign_in(client, "nurse-a@example.org")
     never = client.get("/").text
     assert 'role="alert"' in never and "The automatic checks have not run yet:" in never
-    assert "missed doses are not being flagged" in never
+    assert "Missed doses are not being flagged" in never
 
     _run_watched(app)
     assert "automatic checks" not in client.get("/").text
@@ -126,7 +126,7 @@ def test_nurses_see_a_warning_when_due_messages_wait_more_than_15_minutes(app, c
 
     clock.shift(2 * 60)
     page = client.get("/").text
-    assert "1 message(s) have been waiting to be sent for 16 min:" in page and "going out late" in page
+    assert "1 message has been waiting to be sent for 16 min:" in page and "going out late" in page
 
 
 def test_nurse_warnings_are_empty_when_all_is_well(app, session, clock):

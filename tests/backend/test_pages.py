@@ -182,7 +182,9 @@ def test_dashboard_sorts_by_risk_and_filters_by_status(client, world):
     text = client.get("/").text
     assert text.index('data-code="A-001"') < text.index('data-code="A-002"')
     a1_row = text[text.index('data-code="A-001"') : text.index('data-code="A-002"')]
-    assert "0%" in a1_row and "(0/3)" in a1_row and "3 (2 high)" in a1_row
+    assert "0%" in a1_row and "(0/3)" in a1_row and "3 open, 2 high:" in a1_row and "Missed dose" in a1_row
+    # 14:00 on 6 March: the dose of 5 March closed at noon without a reply, the one of 7 March is not due yet.
+    assert "missed: no reply before 2026-03-06 12:00 (Asia/Shanghai)" in a1_row
     assert "No participants match." in client.get("/?status=on_hold").text
 
 

@@ -133,4 +133,4 @@ def test_the_adverse_event_page_shows_the_site_of_an_injection_site_reaction(nur
     ae = api.post("/api/v1/me/adverse-events", json={"term": "injection_site_reaction"}, headers=headers).get_json()
     sign_in(nurse_page, "nurse-page@example.org")
     page = nurse_page.get(f"/adverse-events/{ae['id']}").text
-    assert re.search(r'id="ae-injection-site">abdomen right \(latest injection', page)
+    assert re.search(r'id="ae-injection-site">Belly, right side \(latest injection', page)

@@ -305,7 +305,7 @@ def test_the_nurse_queue_shows_the_page_rounds_and_the_sms_acknowledgement(app, 
     page = client.get("/alerts").text
 
     row = re.search(rf'<tr id="alert-{alert.id}".*?</tr>', page, re.S).group(0)
-    assert "acknowledged by SMS ACK from on-call +86\u20260098, 2026-03-02 10:32 (Asia/Shanghai)" in row
-    assert "paged 2026-03-02 10:00 (Asia/Shanghai): 2 number(s), 0 delivered" in row
-    assert "paged again (2) 2026-03-02 10:30 (Asia/Shanghai): 2 number(s)" in row
+    assert "acknowledged by SMS (ACK) from on-call +86\u20260098, 2026-03-02 10:32 (Asia/Shanghai)" in row
+    assert "paged 2026-03-02 10:00 (Asia/Shanghai): 2 numbers, 0 delivered" in row
+    assert "paged again (round 2) 2026-03-02 10:30 (Asia/Shanghai): 2 numbers" in row
     assert "+86\u20260099 sent" in row

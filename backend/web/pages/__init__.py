@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from backend.config import settings_of
+from backend.web import i18n, words
 from backend.web.pages import display
 
 
@@ -17,6 +18,7 @@ def init_app(app: Flask) -> None:
         app_access,
         dashboard,
         deviations,
+        language,
         login,
         participant,
         report,
@@ -25,9 +27,26 @@ def init_app(app: Flask) -> None:
     from backend.web.pages.common import bp
 
     app.register_blueprint(bp)
-    app.add_template_filter(display.local_text, "local")
-    app.add_template_filter(display.local_date_text, "local_date")
-    app.add_template_filter(display.duration_text, "duration")
+    i18n.init_app(app)
+    app.add_template_filter(words.duration_words, "duration")
     app.add_template_filter(display.percent_text, "percent")
     app.jinja_env.globals["ALERT_KIND_LABELS"] = display.ALERT_KIND_LABELS
+    for helper in (
+        words.status_words,
+        words.participant_status_words,
+        words.today_words,
+        words.message_kind_words,
+        words.outcome_words,
+        words.warning_words,
+        words.code_words,
+        words.injection_site_words,
+        words.codes_words,
+        words.ae_term_words,
+        words.yes_no_words,
+        words.soc_words,
+        words.role_words,
+        words.field_words,
+        words.value_words,
+    ):
+        app.jinja_env.globals[helper.__name__] = helper
     app.jinja_env.globals["SMS_SIMULATOR"] = settings_of(app).SMS_BACKEND == "console"

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Callable
 
 from flask import abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from sqlmodel import select
 
@@ -21,6 +22,7 @@ from backend.web.pages.alerts import staff_text
 from backend.web.pages.common import bp, csrf_refused, principal, staff_page, visible_participant_or_404
 from backend.web.pages.forms import AeFollowUpForm, AeRecordForm, AeReviewForm, AeSignForm
 from backend.web.paths import ID
+from backend.web.words import code_words, domain_error_words
 from schedules.ae_versions import history
 from schedules.calendar import local_wall_to_utc, to_local
 from schedules.ctcae import ctcae_term, suggested_ctcae_code
@@ -117,10 +119,11 @@ def adverse_event(ae_id: int):
 
 def _show_error(form: FlaskForm, exc: DomainError) -> None:
     field = getattr(form, exc.field, None) if exc.field else None
+    message = domain_error_words(exc.message)
     if field is not None and hasattr(field, "errors"):
-        field.errors = [*field.errors, exc.message]
+        field.errors = [*field.errors, message]
     else:
-        form.form_errors.append(exc.message)
+        form.form_errors.append(message)
 
 
 def _act(
@@ -147,7 +150,7 @@ def _act(
         else:
             get_session().rollback()  # nothing of a refused change may stay in the session the page is drawn from
         if isinstance(exc, Refused):
-            form.password.errors = [*form.password.errors, exc.message]
+            form.password.errors = [*form.password.errors, domain_error_words(exc.message)]
         else:
             _show_error(form, exc)
         return render_adverse_event(ae, participant, submitted={key: form}, status=status_of(exc))
@@ -183,7 +186,7 @@ def complete_adverse_event(ae_id: int):
         ops.complete_adverse_event(
             get_session(), ae=ae, actor=principal().actor, now=now, changes=changes, reason=form.reason.data.strip()
         )
-        return f"Record saved as version {ae.version}."
+        return _("Record saved as version %(n)d.", n=ae.version)
 
     return _act(ae_id, "record", change, roles=UNMASKED)
 
@@ -206,7 +209,7 @@ def review_adverse_event(ae_id: int):
             outcome=form.outcome.data,
             reason=form.reason.data.strip(),
         )
-        return f"Review saved as version {ae.version}; it needs signing."
+        return _("Review saved as version %(n)d; it needs signing.", n=ae.version)
 
     return _act(ae_id, "review", change)
 
@@ -223,7 +226,7 @@ def follow_up_adverse_event(ae_id: int):
         ops.follow_up_adverse_event(
             get_session(), ae=ae, actor=principal().actor, now=now, changes=changes, reason=form.reason.data.strip()
         )
-        return f"Follow-up saved as version {ae.version}; it needs signing."
+        return _("Follow-up saved as version %(n)d; it needs signing.", n=ae.version)
 
     return _act(ae_id, "follow_up", change)
 
@@ -246,6 +249,6 @@ def sign_adverse_event(ae_id: int):
             now=now,
             policy=lockout_policy(),
         )
-        return f"Version {ae.version} signed as {form.meaning.data}."
+        return _("Version %(n)d signed as %(meaning)s.", n=ae.version, meaning=code_words(form.meaning.data))
 
     return _act(ae_id, "sign", change)

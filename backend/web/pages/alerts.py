@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import case
 from sqlmodel import select
 
@@ -15,7 +16,9 @@ from backend.identity import scope
 from backend.identity.principal import Principal
 from backend.models import Staff
 from backend.operations import alerts as alert_ops
-from backend.web.alert_text import acknowledged_via, alert_summary
+from backend.web.alert_story import alert_stories
+from backend.web.alert_text import acknowledged_via
+from backend.web.i18n import page_language
 from backend.web.pages.common import (
     bp,
     csrf_refused,
@@ -27,10 +30,11 @@ from backend.web.pages.common import (
 from backend.web.pages.display import ALERT_KIND_LABELS
 from backend.web.pages.forms import AcknowledgeForm, ResolveForm
 from backend.web.paths import ID
+from backend.web.words import domain_error_words
 from notifications.pages import PageRound, page_rounds
 from schedules.dbtypes import utcnow
 from schedules.errors import DomainError
-from schedules.models import Alert, AlertState, Dose, Participant, Site
+from schedules.models import Alert, AlertState, Participant, Site
 
 RESOLVED_SHOWN = 100
 
@@ -44,6 +48,9 @@ class AlertRow:
     zone: str
     kind: str
     summary: str
+    words: str | None  # what the participant wrote
+    reply: str | None  # what we answered them
+    acknowledged: bool  # by someone, before (or without) resolving
     age: timedelta
     remaining: timedelta | None
     acknowledged_by: str
@@ -75,16 +82,17 @@ def alert_rows(session, alerts: list[Alert], *, now: datetime) -> list[AlertRow]
     )
     zones = {s.id: s.time_zone for s in session.exec(select(Site)).all()}
     staff_emails = dict(session.exec(select(Staff.id, Staff.email)).all()) if alerts else {}
-    dose_ids = {a.ref_id for a in alerts if a.ref_type == "dose" and a.ref_id is not None}
-    # Held while the rows are built, so alert_summary finds the doses in the session instead of one query each.
-    doses = list(session.exec(select(Dose).where(Dose.id.in_(dose_ids))).all()) if dose_ids else []
+    stories = alert_stories(session, alerts, language=page_language())
     rows = [
         AlertRow(
             alert=a,
             participant=participants.get(a.participant_id),
             zone=zones.get(a.site_id, "UTC"),  # no site: an alert about the whole system
-            kind=ALERT_KIND_LABELS.get(a.kind, a.kind.replace("_", " ")),
-            summary=alert_summary(a),
+            kind=str(ALERT_KIND_LABELS.get(a.kind, a.kind.replace("_", " "))),
+            summary=stories[a.id].summary,
+            words=stories[a.id].words,
+            reply=stories[a.id].reply,
+            acknowledged=stories[a.id].acknowledged,
             age=now - a.opened_at,
             remaining=a.deadline_at - now if a.deadline_at and a.state != AlertState.RESOLVED.value else None,
             acknowledged_by=staff_text(a.acknowledged_by, staff_emails),
@@ -94,7 +102,6 @@ def alert_rows(session, alerts: list[Alert], *, now: datetime) -> list[AlertRow]
         )
         for a in alerts
     ]
-    del doses
     return rows
 
 
@@ -174,10 +181,11 @@ def _alert_action(alert_id: int, kind: str, form, change):
         message = change(alert, utcnow())
     except DomainError as exc:
         get_session().rollback()
+        message = domain_error_words(exc.message)
         if kind == "resolve" and exc.field == "note":
-            form.note.errors = [*form.note.errors, exc.message]
+            form.note.errors = [*form.note.errors, message]
         else:
-            form.form_errors.append(exc.message)
+            form.form_errors.append(message)
         return render_queue(submitted={(alert.id, kind): form}, status=422)
     flash(message, "success")
     return redirect(safe_next(form.next.data, url_for("pages.alerts")), code=303)
@@ -191,7 +199,7 @@ def acknowledge_alert(alert_id: int):
 
     def change(alert: Alert, now: datetime) -> str:
         alert_ops.acknowledge_alert(get_session(), alert=alert, actor=principal().actor, now=now)
-        return f"Alert acknowledged: {ALERT_KIND_LABELS.get(alert.kind, alert.kind)}."
+        return _("Alert acknowledged: %(kind)s.", kind=ALERT_KIND_LABELS.get(alert.kind, alert.kind))
 
     return _alert_action(alert_id, "ack", form, change)
 
@@ -204,6 +212,6 @@ def resolve_alert(alert_id: int):
 
     def change(alert: Alert, now: datetime) -> str:
         alert_ops.resolve_alert(get_session(), alert=alert, note=form.note.data, actor=principal().actor, now=now)
-        return f"Alert resolved: {ALERT_KIND_LABELS.get(alert.kind, alert.kind)}."
+        return _("Alert resolved: %(kind)s.", kind=ALERT_KIND_LABELS.get(alert.kind, alert.kind))
 
     return _alert_action(alert_id, "resolve", form, change)

@@ -8,11 +8,13 @@ from datetime import datetime
 
 import segno
 from flask import abort, current_app, render_template
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField
 
 from backend.db import get_session
 from backend.operations import app_access as access
+from backend.web.i18n import page_language
 from backend.web.pages.common import bp, csrf_refused, principal, staff_page, visible_participant_or_404
 from backend.web.paths import ID
 from schedules.dbtypes import utcnow
@@ -25,7 +27,7 @@ from schedules.studies import protocol_of
 class AppCodeForm(FlaskForm):
     """Create an activation code for the participant's app."""
 
-    send_sms = BooleanField("Also text the code to the participant's phone")
+    send_sms = BooleanField(_l("Also text the code to the participant's phone"))
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,10 @@ def site_rotation(study: Study, doses: list[Dose]) -> tuple[list[SiteUse], list[
     named = sorted((d for d in doses if d.injection_site and d.taken_at), key=lambda d: d.taken_at, reverse=True)
     latest = last_used(((d.injection_site, d.taken_at) for d in named), rule.sites)
     uses = [
-        SiteUse(rule.label(site, "en"), sum(1 for d in named if d.injection_site == site), latest[site])
+        SiteUse(rule.label(site, page_language()), sum(1 for d in named if d.injection_site == site), latest[site])
         for site in rule.sites
     ]
-    return uses, [(d, rule.label(d.injection_site, "en")) for d in named]
+    return uses, [(d, rule.label(d.injection_site, page_language())) for d in named]
 
 
 @bp.app_context_processor

@@ -17,6 +17,8 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import HTTPException, abort
 
@@ -49,7 +51,7 @@ def log_in(staff: Staff) -> None:
     so the server decides whether the session is still open, not the cookie."""
     session.clear()
     lifetime = timedelta(hours=settings_of(current_app).STAFF_TOKEN_TTL_HOURS)
-    token, _ = issue_staff_token(get_session(), staff=staff, now=utcnow(), ttl=lifetime, label=PAGE_SESSION)
+    token = issue_staff_token(get_session(), staff=staff, now=utcnow(), ttl=lifetime, label=PAGE_SESSION)[0]
     session[SESSION_TOKEN] = token
 
 
@@ -68,7 +70,7 @@ def signed_in_staff() -> Staff | None:
     staff = None
     token = session.get(SESSION_TOKEN)
     if token:
-        staff, _ = staff_from_token(get_session(), token, now=utcnow(), page_session=True)
+        staff = staff_from_token(get_session(), token, now=utcnow(), page_session=True)[0]
         if staff is None:
             session.clear()
     g.page_staff = staff
@@ -174,18 +176,30 @@ def _page_headers(response):
 
 _ERROR_TEXT = {
     400: (
-        "The form could not be accepted",
-        "It may have expired or not come from this site. Reload the page and try again.",
+        _l("The form could not be accepted"),
+        _l("It may have expired or not come from this site. Reload the page and try again."),
     ),
-    403: ("Not for your role", "Your role does not give access to this page."),
-    404: ("Not found", "There is nothing here, or it belongs to a site you do not cover."),
-    405: ("Not allowed", "This address does not take that kind of request."),
-    429: ("Too many attempts", "Wait a minute, then try again."),
+    403: (_l("Not for your role"), _l("Your role does not give access to this page.")),
+    404: (_l("Not found"), _l("There is nothing here, or it belongs to a site you do not cover.")),
+    405: (_l("Not allowed"), _l("This address does not take that kind of request.")),
+    429: (_l("Too many attempts"), _l("Wait a minute, then try again.")),
     500: (
-        "Something went wrong",
-        "The page could not be shown and nothing was saved by this request. Try again; if it happens again, "
-        "tell the system administrator the time it happened (the error is in the server's log).",
+        _l("Something went wrong"),
+        _l(
+            "The page could not be shown and nothing was saved by this request. Try again; if it happens again, "
+            "tell the system administrator the time it happened (the error is in the server's log)."
+        ),
     ),
+}
+# Other HTTP errors a page can meet, by name (the framework's English name otherwise).
+_ERROR_NAMES = {
+    401: _l("Not signed in"),
+    408: _l("Took too long"),
+    409: _l("In conflict with the current state"),
+    410: _l("No longer here"),
+    413: _l("Too large"),
+    415: _l("Not a kind of content this page takes"),
+    422: _l("Could not be accepted"),
 }
 
 
@@ -208,7 +222,14 @@ def page_error(exc: HTTPException):
     elif "page_staff" not in g:
         # An unknown address never reached a page view: resolve who is signed in for the navigation.
         signed_in_staff()
-    title, text = _ERROR_TEXT.get(code) or (_ERROR_TEXT[500] if server_fault else (exc.name, _ERROR_TEXT[404][1]))
+    title, text = _ERROR_TEXT.get(code) or (
+        _ERROR_TEXT[500] if server_fault else (_ERROR_NAMES.get(code, exc.name), _ERROR_TEXT[404][1])
+    )
+    try:
+        title, text = str(title), str(text)
+    except Exception:  # noqa: BLE001 - the page's language needs the database, which may be what failed
+        with force_locale("en"):
+            title, text = str(title), str(text)
     try:
         body = render_template("error.html", title=title, text=text, code=code)
     except Exception:  # noqa: BLE001 - the error page itself failed: a plain sentence, still no traceback

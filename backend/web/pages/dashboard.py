@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from flask import render_template, request
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func
 from sqlmodel import select
 
@@ -17,10 +18,12 @@ from backend.web.masking import masked_status, masked_title
 from backend.web.pages.common import bp, principal, staff_page
 from backend.web.shown import Shown
 from schedules.adherence import Adherence, adherence_of
+from schedules.calendar import to_local
 from schedules.dbtypes import utcnow
 from schedules.models import (
     AdverseEvent,
     Alert,
+    AlertKind,
     AlertState,
     Dose,
     Participant,
@@ -30,9 +33,26 @@ from schedules.models import (
     VasScore,
 )
 from schedules.studies import arm_doses
+from schedules.today import TodayState, today_state
 
 STATUSES = [s.value for s in ParticipantStatus]
-SORTS = {"risk": "risk (open high alerts, then lowest adherence)", "code": "study code"}
+SORTS = {"risk": _l("who needs a call first"), "code": _l("study code")}
+# "Show" filters: who a nurse is looking for today.
+SHOWS = {
+    "": _l("everyone"),
+    "waiting": _l("today's dose: window open, no reply yet"),
+    "missed": _l("today's dose missed"),
+    "alerts": _l("with open alerts"),
+    "contact": _l("contact problems"),
+    "opted_out": _l("opted out of SMS"),
+}
+SHOW_TESTS = {
+    "waiting": lambda row: row.today == TodayState.WAITING,
+    "missed": lambda row: row.today == TodayState.MISSED,
+    "alerts": lambda row: row.open_alerts > 0,
+    "contact": lambda row: row.contact_problem,
+    "opted_out": lambda row: row.participant.opted_out,
+}
 
 
 @dataclass(frozen=True)
@@ -48,12 +68,21 @@ class Row:
     high_alerts: int
     adverse_events: int
     dosing: bool = True  # False for an arm without a regimen: no dose figures to show
+    today: TodayState = TodayState.NOT_DUE
+    today_dose: Dose | None = None
+    alert_kinds: tuple[str, ...] = ()  # kinds of the open alerts, most urgent first
+    contact_problem: bool = False
+
+
+# Today's states a nurse should act on sort first: a miss, then a contact problem, then a window still open.
+_TODAY_URGENCY = {TodayState.MISSED: 0, TodayState.WAITING: 2}
 
 
 def _risk_key(row: Row):
     # Nothing due yet is the least worrying adherence, so it sorts after every real figure.
     rate = row.adherence.adherence if row.adherence.adherence is not None else 2.0
-    return (-row.high_alerts, rate, -row.open_alerts, row.participant.study_code)
+    today = _TODAY_URGENCY.get(row.today, 1 if row.contact_problem else 3)
+    return (-row.high_alerts, today, rate, -row.open_alerts, row.participant.study_code)
 
 
 def dashboard_rows(
@@ -76,14 +105,17 @@ def dashboard_rows(
         doses[dose.participant_id].append(dose)
     open_alerts: dict[int, int] = defaultdict(int)
     high_alerts: dict[int, int] = defaultdict(int)
-    for pid, priority, count in session.exec(
-        select(Alert.participant_id, Alert.priority, func.count())
+    kinds: dict[int, list[str]] = defaultdict(list)
+    for pid, kind, priority, count in session.exec(
+        select(Alert.participant_id, Alert.kind, Alert.priority, func.count())
         .where(Alert.participant_id.in_(ids), Alert.state != AlertState.RESOLVED.value)
-        .group_by(Alert.participant_id, Alert.priority)
+        .group_by(Alert.participant_id, Alert.kind, Alert.priority)
     ).all():
         open_alerts[pid] += count
         if priority == "high":
             high_alerts[pid] += count
+        if kind not in kinds[pid]:
+            kinds[pid].append(kind)
     latest_vas: dict[int, VasScore] = {}
     for score in session.exec(
         select(VasScore)
@@ -100,6 +132,15 @@ def dashboard_rows(
     )
     sites = {s.id: s for s in session.exec(select(Site)).all()}
     studies = {s.id: s for s in session.exec(select(Study)).all()}
+    today = {
+        p.id: today_state(
+            doses[p.id],
+            now=now,
+            today=to_local(now, p.time_zone).date(),
+            has_regimen=arm_doses(studies[p.study_id], p.arm),
+        )
+        for p in participants
+    }
     return [
         Row(
             participant=p,
@@ -111,9 +152,25 @@ def dashboard_rows(
             high_alerts=high_alerts[p.id],
             adverse_events=ae_counts.get(p.id, 0),
             dosing=arm_doses(studies[p.study_id], p.arm),
+            today=today[p.id][0],
+            today_dose=today[p.id][1],
+            alert_kinds=tuple(sorted(kinds[p.id], key=ALERT_URGENCY.index)),
+            contact_problem=AlertKind.CONTACT_PROBLEM.value in kinds[p.id],
         )
         for p in participants
     ]
+
+
+# The order a nurse reads a participant's open alerts in: the most urgent first.
+ALERT_URGENCY = [
+    AlertKind.SERIOUS_AE.value,
+    AlertKind.MISSED_DOSE.value,
+    AlertKind.ADVERSE_EVENT.value,
+    AlertKind.CONTACT_PROBLEM.value,
+    AlertKind.UNREADABLE_REPLY.value,
+    AlertKind.OPTED_OUT.value,
+    AlertKind.AUDIT_CHAIN_BROKEN.value,
+]
 
 
 def _masked_dashboard(session, *, sites, site_ids, chosen_site: str, now):
@@ -150,6 +207,9 @@ def dashboard():
     rows = dashboard_rows(
         session, site_ids=site_ids, arm=arm or None, status=status if status in STATUSES else None, now=now
     )
+    show = request.args.get("show", "") if request.args.get("show", "") in SHOWS else ""
+    if show:
+        rows = [row for row in rows if SHOW_TESTS[show](row)]
     rows.sort(key=_risk_key if sort == "risk" else (lambda r: r.participant.study_code))
     arms = sorted(
         set(session.exec(select(Participant.arm).where(Participant.site_id.in_([s.id for s in sites]))).all())
@@ -161,6 +221,7 @@ def dashboard():
         arms=arms,
         statuses=STATUSES,
         sorts=SORTS,
-        chosen={"site": chosen_site, "arm": arm, "status": status, "sort": sort},
+        shows=SHOWS,
+        chosen={"site": chosen_site, "arm": arm, "status": status, "sort": sort, "show": show},
         now=now,
     )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlmodel import select
 
 from backend.db import get_session
 from backend.operations.deviations import review_deviation
 from backend.web.api.deviations import filtered, visible_deviation
+from backend.web.i18n import local_day_text
 from backend.web.pages.common import bp, csrf_refused, principal, safe_next, staff_page
 from backend.web.pages.forms import DeviationFilterForm, DeviationReviewForm
 from backend.web.paths import ID
@@ -17,12 +20,12 @@ from schedules.models import Participant, Site
 
 SHOWN = 500
 KIND_LABELS = {
-    "missed_dose": "Missed dose",
-    "late_dose": "Late dose",
-    "hold": "Hold",
-    "out_of_window_change": "Record changed after the window",
+    "missed_dose": _l("Missed dose"),
+    "late_dose": _l("Late dose"),
+    "hold": _l("Hold"),
+    "out_of_window_change": _l("Record changed after the window"),
 }
-REVIEW_LABELS = {"open": "Open", "reviewed": "Reviewed", "not_a_deviation": "Not a deviation"}
+REVIEW_LABELS = {"open": _l("Open"), "reviewed": _l("Reviewed"), "not_a_deviation": _l("Not a deviation")}
 
 
 def _filters(form: DeviationFilterForm) -> dict:
@@ -101,5 +104,12 @@ def review(deviation_id: int):
         session.rollback()
         form.form_errors.append(exc.message)
         return render_log(failed=(deviation.id, form), status=422)
-    flash(f"Review saved: {KIND_LABELS[deviation.kind].lower()} of {deviation.local_date:%Y-%m-%d}.", "success")
+    flash(
+        _(
+            "Review saved: %(kind)s of %(date)s.",
+            kind=KIND_LABELS[deviation.kind],
+            date=local_day_text(deviation.local_date),
+        ),
+        "success",
+    )
     return redirect(safe_next(form.next.data, url_for("pages.deviations")), code=303)

@@ -6,40 +6,44 @@ import calendar as stdcal
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from babel.dates import format_skeleton
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+
 from schedules.backdating import awaits_entry
 from schedules.calendar import to_local
 from schedules.models import Dose, DoseState
 
 # Each state has a word as well as a colour: colour is never the only cue.
 DOSE_STATE_LABELS = {
-    "scheduled": ("Planned", "planned, not yet reported"),
+    "scheduled": (_l("Planned"), _l("planned, not yet reported")),
     # Not a dose state: a scheduled dose whose window closed before enrollment (schedules.backdating).
-    "to_enter": ("To enter", "from before enrollment: to be entered by a nurse"),
-    "taken": ("Taken", "taken on time"),
-    "taken_late": ("Late", "taken late (after the window closed)"),
-    "skipped": ("Skipped", "not taken (participant said so)"),
-    "missed": ("Missed", "missed: no report before the window closed"),
-    "held": ("Held", "held by staff"),
+    "to_enter": (_l("To enter"), _l("from before enrollment: to be entered by a nurse")),
+    "taken": (_l("Taken"), _l("taken on time")),
+    "taken_late": (_l("Late"), _l("taken late (after the window closed)")),
+    "skipped": (_l("Skipped"), _l("not taken (participant said so)")),
+    "missed": (_l("Missed"), _l("missed: no report before the window closed")),
+    "held": (_l("Held"), _l("held by staff")),
     # Not on the calendar (month_grids leaves cancelled doses out), but still a word for the API's states.
-    "cancelled": ("Cancelled", "cancelled (withdrawal or restart)"),
+    "cancelled": (_l("Cancelled"), _l("cancelled (withdrawal or restart)")),
 }
 ALERT_KIND_LABELS = {
-    "missed_dose": "Missed dose",
-    "serious_ae": "Suspected serious AE",
-    "adverse_event": "Adverse event",
-    "unreadable_reply": "Unreadable reply",
-    "contact_problem": "Contact problem",
-    "opted_out": "Opted out of SMS",
-    "audit_chain_broken": "Audit chain broken",
+    "missed_dose": _l("Missed dose"),
+    "serious_ae": _l("Suspected serious AE"),
+    "adverse_event": _l("Adverse event"),
+    "unreadable_reply": _l("Unreadable reply"),
+    "contact_problem": _l("Contact problem"),
+    "opted_out": _l("Opted out of SMS"),
+    "audit_chain_broken": _l("Audit chain broken"),
 }
 WEEKDAYS = [
-    ("Mon", "Monday"),
-    ("Tue", "Tuesday"),
-    ("Wed", "Wednesday"),
-    ("Thu", "Thursday"),
-    ("Fri", "Friday"),
-    ("Sat", "Saturday"),
-    ("Sun", "Sunday"),
+    (_l("Mon"), _l("Monday")),
+    (_l("Tue"), _l("Tuesday")),
+    (_l("Wed"), _l("Wednesday")),
+    (_l("Thu"), _l("Thursday")),
+    (_l("Fri"), _l("Friday")),
+    (_l("Sat"), _l("Saturday")),
+    (_l("Sun"), _l("Sunday")),
 ]
 
 
@@ -75,6 +79,11 @@ def duration_text(delta: timedelta) -> str:
 def percent_text(rate: float | None) -> str:
     """'85%' or '—' when nothing has come due yet."""
     return "—" if rate is None else f"{round(rate * 100)}%"
+
+
+def month_title(year: int, month: int) -> str:
+    """'March 2026' / '2026年3月': a calendar month in the page's language (Babel's month names and pattern)."""
+    return format_skeleton("yMMMM", date(year, month, 1), locale=get_locale() or "en")
 
 
 @dataclass(frozen=True)
@@ -114,7 +123,7 @@ def month_grids(doses: list[Dose], *, today: date) -> list[MonthGrid]:
                     for d in week
                 ]
             )
-        months.append(MonthGrid(title=f"{stdcal.month_name[month]} {year}", weeks=weeks))
+        months.append(MonthGrid(title=month_title(year, month), weeks=weeks))
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return months
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from backend.db import get_session
 from backend.extensions import limiter
@@ -45,19 +47,22 @@ def login():
             error, status = _locked_text(exc.minutes), 429
         except Refused as exc:
             keep_consequence(exc)
-            error, status = "Wrong email or password.", 401
+            error, status = _("Wrong email or password."), 401
         else:
             log_in(staff)
             return redirect(target, code=303)
     elif csrf_refused(form):
-        error, status = "The form expired. Please sign in again.", 400
+        error, status = _("The form expired. Please sign in again."), 400
     return render_template("login.html", form=form, error=error, next=target), status
 
 
 def _locked_text(minutes: int) -> str:
-    return (
-        "Too many wrong passwords for this account, so sign-in is locked for "
-        f"{minutes} more minute{'s' if minutes != 1 else ''}, whatever the password. Try again then."
+    return ngettext(
+        "Too many wrong passwords for this account, so sign-in is locked for %(num)d more minute, "
+        "whatever the password. Try again then.",
+        "Too many wrong passwords for this account, so sign-in is locked for %(num)d more minutes, "
+        "whatever the password. Try again then.",
+        minutes,
     )
 
 
@@ -68,5 +73,5 @@ def logout():
     if not form.validate_on_submit():
         abort(400)
     log_out()
-    flash("You are signed out.", "info")
+    flash(_("You are signed out."), "info")
     return redirect(url_for("pages.login"), code=303)

@@ -8,6 +8,9 @@ from datetime import datetime, time
 from typing import Callable
 
 from flask import abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from sqlmodel import select
 from wtforms.fields import SelectChoice
@@ -17,6 +20,7 @@ from backend.db import get_session
 from backend.extensions import get_vault
 from backend.operations import doses as dose_ops
 from backend.operations import participants as ops
+from backend.web.i18n import local_day_text, page_language
 from backend.web.masking import masked_adverse_event, masked_status, masked_title
 from backend.web.pages.alerts import alert_forms, alert_rows
 from backend.web.pages.common import (
@@ -41,6 +45,7 @@ from backend.web.pages.forms import (
     WithdrawForm,
 )
 from backend.web.paths import ID
+from backend.web.words import domain_error_words
 from notifications.models import InboundMessage, OutboundMessage, OutboxStatus
 from schedules.adherence import adherence_of
 from schedules.ae_versions import histories
@@ -100,8 +105,12 @@ def _dose_choices(doses: list[Dose], *, now: datetime, enrolled_at: datetime) ->
     return [
         SelectChoice(
             d.id,
-            f"Dose {numbers[d.id]} — {d.local_date.isoformat()} "
-            f"({DOSE_STATE_LABELS[shown_state(d, enrolled_at=enrolled_at)][1]})",
+            _(
+                "Dose %(n)d — %(date)s (%(state)s)",
+                n=numbers[d.id],
+                date=local_day_text(d.local_date),
+                state=DOSE_STATE_LABELS[shown_state(d, enrolled_at=enrolled_at)][1],
+            ),
         )
         for d in reportable_doses(doses, now=now)
     ]
@@ -125,12 +134,9 @@ def message_log(session, participant: Participant) -> tuple[list[LogEntry], list
         .limit(MESSAGE_LOG_LIMIT)
     ).all()
     entries = [
-        LogEntry(m.sent_at or m.due_at, "out", m.purpose.replace("_", " "), m.provider_status or m.status, m.body)
-        for m in outbound
+        LogEntry(m.sent_at or m.due_at, "out", m.purpose, m.provider_status or m.status, m.body) for m in outbound
     ]
-    entries += [
-        LogEntry(m.received_at, "in", m.intent.replace("_", " ") or "reply", m.outcome, m.body) for m in inbound
-    ]
+    entries += [LogEntry(m.received_at, "in", m.intent or "unknown", m.outcome, m.body) for m in inbound]
     # Newest first; an answer shares its message's timestamp and goes above it, as on a phone.
     entries.sort(key=lambda e: (e.at, e.direction == "out"), reverse=True)
     planned = session.exec(
@@ -246,10 +252,11 @@ _FIELD_FOR = {"state": "dose", "injection_site": "dose", "status": None, "effect
 def _show_domain_error(form: FlaskForm, exc: DomainError) -> None:
     name = _FIELD_FOR.get(exc.field, exc.field)
     field = getattr(form, name, None) if name else None
+    message = domain_error_words(exc.message)
     if field is not None and hasattr(field, "errors") and name != "meta":
-        field.errors = [*field.errors, exc.message]
+        field.errors = [*field.errors, message]
     else:
-        form.form_errors.append(exc.message)
+        form.form_errors.append(message)
 
 
 def _act(participant: Participant, key: str, form: FlaskForm, change: Callable[[datetime], str]):
@@ -303,16 +310,56 @@ def record_dose(participant_id: int):
             reason=f"reported by phone: {_reason(form)}",
         )
         number = dose_numbers(doses_of(session, participant.id))[dose.id]
-        return f"Dose {number} ({dose.local_date.isoformat()}) recorded: {DOSE_STATE_LABELS[dose.state][1]}."
+        return _(
+            "Dose %(n)d (%(date)s) recorded: %(state)s.",
+            n=number,
+            date=local_day_text(dose.local_date),
+            state=DOSE_STATE_LABELS[dose.state][1],
+        )
 
     return _act(participant, "dose", form, change)
 
 
+# What the details form can change, as the flash message names it.
+_DETAIL_WORDS = {"phone": _l("phone number"), "time_zone": _l("time zone"), "reminder_time": _l("reminder time")}
+
+
+def _list_words(items: list[str]) -> str:
+    return ("、" if page_language() == "zh-CN" else ", ").join(items)
+
+
 # Hold, resume and withdraw: the operation, the form field holding its date (if any), what to tell the nurse.
 _STATUS_CHANGES = {
-    "hold": (ops.hold, "effective", "Dosing on hold from {date}: {n} dose(s) held."),
-    "resume": (ops.resume, "resume_date", "Dosing resumed on {date}: {n} dose(s) planned."),
-    "withdraw": (ops.withdraw, None, "{code} is withdrawn: {n} future dose(s) cancelled."),
+    "hold": (
+        ops.hold,
+        "effective",
+        lambda date, n, code: ngettext(
+            "Dosing on hold from %(date)s: %(num)d dose held.",
+            "Dosing on hold from %(date)s: %(num)d doses held.",
+            n,
+            date=date,
+        ),
+    ),
+    "resume": (
+        ops.resume,
+        "resume_date",
+        lambda date, n, code: ngettext(
+            "Dosing resumed on %(date)s: %(num)d dose planned.",
+            "Dosing resumed on %(date)s: %(num)d doses planned.",
+            n,
+            date=date,
+        ),
+    ),
+    "withdraw": (
+        ops.withdraw,
+        None,
+        lambda date, n, code: ngettext(
+            "%(code)s is withdrawn: %(num)d future dose cancelled.",
+            "%(code)s is withdrawn: %(num)d future doses cancelled.",
+            n,
+            code=code,
+        ),
+    ),
 }
 
 
@@ -327,8 +374,8 @@ def _status_change(participant_id: int, key: str):
         count = operation(
             get_session(), participant=participant, reason=_reason(form), actor=principal().actor, now=now, **dated
         )
-        day = dated[date_field].isoformat() if date_field else ""
-        return done.format(date=day, n=count, code=participant.study_code)
+        day = local_day_text(dated[date_field]) if date_field else ""
+        return done(date=day, n=count, code=participant.study_code)
 
     return _act(participant, key, form, change)
 
@@ -382,7 +429,7 @@ def edit_details(participant_id: int):
         )
         if "reminder_time" in changes:
             _warn_of_quiet_hours(participant, form.reminder_time.data)
-        return "Updated " + ", ".join(name.replace("_", " ") for name in changes) + "."
+        return _("Updated %(what)s.", what=_list_words([str(_DETAIL_WORDS[name]) for name in changes]))
 
     return _act(participant, "details", form, change)
 
@@ -395,9 +442,14 @@ def _warn_of_quiet_hours(participant: Participant, reminder: time) -> None:
     rules = protocol.reminders
     quiet = f"{format_hhmm(rules.quiet_start)}–{format_hhmm(rules.quiet_end)}"
     flash(
-        f"{format_hhmm(reminder)} is in the protocol's quiet hours ({quiet}, participant local time). The reminder "
-        f"still goes out at {format_hhmm(reminder)}, but the follow-up nudge, if the dose is not confirmed, is held "
-        f"back until {format_hhmm(rules.quiet_end)} and is not sent once the dose window has closed.",
+        _(
+            "%(time)s is in the protocol's quiet hours (%(quiet)s, participant local time). The reminder still goes "
+            "out at %(time)s, but the follow-up nudge, if the dose is not confirmed, is held back until %(end)s and "
+            "is not sent once the dose window has closed.",
+            time=format_hhmm(reminder),
+            quiet=quiet,
+            end=format_hhmm(rules.quiet_end),
+        ),
         "warning",
     )
 

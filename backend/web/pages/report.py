@@ -4,10 +4,13 @@ and grade, serious-event reporting on time; every figure links to the rows behin
 from __future__ import annotations
 
 from flask import abort, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlmodel import select
 
 from backend.db import get_session
 from backend.identity import scope
+from backend.web.i18n import page_language
 from backend.web.pages.common import bp, principal, staff_page
 from schedules.ctcae import ctcae_term
 from schedules.dbtypes import utcnow
@@ -16,10 +19,10 @@ from schedules.study_report import CTCAE_KEY, SAE_STANDINGS, UNGRADED, StudyRepo
 from schedules.vocabulary import AE_TERM_LABELS
 
 SAE_STANDING_LABELS = {
-    "on_time": "reported within the deadline",
-    "late": "reported after the deadline",
-    "overdue": "not reported, deadline passed",
-    "running": "not reported yet, deadline still ahead",
+    "on_time": _l("Reported within the deadline"),
+    "late": _l("Reported after the deadline"),
+    "overdue": _l("Not reported, deadline passed"),
+    "running": _l("Not reported yet, deadline still ahead"),
 }
 
 
@@ -38,11 +41,13 @@ def _report() -> tuple[StudyReport, list[Site], str]:
 
 
 def term_label(term: str) -> str:
-    """The adverse-event term in words: the CTCAE v5 term a nurse coded it with, else the participant's term."""
+    """The adverse-event term in words: the CTCAE v5 term a nurse coded it with (MedDRA's English), else the
+    participant's term in the page's language."""
     if term.startswith(CTCAE_KEY):
         coded = ctcae_term(term.removeprefix(CTCAE_KEY))
         return f"{coded.term} (CTCAE)" if coded else term
-    return AE_TERM_LABELS.get(term, {}).get("en", term.replace("_", " "))
+    labels = AE_TERM_LABELS.get(term, {})
+    return labels.get(page_language(), labels.get("en", term.replace("_", " ")))
 
 
 @bp.get("/report")
@@ -74,7 +79,7 @@ def _participants(ids) -> dict[int, Participant]:
 @staff_page()
 def report_adverse_events():
     """The adverse events behind one cell of the term-by-grade table."""
-    figures, _, chosen = _report()
+    figures, _sites, chosen = _report()
     term = request.args.get("term", "")
     grade = request.args.get("grade", type=int)
     if term not in figures.ae_grades or (grade is not None and grade not in figures.ae_grades[term]):
@@ -82,10 +87,12 @@ def report_adverse_events():
     cells = figures.ae_grades[term]
     ids = cells[grade] if grade is not None else [i for row in cells.values() for i in row]
     events = list(get_session().exec(select(AdverseEvent).where(AdverseEvent.id.in_(ids)).order_by(AdverseEvent.id)))
-    grade_text = "all grades" if grade is None else ("not graded" if grade == UNGRADED else f"grade {grade}")
+    grade_text = (
+        _("all grades") if grade is None else (_("not graded") if grade == UNGRADED else _("grade %(n)d", n=grade))
+    )
     return render_template(
         "report_adverse_events.html",
-        title=f"{term_label(term)}, {grade_text}",
+        title=_("%(term)s, %(grade)s", term=term_label(term), grade=grade_text),
         events=events,
         participants=_participants(e.participant_id for e in events),
         term_label=term_label,
@@ -97,7 +104,7 @@ def report_adverse_events():
 @staff_page()
 def report_serious_events():
     """The suspected-serious events with where their 24-hour reporting clock ended or stands."""
-    figures, _, chosen = _report()
+    figures, _sites, chosen = _report()
     standing = request.args.get("standing", "")
     if standing and standing not in SAE_STANDINGS:
         abort(404)
@@ -106,7 +113,9 @@ def report_serious_events():
     now = utcnow()
     return render_template(
         "report_serious_events.html",
-        title="Serious events" + (f": {SAE_STANDING_LABELS[standing]}" if standing else ""),
+        title=_("Serious events: %(standing)s", standing=SAE_STANDING_LABELS[standing])
+        if standing
+        else _("Serious events"),
         rows=[(a, sae_standing(a, now=now)) for a in alerts],
         participants=_participants(a.participant_id for a in alerts),
         sae_labels=SAE_STANDING_LABELS,
@@ -118,7 +127,7 @@ def report_serious_events():
 @staff_page()
 def report_vas_week(week: int):
     """Who was due a VAS score in study week `week`, and who gave one."""
-    figures, _, chosen = _report()
+    figures, _sites, chosen = _report()
     row = next((w for w in figures.vas_weeks if w.week == week), None)
     if row is None:
         abort(404)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlmodel import select
 from wtforms.fields import SelectChoice
 
@@ -46,7 +47,10 @@ def _render(*, reply_form: SimulatorReplyForm | None = None, status: int = 200):
     participants = _visible_participants(session)
     chosen_id = request.args.get("participant", type=int)
     chosen = next((p for p in participants if p.id == chosen_id), participants[0] if participants else None)
-    choices = [SelectChoice(p.id, f"{p.study_code} (phone ending {p.phone_last2})") for p in participants]
+    choices = [
+        SelectChoice(p.id, _("%(code)s (phone ending %(last2)s)", code=p.study_code, last2=p.phone_last2))
+        for p in participants
+    ]
     reply_form = reply_form or SimulatorReplyForm(
         prefix="sim", formdata=None, participant=chosen.id if chosen else None
     )
