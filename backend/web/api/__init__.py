@@ -49,12 +49,13 @@ def init_app(app: Flask) -> None:
         app_auth,
         app_participant,
         auth_views,
+        exports,
         participants,
         reference,
         symptoms,
     )
 
-    for module in (auth_views, reference, participants, symptoms, alerts, app_auth, app_participant):
+    for module in (auth_views, reference, participants, symptoms, alerts, exports, app_auth, app_participant):
         api.register_blueprint(module.blp)
 
     static = Blueprint("swagger_static", __name__)

@@ -1,0 +1,228 @@
+"""A FHIR R4B `collection` Bundle of the export, every resource built through fhir.resources' R4B models (so each is
+validated as it is made). Alerts and messages are operational and are not in it (the CSV bundle has them).
+
+Dose states: taken and taken late are `completed` administrations (taken late says so in a note), skipped is
+`not-done` (status reason: reported as not taken). A missed dose had no report at all, so nothing is known to have
+been given or not: it is no MedicationAdministration (the CSV and ODM carry it as missed). Scheduled, held and
+cancelled doses are plans, not administrations."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from fhir.resources.R4B.adverseevent import AdverseEvent
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.medication import Medication
+from fhir.resources.R4B.medicationadministration import MedicationAdministration
+from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.questionnaire import Questionnaire
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from fhir.resources.R4B.researchstudy import ResearchStudy
+from fhir.resources.R4B.researchsubject import ResearchSubject
+
+from backend.exports.datasets import Export
+from backend.exports.values import text_of
+from schedules.vocabulary import AE_TERM_LABELS
+
+TERMS = "http://terminology.hl7.org/CodeSystem/"
+SYSTEM = "urn:trial-companion"
+SUBJECT_STATUS = {"active": "on-study", "on_hold": "on-study-observation", "withdrawn": "withdrawn"}
+ADMINISTERED = {"taken": "completed", "taken_late": "completed", "skipped": "not-done"}
+OUTCOME = {
+    "recovered": "resolved",
+    "recovering": "recovering",
+    "not_recovered": "ongoing",
+    "recovered_with_sequelae": "resolvedWithSequelae",
+    "fatal": "fatal",
+    "unknown": "unknown",
+}
+VAS_STATUS = {"valid": "completed", "withdrawn": "entered-in-error", "corrected": "entered-in-error"}
+UCUM = "http://unitsofmeasure.org"
+UCUM_UNITS = {"IU": "[iU]"}
+
+
+def _id(*parts) -> str:
+    """A FHIR id ([A-Za-z0-9-.]{1,64}) from the study codes and numbers that name a row."""
+    return re.sub(r"[^A-Za-z0-9.-]", "-", "-".join(str(p) for p in parts))[:64]
+
+
+class _Bundler:
+    def __init__(self, export: Export):
+        self.export = export
+        self.entries: list[dict] = []
+        self.namespace = uuid.uuid5(uuid.NAMESPACE_URL, f"{SYSTEM}:{export.study.code}")
+
+    def url(self, kind: str, ident: str) -> str:
+        return f"urn:uuid:{uuid.uuid5(self.namespace, f'{kind}/{ident}')}"
+
+    def ref(self, kind: str, ident: str) -> dict:
+        return {"reference": self.url(kind, ident)}
+
+    def add(self, resource) -> None:
+        self.entries.append({"fullUrl": self.url(resource.get_resource_type(), resource.id), "resource": resource})
+
+    def study(self) -> str:
+        export, ident = self.export, _id(self.export.study.code)
+        arms = [] if export.masked else [{"name": arm.code, "description": arm.label} for arm in export.protocol.arms]
+        self.add(
+            ResearchStudy(
+                id=ident,
+                identifier=[{"system": "https://clinicaltrials.gov", "value": export.study.code}],
+                title=export.title,
+                status="active",
+                arm=arms or None,
+            )
+        )
+        return ident
+
+    def medications(self) -> dict[str, str]:
+        if self.export.masked:
+            return {}
+        made = {}
+        for arm in self.export.protocol.arms:
+            if arm.regimen:
+                made[arm.code] = _id("drug", arm.code)
+                self.add(Medication(id=made[arm.code], code={"text": arm.regimen.drug}))
+        return made
+
+    def questionnaire(self) -> str:
+        vas = self.export.protocol.vas
+        self.add(
+            Questionnaire(
+                id="vas",
+                url=f"{SYSTEM}:{self.export.study.code}:questionnaire:vas",
+                title="Patient global assessment (VAS)",
+                status="active",
+                subjectType=["Patient"],
+                item=[
+                    {
+                        "linkId": "vas",
+                        "text": f"How active is your disease? {vas.scale_min} to {vas.scale_max} cm",
+                        "type": "decimal",
+                        "required": True,
+                        "item": [
+                            {"linkId": "vas.min", "type": "display", "text": f"{vas.scale_min} = not active"},
+                            {"linkId": "vas.max", "type": "display", "text": f"{vas.scale_max} = extremely active"},
+                        ],
+                    }
+                ],
+            )
+        )
+        return f"{SYSTEM}:{self.export.study.code}:questionnaire:vas"
+
+
+def _when(value) -> str | None:
+    return text_of(value) or None
+
+
+def _code(system: str, code: str, display: str | None = None) -> dict:
+    return {"coding": [{"system": system, "code": code, **({"display": display} if display else {})}]}
+
+
+def _adverse_event(b: _Bundler, row: dict, patient: str, study: str, drug: str | None) -> AdverseEvent:
+    term = row["term"]
+    label = AE_TERM_LABELS.get(term, {}).get("en", term)
+    event = _code(f"{SYSTEM}:ae-term", term, label)
+    # The reporter's own words, in the full variant only (the masked rows carry no free text).
+    if row.get("other_text") or row.get("raw_text"):
+        event["text"] = row.get("other_text") or row.get("raw_text")
+    fields = {
+        "id": _id("ae", row["study_code"], row["ae_seq"]),
+        "actuality": "actual",
+        "subject": b.ref("Patient", patient),
+        "event": event,
+        "date": _when(row["onset_date"]),
+        "detected": _when(row["reported_at"]),
+        "recordedDate": _when(row["reported_at"]),
+        "study": [b.ref("ResearchStudy", study)],
+    }
+    if row["serious"] is not None:
+        seriousness = "serious" if row["serious"] else "non-serious"
+        fields["seriousness"] = _code(f"{TERMS}adverse-event-seriousness", seriousness)
+    if row["severity"]:
+        fields["severity"] = _code(f"{TERMS}adverse-event-severity", row["severity"])
+    if row["outcome"]:
+        fields["outcome"] = _code(f"{TERMS}adverse-event-outcome", OUTCOME[row["outcome"]])
+    if drug:
+        suspect = {"instance": b.ref("Medication", drug)}
+        if row["relatedness"]:
+            suspect["causality"] = [{"assessment": {"text": row["relatedness"]}}]
+        fields["suspectEntity"] = [suspect]
+    return AdverseEvent(**{k: v for k, v in fields.items() if v is not None})
+
+
+def _administration(b: _Bundler, row: dict, patient: str, drug: str) -> MedicationAdministration:
+    status = ADMINISTERED[row["state"]]
+    fields = {
+        "id": _id("ma", row["study_code"], row["dose_seq"]),
+        "status": status,
+        "medicationReference": b.ref("Medication", drug),
+        "subject": b.ref("Patient", patient),
+        "effectiveDateTime": _when(row["taken_at"] or row["due_at"] if status == "completed" else row["due_at"]),
+    }
+    if status == "not-done":
+        fields["statusReason"] = [{"text": "reported as not taken"}]
+    else:
+        dose = {"value": row["dose_amount"], "unit": row["dose_unit"], "system": UCUM}
+        if row["dose_unit"] in UCUM_UNITS:
+            dose["code"] = UCUM_UNITS[row["dose_unit"]]
+        fields["dosage"] = {"route": {"text": row["route"]}, "dose": dose}
+    if row["state"] == "taken_late":
+        fields["note"] = [{"text": "taken late: reported after the report window closed"}]
+    return MedicationAdministration(**fields)
+
+
+def fhir_bundle(export: Export) -> Bundle:
+    """The export as a validated R4B collection Bundle."""
+    b = _Bundler(export)
+    study = b.study()
+    drugs = b.medications()
+    questionnaire = b.questionnaire()
+    arms = {}
+    for row in export.dataset("participants").rows:
+        code, patient = row["study_code"], _id(row["study_code"])
+        arms[code] = row.get("arm")
+        b.add(Patient(id=patient, identifier=[{"system": f"{SYSTEM}:{export.study.code}:study-code", "value": code}]))
+        subject = {
+            "id": _id("rs", code),
+            "status": SUBJECT_STATUS[row["status"]],
+            "study": b.ref("ResearchStudy", study),
+            "individual": b.ref("Patient", patient),
+            "period": {"start": _when(row["enrolled_local_date"])},
+        }
+        if row.get("arm"):
+            subject["assignedArm"] = row["arm"]
+        b.add(ResearchSubject(**subject))
+    doses = export.dataset("doses")
+    for row in doses.rows if doses else []:
+        if row["state"] in ADMINISTERED and arms.get(row["study_code"]) in drugs:
+            b.add(_administration(b, row, _id(row["study_code"]), drugs[arms[row["study_code"]]]))
+    for row in export.dataset("vas").rows:
+        status = VAS_STATUS[row["status"]]
+        if status == "completed" and row["replaces_vas_seq"]:
+            status = "amended"
+        b.add(
+            QuestionnaireResponse(
+                id=_id("vas", row["study_code"], row["vas_seq"]),
+                questionnaire=questionnaire,
+                status=status,
+                subject=b.ref("Patient", _id(row["study_code"])),
+                authored=_when(row["recorded_at"]),
+                item=[{"linkId": "vas", "answer": [{"valueDecimal": row["value"]}]}],
+            )
+        )
+    for row in export.dataset("adverse_events").rows:
+        drug = drugs.get(arms.get(row["study_code"]))
+        b.add(_adverse_event(b, row, _id(row["study_code"]), study, drug))
+    return Bundle(
+        id=_id(export.study.code, export.created_at.strftime("%Y%m%dT%H%M%SZ"), *(["masked"] if export.masked else [])),
+        type="collection",
+        timestamp=_when(export.created_at),
+        entry=b.entries,
+    )
+
+
+def fhir_document(export: Export) -> bytes:
+    """The Bundle as FHIR JSON (UTF-8)."""
+    return fhir_bundle(export).model_dump_json(exclude_none=True).encode("utf-8")
