@@ -34,6 +34,15 @@ class ExportQuerySchema(Schema):
 
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
+_BUNDLE = {
+    "schema": {
+        "type": "object",
+        "description": "a FHIR R4B Bundle of type collection",
+        "required": ["resourceType", "type"],
+        "properties": {"resourceType": {"type": "string", "enum": ["Bundle"]}, "type": {"type": "string"}},
+    }
+}
+_CONTENT = {"application/zip": _BINARY, "application/xml": _BINARY, "application/fhir+json": _BUNDLE}
 
 
 @blp.route("/exports/<string:export_format>")
@@ -46,7 +55,7 @@ class ExportDocument(MethodView):
             "200": {
                 "description": "csv: a zip of one CSV per dataset, data_dictionary.csv and README.txt; odm: CDISC "
                 "ODM 1.3.2 XML; fhir: a FHIR R4B collection Bundle. The masked assessor gets the masked variant.",
-                "content": {media_type: _BINARY for media_type in MEDIA_TYPES.values()},
+                "content": {media_type: _CONTENT[media_type] for media_type in MEDIA_TYPES.values()},
             }
         },
     )
