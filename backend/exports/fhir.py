@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Iterator
 
 from fhir.resources.R4B.adverseevent import AdverseEvent
 from fhir.resources.R4B.bundle import Bundle
@@ -50,7 +51,6 @@ def _id(*parts) -> str:
 class _Bundler:
     def __init__(self, export: Export):
         self.export = export
-        self.entries: list[dict] = []
         self.namespace = uuid.uuid5(uuid.NAMESPACE_URL, f"{SYSTEM}:{export.study.code}")
 
     def url(self, kind: str, ident: str) -> str:
@@ -59,57 +59,53 @@ class _Bundler:
     def ref(self, kind: str, ident: str) -> dict:
         return {"reference": self.url(kind, ident)}
 
-    def add(self, resource) -> None:
-        self.entries.append({"fullUrl": self.url(resource.get_resource_type(), resource.id), "resource": resource})
+    def entry(self, resource) -> bytes:
+        """One Bundle entry as JSON: the resource was validated by its model when it was made."""
+        url = self.url(resource.get_resource_type(), resource.id)
+        return b'{"fullUrl":"%s","resource":%s}' % (url.encode(), resource.model_dump_json(exclude_none=True).encode())
 
-    def study(self) -> str:
+    def study(self) -> ResearchStudy:
         export, ident = self.export, _id(self.export.study.code)
         arms = [] if export.masked else [{"name": arm.code, "description": arm.label} for arm in export.protocol.arms]
-        self.add(
-            ResearchStudy(
-                id=ident,
-                identifier=[{"system": "https://clinicaltrials.gov", "value": export.study.code}],
-                title=export.title,
-                status="active",
-                arm=arms or None,
-            )
+        return ResearchStudy(
+            id=ident,
+            identifier=[{"system": "https://clinicaltrials.gov", "value": export.study.code}],
+            title=export.title,
+            status="active",
+            arm=arms or None,
         )
-        return ident
 
-    def medications(self) -> dict[str, str]:
+    def medications(self) -> dict[str, Medication]:
+        """The study drug of each arm that has one (none in the masked variant)."""
         if self.export.masked:
             return {}
-        made = {}
-        for arm in self.export.protocol.arms:
-            if arm.regimen:
-                made[arm.code] = _id("drug", arm.code)
-                self.add(Medication(id=made[arm.code], code={"text": arm.regimen.drug}))
-        return made
+        return {
+            arm.code: Medication(id=_id("drug", arm.code), code={"text": arm.regimen.drug})
+            for arm in self.export.protocol.arms
+            if arm.regimen
+        }
 
-    def questionnaire(self) -> str:
+    def questionnaire(self) -> Questionnaire:
         vas = self.export.protocol.vas
-        self.add(
-            Questionnaire(
-                id="vas",
-                url=f"{SYSTEM}:{self.export.study.code}:questionnaire:vas",
-                title="Patient global assessment (VAS)",
-                status="active",
-                subjectType=["Patient"],
-                item=[
-                    {
-                        "linkId": "vas",
-                        "text": f"How active is your disease? {vas.scale_min} to {vas.scale_max} cm",
-                        "type": "decimal",
-                        "required": True,
-                        "item": [
-                            {"linkId": "vas.min", "type": "display", "text": f"{vas.scale_min} = not active"},
-                            {"linkId": "vas.max", "type": "display", "text": f"{vas.scale_max} = extremely active"},
-                        ],
-                    }
-                ],
-            )
+        return Questionnaire(
+            id="vas",
+            url=f"{SYSTEM}:{self.export.study.code}:questionnaire:vas",
+            title="Patient global assessment (VAS)",
+            status="active",
+            subjectType=["Patient"],
+            item=[
+                {
+                    "linkId": "vas",
+                    "text": f"How active is your disease? {vas.scale_min} to {vas.scale_max} cm",
+                    "type": "decimal",
+                    "required": True,
+                    "item": [
+                        {"linkId": "vas.min", "type": "display", "text": f"{vas.scale_min} = not active"},
+                        {"linkId": "vas.max", "type": "display", "text": f"{vas.scale_max} = extremely active"},
+                    ],
+                }
+            ],
         )
-        return f"{SYSTEM}:{self.export.study.code}:questionnaire:vas"
 
 
 def _when(value) -> str | None:
@@ -173,56 +169,68 @@ def _administration(b: _Bundler, row: dict, patient: str, drug: str) -> Medicati
     return MedicationAdministration(**fields)
 
 
-def fhir_bundle(export: Export) -> Bundle:
-    """The export as a validated R4B collection Bundle."""
+def _entries(export: Export) -> Iterator[bytes]:
     b = _Bundler(export)
-    study = b.study()
-    drugs = b.medications()
-    questionnaire = b.questionnaire()
+    study, drugs, questionnaire = b.study(), b.medications(), b.questionnaire()
+    yield b.entry(study)
+    for drug in drugs.values():
+        yield b.entry(drug)
+    yield b.entry(questionnaire)
+    drugs = {arm: drug.id for arm, drug in drugs.items()}
     arms = {}
     for row in export.dataset("participants").rows:
         code, patient = row["study_code"], _id(row["study_code"])
         arms[code] = row.get("arm")
-        b.add(Patient(id=patient, identifier=[{"system": f"{SYSTEM}:{export.study.code}:study-code", "value": code}]))
+        yield b.entry(
+            Patient(id=patient, identifier=[{"system": f"{SYSTEM}:{export.study.code}:study-code", "value": code}])
+        )
         subject = {
             "id": _id("rs", code),
             "status": SUBJECT_STATUS[row["status"]],
-            "study": b.ref("ResearchStudy", study),
+            "study": b.ref("ResearchStudy", study.id),
             "individual": b.ref("Patient", patient),
             "period": {"start": _when(row["enrolled_local_date"])},
         }
         if row.get("arm"):
             subject["assignedArm"] = row["arm"]
-        b.add(ResearchSubject(**subject))
+        yield b.entry(ResearchSubject(**subject))
     doses = export.dataset("doses")
     for row in doses.rows if doses else []:
         if row["state"] in ADMINISTERED and arms.get(row["study_code"]) in drugs:
-            b.add(_administration(b, row, _id(row["study_code"]), drugs[arms[row["study_code"]]]))
+            yield b.entry(_administration(b, row, _id(row["study_code"]), drugs[arms[row["study_code"]]]))
     for row in export.dataset("vas").rows:
         status = VAS_STATUS[row["status"]]
         if status == "completed" and row["replaces_vas_seq"]:
             status = "amended"
-        b.add(
-            QuestionnaireResponse(
-                id=_id("vas", row["study_code"], row["vas_seq"]),
-                questionnaire=questionnaire,
-                status=status,
-                subject=b.ref("Patient", _id(row["study_code"])),
-                authored=_when(row["recorded_at"]),
-                item=[{"linkId": "vas", "answer": [{"valueDecimal": row["value"]}]}],
-            )
+        response = QuestionnaireResponse(
+            id=_id("vas", row["study_code"], row["vas_seq"]),
+            questionnaire=questionnaire.url,
+            status=status,
+            subject=b.ref("Patient", _id(row["study_code"])),
+            authored=_when(row["recorded_at"]),
+            item=[{"linkId": "vas", "answer": [{"valueDecimal": row["value"]}]}],
         )
+        yield b.entry(response)
     for row in export.dataset("adverse_events").rows:
         drug = drugs.get(arms.get(row["study_code"]))
-        b.add(_adverse_event(b, row, _id(row["study_code"]), study, drug))
-    return Bundle(
-        id=_id(export.study.code, export.created_at.strftime("%Y%m%dT%H%M%SZ"), *(["masked"] if export.masked else [])),
+        yield b.entry(_adverse_event(b, row, _id(row["study_code"]), study.id, drug))
+
+
+def fhir_chunks(export: Export) -> Iterator[bytes]:
+    """The export as an R4B collection Bundle in FHIR JSON (UTF-8), one entry at a time: each resource is made
+    (and so validated) through its model, written, and let go."""
+    stamp = export.created_at.strftime("%Y%m%dT%H%M%SZ")
+    shell = Bundle(
+        id=_id(export.study.code, stamp, *(["masked"] if export.masked else [])),
         type="collection",
         timestamp=_when(export.created_at),
-        entry=b.entries,
-    )
+    ).model_dump_json(exclude_none=True)
+    yield shell[:-1].encode() + b',"entry":['  # the shell's closing brace comes after the entries
+    for number, entry in enumerate(_entries(export)):
+        yield (b"," if number else b"") + entry
+    yield b"]}"
 
 
 def fhir_document(export: Export) -> bytes:
-    """The Bundle as FHIR JSON (UTF-8)."""
-    return fhir_bundle(export).model_dump_json(exclude_none=True).encode("utf-8")
+    """The whole Bundle at once (tests, small exports)."""
+    return b"".join(fhir_chunks(export))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from typing import Iterator
 
 from backend.exports.datasets import Export
 from backend.exports.values import text_of
@@ -15,6 +16,7 @@ from schedules.vocabulary import AE_TERM_LABELS
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 MDV = "MDV.1"
+SUBJECTS = "subjects"
 ET.register_namespace("", NS)
 
 
@@ -135,8 +137,8 @@ def _group(form: ET.Element, name: str, spec: DatasetSpec, row: dict, repeat_key
             _el(group, "ItemData", ItemOID=_oid("IT", name, variable.name), Value=value)
 
 
-def _clinical(root: ET.Element, export: Export, events: list[EventForm]) -> None:
-    clinical = _el(root, "ClinicalData", StudyOID=_oid("ST", export.study.code), MetaDataVersionOID=MDV)
+def _subjects(export: Export, events: list[EventForm]) -> Iterator[ET.Element]:
+    """One SubjectData per participant, made one at a time (only one subject's elements are held at once)."""
     by_code: dict[str, dict[str, list[dict]]] = {}
     for dataset in export.datasets:
         for row in dataset.rows:
@@ -144,7 +146,7 @@ def _clinical(root: ET.Element, export: Export, events: list[EventForm]) -> None
     specs = {d.spec.name: d.spec for d in export.datasets}
     for code in sorted(by_code):
         rows = by_code[code]
-        subject = _el(clinical, "SubjectData", SubjectKey=code)
+        subject = ET.Element(f"{{{NS}}}SubjectData", SubjectKey=code)
         for event in events:
             main, *nested = event.datasets
             for row in rows.get(main, []):
@@ -156,10 +158,11 @@ def _clinical(root: ET.Element, export: Export, events: list[EventForm]) -> None
                     children = [r for r in rows.get(name, []) if r[event.key] == row[event.key]]
                     for number, child in enumerate(children, 1):
                         _group(form, name, specs[name], child, str(number))
+        yield subject
 
 
-def odm_document(export: Export) -> bytes:
-    """The ODM 1.3.2 XML document of the export (UTF-8)."""
+def odm_chunks(export: Export) -> Iterator[bytes]:
+    """The ODM 1.3.2 XML document of the export (UTF-8), in pieces: the metadata, then one subject at a time."""
     present = {d.spec.name for d in export.datasets}
     events = [event for event in EVENTS if all(name in present for name in event.datasets)]
     stamp = text_of(export.created_at)
@@ -176,6 +179,16 @@ def odm_document(export: Export) -> bytes:
     )
     study = _el(root, "Study", OID=_oid("ST", export.study.code))
     _metadata(study, export, events)
-    _clinical(root, export, events)
-    ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    clinical = _el(root, "ClinicalData", StudyOID=_oid("ST", export.study.code), MetaDataVersionOID=MDV)
+    clinical.append(ET.Comment(SUBJECTS))
+    # The document around the subjects is serialised once; each subject goes in where the marker comment is.
+    head, tail = ET.tostring(root, encoding="unicode").split(f"<!--{SUBJECTS}-->")
+    yield f"<?xml version='1.0' encoding='utf-8'?>\n{head}".encode()
+    for subject in _subjects(export, events):
+        yield ET.tostring(subject, encoding="unicode").encode()
+    yield tail.encode()
+
+
+def odm_document(export: Export) -> bytes:
+    """The whole ODM document at once (tests, small exports)."""
+    return b"".join(odm_chunks(export))

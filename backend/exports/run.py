@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Iterable
 
 from sqlalchemy import and_
 from sqlmodel import Session, select
@@ -32,9 +33,10 @@ SUFFIXES = {"csv": ".zip", "odm": ".xml", "fhir": ".json"}
 
 @dataclass(frozen=True)
 class Document:
-    """A rendered export: its bytes (the CSV bundle zipped) and what the audit row recorded."""
+    """A rendered export: its bytes in pieces (ODM and FHIR are written a participant or a resource at a time;
+    the CSV bundle is one zip), its media type and file name."""
 
-    content: bytes
+    chunks: Iterable[bytes]
     media_type: str
     filename: str
     export: Export
@@ -86,11 +88,14 @@ def build_export(
 def render(export: Export, fmt: str) -> Document:
     """The export in `fmt`; the renderers are imported here (fhir.resources and the zip writer are large)."""
     if fmt == "csv":
-        from backend.exports.csv_bundle import zip_bundle as renderer
+        from backend.exports.csv_bundle import zip_bundle
+
+        def renderer(export):
+            return [zip_bundle(export)]
     elif fmt == "odm":
-        from backend.exports.odm import odm_document as renderer
+        from backend.exports.odm import odm_chunks as renderer
     else:
-        from backend.exports.fhir import fhir_document as renderer
+        from backend.exports.fhir import fhir_chunks as renderer
     stamp = export.created_at.strftime("%Y%m%dT%H%M%SZ")
     name = f"{export.study.code}-{stamp}{'-masked' if export.masked else ''}{SUFFIXES[fmt]}"
     return Document(renderer(export), MEDIA_TYPES[fmt], name, export)

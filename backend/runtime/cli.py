@@ -416,7 +416,8 @@ def export_command(fmt, out, site_code, study_code, as_email, reason):
             else:
                 document = render(export, fmt)
                 with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
-                    file.write(document.content)
+                    for chunk in document.chunks:
+                        file.write(chunk)
         except OSError as exc:
             fail(f"--out: cannot write {out}: {exc.strerror}.")
         record_export(session, export, fmt, actor=caller.actor, reason=caller.reason, destination=str(path.resolve()))

@@ -15,14 +15,17 @@ import odmlib
 import pytest
 import xmlschema
 from fhir.resources.R4B import get_fhir_model_class
+from sqlalchemy import event
 from sqlmodel import select
 
+from backend.identity.principal import Principal
 from backend.models import AuditEntry, Staff
 from backend.runtime.demo import seed_demo
-from schedules.models import Participant, Site
+from schedules.dbtypes import utcnow
+from schedules.models import Participant, Site, Study
 from tests.backend.test_blinding import TELLING, worlds
 from tests.cli_helpers import as_staff
-from tests.factories import auth, make_site, make_staff_token
+from tests.factories import auth, make_participant, make_site, make_staff_token
 
 ODM_SCHEMA = Path(odmlib.__file__).parent / "schemas" / "odm" / "1.3.2" / "ODM1-3-2.xsd"
 ODM = "{http://www.cdisc.org/ns/odm/v1.3}"
@@ -288,3 +291,36 @@ def test_masked_exports_of_two_worlds_that_differ_only_by_arm_are_identical_and_
     # The full variant does tell the arm: the comparison above could fail.
     full = [_export(w.app.test_client(), w.investigator, "csv").data for w in (il2, control)]
     assert full[0] != full[1]
+
+
+def _statements(session, build) -> int:
+    """How many SQL statements `build` sends."""
+    count = []
+    listener = lambda *args: count.append(1)  # noqa: E731
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        build()
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    return len(count)
+
+
+def test_an_export_reads_each_dataset_in_one_query_whatever_the_number_of_participants(demo, session):
+    from backend.exports.run import build_export, render
+
+    admin = session.exec(select(Staff).where(Staff.email == "admin@x.org")).one()
+    principal = Principal("staff", admin.id, admin.role, admin.site_id)
+
+    def build():
+        session.expire_all()
+        export = build_export(session, principal, site_code=None, study_code=None, now=utcnow())
+        for fmt in ("csv", "odm", "fhir"):
+            b"".join(render(export, fmt).chunks)
+
+    before = _statements(session, build)
+    study = session.exec(select(Study)).one()
+    site = session.exec(select(Site)).one()
+    for number in range(10, 20):
+        make_participant(session, study=study, site=site, code=f"P-{number}", phone=f"+86138000001{number}")
+    assert _statements(session, build) == before > 5  # the study, the participants, the sites, each dataset

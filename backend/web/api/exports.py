@@ -68,6 +68,7 @@ class ExportDocument(MethodView):
         export = build_export(session, principal, site_code=args["site"], study_code=args["study"], now=utcnow())
         document = render(export, fmt)
         record_export(session, export, fmt, actor=principal.actor, reason="export through the API", destination="api")
-        response = Response(document.content, status=200, mimetype=document.media_type)
+        # Streamed: the rows are read and the audit row written before the first byte goes out.
+        response = Response(iter(document.chunks), status=200, mimetype=document.media_type)
         response.headers["Content-Disposition"] = f'attachment; filename="{document.filename}"'
         return response
