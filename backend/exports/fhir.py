@@ -17,6 +17,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.medication import Medication
 from fhir.resources.R4B.medicationadministration import MedicationAdministration
 from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.provenance import Provenance
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from fhir.resources.R4B.researchstudy import ResearchStudy
@@ -125,6 +126,7 @@ def _adverse_event(b: _Bundler, row: dict, patient: str, study: str, drug: str |
         event["text"] = row.get("other_text") or row.get("raw_text")
     fields = {
         "id": _id("ae", row["study_code"], row["ae_seq"]),
+        "meta": {"versionId": str(row["version"])},  # the record's current version (signed versions are frozen)
         "actuality": "actual",
         "subject": b.ref("Patient", patient),
         "event": event,
@@ -146,6 +148,20 @@ def _adverse_event(b: _Bundler, row: dict, patient: str, study: str, drug: str |
             suspect["causality"] = [{"assessment": {"text": row["relatedness"]}}]
         fields["suspectEntity"] = [suspect]
     return AdverseEvent(**{k: v for k, v in fields.items() if v is not None})
+
+
+def _signature(b: _Bundler, row: dict, number: int) -> Provenance:
+    """An investigator's electronic signature of one version of an adverse event (the signer as their account)."""
+    signer = {"identifier": {"system": f"{SYSTEM}:staff", "value": row["signer"]}, "display": row["signer_role"]}
+    meaning = {"system": f"{SYSTEM}:signature-meaning", "code": row["meaning"]}
+    return Provenance(
+        id=_id("sig", row["study_code"], row["ae_seq"], number),
+        target=[b.ref("AdverseEvent", _id("ae", row["study_code"], row["ae_seq"]))],
+        recorded=_when(row["signed_at"]),
+        policy=[f"{SYSTEM}:ae-version:{row['version']}:sha256:{row['content_hash']}"],
+        agent=[{"who": signer}],
+        signature=[{"type": [meaning], "when": _when(row["signed_at"]), "who": signer}],
+    )
 
 
 def _administration(b: _Bundler, row: dict, patient: str, drug: str) -> MedicationAdministration:
@@ -214,6 +230,11 @@ def _entries(export: Export) -> Iterator[bytes]:
     for row in export.dataset("adverse_events").rows:
         drug = drugs.get(arms.get(row["study_code"]))
         yield b.entry(_adverse_event(b, row, _id(row["study_code"]), study.id, drug))
+    numbers: dict[tuple, int] = {}
+    for row in export.dataset("ae_signatures").rows:
+        key = (row["study_code"], row["ae_seq"])
+        numbers[key] = numbers.get(key, 0) + 1
+        yield b.entry(_signature(b, row, numbers[key]))
 
 
 def fhir_chunks(export: Export) -> Iterator[bytes]:

@@ -15,6 +15,9 @@ import odmlib
 import pytest
 import xmlschema
 from fhir.resources.R4B import get_fhir_model_class
+from odmlib.loader import ODMLoader
+from odmlib.odm_loader import XMLODMLoader
+from odmlib.oid_generator import create_oid_checker
 from sqlalchemy import event
 from sqlmodel import select
 
@@ -23,6 +26,7 @@ from backend.models import AuditEntry, Staff
 from backend.runtime.demo import seed_demo
 from schedules.dbtypes import utcnow
 from schedules.models import Participant, Site, Study
+from tests.backend.test_ae_signatures import EMAIL, reviewed_ae, sign, trial
 from tests.backend.test_blinding import TELLING, worlds
 from tests.cli_helpers import as_staff
 from tests.factories import auth, make_participant, make_site, make_staff_token
@@ -83,6 +87,11 @@ def test_the_odm_export_of_the_demo_validates_against_the_odm_1_3_2_schema(
     result = cli.invoke(args=["export", "--format", "odm", "--out", str(out), *as_staff(INVESTIGATOR, "DSMB")])
     assert result.exit_code == 0, result.output
     odm_schema.validate(str(out))  # raises with the first violation
+    # Every OID referred to is defined, and every definition referred to (odmlib's own check).
+    loader = ODMLoader(XMLODMLoader(model_package="odm_1_3_2", ns_uri="http://www.cdisc.org/ns/odm/v1.3"))
+    loader.open_odm_document(str(out))
+    checker = create_oid_checker("odm_1_3_2")
+    assert loader.load_odm().verify_oids(checker) and checker.check_unreferenced_oids() == {}
     assert out.stat().st_mode & 0o777 == 0o600
 
     root = ElementTree.parse(out).getroot()
@@ -324,3 +333,57 @@ def test_an_export_reads_each_dataset_in_one_query_whatever_the_number_of_partic
     for number in range(10, 20):
         make_participant(session, study=study, site=site, code=f"P-{number}", phone=f"+86138000001{number}")
     assert _statements(session, build) == before > 5  # the study, the participants, the sites, each dataset
+
+
+def test_a_signed_adverse_event_and_its_signed_follow_up_are_in_the_odm_and_fhir_exports(
+    client, session, trial, odm_schema, tmp_path
+):
+    ae_id = reviewed_ae(client, trial)
+    assert sign(client, trial, ae_id).status_code == 200
+    narrative = "Discharged on day 2; fever resolved without sequelae."
+    follow_up = {"outcome": "recovered", "stop_date": "2026-03-02", "narrative": narrative, "reason": "letter"}
+    answer = client.post(f"/api/v1/adverse-events/{ae_id}/follow-up", json=follow_up, headers=trial["investigator"])
+    assert answer.status_code == 200, answer.get_json()
+    assert sign(client, trial, ae_id).status_code == 200
+
+    odm = client.get("/api/v1/exports/odm", headers=trial["investigator"])
+    (tmp_path / "ae.xml").write_bytes(odm.data)
+    odm_schema.validate(str(tmp_path / "ae.xml"))
+    (event,) = [
+        e for e in ElementTree.fromstring(odm.data).iter(f"{ODM}StudyEventData") if e.get("StudyEventOID") == "SE.AE"
+    ]
+    groups = {}
+    for group in event.iter(f"{ODM}ItemGroupData"):
+        items = {i.get("ItemOID").rsplit(".", 1)[1]: i.get("Value") for i in group.iter(f"{ODM}ItemData")}
+        groups.setdefault(group.get("ItemGroupOID"), []).append(items)
+    (ae,) = groups["IG.ADVERSE_EVENTS"]
+    assert (ae["VERSION"], ae["OUTCOME"], ae["STOP_DATE"], ae["NARRATIVE"]) == (
+        "2",
+        "recovered",
+        "2026-03-02",
+        narrative,
+    )
+    assert (ae["TERM"], ae["CTCAE_GRADE"], ae["SERIOUS"], ae["SERIOUS_CRITERIA"]) == (
+        "fever",
+        "3",
+        "true",
+        "hospitalisation",
+    )
+    signer = f"staff:{trial['ids']['investigator']['id']}"
+    assert [(s["VERSION"], s["MEANING"], s["SIGNER"]) for s in groups["IG.AE_SIGNATURES"]] == [
+        ("1", "approved", signer),
+        ("2", "approved", signer),
+    ]
+    assert EMAIL.encode() not in odm.data  # staff by account, not by email
+
+    bundle = client.get("/api/v1/exports/fhir", headers=trial["investigator"]).get_json()
+    resources = [e["resource"] for e in bundle["entry"]]
+    for resource in resources:
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    (adverse,) = [r for r in resources if r["resourceType"] == "AdverseEvent"]
+    assert adverse["meta"]["versionId"] == "2" and adverse["outcome"]["coding"][0]["code"] == "resolved"
+    assert adverse["seriousness"]["coding"][0]["code"] == "serious" and adverse["date"] == "2026-03-01"
+    assert adverse["suspectEntity"][0]["causality"][0]["assessment"]["text"] == "possible"
+    signatures = [r for r in resources if r["resourceType"] == "Provenance"]
+    assert [s["signature"][0]["type"][0]["code"] for s in signatures] == ["approved", "approved"]
+    assert [s["policy"][0].split(":")[3] for s in signatures] == ["1", "2"]
