@@ -212,6 +212,14 @@ def test_a_csv_export_from_the_cli_is_a_directory_or_a_zip_and_each_export_is_on
     assert first["rows"]["participants"] == 6 and first["rows"]["vas"] == 15 and first["rows"]["doses"] > 0
     assert f"vas {first['rows']['vas']}" in made.output
 
+    masked = cli.invoke(
+        args=["export", "--format", "fhir", "--out", str(tmp_path / "m.json"), *as_staff("assessor@demo.local", "x")]
+    )
+    assert masked.exit_code == 0 and "masked variant" in masked.output, masked.output
+    assert b"MedicationAdministration" not in (tmp_path / "m.json").read_bytes()
+    row = _export_rows(session)[-1]
+    assert row["masked"] is True and "doses" not in row["rows"]
+
 
 def test_the_cli_refuses_nurses_bad_paths_and_unknown_sites_with_a_sentence(cli, demo, tmp_path, session):
     def run(*args, who=INVESTIGATOR):
