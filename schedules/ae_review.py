@@ -16,6 +16,7 @@ from schedules.changes import Actor, acting
 from schedules.errors import Conflict, InvalidInput
 from schedules.models import AdverseEvent, AdverseEventSignature, AdverseEventVersion
 from schedules.vocabulary import (
+    ACTIONS_TAKEN,
     FOLLOW_UP_FIELDS,
     NARRATIVE_MAX,
     OUTCOMES,
@@ -34,7 +35,7 @@ class Signer:
     role: str
 
 
-def _open_version(session: Session, ae: AdverseEvent) -> None:
+def open_version(session: Session, ae: AdverseEvent) -> None:
     """Make the record changeable: a signed version stays as signed, so the change goes into the next one."""
     if current_version_signed(session, ae):
         ae.version += 1
@@ -78,7 +79,7 @@ def review_adverse_event(
     if signed and all(getattr(ae, name) == value for name, value in grading.items()):
         raise Conflict(f"version {ae.version} is signed with this very grading: nothing to change", field="review")
     with acting(session, actor, reason or "investigator review"):
-        _open_version(session, ae)
+        open_version(session, ae)
         for name, value in grading.items():
             setattr(ae, name, value)
         ae.reviewed_by, ae.reviewed_at = actor.label, now
@@ -93,6 +94,10 @@ def _checked_follow_up(ae: AdverseEvent, changes: dict[str, object], *, now: dat
     checked = dict(changes)
     if "outcome" in checked and checked["outcome"] not in OUTCOMES:
         raise InvalidInput(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
+    if checked.get("action_taken") is not None and checked["action_taken"] not in ACTIONS_TAKEN:
+        raise InvalidInput(f"action taken must be one of {', '.join(ACTIONS_TAKEN)}", field="action_taken")
+    if checked.get("ongoing") is not None and not isinstance(checked["ongoing"], bool):
+        raise InvalidInput("ongoing is yes, no or not known", field="ongoing")
     stop = checked.get("stop_date")
     if stop is not None:
         if not isinstance(stop, date):
@@ -112,15 +117,15 @@ def _checked_follow_up(ae: AdverseEvent, changes: dict[str, object], *, now: dat
 def follow_up_adverse_event(
     session: Session, *, ae: AdverseEvent, actor: Actor, now: datetime, changes: dict[str, object], reason: str
 ) -> AdverseEvent:
-    """Follow-up information (outcome, stop date, narrative) with its reason, e.g. 'discharge letter received'.
-    After a signature it is a new version, to be signed again; the signed one stays as it was."""
+    """Follow-up information (outcome, stop date, ongoing, action taken, narrative) with its reason, e.g.
+    'discharge letter received'. After a signature it is a new version, to be signed again; the signed one stays."""
     if not (reason or "").strip():
         raise InvalidInput("say where the follow-up comes from (a reason is required)", field="reason")
     changed = _checked_follow_up(ae, changes, now=now)
     if not changed:
         raise InvalidInput("nothing to change: the values are the current ones", field=next(iter(changes), "outcome"))
     with acting(session, actor, f"follow-up: {reason.strip()}"):
-        _open_version(session, ae)
+        open_version(session, ae)
         for name, value in changed.items():
             setattr(ae, name, value)
         session.add(ae)

@@ -27,13 +27,17 @@ def signed_content(ae: AdverseEvent) -> dict[str, object]:
     """The content a signature covers: every column of the adverse event but who reviewed and signed it.
 
     A column added later (SAE reporting fields) joins the content by itself; empty values are left out, so a
-    new column that is still empty changes no hash and earlier signatures stay intact."""
+    new column that is still empty changes no hash and earlier signatures stay intact. The same holds for
+    `aware_at` while it is its default, the report's own time: a version signed before the column existed
+    keeps its hash, and one signed later still covers the value (a different time is in the content)."""
     content = {}
     for column in AdverseEvent.__table__.columns:
         if column.key in UNSIGNED_FIELDS:
             continue
         value = getattr(ae, column.key)
         if value is None or value == "":
+            continue
+        if column.key == "aware_at" and value == ae.reported_at:
             continue
         content[column.key] = _plain(value)
     return content

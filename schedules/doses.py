@@ -7,17 +7,17 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from schedules.alerts import resolve_by_events
-from schedules.backdating import awaits_entry
 from schedules.changes import Actor, acting
 from schedules.errors import Conflict, InvalidInput
-from schedules.models import AlertKind, Dose, DoseEvent, DoseState, InjectionSite, Participant
+from schedules.models import AlertKind, Dose, DoseEvent, DoseState, InjectionSite
 
 S = DoseState
 ALLOWED: dict[str, set[str]] = {
     S.SCHEDULED: {S.TAKEN, S.TAKEN_LATE, S.SKIPPED, S.MISSED, S.HELD, S.CANCELLED},
-    # A participant who said "not taken" may still take it; a missed dose may be reported late.
+    # A participant who said "not taken" may still take it; a missed dose may be reported later, and is on
+    # time when the time it was taken (told to a nurse) lies in its window.
     S.SKIPPED: {S.TAKEN, S.TAKEN_LATE},
-    S.MISSED: {S.TAKEN_LATE, S.SKIPPED},
+    S.MISSED: {S.TAKEN, S.TAKEN_LATE, S.SKIPPED},
     S.HELD: {S.SCHEDULED, S.CANCELLED},
     S.TAKEN: set(),
     S.TAKEN_LATE: set(),
@@ -61,13 +61,13 @@ def report_dose(
     note: str = "",
     reason: str | None = None,
 ) -> Dose:
-    """Record that a dose was taken (on time or late, by report time) or not taken; a dose from before
-    enrollment is on time when `taken_at` lies in its window."""
+    """Record that a dose was taken or not taken. Taken is on time or late by when it was taken: `taken_at`
+    (the time a nurse enters), else the report itself (`now`: a participant's SMS or app answer)."""
     if injection_site is not None and injection_site not in {s.value for s in InjectionSite}:
         raise InvalidInput(f"unknown injection site {injection_site!r}", field="injection_site")
     if taken_at is not None and taken_at > now + timedelta(minutes=5):
         raise InvalidInput("taken_at is in the future", field="taken_at")
-    to_state = _outcome(session, dose, taken=taken, now=now, taken_at=taken_at)
+    to_state = outcome(dose, taken=taken, taken_at=taken_at or now)
     was_missed = dose.state == DoseState.MISSED.value
     with acting(session, actor, reason):
         transition(session, dose, to_state, actor=actor, at=now, note=note)
@@ -83,17 +83,20 @@ def report_dose(
     return dose
 
 
-def _outcome(session: Session, dose: Dose, *, taken: bool, now: datetime, taken_at: datetime | None) -> str:
-    """Taken on time or late by report time, or not taken; a dose from before enrollment by when it was taken."""
+def outcome(dose: Dose, *, taken: bool, taken_at: datetime) -> str:
+    """Not taken: skipped; taken: on time when taken inside the window, else late (the report time does not
+    decide: a dose injected at 20:00 and told to a nurse the next afternoon was on time)."""
     if not taken:
         return DoseState.SKIPPED.value
-    if now < dose.window_closes_at:
-        return DoseState.TAKEN.value
-    # Nobody could report a dose from before enrollment inside its window: the time the nurse was told decides.
-    in_window = taken_at is not None and dose.window_opens_at <= taken_at < dose.window_closes_at
-    if in_window and awaits_entry(dose, enrolled_at=session.get(Participant, dose.participant_id).enrolled_at):
-        return DoseState.TAKEN.value
-    return DoseState.TAKEN_LATE.value
+    return DoseState.TAKEN.value if taken_on_time(dose, taken_at) else DoseState.TAKEN_LATE.value
+
+
+def taken_on_time(dose: Dose, taken_at: datetime) -> bool:
+    """True when `taken_at` lies in the dose's window [opens, closes): the one on-time rule."""
+    return dose.window_opens_at <= taken_at < dose.window_closes_at
+
+
+_OUTCOME_WORDS = {DoseState.TAKEN.value: "taken on time", DoseState.TAKEN_LATE.value: "taken late"}
 
 
 def _resolve_missed_alert(session: Session, *, dose: Dose, actor: Actor, now: datetime) -> None:
@@ -103,7 +106,7 @@ def _resolve_missed_alert(session: Session, *, dose: Dose, actor: Actor, now: da
         participant_id=dose.participant_id,
         kind=AlertKind.MISSED_DOSE.value,
         dedupe_key=missed_alert_key(dose.id),
-        note=f"dose reported by {actor.source} after its window closed: {dose.state.replace('_', ' ')}",
+        note=f"dose reported by {actor.source} after its window closed: {_OUTCOME_WORDS.get(dose.state, dose.state)}",
         actor=actor,
         now=now,
     )

@@ -246,6 +246,13 @@ class AdverseEvent(SQLModel, table=True):
     reviewed_at: Optional[datetime] = _utc(default=None, nullable=True)
     stop_date: Optional[date] = None
     narrative: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # The SAE record (issue 16): the CTCAE v5 term's MedDRA code ("" until a nurse codes it; schedules.ctcae),
+    # what was done with the study drug (vocabulary.ACTIONS_TAKEN), and when the site became aware, which
+    # starts the reporting clock (reported_at until someone says otherwise; set on every report and by migration
+    # 0013 for the older ones, so never None in practice).
+    ctcae_term: str = Field(default="", max_length=16)
+    action_taken: Optional[str] = Field(default=None, max_length=24)
+    aware_at: Optional[datetime] = _utc(default=None, nullable=True)
     # The version being worked on: a signed version is frozen, so a later change opens the next one.
     version: int = 1
     # The latest signature of the current version (empty again once a follow-up opens a new version).

@@ -30,7 +30,7 @@ from schedules.planning import (
     treatment_end_date,
 )
 from schedules.queries import doses_of, local_today
-from schedules.studies import protocol_of
+from schedules.studies import arm_doses, protocol_of
 from schedules.wallclock import parse_hhmm
 
 
@@ -248,6 +248,8 @@ def hold_dosing(
         raise Conflict("participant is withdrawn", field="status")
     if participant.status == ParticipantStatus.ON_HOLD.value:
         raise Conflict("dosing is already on hold", field="status")
+    if not arm_doses(session.get(Study, participant.study_id), participant.arm):
+        raise Conflict(f"the {participant.arm} arm has no dosing regimen: there is no dosing to hold", field="status")
     held = 0
     with acting(session, actor, why):
         for dose in doses_of(session, participant.id):

@@ -9,6 +9,7 @@ from schedules.calendar import (
     add_months,
     dose_dates,
     dose_window,
+    in_quiet_hours,
     local_wall_to_utc,
     treatment_end,
 )
@@ -76,3 +77,10 @@ def follow_up_end_date(arm: Arm, *, first_dose: date, last_dose: date | None) ->
     """Date follow-up ends: N months from the last dose or from the first-dose (study start) date."""
     anchor = last_dose if arm.follow_up_from == "last_dose" and last_dose is not None else first_dose
     return add_months(anchor, arm.follow_up_months)
+
+
+def reminder_in_quiet_hours(protocol: Protocol, reminder_time: time) -> bool:
+    """True when a participant's chosen reminder time lies in the protocol's quiet hours. The reminder is
+    still sent then (quiet hours never hold back the chosen time); its nudge waits for quiet_end."""
+    rules = protocol.reminders
+    return in_quiet_hours(reminder_time, start=rules.quiet_start, end=rules.quiet_end)

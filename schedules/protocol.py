@@ -25,6 +25,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from schedules.ctcae import ctcae_codes
 from schedules.vocabulary import AE_TERMS
 from schedules.wallclock import format_hhmm, parse_hhmm
 
@@ -60,6 +61,8 @@ DEFAULT_SERIOUS_KEYWORDS = (
 
 # Adverse-event terms that tell the arm of a trial with injections and a no-injection control.
 DEFAULT_WITHHELD_AE_TERMS = ("injection_site_reaction",)
+# Injection site reaction, Infusion site extravasation: only an arm with an injection has them.
+DEFAULT_WITHHELD_CTCAE_TERMS = ("10022095", "10064774")
 
 # Emergency number by the ISO 3166 region of the participant's phone; "default" for any other region.
 DEFAULT_EMERGENCY_NUMBERS = {
@@ -156,6 +159,8 @@ class BlindingRule:
 
     masked_title: str
     withheld_ae_terms: tuple[str, ...]
+    # CTCAE v5 terms (MedDRA codes) that tell the arm the same way, e.g. 10022095 Injection site reaction.
+    withheld_ctcae_terms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -383,10 +388,19 @@ class _BlindingSchema(Schema):
         validate=_no_duplicates,
         load_default=lambda: list(DEFAULT_WITHHELD_AE_TERMS),
     )
+    withheld_ctcae_terms = fields.List(
+        fields.String(validate=validate.OneOf(ctcae_codes(), error="Must be a MedDRA code of the CTCAE v5 list.")),
+        validate=_no_duplicates,
+        load_default=lambda: list(DEFAULT_WITHHELD_CTCAE_TERMS),
+    )
 
     @post_load
     def _build(self, data: dict, **kwargs: Any) -> BlindingRule:
-        return BlindingRule(masked_title=data["masked_title"], withheld_ae_terms=tuple(data["withheld_ae_terms"]))
+        return BlindingRule(
+            masked_title=data["masked_title"],
+            withheld_ae_terms=tuple(data["withheld_ae_terms"]),
+            withheld_ctcae_terms=tuple(data["withheld_ctcae_terms"]),
+        )
 
 
 class _SafetySchema(Schema):

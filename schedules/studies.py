@@ -52,3 +52,8 @@ def get_study(session: Session, code: str) -> Study:
     if study is None:
         raise NotFound(f"no study {code!r} is loaded", field="study")
     return study
+
+
+def arm_doses(study: Study, arm_code: str) -> bool:
+    """True when the participant's arm has a dosing regimen (a control arm has none: no doses, nothing to hold)."""
+    return protocol_of(study).arm(arm_code).regimen is not None

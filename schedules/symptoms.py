@@ -163,6 +163,7 @@ def report_adverse_event(
     ae = AdverseEvent(
         participant_id=participant.id,
         reported_at=now,
+        aware_at=now,
         source=actor.source,
         raw_text=raw_text,
         term=term,

@@ -1,5 +1,5 @@
 """The fixed lists of adverse-event reports: PRO-CTCAE-based terms (with labels), severities, relatedness,
-outcomes and seriousness criteria."""
+outcomes, seriousness criteria and actions taken with the study drug (CTCAE v5 terms: schedules.ctcae)."""
 
 from __future__ import annotations
 
@@ -53,8 +53,30 @@ SERIOUS_CRITERIA = (
     "congenital_anomaly",
     "other_important",
 )
-# What a follow-up may change after the first report (SAE follow-up); more fields join here (issue 16).
-FOLLOW_UP_FIELDS = ("outcome", "stop_date", "narrative")
+# What was done with the study drug because of the event (CDISC AEACN, E2B G.k.8). The control arm has no study
+# drug, so the answer tells the arm: the masked assessor never sees it.
+ACTIONS_TAKEN = (
+    "dose_not_changed",
+    "drug_interrupted",
+    "drug_withdrawn",
+    "dose_reduced",
+    "not_applicable",
+    "unknown",
+)
+# What a follow-up may change after the first report (SAE follow-up: a discharge letter, a call back).
+FOLLOW_UP_FIELDS = ("outcome", "stop_date", "ongoing", "action_taken", "narrative")
+# What completing a report into an SAE-ready record sets (schedules.ae_record); the free text is never changed.
+RECORD_FIELDS = (
+    "ctcae_term",
+    "onset_date",
+    "stop_date",
+    "severity",
+    "ongoing",
+    "went_to_hospital",
+    "action_taken",
+    "aware_at",
+    "narrative",
+)
 NARRATIVE_MAX = 10_000
 # What an investigator's electronic signature means (21 CFR 11.50(a)(3)): stored with the signature, shown with it.
 SIGNATURE_MEANINGS = ("reviewed", "approved")

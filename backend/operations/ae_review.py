@@ -1,4 +1,5 @@
-"""An investigator's review of an adverse event, its follow-up, and signing it with email and password entered again.
+"""An adverse event's record completed by a nurse, its investigator review and follow-up, and signing it with email
+and password entered again.
 
 The password goes through the staff sign-in (`identity.staff.sign_in_staff`), so a wrong one counts towards the
 account's lockout like a wrong sign-in, and a locked account signs nothing."""
@@ -13,14 +14,39 @@ from backend.identity.app_tokens import Refused
 from backend.identity.lockout import LockoutPolicy
 from backend.identity.staff import normalize_email, sign_in_staff
 from backend.models import Staff
-from schedules import ae_review
+from backend.operations.symptoms import protocol_for
+from schedules import ae_record, ae_review
 from schedules.changes import Actor
 from schedules.errors import NotPermitted
-from schedules.models import AdverseEvent, AdverseEventSignature
+from schedules.models import AdverseEvent, AdverseEventSignature, Participant
 
 # Nothing follows a grading or a follow-up (no message, no page): the domain write is the whole operation.
 review_adverse_event = ae_review.review_adverse_event
 follow_up_adverse_event = ae_review.follow_up_adverse_event
+
+
+def complete_adverse_event(
+    session: Session,
+    *,
+    ae: AdverseEvent,
+    actor: Actor,
+    now: datetime,
+    changes: dict[str, object],
+    reason: str | None = None,
+) -> AdverseEvent:
+    """Complete a report into an SAE-ready record (nurse, investigator, admin) under the participant's protocol,
+    whose reporting clock the awareness time restarts."""
+    participant = session.get(Participant, ae.participant_id)
+    return ae_record.complete_adverse_event(
+        session,
+        ae=ae,
+        participant=participant,
+        protocol=protocol_for(session, participant),
+        actor=actor,
+        now=now,
+        changes=changes,
+        reason=reason,
+    )
 
 
 def sign_adverse_event(

@@ -14,6 +14,7 @@ from backend.extensions import get_vault
 from backend.identity.staff import create_staff
 from backend.models import Staff
 from notifications.planning import sync_participant_messages
+from schedules.ae_record import complete_adverse_event
 from schedules.calendar import to_local
 from schedules.changes import Actor
 from schedules.dbtypes import utcnow
@@ -22,7 +23,7 @@ from schedules.missed import flag_missed_doses
 from schedules.models import Participant, Site
 from schedules.participants import enroll_participant
 from schedules.protocol import load_protocol_file
-from schedules.queries import doses_of
+from schedules.queries import doses_of, local_today
 from schedules.sites import create_site
 from schedules.studies import load_study
 from schedules.symptoms import record_vas, report_adverse_event
@@ -45,6 +46,42 @@ DEMO_PARTICIPANTS = [
     ("P-005", "il2", 2, "en", "+8613800000005", lambda i: True),
     ("P-006", "control", 5, "en", "+8613800000006", lambda i: True),
 ]
+
+
+def _seed_completed_sae(session, *, participant: Participant, protocol, now) -> None:
+    """A suspected-serious SMS report two days ago, completed by the nurse the next morning into an SAE-ready
+    record (CTCAE term, dates, action taken, the time the site became aware, narrative): exports and pages show
+    a coded event."""
+    reported = now - timedelta(days=2)
+    ae = report_adverse_event(
+        session,
+        participant=participant,
+        protocol=protocol,
+        actor=Actor("sms", f"participant:{participant.id}"),
+        now=reported,
+        raw_text="发烧39.5度，住院了",
+    )
+    onset = local_today(participant, reported) - timedelta(days=1)
+    complete_adverse_event(
+        session,
+        ae=ae,
+        participant=participant,
+        protocol=protocol,
+        actor=Actor("staff", "staff:demo-nurse"),
+        now=reported + timedelta(hours=10),
+        changes={
+            "ctcae_term": "10016558",  # Fever
+            "onset_date": onset,
+            "severity": "severe",
+            "ongoing": True,
+            "went_to_hospital": True,
+            "action_taken": "drug_interrupted",
+            "aware_at": reported + timedelta(minutes=20),
+            "narrative": "Fever 39.5 °C from the day before the report; admitted to the local hospital for "
+            "observation. Study drug interrupted until the fever resolves.",
+        },
+        reason="called the participant back (demo)",
+    )
 
 
 def seed_demo(app: Flask, *, force: bool = False) -> list[str]:
@@ -128,6 +165,8 @@ def seed_demo(app: Flask, *, force: bool = False) -> list[str]:
                     actor=Actor("sms", f"participant:{participant.id}"),
                     now=now - timedelta(days=days_in - week * 7),
                 )
+            if code == "P-001":
+                _seed_completed_sae(session, participant=participant, protocol=protocol, now=now)
             if code == "P-003":
                 report_adverse_event(
                     session,

@@ -118,6 +118,17 @@ def _play(app, clock, arm: str) -> World:
         headers=auth(investigator),
     )
     assert review.status_code == 200, review.get_json()
+    # The nurse completes both records: what was done with the study drug differs by arm (the control arm has
+    # none), and the staff report is coded with a CTCAE term the protocol withholds (Injection site reaction).
+    clock.move_to(utc("2026-03-09T02:00Z"))
+    action = "drug_interrupted" if arm == "il2" else "not_applicable"
+    for ae_id, code in ((serious_id, "10016558"), (staff_report.get_json()["id"], "10022095")):
+        completed = client.post(
+            f"/api/v1/adverse-events/{ae_id}/record",
+            json={"ctcae_term": code, "onset_date": "2026-03-01", "action_taken": action, "reason": "called back"},
+            headers=auth(nurse),
+        )
+        assert completed.status_code == 200, completed.get_json()
     clock.move_to(utc("2026-03-10T02:00Z"))
     return World(app, ids, nurse, investigator, assessor)
 
@@ -230,5 +241,11 @@ def test_the_assessor_gets_the_same_answer_from_every_operation_and_page_in_eith
     assert api[0]["GET /api/v1/participants/{participant_id}/vas"][0] == 200
     assert '"value": 4.5' in api[0]["GET /api/v1/participants/{participant_id}/vas"][1]
     assert pages[0]["GET /participants/{participant_id}"][0] == 200
-    assert '"values": [4.5, 5.0]' in pages[0]["GET /participants/{participant_id}"][1]  # the VAS chart's data
+    chart = pages[0]["GET /participants/{participant_id}"][1]  # the VAS chart's data: both values are drawn
+    assert '"y": 4.5' in chart and '"y": 5.0' in chart
     assert pages[0]["POST /participants/{participant_id}/hold"][0] == 403
+    # The coded records reached the assessor without what was done with the study drug.
+    listed = api[0]["GET /api/v1/participants/{participant_id}/adverse-events"]
+    assert '"ctcae_term": "10016558"' in listed[1] and '"ctcae_term": "withheld"' in listed[1]
+    assert "action_taken" not in listed[1] and "10022095" not in listed[1]
+    assert api[0]["POST /api/v1/adverse-events/{ae_id}/record"][0] == 403

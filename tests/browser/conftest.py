@@ -4,6 +4,8 @@ Debian's chromium driven by Playwright (never a downloaded browser)."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -34,6 +36,30 @@ def _require_chromium() -> None:
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); browser tests need Debian's chromium")
 
 
+def require_cjk_font() -> None:
+    """Chinese text needs a CJK font in the browser's fontconfig (scripts/ensure-chromium installs Debian's
+    fonts-noto-cjk); without one it renders as boxes. Missing in CI is a failure, locally a skip."""
+    found = ""
+    if shutil.which("fc-list"):
+        found = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout.strip()
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail("no CJK font in CI: scripts/ensure-chromium installs Debian's fonts-noto-cjk")
+        pytest.skip("no CJK font installed (apt-get install fonts-noto-cjk): Chinese text would render as boxes")
+
+
+def sign_in(page, email: str, password: str) -> None:
+    """Sign in through the login form with the keyboard only (the email field has focus on arrival)."""
+    from playwright.sync_api import expect
+
+    page.goto("/login")
+    expect(page.get_by_label("Email")).to_be_focused()
+    page.keyboard.type(email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(password)
+    page.keyboard.press("Enter")
+
+
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory):
     """The app with console SMS, on a fresh migrated database seeded with the demo trial."""
@@ -60,9 +86,9 @@ def live_server(live_app):
         thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
-    """Headless Debian chromium through Playwright."""
+    """Headless Debian chromium through Playwright, one for the whole session."""
     _require_chromium()
     from playwright.sync_api import sync_playwright
 

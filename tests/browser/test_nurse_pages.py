@@ -13,6 +13,7 @@ from backend.db import get_database
 from backend.identity.staff import create_staff
 from backend.runtime.demo import DEMO_PASSWORD
 from schedules.models import Participant
+from tests.browser.conftest import sign_in
 from tests.factories import STRONG_PASSWORD, make_site
 
 pytestmark = pytest.mark.browser
@@ -22,24 +23,12 @@ def _percent(text: str) -> int:
     return int(re.search(r"(\d+)%", text).group(1))
 
 
-def _sign_in_with_keyboard(page, email: str, password: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto("/login")
-    # The email field has focus on arrival; the whole form works without a mouse.
-    expect(page.get_by_label("Email")).to_be_focused()
-    page.keyboard.type(email)
-    page.keyboard.press("Tab")
-    page.keyboard.type(password)
-    page.keyboard.press("Enter")
-
-
 def test_nurse_signs_in_acknowledges_an_alert_records_a_dose_and_sees_adherence_change(
     page, screenshot_dir, console_errors
 ):
     from playwright.sync_api import expect
 
-    _sign_in_with_keyboard(page, "nurse@demo.local", DEMO_PASSWORD)
+    sign_in(page, "nurse@demo.local", DEMO_PASSWORD)
     expect(page.get_by_role("heading", name="Participants")).to_be_visible()
     rows = page.locator("#participants tbody tr")
     expect(rows).to_have_count(6)
@@ -86,7 +75,7 @@ def test_nurse_signs_in_acknowledges_an_alert_records_a_dose_and_sees_adherence_
 def test_simulator_lets_a_newcomer_reply_as_a_participant_and_run_the_jobs(page, screenshot_dir, console_errors):
     from playwright.sync_api import expect
 
-    _sign_in_with_keyboard(page, "nurse@demo.local", DEMO_PASSWORD)
+    sign_in(page, "nurse@demo.local", DEMO_PASSWORD)
     page.get_by_role("link", name="SMS simulator").click()
     page.get_by_label("Reply as", exact=True).select_option(label="P-005 (phone ending 05)")
     page.get_by_label("Message text").fill("V 4.5")
@@ -113,7 +102,7 @@ def test_a_nurse_of_another_site_can_neither_see_nor_change_a_participant(page, 
         p1 = session.exec(select(Participant).where(Participant.study_code == "P-001")).one()
         p1_id, p1_status = p1.id, p1.status
 
-    _sign_in_with_keyboard(page, "nurse-b@example.org", STRONG_PASSWORD)
+    sign_in(page, "nurse-b@example.org", STRONG_PASSWORD)
     page.wait_for_url("**/")
     assert page.locator("tr[data-code='P-001']").count() == 0
     assert page.goto(f"/participants/{p1_id}").status == 404

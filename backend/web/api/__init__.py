@@ -106,7 +106,9 @@ def init_app(app: Flask) -> None:
         from flask import request
 
         if not request.path.startswith("/api"):
-            return exc
+            from backend.web.pages.common import page_error  # the pages register after the API
+
+            return page_error(exc)
         data = getattr(exc, "data", None) or {}
         errors = data.get("errors") or data.get("messages")  # webargs puts validation errors under "messages"
         message = data.get("message") or (_first_error(errors) if errors else None) or exc.description or exc.name

@@ -13,6 +13,7 @@ from backend.web.api.schemas import NO_NUL, site_code_of
 from backend.web.shown import Shown
 from notifications.pages import page_rounds
 from schedules.ae_versions import VersionView
+from schedules.ctcae import ctcae_codes, ctcae_term, suggested_ctcae_code
 from schedules.dbtypes import utcnow
 from schedules.models import (
     AdverseEvent,
@@ -23,10 +24,12 @@ from schedules.models import (
     VasScore,
 )
 from schedules.vocabulary import (
+    ACTIONS_TAKEN,
     AE_TERMS,
     FOLLOW_UP_FIELDS,
     NARRATIVE_MAX,
     OUTCOMES,
+    RECORD_FIELDS,
     RELATEDNESS,
     SERIOUS_CRITERIA,
     SEVERITIES,
@@ -34,6 +37,7 @@ from schedules.vocabulary import (
 )
 
 REASON = validate.Length(min=1, max=500)
+CTCAE_CODE = validate.OneOf(ctcae_codes(), error="Not a MedDRA code of the CTCAE v5 list (GET /api/v1/ctcae-terms).")
 
 
 def _csv(text: str | None) -> list[str]:
@@ -50,9 +54,12 @@ def ae_shown(
 ) -> Shown:
     """An adverse event for AdverseEventSchema / MaskedAdverseEventSchema: with its study code, nurse alert and
     the signatures of its versions (`versions`, from schedules.ae_versions)."""
+    coded = ctcae_term(ae.ctcae_term)
     return Shown(
         ae,
         study_code=participant.study_code,
+        ctcae_term_name=coded.term if coded else "",
+        ctcae_suggestion=suggested_ctcae_code(ae.term) if not ae.ctcae_term else "",
         matched_keywords=_csv(ae.matched_keywords),
         serious_criteria=_csv(ae.serious_criteria),
         alert_id=alert.id if alert else None,
@@ -153,10 +160,25 @@ class MaskedAdverseEventSchema(Schema):
             "example": "other",
         },
     )
+    ctcae_term = fields.String(
+        metadata={
+            "description": "the CTCAE v5 term's MedDRA code (GET /api/v1/ctcae-terms); empty until a nurse codes "
+            "the report; to the masked assessor, 'withheld' for a term that tells the arm",
+            "example": "10016558",
+        }
+    )
+    ctcae_term_name = fields.String(metadata={"description": "the CTCAE v5 term", "example": "Fever"})
     onset_date = fields.Date(allow_none=True, metadata={"example": "2026-03-01"})
     severity = fields.String(allow_none=True, validate=validate.OneOf(SEVERITIES), metadata={"example": "moderate"})
     ongoing = fields.Boolean(allow_none=True, metadata={"example": True})
     went_to_hospital = fields.Boolean(allow_none=True, metadata={"example": None})
+    aware_at = fields.DateTime(
+        metadata={
+            "description": "when the site became aware of the event: the reporting deadline runs from here "
+            "(the report's own time until corrected)",
+            "example": "2026-03-02T03:15:00+00:00",
+        }
+    )
     suspected_serious = fields.Boolean(
         metadata={"description": "went to hospital, or a serious-event word in the text", "example": True}
     )
@@ -204,6 +226,18 @@ class AdverseEventSchema(MaskedAdverseEventSchema):
     raw_text = fields.String(metadata={"description": "the participant's own words (SMS)", "example": "发烧 住院了"})
     other_text = fields.String(metadata={"example": ""})
     stop_date = fields.Date(allow_none=True, metadata={"description": "when the event ended", "example": None})
+    ctcae_suggestion = fields.String(
+        metadata={
+            "description": "while not coded: the CTCAE code the report's term usually maps to (empty when it "
+            "needs judgement, e.g. 'other')",
+            "example": "",
+        }
+    )
+    action_taken = fields.String(
+        allow_none=True,
+        validate=validate.OneOf(ACTIONS_TAKEN),
+        metadata={"description": "with the study drug because of the event", "example": "drug_interrupted"},
+    )
     narrative = fields.String(metadata={"description": "the investigator's follow-up narrative", "example": ""})
     version = fields.Integer(
         metadata={
@@ -273,6 +307,8 @@ class AdverseEventFollowUpSchema(Schema):
 
     outcome = fields.String(validate=validate.OneOf(OUTCOMES), metadata={"example": "recovered"})
     stop_date = fields.Date(allow_none=True, metadata={"description": "null clears it", "example": "2026-03-09"})
+    ongoing = fields.Boolean(allow_none=True, metadata={"example": False})
+    action_taken = fields.String(allow_none=True, validate=validate.OneOf(ACTIONS_TAKEN), metadata={"example": None})
     narrative = fields.String(
         validate=[validate.Length(max=NARRATIVE_MAX), NO_NUL],
         metadata={"example": "Discharged on day 7; fever resolved without sequelae."},
@@ -288,6 +324,60 @@ class AdverseEventFollowUpSchema(Schema):
         if not set(data) & set(FOLLOW_UP_FIELDS):
             raise ValidationError(f"send at least one of {', '.join(FOLLOW_UP_FIELDS)}", field_name="outcome")
         return data
+
+
+class AdverseEventRecordSchema(Schema):
+    """Completing a report into an SAE-ready record (nurse, investigator, admin); the fields sent are set, the
+    others kept. The participant's own words are never changed."""
+
+    ctcae_term = fields.String(
+        validate=CTCAE_CODE,
+        metadata={"description": "MedDRA code of the CTCAE v5 term (GET /api/v1/ctcae-terms)", "example": "10016558"},
+    )
+    onset_date = fields.Date(allow_none=True, metadata={"example": "2026-03-01"})
+    stop_date = fields.Date(allow_none=True, metadata={"description": "on or after the onset", "example": None})
+    severity = fields.String(allow_none=True, validate=validate.OneOf(SEVERITIES), metadata={"example": "severe"})
+    ongoing = fields.Boolean(allow_none=True, metadata={"example": True})
+    went_to_hospital = fields.Boolean(allow_none=True, metadata={"example": True})
+    action_taken = fields.String(
+        allow_none=True, validate=validate.OneOf(ACTIONS_TAKEN), metadata={"example": "drug_interrupted"}
+    )
+    aware_at = fields.AwareDateTime(
+        metadata={
+            "description": "when the site became aware (with its offset); not in the future nor before the onset. "
+            "Moves the open reporting deadline of a suspected-serious event",
+            "example": "2026-03-02T03:15:00+00:00",
+        }
+    )
+    narrative = fields.String(
+        validate=[validate.Length(max=NARRATIVE_MAX), NO_NUL],
+        metadata={"example": "Fever 39.5 °C from 1 March; admitted to the local hospital on 2 March."},
+    )
+    reason = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=500),
+        metadata={"description": "for the audit trail", "example": "called the participant back"},
+    )
+
+    @post_load
+    def _some_field(self, data, **_kwargs):
+        if not set(data) & set(RECORD_FIELDS):
+            raise ValidationError(f"send at least one of {', '.join(RECORD_FIELDS)}", field_name="ctcae_term")
+        return data
+
+
+class CtcaeTermSchema(Schema):
+    """One term of the CTCAE v5 list."""
+
+    meddra_code = fields.String(metadata={"example": "10016558"})
+    term = fields.String(metadata={"example": "Fever"})
+    soc = fields.String(
+        metadata={
+            "description": "MedDRA system organ class",
+            "example": "General disorders and administration site conditions",
+        }
+    )
 
 
 class StructuredAdverseEventSchema(Schema):
@@ -378,6 +468,10 @@ class AeTermListSchema(Schema):
     outcomes = fields.List(fields.String(), metadata={"example": list(OUTCOMES)})
     serious_criteria = fields.List(fields.String(), metadata={"example": list(SERIOUS_CRITERIA)})
     signature_meanings = fields.List(fields.String(), metadata={"example": list(SIGNATURE_MEANINGS)})
+    actions_taken = fields.List(
+        fields.String(),
+        metadata={"description": "not shown to the masked assessor (it tells the arm)", "example": list(ACTIONS_TAKEN)},
+    )
 
 
 # --- alerts ---------------------------------------------------------------------------------------

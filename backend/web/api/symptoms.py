@@ -11,17 +11,24 @@ from backend.db import get_session
 from backend.extensions import get_vault
 from backend.identity.app_tokens import Refused
 from backend.identity.principal import REVIEWERS, UNMASKED
-from backend.operations.ae_review import follow_up_adverse_event, review_adverse_event, sign_adverse_event
+from backend.operations.ae_review import (
+    complete_adverse_event,
+    follow_up_adverse_event,
+    review_adverse_event,
+    sign_adverse_event,
+)
 from backend.operations.symptoms import correct_vas, protocol_for, record_vas, report_adverse_event
 from backend.web.api.errors import STAFF_ERRORS, error_responses
 from backend.web.api.symptom_schemas import (
     AdverseEventCreateSchema,
     AdverseEventFollowUpSchema,
+    AdverseEventRecordSchema,
     AdverseEventReviewSchema,
     AdverseEventSchema,
     AdverseEventSignSchema,
     AeTermListSchema,
     AeVersionSchema,
+    CtcaeTermSchema,
     MaskedAdverseEventSchema,
     MaskedVasSchema,
     VasCorrectSchema,
@@ -40,14 +47,16 @@ from backend.web.auth import (
     signed_in,
     visible_participant,
 )
-from backend.web.masking import masked_adverse_event, visible_terms
+from backend.web.masking import masked_adverse_event, visible_ctcae_codes, visible_terms
 from backend.web.paths import ID
 from schedules.ae_versions import histories, history
+from schedules.ctcae import ctcae_codes, ctcae_term
 from schedules.dbtypes import utcnow
 from schedules.models import AdverseEvent, Alert, Participant, Study, VasScore
 from schedules.queries import vas_history
 from schedules.studies import protocol_of
 from schedules.vocabulary import (
+    ACTIONS_TAKEN,
     AE_TERM_LABELS,
     AE_TERMS,
     OUTCOMES,
@@ -179,10 +188,14 @@ class AeTerms(MethodView):
         """The adverse-event terms (PRO-CTCAE based) with en and zh-CN labels, and the other fixed lists."""
         terms = AE_TERMS
         principal = current_principal()
-        if principal.kind == "staff" and principal.masked:
+        masked = principal.kind == "staff" and principal.masked
+        if masked:
             for study in get_session().exec(select(Study)).all():
                 terms = tuple(visible_terms(protocol_of(study), terms))
+        # What was done with the study drug tells the arm: the masked assessor is not given the list.
+        actions = {} if masked else {"actions_taken": list(ACTIONS_TAKEN)}
         return {
+            **actions,
             "terms": [{"code": code, "labels": AE_TERM_LABELS[code]} for code in terms],
             "severities": list(SEVERITIES),
             "relatedness": list(RELATEDNESS),
@@ -190,6 +203,20 @@ class AeTerms(MethodView):
             "serious_criteria": list(SERIOUS_CRITERIA),
             "signature_meanings": list(SIGNATURE_MEANINGS),
         }
+
+
+@blp.route("/ctcae-terms")
+class CtcaeTerms(MethodView):
+    @require_staff(masked_safe=True)
+    @blp.response(200, CtcaeTermSchema(many=True))
+    @_errors(401, 403)
+    def get(self):
+        """The CTCAE v5.0 terms adverse events are coded with, with their MedDRA codes and SOCs (a curated
+        subset of the NCI list); to the masked assessor, without the terms the protocol withholds."""
+        codes = ctcae_codes()
+        if current_principal().masked:
+            codes = tuple(visible_ctcae_codes([protocol_of(s) for s in get_session().exec(select(Study))], codes))
+        return [ctcae_term(code) for code in codes]
 
 
 @blp.route(f"/participants/<{ID}:participant_id>/adverse-events")
@@ -267,6 +294,30 @@ class AdverseEventReview(MethodView):
         return _one_ae(session, ae, participant)
 
 
+@blp.route(f"/adverse-events/<{ID}:ae_id>/record")
+class AdverseEventRecord(MethodView):
+    @require_staff(
+        *UNMASKED, refusal="only a nurse, investigator or admin may complete an adverse event (your role: {role})"
+    )
+    @blp.arguments(AdverseEventRecordSchema)
+    @blp.response(200, AdverseEventSchema)
+    @_errors(401, 403, 404, 422)
+    def post(self, data, ae_id):
+        """Complete an adverse event into an SAE-ready record: CTCAE v5 term, onset and stop date, severity,
+        ongoing, went to hospital, action taken with the study drug, when the site became aware, narrative.
+
+        Fields left out are kept; the participant's own words are never changed. Every change is audited with the
+        reason. Correcting `aware_at` moves the open reporting deadline of a suspected-serious event (it runs
+        from awareness). After a signature the change is a new version, to be signed again."""
+        session = get_session()
+        ae, participant = _visible_ae(session, ae_id)
+        reason = data.pop("reason", None)
+        complete_adverse_event(
+            session, ae=ae, actor=current_principal().actor, now=utcnow(), changes=data, reason=reason
+        )
+        return _one_ae(session, ae, participant)
+
+
 @blp.route(f"/adverse-events/<{ID}:ae_id>/follow-up")
 class AdverseEventFollowUp(MethodView):
     @_reviewers_only("follow up")
@@ -274,7 +325,8 @@ class AdverseEventFollowUp(MethodView):
     @blp.response(200, AdverseEventSchema)
     @_errors(401, 403, 404, 422)
     def post(self, data, ae_id):
-        """Follow-up of an adverse event (investigator/admin): outcome, stop date, narrative, with a reason.
+        """Follow-up of an adverse event (investigator/admin): outcome, stop date, ongoing, action taken,
+        narrative, with a reason.
 
         Fields left out are kept. After a signature the follow-up is a new version, to be signed again;
         the signed version stays readable under .../versions."""

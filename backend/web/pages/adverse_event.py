@@ -1,4 +1,5 @@
-"""One adverse event: the record, its versions and signatures, and the investigator's review, follow-up and signing."""
+"""One adverse event: the record and a nurse completing it, its versions and signatures, and the investigator's
+review, follow-up and signing."""
 
 from __future__ import annotations
 
@@ -11,22 +12,32 @@ from sqlmodel import select
 
 from backend.db import get_session
 from backend.identity.app_tokens import Refused
-from backend.identity.principal import REVIEWERS
+from backend.identity.principal import REVIEWERS, UNMASKED
 from backend.models import Staff
 from backend.operations import ae_review as ops
 from backend.web.auth import keep_consequence, lockout_policy
 from backend.web.errors import status_of
 from backend.web.pages.alerts import staff_text
 from backend.web.pages.common import bp, csrf_refused, principal, staff_page, visible_participant_or_404
-from backend.web.pages.forms import AeFollowUpForm, AeReviewForm, AeSignForm
+from backend.web.pages.forms import AeFollowUpForm, AeRecordForm, AeReviewForm, AeSignForm
 from backend.web.paths import ID
 from schedules.ae_versions import history
+from schedules.calendar import local_wall_to_utc, to_local
+from schedules.ctcae import ctcae_term, suggested_ctcae_code
 from schedules.dbtypes import utcnow
 from schedules.errors import DomainError
 from schedules.models import AdverseEvent, Participant, Site
 from schedules.vocabulary import SIGNATURE_MEANING_LABELS
 
-FORM_CLASSES = {"review": AeReviewForm, "follow_up": AeFollowUpForm, "sign": AeSignForm}
+FORM_CLASSES = {"record": AeRecordForm, "review": AeReviewForm, "follow_up": AeFollowUpForm, "sign": AeSignForm}
+
+
+def _yes_no(value: bool | None) -> str:
+    return "" if value is None else ("yes" if value else "no")
+
+
+def _from_yes_no(value: str) -> bool | None:
+    return {"yes": True, "no": False}.get(value)
 
 
 def _visible_ae_or_404(ae_id: int) -> tuple[AdverseEvent, Participant]:
@@ -36,11 +47,25 @@ def _visible_ae_or_404(ae_id: int) -> tuple[AdverseEvent, Participant]:
     return ae, visible_participant_or_404(ae.participant_id)
 
 
-def _default_forms(ae: AdverseEvent) -> dict[str, FlaskForm]:
+def _default_forms(ae: AdverseEvent, zone: str) -> dict[str, FlaskForm]:
     # formdata=None: a failed POST of one form must not pour its fields into the others.
     criteria = [c for c in ae.serious_criteria.split(",") if c]
     serious = None if ae.serious is None else ("yes" if ae.serious else "no")
     return {
+        "record": AeRecordForm(
+            prefix="record",
+            formdata=None,
+            # A report not coded yet starts from the CTCAE term its app term usually is.
+            ctcae_term=ae.ctcae_term or suggested_ctcae_code(ae.term),
+            onset_date=ae.onset_date,
+            stop_date=ae.stop_date,
+            severity=ae.severity or "",
+            ongoing=_yes_no(ae.ongoing),
+            went_to_hospital=_yes_no(ae.went_to_hospital),
+            action_taken=ae.action_taken or "",
+            aware_at=to_local(ae.aware_at or ae.reported_at, zone).replace(tzinfo=None, second=0, microsecond=0),
+            narrative=ae.narrative,
+        ),
         "review": AeReviewForm(
             prefix="review",
             formdata=None,
@@ -62,18 +87,21 @@ def render_adverse_event(
 ):
     """The adverse-event page; `submitted` holds a form that failed, shown with its errors."""
     session = get_session()
-    forms = _default_forms(ae)
+    zone = session.get(Site, participant.site_id).time_zone
+    forms = _default_forms(ae, zone)
     forms.update(submitted or {})
     versions = history(session, ae)
     return render_template(
         "adverse_event.html",
         ae=ae,
         participant=participant,
-        zone=session.get(Site, participant.site_id).time_zone,
+        zone=zone,
+        coded=ctcae_term(ae.ctcae_term),
         versions=list(reversed(versions)),
         current=versions[-1],
         reviewed_by=staff_text(ae.reviewed_by, dict(session.exec(select(Staff.id, Staff.email)).all())),
         may_review=principal().role in REVIEWERS,
+        may_complete=principal().role in UNMASKED,
         forms=forms,
         failed=list(submitted or {}),
         meaning_labels=SIGNATURE_MEANING_LABELS,
@@ -95,9 +123,15 @@ def _show_error(form: FlaskForm, exc: DomainError) -> None:
         form.form_errors.append(exc.message)
 
 
-def _act(ae_id: int, key: str, change: Callable[[AdverseEvent, FlaskForm, datetime], str]):
-    """Investigators and admins only: validate the form, make the change, come back to the page."""
-    if principal().role not in REVIEWERS:
+def _act(
+    ae_id: int,
+    key: str,
+    change: Callable[[AdverseEvent, FlaskForm, datetime], str],
+    roles: tuple[str, ...] = REVIEWERS,
+):
+    """Those of `roles` only (investigators and admins unless said): validate the form, make the change, come
+    back to the page."""
+    if principal().role not in roles:
         abort(403)
     ae, participant = _visible_ae_or_404(ae_id)
     form = FORM_CLASSES[key](prefix=key)
@@ -119,6 +153,39 @@ def _act(ae_id: int, key: str, change: Callable[[AdverseEvent, FlaskForm, dateti
         return render_adverse_event(ae, participant, submitted={key: form}, status=status_of(exc))
     flash(message, "success")
     return redirect(url_for("pages.adverse_event", ae_id=ae.id), code=303)
+
+
+@bp.post(f"/adverse-events/<{ID}:ae_id>/record")
+@staff_page()
+def complete_adverse_event(ae_id: int):
+    """Complete the record (nurses too): CTCAE term, dates, severity, hospital, action taken, awareness, narrative."""
+
+    def change(ae: AdverseEvent, form: AeRecordForm, now: datetime) -> str:
+        changes: dict[str, object] = {
+            "onset_date": form.onset_date.data,
+            "stop_date": form.stop_date.data,
+            "severity": form.severity.data or None,
+            "ongoing": _from_yes_no(form.ongoing.data),
+            "went_to_hospital": _from_yes_no(form.went_to_hospital.data),
+            "action_taken": form.action_taken.data or None,
+            "narrative": form.narrative.data or "",
+        }
+        if form.ctcae_term.data:  # an empty choice keeps the code: coding is not undone from a form
+            changes["ctcae_term"] = form.ctcae_term.data
+        if form.aware_at.data is not None:
+            local = form.aware_at.data
+            session = get_session()
+            zone = session.get(Site, session.get(Participant, ae.participant_id).site_id).time_zone
+            aware = local_wall_to_utc(local.date(), local.time().replace(second=0, microsecond=0), zone)
+            # The form shows minutes: an unchanged field must not shift the stored seconds.
+            if aware != (ae.aware_at or ae.reported_at).replace(second=0, microsecond=0):
+                changes["aware_at"] = aware
+        ops.complete_adverse_event(
+            get_session(), ae=ae, actor=principal().actor, now=now, changes=changes, reason=form.reason.data.strip()
+        )
+        return f"Record saved as version {ae.version}."
+
+    return _act(ae_id, "record", change, roles=UNMASKED)
 
 
 @bp.post(f"/adverse-events/<{ID}:ae_id>/review")

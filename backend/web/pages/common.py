@@ -10,6 +10,7 @@ from flask import (
     Blueprint,
     current_app,
     g,
+    make_response,
     redirect,
     render_template,
     request,
@@ -154,7 +155,7 @@ def _load_staff():
 @bp.context_processor
 def _system_warnings():
     # Only for signed-in staff: the login page says nothing about the system's state to strangers.
-    if g.get("page_staff") is None:
+    if g.get("page_staff") is None or g.get("page_error"):
         return {"system_warnings": []}
     masked = g.page_staff.role not in UNMASKED
     return {"system_warnings": nurse_warnings(get_session(), WATCHED_JOBS, now=utcnow(), masked=masked)}
@@ -180,12 +181,38 @@ _ERROR_TEXT = {
     404: ("Not found", "There is nothing here, or it belongs to a site you do not cover."),
     405: ("Not allowed", "This address does not take that kind of request."),
     429: ("Too many attempts", "Wait a minute, then try again."),
+    500: (
+        "Something went wrong",
+        "The page could not be shown and nothing was saved by this request. Try again; if it happens again, "
+        "tell the system administrator the time it happened (the error is in the server's log).",
+    ),
 }
 
 
 @bp.errorhandler(HTTPException)
 def _page_error(exc: HTTPException):
-    if exc.code not in _ERROR_TEXT:
+    return page_error(exc)
+
+
+def page_error(exc: HTTPException):
+    """A nurse page for an HTTP error (any path outside /api, which answers JSON): the site's layout and a
+    sentence, never a traceback. A redirect raised by routing is passed through untouched."""
+    code = exc.code or 500
+    if code < 400 or exc.response is not None:
         return exc
-    title, text = _ERROR_TEXT[exc.code]
-    return render_template("error.html", title=title, text=text, code=exc.code), exc.code
+    server_fault = code >= 500
+    if server_fault:
+        # The request's database session may be what failed: the page touches nothing more.
+        g.page_error = True
+        g.setdefault("page_staff", None)
+    elif "page_staff" not in g:
+        # An unknown address never reached a page view: resolve who is signed in for the navigation.
+        signed_in_staff()
+    title, text = _ERROR_TEXT.get(code) or (_ERROR_TEXT[500] if server_fault else (exc.name, _ERROR_TEXT[404][1]))
+    try:
+        body = render_template("error.html", title=title, text=text, code=code)
+    except Exception:  # noqa: BLE001 - the error page itself failed: a plain sentence, still no traceback
+        current_app.logger.exception("the error page could not be rendered")
+        body = f"<!doctype html><html lang=en><title>{title}</title><main><h1>{title}</h1><p>{text}</p></main>"
+    # An address outside the pages' blueprint gets no after_request of theirs: the same headers here.
+    return _page_headers(make_response(body, code))

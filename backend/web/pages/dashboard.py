@@ -29,6 +29,7 @@ from schedules.models import (
     Study,
     VasScore,
 )
+from schedules.studies import arm_doses
 
 STATUSES = [s.value for s in ParticipantStatus]
 SORTS = {"risk": "risk (open high alerts, then lowest adherence)", "code": "study code"}
@@ -46,6 +47,7 @@ class Row:
     open_alerts: int
     high_alerts: int
     adverse_events: int
+    dosing: bool = True  # False for an arm without a regimen: no dose figures to show
 
 
 def _risk_key(row: Row):
@@ -97,6 +99,7 @@ def dashboard_rows(
         ).all()
     )
     sites = {s.id: s for s in session.exec(select(Site)).all()}
+    studies = {s.id: s for s in session.exec(select(Study)).all()}
     return [
         Row(
             participant=p,
@@ -107,6 +110,7 @@ def dashboard_rows(
             open_alerts=open_alerts[p.id],
             high_alerts=high_alerts[p.id],
             adverse_events=ae_counts.get(p.id, 0),
+            dosing=arm_doses(studies[p.study_id], p.arm),
         )
         for p in participants
     ]

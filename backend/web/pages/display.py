@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from schedules.backdating import awaits_entry
 from schedules.calendar import to_local
-from schedules.models import Dose
+from schedules.models import Dose, DoseState
 
 # Each state has a word as well as a colour: colour is never the only cue.
 DOSE_STATE_LABELS = {
@@ -16,10 +16,11 @@ DOSE_STATE_LABELS = {
     # Not a dose state: a scheduled dose whose window closed before enrollment (schedules.backdating).
     "to_enter": ("To enter", "from before enrollment: to be entered by a nurse"),
     "taken": ("Taken", "taken on time"),
-    "taken_late": ("Late", "taken late (reported after the window)"),
+    "taken_late": ("Late", "taken late (after the window closed)"),
     "skipped": ("Skipped", "not taken (participant said so)"),
     "missed": ("Missed", "missed: no report before the window closed"),
     "held": ("Held", "held by staff"),
+    # Not on the calendar (month_grids leaves cancelled doses out), but still a word for the API's states.
     "cancelled": ("Cancelled", "cancelled (withdrawal or restart)"),
 }
 ALERT_KIND_LABELS = {
@@ -94,7 +95,10 @@ class MonthGrid:
 
 
 def month_grids(doses: list[Dose], *, today: date) -> list[MonthGrid]:
-    """Month grids from the first to the last dose's month, each dose on its local date."""
+    """Month grids from the first to the last dose's month, each dose of the current plan on its local date.
+    Cancelled doses (by a hold and resume's re-plan, or a withdrawal) are left out: after a resume the old
+    cadence's days would otherwise sit struck through beside the new ones. The audit trail keeps them."""
+    doses = [d for d in doses if d.state != DoseState.CANCELLED.value]
     if not doses:
         return []
     by_date = {d.local_date: d for d in doses}
@@ -113,3 +117,22 @@ def month_grids(doses: list[Dose], *, today: date) -> list[MonthGrid]:
         months.append(MonthGrid(title=f"{stdcal.month_name[month]} {year}", weeks=weeks))
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return months
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def vas_chart_data(scores, zone: str, *, scale_min: float, scale_max: float) -> dict:
+    """The VAS chart's points on a true time axis: x is the local time of the answer in days since 1970-01-01
+    (so 23 Nov, 30 Nov and 2 Dec lie 7 and 2 days apart), y the value; the y range is the protocol's scale."""
+    points = []
+    for score in scores:
+        local = to_local(score.recorded_at, zone).replace(tzinfo=None)
+        points.append(
+            {
+                "x": round((local - _EPOCH) / timedelta(days=1), 4),
+                "y": float(score.value),
+                "when": local.strftime("%Y-%m-%d %H:%M"),
+            }
+        )
+    return {"points": points, "zone": zone, "min": scale_min, "max": scale_max}

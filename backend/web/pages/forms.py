@@ -21,11 +21,14 @@ from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from schedules.ctcae import ctcae_by_soc
 from schedules.vocabulary import (
+    ACTIONS_TAKEN,
     NARRATIVE_MAX,
     OUTCOMES,
     RELATEDNESS,
     SERIOUS_CRITERIA,
+    SEVERITIES,
     SIGNATURE_MEANING_LABELS,
 )
 from schedules.wallclock import parse_hhmm
@@ -72,7 +75,7 @@ class RecordDoseForm(FlaskForm):
         "When taken (optional)",
         format="%Y-%m-%dT%H:%M",
         validators=[Optional()],
-        description="Site time; leave empty for now.",
+        description="Site time. On time or late is judged by this time; empty means taken now.",
     )
     reason = _reason("Reason / call note")
 
@@ -150,6 +153,49 @@ class AeReviewForm(FlaskForm):
     relatedness = SelectField("Relatedness", choices=_choices(RELATEDNESS), validators=[InputRequired()])
     outcome = SelectField("Outcome", choices=_choices(OUTCOMES), validators=[InputRequired()])
     reason = _reason()
+
+
+NOT_KNOWN = SelectChoice("", "(not known)")
+YES_NO = [NOT_KNOWN, SelectChoice("yes", "Yes"), SelectChoice("no", "No")]
+
+
+def _ctcae_choices() -> list[SelectChoice]:
+    """The CTCAE v5 list for a <select> grouped by system organ class (an <optgroup> per SOC)."""
+    return [
+        SelectChoice("", "(not coded yet)"),
+        *(
+            SelectChoice(t.meddra_code, f"{t.term} ({t.meddra_code})", optgroup=soc)
+            for soc, terms in ctcae_by_soc()
+            for t in terms
+        ),
+    ]
+
+
+class AeRecordForm(FlaskForm):
+    """A nurse completing a report into an SAE-ready record; after a signature it is a new version."""
+
+    ctcae_term = SelectField(
+        "CTCAE v5 term",
+        choices=_ctcae_choices(),
+        validators=[Optional()],
+        description="Grouped by system organ class; the MedDRA code is in brackets.",
+    )
+    onset_date = DateField("Onset date", validators=[Optional()])
+    stop_date = DateField("Stop date", validators=[Optional()], description="Leave empty while it is ongoing.")
+    severity = SelectField("Severity", choices=[NOT_KNOWN, *_choices(SEVERITIES)], validators=[Optional()])
+    ongoing = SelectField("Ongoing?", choices=YES_NO, validators=[Optional()])
+    went_to_hospital = SelectField("Went to hospital?", choices=YES_NO, validators=[Optional()])
+    action_taken = SelectField(
+        "Action taken with the study drug", choices=[NOT_KNOWN, *_choices(ACTIONS_TAKEN)], validators=[Optional()]
+    )
+    aware_at = DateTimeLocalField(
+        "Site became aware",
+        format="%Y-%m-%dT%H:%M",
+        validators=[Optional()],
+        description="Site time. The 24-hour reporting clock of a serious event runs from here.",
+    )
+    narrative = TextAreaField("Narrative", validators=[Optional(), Length(max=NARRATIVE_MAX)])
+    reason = _reason("Where does this come from?")
 
 
 class AeFollowUpForm(FlaskForm):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from typing import Callable
 
 from flask import abort, flash, redirect, render_template, url_for
@@ -29,9 +29,9 @@ from backend.web.pages.common import (
 from backend.web.pages.display import (
     DOSE_STATE_LABELS,
     WEEKDAYS,
-    local_date_text,
     month_grids,
     shown_state,
+    vas_chart_data,
 )
 from backend.web.pages.forms import (
     DetailsForm,
@@ -46,6 +46,7 @@ from schedules.adherence import adherence_of
 from schedules.ae_versions import histories
 from schedules.calendar import local_wall_to_utc
 from schedules.dbtypes import utcnow
+from schedules.dose_numbering import dose_numbers
 from schedules.errors import DomainError
 from schedules.models import (
     AdverseEvent,
@@ -57,8 +58,9 @@ from schedules.models import (
     Site,
     Study,
 )
+from schedules.planning import reminder_in_quiet_hours
 from schedules.queries import doses_of, local_today, vas_history
-from schedules.studies import protocol_of
+from schedules.studies import arm_doses, protocol_of
 from schedules.wallclock import format_hhmm, parse_hhmm
 
 MESSAGE_LOG_LIMIT = 200
@@ -94,10 +96,11 @@ def reportable_doses(doses: list[Dose], *, now: datetime) -> list[Dose]:
 
 
 def _dose_choices(doses: list[Dose], *, now: datetime, enrolled_at: datetime) -> list[SelectChoice]:
+    numbers = dose_numbers(doses)
     return [
         SelectChoice(
             d.id,
-            f"Dose {d.seq} — {d.local_date.isoformat()} "
+            f"Dose {numbers[d.id]} — {d.local_date.isoformat()} "
             f"({DOSE_STATE_LABELS[shown_state(d, enrolled_at=enrolled_at)][1]})",
         )
         for d in reportable_doses(doses, now=now)
@@ -165,11 +168,8 @@ def render_participant(participant: Participant, *, submitted: dict[str, FlaskFo
     zone = site.time_zone
     scores = vas_history(session, participant.id)
     valid = [s for s in scores if s.status == "valid"]
-    chart = {
-        "labels": [local_date_text(s.recorded_at, zone) for s in valid],
-        "values": [float(s.value) for s in valid],
-        "zone": zone,
-    }
+    scale = protocol_of(study).vas
+    chart = vas_chart_data(valid, zone, scale_min=float(scale.scale_min), scale_max=float(scale.scale_max))
     adverse_events = session.exec(
         select(AdverseEvent)
         .where(AdverseEvent.participant_id == participant.id)
@@ -196,6 +196,7 @@ def render_participant(participant: Participant, *, submitted: dict[str, FlaskFo
         ), status
     context = dict(
         common,
+        dosing=arm_doses(study, participant.arm),
         failed=list(submitted or {}),
         adverse_events=adverse_events,
         state_labels=DOSE_STATE_LABELS,
@@ -217,6 +218,8 @@ def render_participant(participant: Participant, *, submitted: dict[str, FlaskFo
         doses=doses,
         adherence=adherence_of(doses, now=now, enrolled_at=participant.enrolled_at),
         months=month_grids(doses, today=today),
+        numbers=dose_numbers(doses),
+        reported=sorted((d for d in doses if d.reported_at is not None), key=lambda d: d.local_date, reverse=True),
         shown={d.id: shown_state(d, enrolled_at=participant.enrolled_at) for d in doses},
         today=today,
         forms=forms,
@@ -299,7 +302,8 @@ def record_dose(participant_id: int):
             note=_reason(form),
             reason=f"reported by phone: {_reason(form)}",
         )
-        return f"Dose {dose.seq} ({dose.local_date.isoformat()}) recorded: {DOSE_STATE_LABELS[dose.state][1]}."
+        number = dose_numbers(doses_of(session, participant.id))[dose.id]
+        return f"Dose {number} ({dose.local_date.isoformat()}) recorded: {DOSE_STATE_LABELS[dose.state][1]}."
 
     return _act(participant, "dose", form, change)
 
@@ -376,9 +380,26 @@ def edit_details(participant_id: int):
             now=now,
             **changes,
         )
+        if "reminder_time" in changes:
+            _warn_of_quiet_hours(participant, form.reminder_time.data)
         return "Updated " + ", ".join(name.replace("_", " ") for name in changes) + "."
 
     return _act(participant, "details", form, change)
+
+
+def _warn_of_quiet_hours(participant: Participant, reminder: time) -> None:
+    """Say plainly what a reminder time in quiet hours means: allowed, but the nudge waits until quiet_end."""
+    protocol = protocol_of(get_session().get(Study, participant.study_id))
+    if not reminder_in_quiet_hours(protocol, reminder):
+        return
+    rules = protocol.reminders
+    quiet = f"{format_hhmm(rules.quiet_start)}–{format_hhmm(rules.quiet_end)}"
+    flash(
+        f"{format_hhmm(reminder)} is in the protocol's quiet hours ({quiet}, participant local time). The reminder "
+        f"still goes out at {format_hhmm(reminder)}, but the follow-up nudge, if the dose is not confirmed, is held "
+        f"back until {format_hhmm(rules.quiet_end)} and is not sent once the dose window has closed.",
+        "warning",
+    )
 
 
 class _NothingChanged(DomainError):
