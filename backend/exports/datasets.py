@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from backend.exports.variables import DatasetSpec, dataset_specs
 from notifications.models import InboundMessage, OutboundMessage
 from schedules.calendar import to_local
+from schedules.ctcae import ctcae_term
 from schedules.models import (
     AdverseEvent,
     AdverseEventSignature,
@@ -61,6 +62,11 @@ class Export:
 
 def _local_date(instant: datetime | None, participant: Participant):
     return to_local(instant, participant.time_zone).date() if instant else None
+
+
+def _ctcae_name(code: str) -> str:
+    coded = ctcae_term(code) if code else None
+    return coded.term if coded else ""
 
 
 def _joined(values) -> str:
@@ -176,8 +182,11 @@ class _Builder:
                     "ae_seq": numbers[p.id],
                     "reported_at": ae.reported_at,
                     "reported_local_date": _local_date(ae.reported_at, p),
+                    "aware_at": ae.aware_at,
                     "source": ae.source,
                     "term": ae.term,
+                    "ctcae_term": ae.ctcae_term,
+                    "ctcae_term_name": _ctcae_name(ae.ctcae_term),
                     "other_text": ae.other_text,
                     "raw_text": ae.raw_text,
                     "onset_date": ae.onset_date,
@@ -191,6 +200,7 @@ class _Builder:
                     "serious": ae.serious,
                     "serious_criteria": _joined(ae.serious_criteria),
                     "relatedness": ae.relatedness,
+                    "action_taken": ae.action_taken,
                     "outcome": ae.outcome,
                     "narrative": ae.narrative,
                     "version": ae.version,

@@ -25,6 +25,7 @@ from fhir.resources.R4B.researchsubject import ResearchSubject
 
 from backend.exports.datasets import Export
 from backend.exports.values import text_of
+from backend.web.masking import WITHHELD
 from schedules.vocabulary import AE_TERM_LABELS
 
 TERMS = "http://terminology.hl7.org/CodeSystem/"
@@ -41,6 +42,7 @@ OUTCOME = {
 }
 VAS_STATUS = {"valid": "completed", "withdrawn": "entered-in-error", "corrected": "entered-in-error"}
 UCUM = "http://unitsofmeasure.org"
+MEDDRA = "http://terminology.hl7.org/CodeSystem/mdr"
 UCUM_UNITS = {"IU": "[iU]"}
 
 
@@ -121,6 +123,9 @@ def _adverse_event(b: _Bundler, row: dict, patient: str, study: str, drug: str |
     term = row["term"]
     label = AE_TERM_LABELS.get(term, {}).get("en", term)
     event = _code(f"{SYSTEM}:ae-term", term, label)
+    if row["ctcae_term"] and row["ctcae_term"] != WITHHELD:
+        # The CTCAE v5 term a nurse coded, by its MedDRA code.
+        event["coding"].append({"system": MEDDRA, "code": row["ctcae_term"], "display": row["ctcae_term_name"]})
     # The reporter's own words, in the full variant only (the masked rows carry no free text).
     if row.get("other_text") or row.get("raw_text"):
         event["text"] = row.get("other_text") or row.get("raw_text")
@@ -131,7 +136,7 @@ def _adverse_event(b: _Bundler, row: dict, patient: str, study: str, drug: str |
         "subject": b.ref("Patient", patient),
         "event": event,
         "date": _when(row["onset_date"]),
-        "detected": _when(row["reported_at"]),
+        "detected": _when(row["aware_at"] or row["reported_at"]),  # when the site became aware
         "recordedDate": _when(row["reported_at"]),
         "study": [b.ref("ResearchStudy", study)],
     }

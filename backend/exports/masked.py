@@ -1,18 +1,27 @@
 """The masked variant for the outcome assessor: the same in every arm.
 
 No arm, no dosing (the doses and messages datasets are absent, and so are hold and treatment dates), no free text
-(no typed SMS, no other-term text, no narrative), adverse-event terms that tell the arm withheld and only the
+(no typed SMS, no other-term text, no narrative), no action taken with the study drug, adverse-event terms
+(the app's and the CTCAE one) that tell the arm withheld and only the
 alerts the assessor sees. The rules are backend/web/masking.py's and backend/identity/principal.py's; this module
 only applies them to the declared datasets."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 from backend.exports.datasets import Dataset, Export
-from backend.exports.variables import DatasetSpec
+from backend.exports.variables import CTCAE_CODES, DatasetSpec
 from backend.identity.principal import ASSESSOR_ALERT_KINDS
-from backend.web.masking import WITHHELD, masked_status, masked_term, masked_title, visible_terms
+from backend.web.masking import (
+    WITHHELD,
+    masked_adverse_event,
+    masked_status,
+    masked_title,
+    visible_ctcae_codes,
+    visible_terms,
+)
 from schedules.models import ParticipantStatus
 from schedules.vocabulary import AE_TERMS
 
@@ -22,6 +31,7 @@ def _allowed(export: Export) -> dict[str, tuple[str, ...]]:
     return {
         ("participants", "status"): (ParticipantStatus.ACTIVE.value, ParticipantStatus.WITHDRAWN.value),
         ("adverse_events", "term"): (*visible_terms(export.protocol, AE_TERMS), WITHHELD),
+        ("adverse_events", "ctcae_term"): (*visible_ctcae_codes([export.protocol], CTCAE_CODES), WITHHELD),
         ("alerts", "kind"): ASSESSOR_ALERT_KINDS,
     }
 
@@ -41,7 +51,8 @@ def _masked_row(name: str, row: dict, export: Export, participant_by_code: dict)
     if name == "participants":
         row["status"] = masked_status(participant_by_code[row["study_code"]])
     if name == "adverse_events":
-        row["term"] = masked_term(row["term"], export.protocol)
+        shown = masked_adverse_event(SimpleNamespace(term=row["term"], ctcae_term=row["ctcae_term"]), export.protocol)
+        row.update(term=shown.term, ctcae_term=shown.ctcae_term, ctcae_term_name=shown.ctcae_term_name)
     return row
 
 

@@ -11,6 +11,7 @@ from typing import Iterator
 from backend.exports.datasets import Export
 from backend.exports.values import text_of
 from backend.exports.variables import DatasetSpec, Variable
+from schedules.ctcae import ctcae_term
 from schedules.vocabulary import AE_TERM_LABELS
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
@@ -65,6 +66,8 @@ def _items(spec: DatasetSpec) -> list[Variable]:
 def _decode(variable: Variable, value: str) -> str:
     if variable.name == "term" and value in AE_TERM_LABELS:
         return AE_TERM_LABELS[value]["en"]
+    if variable.name == "ctcae_term" and ctcae_term(value):
+        return ctcae_term(value).term
     return value.replace("_", " ")
 
 

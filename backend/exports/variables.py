@@ -8,13 +8,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from notifications.models import OutboxStatus, Purpose
+from schedules.ctcae import ctcae_codes
 from schedules.models import AlertKind, AlertState, DoseState, InjectionSite, ParticipantStatus
 from schedules.protocol import Protocol
-from schedules.vocabulary import AE_TERMS, OUTCOMES, RELATEDNESS, SERIOUS_CRITERIA, SEVERITIES, SIGNATURE_MEANINGS
+from schedules.vocabulary import (
+    ACTIONS_TAKEN,
+    AE_TERMS,
+    OUTCOMES,
+    RELATEDNESS,
+    SERIOUS_CRITERIA,
+    SEVERITIES,
+    SIGNATURE_MEANINGS,
+)
 
 TYPES = ("text", "integer", "float", "date", "datetime", "boolean")
 SOURCES = ("sms", "app", "staff")
 VAS_STATUSES = ("valid", "withdrawn", "corrected")
+CTCAE_CODES = ctcae_codes()
 SYSTEM_ALERTS = {AlertKind.AUDIT_CHAIN_BROKEN.value}  # about no participant: never in an export
 
 
@@ -130,8 +140,11 @@ def dataset_specs(protocol: Protocol) -> tuple[DatasetSpec, ...]:
                 Variable("ae_seq", "Adverse-event number (1-based, per participant)", "integer"),
                 Variable("reported_at", "Reported at (UTC)", "datetime"),
                 Variable("reported_local_date", "Day reported (participant's local day)", "date"),
+                Variable("aware_at", "Site became aware at (UTC; the 24-hour reporting clock starts here)", "datetime"),
                 Variable("source", "Reported through", "text", allowed=SOURCES),
                 Variable("term", "Term (PRO-CTCAE-based code)", "text", allowed=AE_TERMS),
+                Variable("ctcae_term", "CTCAE v5 term (MedDRA code; empty until coded)", "text", allowed=CTCAE_CODES),
+                Variable("ctcae_term_name", "CTCAE v5 term", "text"),
                 Variable("other_text", "The term in the reporter's words (term other)", "text", masked=False),
                 Variable("raw_text", "The SMS the participant typed", "text", masked=False),
                 Variable("onset_date", "Onset date (local day)", "date"),
@@ -145,6 +158,9 @@ def dataset_specs(protocol: Protocol) -> tuple[DatasetSpec, ...]:
                 Variable("serious", "Serious (investigator)", "boolean"),
                 Variable("serious_criteria", "Seriousness criteria", "text", allowed=SERIOUS_CRITERIA, many=True),
                 Variable("relatedness", "Relatedness to the study drug", "text", allowed=RELATEDNESS),
+                Variable(
+                    "action_taken", "Action taken with the study drug", "text", allowed=ACTIONS_TAKEN, masked=False
+                ),
                 Variable("outcome", "Outcome", "text", allowed=OUTCOMES),
                 Variable("narrative", "Narrative (investigator)", "text", masked=False),
                 Variable("version", "Current version of the record", "integer"),

@@ -148,10 +148,22 @@ def test_every_resource_of_the_fhir_export_validates_with_the_r4b_models(client,
         reported += sum(d["state"] in ("taken", "taken_late", "skipped") for d in doses)
     assert len(kinds["MedicationAdministration"]) == reported > 0
     assert {m["status"] for m in kinds["MedicationAdministration"]} <= {"completed", "not-done"}
-    assert len(kinds["QuestionnaireResponse"]) == 15 and len(kinds["AdverseEvent"]) == 1
-    (event,) = kinds["AdverseEvent"]
-    assert event["actuality"] == "actual" and event["event"]["text"] == "injection site red and itchy"
-    assert event["suspectEntity"]  # P-003 is in the IL-2 arm
+    assert len(kinds["QuestionnaireResponse"]) == 15
+    events = {e["id"]: e for e in kinds["AdverseEvent"]}
+    reported = sum(
+        len(client.get(f"/api/v1/participants/{p.id}/adverse-events", headers=auth(demo["admin"])).get_json())
+        for p in participants
+    )
+    assert len(events) == reported > 0
+    sms = events["ae-P-003-1"]
+    assert sms["actuality"] == "actual" and sms["event"]["text"] == "injection site red and itchy"
+    assert sms["suspectEntity"]  # P-003 is in the IL-2 arm
+    # The demo's completed SAE: coded with its CTCAE term by MedDRA code, detected when the site became aware.
+    coded = events["ae-P-001-1"]
+    assert {"system": "http://terminology.hl7.org/CodeSystem/mdr", "code": "10016558", "display": "Fever"} in coded[
+        "event"
+    ]["coding"]
+    assert coded["detected"] != coded["recordedDate"] and coded["severity"]["coding"][0]["code"] == "severe"
 
 
 def test_the_csv_bundle_reads_back_to_what_the_api_says(client, demo, session):
@@ -185,6 +197,10 @@ def test_the_csv_bundle_reads_back_to_what_the_api_says(client, demo, session):
         assert [(r["term"], r["raw_text"], r["suspected_serious"]) for r in mine["adverse_events"]] == [
             (a["term"], a["raw_text"], str(a["suspected_serious"]).lower()) for a in aes
         ]
+        assert [(r["ctcae_term"], r["ctcae_term_name"], r["action_taken"]) for r in mine["adverse_events"]] == [
+            (a["ctcae_term"], a["ctcae_term_name"], a["action_taken"] or "") for a in aes
+        ]
+        assert [r["aware_at"][:19] for r in mine["adverse_events"]] == [a["aware_at"][:19] for a in aes]
         (row,) = mine["participants"]
         assert (row["arm"], row["status"], row["first_dose_date"]) == (p.arm, p.status, p.first_dose_date.isoformat())
     # Times are UTC with Z; message rows are metadata only.
@@ -293,9 +309,11 @@ def _texts(fmt: str, content: bytes) -> list[str]:
 
 def test_masked_exports_of_two_worlds_that_differ_only_by_arm_are_identical_and_tell_nothing(worlds):
     il2, control = worlds["il2"], worlds["control"]
+    masked = {}
     for fmt in ("csv", "odm", "fhir"):
         answers = [_export(world.app.test_client(), world.assessor, fmt) for world in (il2, control)]
         assert [a.status_code for a in answers] == [200, 200], answers[0].get_json()
+        masked[fmt] = answers[0].data
         assert answers[0].data == answers[1].data, fmt
         for text in _texts(fmt, answers[0].data):
             found = TELLING.search(text)
@@ -304,6 +322,9 @@ def test_masked_exports_of_two_worlds_that_differ_only_by_arm_are_identical_and_
     files = _bundle(_export(il2.app.test_client(), il2.assessor, "csv").data)
     assert [r["value"] for r in files["vas"]] == ["4.5", "5"]
     assert {r["term"] for r in files["adverse_events"]} >= {"withheld"}
+    assert {r["ctcae_term"] for r in files["adverse_events"]} >= {"10016558", "withheld"}
+    assert "action_taken" not in files["adverse_events"][0]
+    assert all("10022095" not in text for fmt in ("csv", "odm", "fhir") for text in _texts(fmt, masked[fmt]))
     assert {r["kind"] for r in files["alerts"]} == {"adverse_event", "serious_ae"}
     # The full variant does tell the arm: the comparison above could fail.
     full = [_export(w.app.test_client(), w.investigator, "csv").data for w in (il2, control)]
