@@ -16,6 +16,7 @@ from backend.exports.variables import DatasetSpec, dataset_specs
 from notifications.models import InboundMessage, OutboundMessage
 from schedules.calendar import to_local
 from schedules.ctcae import ctcae_term
+from schedules.dose_numbering import dose_numbers
 from schedules.models import (
     AdverseEvent,
     AdverseEventSignature,
@@ -109,8 +110,13 @@ class _Builder:
 
     def doses(self) -> list[dict]:
         query = select(Dose).where(Dose.participant_id.in_(self.in_scope)).order_by(Dose.participant_id, Dose.seq)
+        doses = list(self.session.exec(query))
+        by_participant: dict[int, list[Dose]] = defaultdict(list)
+        for dose in doses:
+            by_participant[dose.participant_id].append(dose)
+        numbers = {k: v for group in by_participant.values() for k, v in dose_numbers(group).items()}
         rows = []
-        for dose in self.session.exec(query):
+        for dose in doses:
             p = self.participants[dose.participant_id]
             regimen = self.regimens.get(p.arm)
             self.dose_seq[dose.id] = dose.seq
@@ -118,6 +124,7 @@ class _Builder:
                 {
                     "study_code": p.study_code,
                     "dose_seq": dose.seq,
+                    "dose_number": numbers.get(dose.id),
                     "local_date": dose.local_date,
                     "due_at": dose.due_at,
                     "window_opens_at": dose.window_opens_at,

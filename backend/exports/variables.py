@@ -93,7 +93,8 @@ def dataset_specs(protocol: Protocol) -> tuple[DatasetSpec, ...]:
             "One row per scheduled dose (planned, reported, missed, held or cancelled)",
             (
                 _code("doses"),
-                Variable("dose_seq", "Dose number (1-based, per participant)", "integer"),
+                Variable("dose_seq", "Planned dose (1-based, per participant; every dose ever planned)", "integer"),
+                Variable("dose_number", "Dose number as the pages count it (empty when held or cancelled)", "integer"),
                 Variable("local_date", "Dose day (participant's local day)", "date"),
                 Variable("due_at", "Reminder time (UTC)", "datetime"),
                 Variable("window_opens_at", "Report window opens (UTC)", "datetime"),
