@@ -24,6 +24,10 @@ otherwise it is a dose report.
 Mixed replies: a dose answer or a score followed by more words ("1 但是注射部位红肿", "taken, bit of
 fever", "V 6 knee pain") keep the answer and carry the words as ``symptom``; words that are only
 thanks ("taken, thanks") are not a symptom.
+
+Injection sites: a "taken" answer may name where it was injected right after it ("1 L-thigh", "taken left
+arm", "已打 左腿", "已打左腿", "1 左腿 有点红"); the site is carried as ``site`` (an InjectionSite code) and
+is never read as a symptom. A site after "1" makes it a dose answer even while a VAS is pending.
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ class Intent:
     error: str | None = None
     # Words after a dose answer or a score ("1 but the injection site is red"), in the sender's characters.
     symptom: str | None = None
+    # For DOSE_TAKEN: where it was injected, when the reply names it ("1 L-thigh"): an InjectionSite code.
+    site: str | None = None
 
 
 # Compared after normalize(), so ASCII keywords are lower-case and full-width
@@ -109,6 +115,36 @@ _MIXED_DOSE_WORDS: dict[str, IntentKind] = {
     "1": IntentKind.DOSE_TAKEN,
     "2": IntentKind.DOSE_NOT_TAKEN,
 }
+# How a reply may name an injection site (folded: NFKC, ASCII lower-case). Latin spellings need a word boundary
+# after them; Chinese ones may run straight into the next words ("左腿有点红").
+SITE_WORDS: dict[str, tuple[str, ...]] = {
+    "abdomen_left": (
+        "l-abdomen", "l abdomen", "left abdomen", "abdomen left", "l-belly", "l belly", "left belly", "belly left",
+        "左腹部", "左侧腹部", "腹部左侧", "左腹", "肚子左边", "左肚子",
+    ),
+    "abdomen_right": (
+        "r-abdomen", "r abdomen", "right abdomen", "abdomen right", "r-belly", "r belly", "right belly", "belly right",
+        "右腹部", "右侧腹部", "腹部右侧", "右腹", "肚子右边", "右肚子",
+    ),
+    "thigh_left": (
+        "l-thigh", "l thigh", "left thigh", "thigh left", "l-leg", "l leg", "left leg",
+        "左大腿", "左侧大腿", "大腿左侧", "左腿",
+    ),
+    "thigh_right": (
+        "r-thigh", "r thigh", "right thigh", "thigh right", "r-leg", "r leg", "right leg",
+        "右大腿", "右侧大腿", "大腿右侧", "右腿",
+    ),
+    "arm_left": (
+        "l-arm", "l arm", "left arm", "left upper arm", "arm left", "左上臂", "左手臂", "左胳膊", "左臂",
+    ),
+    "arm_right": (
+        "r-arm", "r arm", "right arm", "right upper arm", "arm right", "右上臂", "右手臂", "右胳膊", "右臂",
+    ),
+}  # fmt: skip
+_SITE_OF = {word: site for site, words in SITE_WORDS.items() for word in words}
+_SITE_ALTERNATION = "|".join(map(re.escape, sorted(_SITE_OF, key=len, reverse=True)))
+_SITE = re.compile(rf"(?P<site>{_SITE_ALTERNATION})(?![a-z0-9])")
+
 # What may follow an answer before the symptom: a space or punctuation, but not the decimal mark of "1.5".
 _GAP = r"(?:\s|[,;:!?~、，。！？；：—\-](?![0-9])|\.(?![0-9]))+"
 # Words after an answer that are not a symptom.
@@ -215,6 +251,11 @@ _LEAD = rf"^[\s{re.escape(EDGE_PUNCTUATION)}]*"
 # run straight into the text ("副作用头痛").
 _AE_START = re.compile(_LEAD + r"(?:不良反应|副作用|ae(?![a-z]))")
 _MIXED_DOSE = re.compile(_LEAD + "(" + "|".join(map(re.escape, _MIXED_DOSE_WORDS)) + ")" + _GAP)
+# "taken" words with a site right after them, with or without a gap ("已打左腿", "1 L-thigh").
+_TAKEN_WORDS = [w for w, k in _MIXED_DOSE_WORDS.items() if k == IntentKind.DOSE_TAKEN]
+_DOSE_BEFORE_SITE = re.compile(
+    _LEAD + "(" + "|".join(map(re.escape, _TAKEN_WORDS)) + ")" + f"(?:{_GAP})?" + f"(?={_SITE_ALTERNATION})"
+)
 _SCORE = r"(?P<num>[-+]?(?:[0-9]+(?:[.,][0-9]+)?|\.[0-9]+))(?:\s*/\s*(?P<of>[0-9]+(?:\.[0-9]+)?)|\s*分)?"
 _MIXED_VAS = re.compile(_LEAD + r"(?P<prefix>(?:vas|v)(?:\s*[:=]\s*|\s+|(?=[-+.,0-9])))?" + _SCORE + _GAP)
 
@@ -248,6 +289,14 @@ def _with_symptom(answer: Intent, raw: str, folded: _Folded, position: int) -> I
 def _mixed(raw: str, *, scale: VasScale, expecting_vas: bool, dose_open: bool) -> Intent | None:
     """A dose answer or a score with words after it, or None; bare 1 and 2 follow the ambiguity rule."""
     folded = _Folded.of(raw)
+    placed = _DOSE_BEFORE_SITE.match(folded.text)
+    site = _SITE.match(folded.text, placed.end()) if placed else None
+    if site:
+        # A site names an injection: a dose answer whatever else is pending; the site is not a symptom.
+        answer = Intent(IntentKind.DOSE_TAKEN, site=_SITE_OF[site.group("site")])
+        if not folded.original_from(raw, site.end()):
+            return answer
+        return _with_symptom(answer, raw, folded, site.end())
     dose = _MIXED_DOSE.match(folded.text)
     if dose and not (dose.group(1) in ("1", "2") and expecting_vas and not dose_open):
         return _with_symptom(Intent(_MIXED_DOSE_WORDS[dose.group(1)]), raw, folded, dose.end())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
@@ -54,6 +54,7 @@ class MissedReport:
     alerts_opened: int = 0
     high_priority: int = 0
     contact_problems: int = 0
+    dose_ids: list[int] = field(default_factory=list)  # the doses marked missed, for the deviation log
 
     def __str__(self) -> str:
         return (
@@ -232,7 +233,7 @@ def flag_missed_doses(
             return report
         _record_events(session, flagged, now=now)
         _follow_loaded(session, set(flagged), now=now)
-        report.flagged = len(flagged)
+        report.flagged, report.dose_ids = len(flagged), flagged
         unreachable = undelivered(flagged) if undelivered else set()
         inserted = _open_alerts(session, flagged, unreachable, now=now)
         # One audit insert for both: the doses' field rows, then the alerts' create rows, as two flushes would.

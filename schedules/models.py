@@ -217,6 +217,9 @@ class VasScore(SQLModel, table=True):
     replaces_id: Optional[int] = Field(default=None, foreign_key="vasscore.id")
     withdrawn_at: Optional[datetime] = _utc(default=None, nullable=True)
     reason: str = ""
+    # How it was measured: a number typed (SMS, a nurse, a client sending no mode) or a mark on the app line.
+    # The two are different instruments; analysis must never pool them unknowingly.
+    mode: str = Field(default="sms_numeric", max_length=16)  # sms_numeric | vas_line
 
 
 class AdverseEvent(SQLModel, table=True):
@@ -258,6 +261,8 @@ class AdverseEvent(SQLModel, table=True):
     # The latest signature of the current version (empty again once a follow-up opens a new version).
     signed_off_by: str = ""
     signed_off_at: Optional[datetime] = _utc(default=None, nullable=True)
+    # An injection-site reaction's site: the one of the participant's latest injection before the report.
+    injection_site: Optional[str] = Field(default=None, max_length=16)
 
 
 class AdverseEventVersion(SQLModel, table=True):
@@ -300,3 +305,54 @@ class AdverseEventSignature(SQLModel, table=True):
     meaning: str = Field(max_length=16)  # schedules.vocabulary.SIGNATURE_MEANINGS
     signed_at: datetime = _utc()
     content_hash: str = Field(max_length=64)
+
+
+class DeviationKind(str, enum.Enum):
+    """What departed from the protocol (schedules/deviations.py says how each is found)."""
+
+    MISSED_DOSE = "missed_dose"  # no report by the window's close, or "not taken"
+    LATE_DOSE = "late_dose"  # taken after the window closed
+    HOLD = "hold"  # a nurse paused dosing
+    OUT_OF_WINDOW_CHANGE = "out_of_window_change"  # staff changed a dose's record after its window closed
+
+
+class DeviationClass(str, enum.Enum):
+    """How much a deviation matters, by the protocol's [deviations] rules."""
+
+    MINOR = "minor"
+    MAJOR = "major"
+
+
+class DeviationReview(str, enum.Enum):
+    """A nurse's review of a deviation: still open, reviewed (with a comment), or judged not a deviation."""
+
+    OPEN = "open"
+    REVIEWED = "reviewed"
+    NOT_A_DEVIATION = "not_a_deviation"
+
+
+class Deviation(SQLModel, table=True):
+    """One protocol deviation of the log; dedupe_key makes detection idempotent (a second copy cannot be inserted)."""
+
+    __tablename__ = "deviation"
+    __audited__ = True
+    __audit_participant__ = "participant_id"
+    __table_args__ = (
+        Index("ix_deviation_site_review", "site_id", "review_state"),
+        Index("ix_deviation_participant_date", "participant_id", "local_date"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id")
+    site_id: int = Field(foreign_key="site.id")  # the participant's site, for scoping without a join
+    dose_id: Optional[int] = Field(default=None, foreign_key="dose.id", index=True)
+    kind: str = Field(max_length=24)
+    classification: str = Field(max_length=8)
+    rule: str = Field(default="", max_length=200)  # which protocol rule classified it, in words
+    detail: str = ""  # facts found later, e.g. "later reported taken late"
+    local_date: date  # the participant's local day of the dose
+    detected_at: datetime = _utc()
+    dedupe_key: str = Field(unique=True, max_length=80)
+    review_state: str = Field(default=DeviationReview.OPEN.value, max_length=16)
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    reviewed_by: str = ""
+    reviewed_at: Optional[datetime] = _utc(default=None, nullable=True)

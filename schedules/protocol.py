@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time
 from decimal import Decimal
 from pathlib import Path
@@ -26,12 +26,14 @@ from marshmallow import (
 )
 
 from schedules.ctcae import ctcae_codes
+from schedules.models import InjectionSite
 from schedules.vocabulary import AE_TERMS
 from schedules.wallclock import format_hhmm, parse_hhmm
 
 SUPPORTED_LANGUAGES = ("zh-CN", "en")
 FOLLOW_UP_FROM = ("last_dose", "first_dose")
 RESUME_POLICIES = ("keep_end_date", "extend_to_total_doses")
+CLASSIFICATIONS = ("minor", "major")
 
 # Used when a protocol file leaves the [safety] section out; PRODUCT.md's starting list.
 DEFAULT_SERIOUS_KEYWORDS = (
@@ -63,6 +65,22 @@ DEFAULT_SERIOUS_KEYWORDS = (
 DEFAULT_WITHHELD_AE_TERMS = ("injection_site_reaction",)
 # Injection site reaction, Infusion site extravasation: only an arm with an injection has them.
 DEFAULT_WITHHELD_CTCAE_TERMS = ("10022095", "10064774")
+
+# The VAS line's end anchors, by language, when the protocol's [vas] gives none (the core-set patient global).
+DEFAULT_VAS_ANCHORS = {
+    "anchor_low": {"en": "Not active", "zh-CN": "完全没有活动"},
+    "anchor_high": {"en": "Extremely active", "zh-CN": "极度活动"},
+}
+
+# Subcutaneous injection sites to rotate between, in the order the app lists them, and their plain labels.
+DEFAULT_INJECTION_SITE_LABELS = {
+    "abdomen_left": {"en": "Belly, left side", "zh-CN": "腹部左侧"},
+    "abdomen_right": {"en": "Belly, right side", "zh-CN": "腹部右侧"},
+    "thigh_left": {"en": "Left thigh", "zh-CN": "左大腿"},
+    "thigh_right": {"en": "Right thigh", "zh-CN": "右大腿"},
+    "arm_left": {"en": "Left upper arm", "zh-CN": "左上臂"},
+    "arm_right": {"en": "Right upper arm", "zh-CN": "右上臂"},
+}
 
 # Emergency number by the ISO 3166 region of the participant's phone; "default" for any other region.
 DEFAULT_EMERGENCY_NUMBERS = {
@@ -136,6 +154,22 @@ class VasRule:
     scale_min: Decimal
     scale_max: Decimal
     decimals: int
+    # What the two ends of the app's line say, by language ("not active" ... "extremely active").
+    anchor_low: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_VAS_ANCHORS["anchor_low"]))
+    anchor_high: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_VAS_ANCHORS["anchor_high"]))
+
+
+@dataclass(frozen=True)
+class InjectionSiteRule:
+    """The injection sites participants rotate between (InjectionSite codes, in the order shown) and their labels."""
+
+    sites: tuple[str, ...]
+    labels: dict[str, dict[str, str]]
+
+    def label(self, site: str, language: str) -> str:
+        """The site in the participant's language (English if the protocol gives none in it)."""
+        labels = self.labels.get(site) or DEFAULT_INJECTION_SITE_LABELS.get(site, {})
+        return labels.get(language) or labels.get("en") or site
 
 
 @dataclass(frozen=True)
@@ -178,6 +212,16 @@ class SafetyRule:
 
 
 @dataclass(frozen=True)
+class DeviationRule:
+    """How the deviation log classifies what it finds (schedules/deviations.py): minor or major."""
+
+    missed_in_a_row_major: int  # this many doses not taken in a row are all major; fewer are minor
+    late_major_after_hours: int  # taken more than this many hours after the window closed is major
+    hold_classification: str
+    out_of_window_change_classification: str
+
+
+@dataclass(frozen=True)
 class Protocol:
     """One trial's rules, as loaded from its protocol file."""
 
@@ -196,6 +240,8 @@ class Protocol:
     show_drug_name_in_messages: bool
     enrollment: EnrollmentRule
     blinding: BlindingRule
+    deviations: DeviationRule
+    injection_sites: InjectionSiteRule
 
     def arm(self, code: str) -> Arm:
         """Return the arm with this code; KeyError if the trial has none."""
@@ -262,6 +308,16 @@ class _StrictBool(fields.Boolean):
 
 def _text(**kwargs: Any) -> fields.String:
     return fields.String(validate=_not_blank, **kwargs)
+
+
+def _by_language(**kwargs: Any) -> fields.Dict:
+    """Text by language code ({"en": "...", "zh-CN": "..."}): a supported language each, none blank."""
+    return fields.Dict(
+        keys=fields.String(validate=validate.OneOf(SUPPORTED_LANGUAGES)),
+        values=_text(),
+        validate=validate.Length(min=1, error="Must give the text in at least one language."),
+        **kwargs,
+    )
 
 
 def _count(minimum: int, **kwargs: Any) -> fields.Integer:
@@ -350,6 +406,8 @@ class _VasSchema(Schema):
     scale_min = fields.Decimal(as_string=True, load_default=Decimal("0.0"))
     scale_max = fields.Decimal(as_string=True, load_default=Decimal("10.0"))
     decimals = fields.Integer(strict=True, validate=validate.Range(min=0, max=2), load_default=1)
+    anchor_low = _by_language(load_default=lambda: dict(DEFAULT_VAS_ANCHORS["anchor_low"]))
+    anchor_high = _by_language(load_default=lambda: dict(DEFAULT_VAS_ANCHORS["anchor_high"]))
 
     @validates_schema(skip_on_field_errors=False)
     def _scale_is_a_range(self, data: dict, **kwargs: Any) -> None:
@@ -360,6 +418,30 @@ class _VasSchema(Schema):
     @post_load
     def _build(self, data: dict, **kwargs: Any) -> VasRule:
         return VasRule(**data)
+
+
+_SITE_CODES = tuple(s.value for s in InjectionSite)
+
+
+class _InjectionSitesSchema(Schema):
+    sites = fields.List(
+        fields.String(validate=validate.OneOf(_SITE_CODES)),
+        validate=[validate.Length(min=1, error="Must list at least one."), _no_duplicates],
+        load_default=lambda: list(DEFAULT_INJECTION_SITE_LABELS),
+    )
+    labels = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(_SITE_CODES)),
+        values=_by_language(),
+        load_default=dict,
+    )
+
+    @post_load
+    def _build(self, data: dict, **kwargs: Any) -> InjectionSiteRule:
+        # A site the file gives no label keeps the plain default one; the file's labels win.
+        labels = {
+            site: {**DEFAULT_INJECTION_SITE_LABELS[site], **data["labels"].get(site, {})} for site in data["sites"]
+        }
+        return InjectionSiteRule(sites=tuple(data["sites"]), labels=labels)
 
 
 class _HoldSchema(Schema):
@@ -376,6 +458,17 @@ class _EnrollmentSchema(Schema):
     @post_load
     def _build(self, data: dict, **kwargs: Any) -> EnrollmentRule:
         return EnrollmentRule(**data)
+
+
+class _DeviationSchema(Schema):
+    missed_in_a_row_major = _count(1, load_default=2)
+    late_major_after_hours = _count(0, load_default=24)
+    hold_classification = fields.String(validate=validate.OneOf(CLASSIFICATIONS), load_default="minor")
+    out_of_window_change_classification = fields.String(validate=validate.OneOf(CLASSIFICATIONS), load_default="minor")
+
+    @post_load
+    def _build(self, data: dict, **kwargs: Any) -> DeviationRule:
+        return DeviationRule(**data)
 
 
 _REGION_ERROR = 'Must be a two-letter region code in capitals (CN, US, GB) or "default".'
@@ -464,6 +557,8 @@ class _ProtocolSchema(Schema):
     show_drug_name_in_messages = _StrictBool(load_default=False)
     enrollment = _section(_EnrollmentSchema)
     blinding = _section(_BlindingSchema)
+    deviations = _section(_DeviationSchema)
+    injection_sites = _section(_InjectionSitesSchema)
 
     @validates_schema(skip_on_field_errors=False)
     def _default_language_offered(self, data: dict, **kwargs: Any) -> None:

@@ -1,13 +1,16 @@
-"""Read-only look-ups: a participant's local today, their schedule, one dose by number, the dose a reply refers to."""
+"""Read-only look-ups: a participant's local today, their schedule, one dose by number, the dose a reply refers to,
+the deviation log."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Iterable, Sequence
 
+from sqlalchemy import Select
 from sqlmodel import Session, select
 
 from schedules.calendar import to_local
-from schedules.models import Dose, DoseState, Participant, VasScore
+from schedules.models import Deviation, Dose, DoseState, Participant, VasScore
 
 # A reply may still refer to a dose whose window closed this long ago (a late "taken").
 MISSED_LOOKBACK = timedelta(hours=48)
@@ -61,3 +64,34 @@ def vas_history(session: Session, participant_id: int) -> list[VasScore]:
             .order_by(VasScore.recorded_at, VasScore.id)
         ).all()
     )
+
+
+def deviation_query(
+    *,
+    participant_ids: Iterable[int] | None = None,
+    kinds: Sequence[str] | None = None,
+    classifications: Sequence[str] | None = None,
+    review_states: Sequence[str] | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+) -> Select:
+    """A SELECT of deviations by these filters (each None = any), oldest day first; callers add their scope."""
+    query = select(Deviation)
+    if participant_ids is not None:
+        query = query.where(Deviation.participant_id.in_(sorted(set(participant_ids))))
+    if kinds:
+        query = query.where(Deviation.kind.in_(kinds))
+    if classifications:
+        query = query.where(Deviation.classification.in_(classifications))
+    if review_states:
+        query = query.where(Deviation.review_state.in_(review_states))
+    if date_from is not None:
+        query = query.where(Deviation.local_date >= date_from)
+    if date_to is not None:
+        query = query.where(Deviation.local_date <= date_to)
+    return query.order_by(Deviation.local_date, Deviation.id)
+
+
+def deviations_for(session: Session, participant_ids: Iterable[int] | None = None, **filters) -> list[Deviation]:
+    """The deviations of these participants (all when None), by deviation_query's filters (the exports' dataset)."""
+    return list(session.exec(deviation_query(participant_ids=participant_ids, **filters)).all())

@@ -1,5 +1,6 @@
 """The study report's figures: adherence by site and arm, VAS completion by study week, adverse events by term
-and grade, and the serious-event reporting clock; each figure keeps the ids of the rows behind it."""
+and grade, the serious-event reporting clock and open deviations; each figure keeps the ids of the rows behind it
+(or, for deviations, the log's filter that lists them)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,24 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from schedules.adherence import adherence_of
 from schedules.calendar import to_local
-from schedules.models import AdverseEvent, Alert, AlertKind, AlertState, Dose, Participant, Site, VasScore
+from schedules.models import (
+    AdverseEvent,
+    Alert,
+    AlertKind,
+    AlertState,
+    Deviation,
+    DeviationClass,
+    DeviationReview,
+    Dose,
+    Participant,
+    Site,
+    VasScore,
+)
 
 UNGRADED = 0  # the grade column of an adverse event nobody has graded yet
 WEEK = timedelta(days=7)
@@ -73,6 +87,7 @@ class StudyReport:
     vas_weeks: list[VasWeek]
     ae_grades: dict[str, dict[int, list[int]]]  # term -> grade (0 = ungraded) -> adverse-event ids
     sae: dict[str, list[int]]  # standing -> alert ids
+    open_deviations: dict[str, int]  # classification -> deviations not reviewed yet
 
     @property
     def sae_compliance(self) -> float | None:
@@ -126,10 +141,18 @@ def vas_weeks(participants: list[Participant], scores: list[VasScore], *, now: d
     return [weeks[w] for w in sorted(weeks)]
 
 
+CTCAE_KEY = "ctcae:"  # a report's term key once a nurse has coded it: "ctcae:" + its MedDRA code
+
+
+def ae_term_key(ae: AdverseEvent) -> str:
+    """What a report is counted under: its CTCAE v5 term once coded, else the term the participant chose."""
+    return CTCAE_KEY + ae.ctcae_term if ae.ctcae_term else ae.term
+
+
 def _ae_grades(events: list[AdverseEvent]) -> dict[str, dict[int, list[int]]]:
     table: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     for ae in events:
-        table[ae.term][ae.ctcae_grade or UNGRADED].append(ae.id)
+        table[ae_term_key(ae)][ae.ctcae_grade or UNGRADED].append(ae.id)
     return {term: dict(grades) for term, grades in sorted(table.items())}
 
 
@@ -148,6 +171,13 @@ def study_report(session: Session, *, site_ids: list[int] | None, now: datetime)
     serious = session.exec(
         select(Alert).where(Alert.participant_id.in_(ids), Alert.kind == AlertKind.SERIOUS_AE.value)
     ).all()
+    open_deviations = {c.value: 0 for c in DeviationClass}
+    for classification, count in session.exec(
+        select(Deviation.classification, func.count())
+        .where(Deviation.participant_id.in_(ids), Deviation.review_state == DeviationReview.OPEN.value)
+        .group_by(Deviation.classification)
+    ):
+        open_deviations[classification] = count
     sae: dict[str, list[int]] = {standing: [] for standing in SAE_STANDINGS}
     for alert in sorted(serious, key=lambda a: a.id):
         sae[sae_standing(alert, now=now)].append(alert.id)
@@ -159,6 +189,7 @@ def study_report(session: Session, *, site_ids: list[int] | None, now: datetime)
         vas_weeks=vas_weeks(participants, scores, now=now),
         ae_grades=_ae_grades(events),
         sae=sae,
+        open_deviations=open_deviations,
     )
 
 

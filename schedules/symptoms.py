@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from schedules.alerts import open_alert
 from schedules.changes import Actor, acting
 from schedules.errors import Conflict, InvalidInput
+from schedules.injection_sites import site_before
 from schedules.models import (
     HIGH,
     NORMAL,
@@ -21,7 +22,7 @@ from schedules.models import (
     VasScore,
 )
 from schedules.protocol import Protocol
-from schedules.vocabulary import AE_TERMS, SEVERITIES
+from schedules.vocabulary import AE_TERMS, INJECTION_SITE_TERM, SEVERITIES, VAS_MODES
 
 
 def check_vas_value(value: Decimal, protocol: Protocol) -> Decimal:
@@ -44,8 +45,12 @@ def record_vas(
     now: datetime,
     inbound_id: int | None = None,
     reason: str | None = None,
+    mode: str = "sms_numeric",
 ) -> VasScore:
-    """Record a VAS answer; staff recording one on a participant's behalf must give a reason."""
+    """Record a VAS answer (`mode`: a typed number or a mark on the line); staff recording one on a participant's
+    behalf must give a reason."""
+    if mode not in VAS_MODES:
+        raise InvalidInput(f"mode must be one of {', '.join(VAS_MODES)}", field="mode")
     if actor.source == "staff" and not (reason or "").strip():
         raise InvalidInput("a reason is required when staff record a VAS on a participant's behalf", field="reason")
     why = (reason or "").strip()
@@ -56,6 +61,7 @@ def record_vas(
         source=actor.source,
         inbound_id=inbound_id,
         reason=why,
+        mode=mode,
     )
     with acting(session, actor, why or "VAS reported"):
         session.add(score)
@@ -102,6 +108,7 @@ def correct_vas(
         status="valid",
         replaces_id=score.id,
         reason=reason.strip(),
+        mode=score.mode,  # a correction fixes the reading, not the instrument
     )
     with acting(session, actor, reason.strip()):
         score.status = "corrected"
@@ -174,6 +181,8 @@ def report_adverse_event(
         went_to_hospital=went_to_hospital,
         suspected_serious=serious,
         matched_keywords=", ".join(matches),
+        # A reaction belongs to the site of the latest injection before it was reported.
+        injection_site=site_before(session, participant.id, at=now) if term == INJECTION_SITE_TERM else None,
     )
     with acting(session, actor, (reason or "").strip() or "adverse event reported"):
         session.add(ae)

@@ -42,6 +42,10 @@ AE_TERM_LABELS = {
     "swelling": {"en": "Swelling", "zh-CN": "肿胀"},
     "other": {"en": "Other (describe)", "zh-CN": "其他（请描述）"},
 }
+# The term an injection site is recorded with (the site of the latest injection before the report).
+INJECTION_SITE_TERM = "injection_site_reaction"
+# How a VAS was measured: a number typed (SMS, a nurse, a client sending no mode) or a mark on the app line.
+VAS_MODES = ("sms_numeric", "vas_line")
 SEVERITIES = ("mild", "moderate", "severe")
 RELATEDNESS = ("not_related", "unlikely", "possible", "probable", "definite")
 OUTCOMES = ("recovered", "recovering", "not_recovered", "recovered_with_sequelae", "fatal", "unknown")

@@ -341,7 +341,7 @@ def _answer(talk: _Conversation, intent: Intent) -> str:
     session, participant, inbound, lang = talk.session, talk.participant, talk.inbound, talk.lang
     kind = intent.kind
     if kind in (IntentKind.DOSE_TAKEN, IntentKind.DOSE_NOT_TAKEN):
-        return _dose_reply(talk, taken=kind == IntentKind.DOSE_TAKEN)
+        return _dose_reply(talk, taken=kind == IntentKind.DOSE_TAKEN, site=intent.site)
     if kind == IntentKind.VAS:
         scale = vas_scale_params(talk.protocol.vas)
         try:
@@ -407,7 +407,7 @@ def _keep_for_nurses(
     )
 
 
-def _dose_reply(talk: _Conversation, *, taken: bool) -> str:
+def _dose_reply(talk: _Conversation, *, taken: bool, site: str | None = None) -> str:
     participant, inbound, dose, lang = talk.participant, talk.inbound, talk.dose, talk.lang
     if participant.status != ParticipantStatus.ACTIVE.value:
         inbound.outcome = f"no dose expected (participant {participant.status})"
@@ -417,7 +417,15 @@ def _dose_reply(talk: _Conversation, *, taken: bool) -> str:
         return render("reply_no_open_dose", lang)
     local_date = dose.local_date.isoformat()
     try:
-        record_dose(talk.session, dose=dose, taken=taken, actor=talk.actor, now=talk.now, reason="reported by SMS")
+        record_dose(
+            talk.session,
+            dose=dose,
+            taken=taken,
+            actor=talk.actor,
+            now=talk.now,
+            injection_site=site if taken else None,
+            reason="reported by SMS",
+        )
     except InvalidTransition:
         inbound.outcome = f"dose {dose.seq} already {dose.state}"
         return render("reply_dose_already", lang, local_date=local_date, state=render(f"dose_state_{dose.state}", lang))
@@ -426,6 +434,10 @@ def _dose_reply(talk: _Conversation, *, taken: bool) -> str:
         dose.state, "reply_dose_not_taken"
     )
     reply = render(key, lang, local_date=local_date)
+    if dose.injection_site:
+        # The site is read back so a misread one is noticed at once.
+        label = talk.protocol.injection_sites.label(dose.injection_site, lang)
+        reply += " " + render("reply_dose_site", lang, site=label)
     if talk.expecting_vas:
         reply += " " + render("reply_dose_and_vas_hint", lang)
     return reply

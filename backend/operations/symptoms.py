@@ -55,9 +55,11 @@ def record_vas(
     now: datetime,
     inbound_id: int | None = None,
     reason: str | None = None,
+    mode: str = "sms_numeric",
 ) -> VasScore:
-    """Record a VAS; text is read as the SMS parser reads it, on the protocol's scale (VasRefused names why not).
-    A participant's own score after their study ended is refused: it is not trial data."""
+    """Record a VAS (`mode`: sms_numeric for a typed number, vas_line for a mark on the app's line); text is read
+    as the SMS parser reads it, on the protocol's scale (VasRefused names why not). A participant's own score after
+    their study ended is refused: it is not trial data."""
     protocol = protocol_for(session, participant)
     if actor.source in PARTICIPANT_SOURCES and study_over(participant, now=now):
         raise Conflict("the study has ended for this participant; the score is not recorded", field="participant")
@@ -75,6 +77,7 @@ def record_vas(
         now=now,
         inbound_id=inbound_id,
         reason=reason,
+        mode=mode,
     )
 
 

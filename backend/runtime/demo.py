@@ -18,6 +18,7 @@ from schedules.ae_record import complete_adverse_event
 from schedules.calendar import to_local
 from schedules.changes import Actor
 from schedules.dbtypes import utcnow
+from schedules.deviations import detect_deviations
 from schedules.doses import report_dose
 from schedules.missed import flag_missed_doses
 from schedules.models import Participant, Site
@@ -179,8 +180,11 @@ def seed_demo(app: Flask, *, force: bool = False) -> list[str]:
             out.append(f"demo participant {code} ({arm}, day {days_in})")
         session.flush()
         flag_missed_doses(session, now=now)
+        # The deviation log of the demo history (missed doses in a row are major), as the hourly job would find it.
+        deviations = detect_deviations(session, now=now)
         for participant in session.exec(select(Participant)).all():
             sync_participant_messages(session, participant=participant, now=now)
+    out.append(f"deviation log: {deviations}")
     out.append(
         f"log in at /login as {DEMO_STAFF[0][0]} / {DEMO_PASSWORD} (also investigator@, assessor@, admin@demo.local)"
     )

@@ -30,6 +30,7 @@ from notifications.planning import plan_messages
 from notifications.rate_limit import SendLimiter, build_send_limiter
 from notifications.status import replay_raced_callbacks, undelivered_dose_ids
 from schedules.dbtypes import utcnow
+from schedules.deviations import detect_deviations, record_missed
 from schedules.missed import flag_missed_doses
 
 log = logging.getLogger("backend.runtime.jobs")
@@ -130,8 +131,18 @@ def _dispatch(app: Flask) -> str:
 
 def _missed(app: Flask) -> str:
     with get_database(app).session() as session:
-        report = flag_missed_doses(session, now=utcnow(), undelivered=lambda ids: undelivered_dose_ids(session, ids))
-    return str(report)
+        now = utcnow()
+        report = flag_missed_doses(session, now=now, undelivered=lambda ids: undelivered_dose_ids(session, ids))
+        # In the same transaction: a missed dose and its deviation are committed together.
+        deviations = record_missed(session, now=now, dose_ids=report.dose_ids)
+    if not report.flagged:
+        return str(report)
+    return f"{report}; deviation log: {sum(deviations.created.values())} recorded, {deviations.reclassified} made major"
+
+
+def _deviations(app: Flask) -> str:
+    with get_database(app).session() as session:
+        return str(detect_deviations(session, now=utcnow()))
 
 
 def _chase(app: Flask) -> str:
@@ -187,6 +198,12 @@ JOBS: list[JobSpec] = [
         "page on-call again for suspected-serious alerts unacknowledged for the protocol's chase_every_minutes",
     ),
     JobSpec("flag_missed_doses", _missed, 60, "mark doses whose window closed unreported as missed; open alerts"),
+    JobSpec(
+        "detect_deviations",
+        _deviations,
+        3600,
+        "derive the protocol-deviation log from the dose records; re-classify by the protocol's rules",
+    ),
     JobSpec("plan_messages", _plan, 60, "plan reminders, nudges and VAS prompts for the next 36 hours"),
     JobSpec("send_daily_digest", _digest, 900, "queue each site's daily on-call summary of open alerts"),
     JobSpec(

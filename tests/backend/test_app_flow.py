@@ -234,6 +234,14 @@ def test_me_shows_no_arm_and_patch_replans_reminders(client, trial, session, clo
         "time_zone": "Asia/Shanghai",
         "status": "active",
         "sms_opted_out": False,
+        "emergency_number": "120",
+        "vas": {
+            "scale_min": 0.0,
+            "scale_max": 10.0,
+            "decimals": 1,
+            "anchor_low": "完全没有活动",
+            "anchor_high": "极度活动",
+        },
     }
     clock.move_to(utc("2026-03-01T01:00Z"))
     tokens = refresh(client, tokens["refresh_token"]).get_json()

@@ -249,3 +249,15 @@ def test_the_assessor_gets_the_same_answer_from_every_operation_and_page_in_eith
     assert '"ctcae_term": "10016558"' in listed[1] and '"ctcae_term": "withheld"' in listed[1]
     assert "action_taken" not in listed[1] and "10022095" not in listed[1]
     assert api[0]["POST /api/v1/adverse-events/{ae_id}/record"][0] == 403
+    # The deviation log tells of dosing: in the IL-2 world it has rows (a missed dose, the hold) and the assessor is
+    # refused it on the API and the page, as in the control world where it is empty.
+    for name in (
+        "GET /api/v1/deviations",
+        "GET /api/v1/deviations/{deviation_id}",
+        "PATCH /api/v1/deviations/{deviation_id}",
+        "GET /deviations",
+        "POST /deviations/{deviation_id}/review",
+    ):
+        assert (api[0] | pages[0])[name][0] == 403, name
+    logged = il2.app.test_client().get("/api/v1/deviations", headers=auth(il2.nurse)).get_json()
+    assert {"missed_dose", "hold"} <= {d["kind"] for d in logged}

@@ -75,6 +75,7 @@ class Effect:
     alerts: frozenset[str] = field(default_factory=frozenset)
     opted_out: bool = False
     not_in_reply: tuple[str, ...] = ()
+    site: str | None = None  # the dose's injection site afterwards
 
 
 def fx(*reply, **kw) -> Effect:
@@ -102,6 +103,35 @@ ROWS: list[tuple[str, Given, str, dict, Effect]] = [
     ("full-width mixed", DOSE_ZH, "１，头痛", {}, fx("已完成", "头痛", dose="taken", **NORMAL_AE)),
     ("2 hospitalised zh", DOSE_ZH, "2 住院了", {}, fx("可能较严重", "120", "未完成", dose="skipped", **SERIOUS)),
     ("1 5 is nonsense", DOSE, "1 5", {}, fx("did not understand", **UNREADABLE)),
+    # --- the injection site named with the dose, read back, never a symptom
+    ("1 L-thigh", DOSE, "1 L-thigh", {}, fx("taken", "Site: Left thigh.", dose="taken", site="thigh_left")),
+    ("taken left arm", DOSE, "taken left arm", {}, fx("Site: Left upper arm.", dose="taken", site="arm_left")),
+    ("1 左腿", DOSE_ZH, "1 左腿", {}, fx("已完成", "注射部位：左大腿。", dose="taken", site="thigh_left")),
+    ("已打 左腿", DOSE_ZH, "已打 左腿", {}, fx("已完成", "注射部位：左大腿。", dose="taken", site="thigh_left")),
+    ("已打右腹 run together", DOSE_ZH, "已打右腹", {}, fx("注射部位：腹部右侧。", dose="taken", site="abdomen_right")),
+    ("full-width site", DOSE, "１ Ｒ－ＡＲＭ", {}, fx("Site: Right upper arm.", dose="taken", site="arm_right")),
+    (
+        "site and a symptom",
+        DOSE_ZH,
+        "1 左腿 有点红肿",
+        {},
+        fx("注射部位：左大腿。", "有点红肿", dose="taken", site="thigh_left", **NORMAL_AE),
+    ),
+    (
+        "site after both prompts",
+        DOSE_AND_VAS,
+        "1 L-thigh",
+        {},
+        fx("Site: Left thigh.", dose="taken", site="thigh_left"),
+    ),
+    ("site alone is not a dose", DOSE, "left thigh", {}, fx("did not understand", **UNREADABLE)),
+    (
+        "control names a site",
+        CONTROL,
+        "1 left arm",
+        {},
+        fx("did not understand", not_in_reply=DOSING_WORDS, **UNREADABLE),
+    ),
     # --- serious words anywhere, with no keyword
     ("hospitalised last night zh", DOSE_ZH, "昨晚住院了", {}, fx("可能较严重", "120", **SERIOUS)),
     ("went to hospital zh", DOSE_ZH, "去医院了", {}, fx("可能较严重", **SERIOUS)),
@@ -265,6 +295,7 @@ def test_inbound_text_has_its_effect_and_reply(
     assert [r.body for r in logged_replies] == ([reply] if reply else [])  # a reply is logged only when one was sent
     if dose is not None:
         assert dose.state == effect.dose
+        assert dose.injection_site == effect.site
     assert [s.value for s in scores] == ([effect.vas] if effect.vas is not None else [])
     if effect.ae is None:
         assert events == []

@@ -14,6 +14,7 @@ from backend.operations.doses import record_dose
 from backend.operations.symptoms import record_vas, report_adverse_event
 from schedules.ae_review import review_adverse_event
 from schedules.dbtypes import utcnow
+from schedules.deviations import detect_deviations
 from schedules.missed import flag_missed_doses
 from schedules.models import Alert, AlertKind
 from schedules.queries import dose_by_seq
@@ -53,6 +54,7 @@ def world(session, clock):
     clock.move_to(utc(NOW))
     now = utcnow()
     flag_missed_doses(session, now=now)
+    detect_deviations(session, now=now)
     record_vas(session, participant=a1, value="3.5", actor=ACTOR, now=utc("2026-03-03T12:00Z"))
     record_vas(session, participant=a1, value="4", actor=ACTOR, now=utc("2026-03-12T12:00Z"))
     record_vas(session, participant=a2, value="6", actor=ACTOR, now=utc("2026-03-02T12:00Z"))
@@ -153,3 +155,29 @@ def test_study_weeks_follow_each_participants_own_first_dose(session, clock):
     )
     weeks = vas_weeks([early, late], [], now=utc("2026-03-16T00:00Z"))
     assert [(w.week, sorted(w.expected)) for w in weeks] == [(1, sorted([early.id, late.id])), (2, [early.id])]
+
+
+def test_a_coded_report_is_counted_under_its_ctcae_term(client, world, session):
+    from backend.operations.ae_review import complete_adverse_event
+    from schedules.models import AdverseEvent
+
+    fever = session.get(AdverseEvent, world["fever"])
+    complete_adverse_event(
+        session, ae=fever, actor=ACTOR, now=utc(NOW), changes={"ctcae_term": "10016558"}, reason="coded"
+    )
+    session.commit()
+    sign_in(client, "admin@example.org")
+    page = client.get("/report").text
+    assert _row(page, "ae-grades", "ctcae:10016558") == "Fever (CTCAE) 1 0 1"
+    assert _row(page, "ae-grades", "fever") == "Fever 0 1 1"  # B-001's report, not coded yet
+
+
+def test_open_deviations_by_classification_link_to_the_log(client, world):
+    sign_in(client, "admin@example.org")
+    page = client.get("/report").text
+    # A-001 missed 7 to 19 March (four in a row: major); B-001 missed every dose (a run of nine: major).
+    major = int(_row(page, "open-deviations", "major").split()[-1])
+    assert major == 4 + 9 and _row(page, "open-deviations", "minor") == "Minor 0"
+    assert 'href="/deviations?review_state=open&amp;classification=major"' in page
+    listed = client.get("/deviations?review_state=open&classification=major").text
+    assert listed.count('<tr id="deviation-') == major

@@ -338,3 +338,56 @@ def test_a_score_followed_by_words_keeps_both(tenths, gap, symptom):
     intent = parse_reply(f"V {value}{gap}{symptom}")
     assert intent.kind is K.VAS and intent.value == value.quantize(Decimal("0.1"))
     assert intent.symptom == symptom
+
+
+# --- the injection site named with a dose ----------------------------------------
+
+_SITE_SPELLINGS = [(word, site) for site, words in parsing.SITE_WORDS.items() for word in words]
+_TAKEN = st.sampled_from(["1", "taken", "done", "已打", "打了", "已经打了", "１", "Taken"])
+
+
+def _shouted(word: str) -> str:
+    """The spelling as a phone may send it: capitals, or full-width forms."""
+    return word.upper() if word.isascii() else word
+
+
+@settings(max_examples=300)
+@given(_TAKEN, _GAPS, st.sampled_from(_SITE_SPELLINGS), st.booleans(), st.booleans(), st.booleans())
+def test_a_site_after_taken_is_the_site_never_a_symptom(taken, gap, spelling, shout, expecting_vas, dose_open):
+    word, site = spelling
+    intent = parse_reply(
+        taken + gap + (_shouted(word) if shout else word), expecting_vas=expecting_vas, dose_open=dose_open
+    )
+    assert intent == Intent(K.DOSE_TAKEN, site=site)
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(_SITE_SPELLINGS), _GAPS, _SYMPTOM)
+def test_a_site_then_words_keeps_the_site_and_the_words_as_the_symptom(spelling, gap, symptom):
+    word, site = spelling
+    intent = parse_reply(f"1 {word}{gap}{symptom}", dose_open=True)
+    assert intent == Intent(K.DOSE_TAKEN, site=site, symptom=symptom)
+
+
+@pytest.mark.parametrize(
+    "text, site",
+    [
+        ("已打左腿", "thigh_left"),
+        ("打了右上臂", "arm_right"),
+        ("1左腹", "abdomen_left"),
+        ("１ Ｌ－ＴＨＩＧＨ", "thigh_left"),
+    ],
+)
+def test_chinese_sites_may_run_into_the_answer(text, site):
+    assert parse_reply(text) == Intent(K.DOSE_TAKEN, site=site)
+
+
+@pytest.mark.parametrize("text", ["2 left arm", "没打 左腿", "skip, right thigh"])
+def test_a_site_after_not_taken_names_no_site(text):
+    intent = parse_reply(text, dose_open=True)
+    assert intent.kind is K.DOSE_NOT_TAKEN and intent.site is None
+
+
+@pytest.mark.parametrize("text", ["1 left armchair", "taken leftover", "left thigh", "左腿", "1 l"])
+def test_words_that_are_not_a_site_after_an_answer_stay_what_they_were(text):
+    assert parse_reply(text, dose_open=True).site is None

@@ -20,6 +20,7 @@ REQUIRED = {
     "reply_dose_taken": {"local_date"},
     "reply_dose_taken_late": {"local_date"},
     "reply_dose_not_taken": {"local_date"},
+    "reply_dose_site": {"site"},
     "reply_no_open_dose": set(),
     "reply_dose_already": {"local_date", "state"},
     "reply_dose_and_vas_hint": set(),
@@ -60,6 +61,7 @@ DOSE_STATES = ["scheduled", "taken", "taken_late", "skipped", "missed", "held", 
 
 SAMPLE = {
     "local_date": "2026-03-01",
+    "site": "Left thigh",
     "site_phone": "+86 10 8832 6666",
     "state": "taken",
     "value": "4.5",

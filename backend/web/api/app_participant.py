@@ -23,6 +23,7 @@ from backend.operations.symptoms import VasRefused, ae_acknowledgement, record_v
 from backend.web.api.app_schemas import (
     CalendarTokenSchema,
     DoseQuerySchema,
+    InjectionSitesSchema,
     MeSchema,
     MessageQuerySchema,
     MeUpdateSchema,
@@ -43,8 +44,10 @@ from notifications.models import InboundMessage, OutboundMessage
 from notifications.templates import render
 from schedules.dbtypes import utcnow
 from schedules.errors import InvalidInput
-from schedules.models import AdverseEvent, Participant
+from schedules.injection_sites import last_used, site_history, suggest_site
+from schedules.models import AdverseEvent, Participant, Study
 from schedules.queries import dose_by_seq, doses_of, vas_history
+from schedules.studies import protocol_of
 
 blp = Blueprint(
     "app_participant",
@@ -180,7 +183,10 @@ class MyVas(MethodView):
     @_errors(401, 403, 409, 422)
     @require_participant
     def post(self, data):
-        """Send a VAS: how active my disease has felt over the past week, on my study's scale (e.g. 0.0 to 10.0)."""
+        """Send a VAS: how active my disease has felt over the past week, on my study's scale (e.g. 0.0 to 10.0).
+
+        `mode` says how it was measured: `vas_line` for a mark on the 100 mm line, `sms_numeric` (the default) for
+        a number typed; the two are kept apart in analysis and exports."""
         session = get_session()
         participant = _me(session)
         try:
@@ -190,12 +196,34 @@ class MyVas(MethodView):
                 value=data["value"],
                 actor=participant_actor(participant.id),
                 now=utcnow(),
+                mode=data["mode"],
             )
         except VasRefused as refused:
             # The reason is a code; the participant reads it in their own language, on their protocol's scale.
             raise InvalidInput(
                 render(f"app_vas_{refused.reason}", participant.language, **refused.params), field="value"
             ) from None
+
+
+@blp.route("/me/injection-sites")
+class MyInjectionSites(MethodView):
+    @blp.response(200, InjectionSitesSchema)
+    @_errors(401, 403)
+    @require_participant
+    def get(self):
+        """The injection sites to rotate between, when I last used each, and the one to use next (least recent)."""
+        session = get_session()
+        participant = _me(session)
+        rule = protocol_of(session.get(Study, participant.study_id)).injection_sites
+        history = site_history(session, participant.id)
+        latest = last_used(history, rule.sites)
+        return {
+            "suggested": suggest_site(history, rule.sites),
+            "sites": [
+                {"site": site, "label": rule.label(site, participant.language), "last_used_at": latest[site]}
+                for site in rule.sites
+            ],
+        }
 
 
 @blp.route("/me/adverse-events")

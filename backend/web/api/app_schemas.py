@@ -8,11 +8,15 @@ from decimal import Decimal
 from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy.orm import object_session
 
+from backend.extensions import get_vault
 from backend.identity.app_tokens import ACCESS_TTL
 from backend.web.api.schemas import HHMM, LANGS, NO_NUL, site_code_of, study_code_of
 from backend.web.api.symptom_schemas import StructuredAdverseEventSchema
 from schedules.dbtypes import utcnow
-from schedules.models import DoseState, InjectionSite, Site
+from schedules.models import DoseState, InjectionSite, Site, Study
+from schedules.phones import region_of
+from schedules.studies import protocol_of
+from schedules.vocabulary import VAS_MODES
 
 INJECTION_SITES = [s.value for s in InjectionSite]
 _EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -117,6 +121,49 @@ class TokenPairSchema(Schema):
 
 
 # --- /me -------------------------------------------------------------------------------------------
+def _protocol_of(participant):
+    return protocol_of(object_session(participant).get(Study, participant.study_id))
+
+
+def _emergency_number(participant) -> str:
+    """The emergency number of the country of the participant's phone, as the SMS answers name it."""
+    region = region_of(get_vault().decrypt(participant.phone_ciphertext))
+    return _protocol_of(participant).safety.emergency_number(region)
+
+
+def _vas_scale(participant) -> dict:
+    """The protocol's VAS scale and the line's end anchors in the participant's language."""
+    rule = _protocol_of(participant).vas
+
+    def said(anchors: dict[str, str]) -> str:
+        return anchors.get(participant.language) or anchors.get("en") or next(iter(anchors.values()))
+
+    return {
+        "scale_min": float(rule.scale_min),
+        "scale_max": float(rule.scale_max),
+        "decimals": rule.decimals,
+        "anchor_low": said(rule.anchor_low),
+        "anchor_high": said(rule.anchor_high),
+    }
+
+
+class VasScaleSchema(Schema):
+    """The study's VAS scale, and what the two ends of the line say (in the participant's language)."""
+
+    scale_min = fields.Float(metadata={"example": 0.0})
+    scale_max = fields.Float(metadata={"example": 10.0})
+    decimals = fields.Integer(metadata={"description": "decimal places recorded", "example": 1})
+    anchor_low = fields.String(metadata={"description": "the left end of the line", "example": "Not active"})
+    anchor_high = fields.String(metadata={"description": "the right end of the line", "example": "Extremely active"})
+
+
+class _VasScaleField(fields.Nested):
+    """The participant's VAS scale, computed from their protocol (documented as VasScaleSchema)."""
+
+    def get_value(self, obj, attr, accessor=None, default=None):
+        return _vas_scale(obj)
+
+
 class MeSchema(Schema):
     """The signed-in participant as the app shows them (no arm)."""
 
@@ -132,6 +179,14 @@ class MeSchema(Schema):
     time_zone = fields.String(metadata={"example": "Asia/Shanghai"})
     status = fields.String(metadata={"example": "active"})
     sms_opted_out = fields.Boolean(attribute="opted_out", metadata={"example": False})
+    emergency_number = fields.Function(
+        _emergency_number,
+        metadata={
+            "description": "the emergency number of the country of my phone (call it if in danger)",
+            "example": "120",
+        },
+    )
+    vas = _VasScaleField(VasScaleSchema, metadata={"description": "the VAS scale and the line's end anchors"})
 
 
 class MeUpdateSchema(Schema):
@@ -220,6 +275,15 @@ class MyVasCreateSchema(Schema):
             "oneOf": [{"type": "number"}, {"type": "string", "maxLength": 20}],
         },
     )
+    mode = fields.String(
+        load_default="sms_numeric",
+        validate=validate.OneOf(VAS_MODES),
+        metadata={
+            "description": "vas_line: a mark on the 100 mm line (value = its position on the scale); "
+            "sms_numeric (default): a number typed",
+            "example": "vas_line",
+        },
+    )
 
 
 class MyVasSchema(Schema):
@@ -229,6 +293,10 @@ class MyVasSchema(Schema):
     value = fields.Float(metadata={"example": 4.5})
     recorded_at = fields.DateTime(metadata={"example": "2026-03-01T12:40:00+00:00"})
     source = fields.String(metadata={"example": "app"})
+    mode = fields.String(
+        validate=validate.OneOf(VAS_MODES),
+        metadata={"description": "vas_line (the app's line) or sms_numeric (a number typed)", "example": "vas_line"},
+    )
     status = fields.String(metadata={"description": "valid | withdrawn | corrected", "example": "valid"})
 
 
@@ -259,6 +327,13 @@ class MyAdverseEventSchema(Schema):
     ongoing = fields.Boolean(allow_none=True, metadata={"example": True})
     went_to_hospital = fields.Boolean(allow_none=True, metadata={"example": False})
     suspected_serious = fields.Boolean(metadata={"description": "the on-call nurse has been alerted", "example": False})
+    injection_site = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "an injection-site reaction: the site of my latest injection before it",
+            "example": None,
+        },
+    )
     advice = fields.String(
         metadata={
             "description": "what to do if it is urgent (participant's language)",
@@ -302,3 +377,23 @@ class CalendarTokenSchema(Schema):
             "example": "webcal://trial.example.org/api/v1/calendar/Hk3….ics",
         }
     )
+
+
+class InjectionSiteUseSchema(Schema):
+    """One of the protocol's injection sites and when I last used it."""
+
+    site = fields.String(validate=validate.OneOf(INJECTION_SITES), metadata={"example": "thigh_left"})
+    label = fields.String(metadata={"description": "in my language", "example": "Left thigh"})
+    last_used_at = fields.DateTime(
+        allow_none=True, metadata={"description": "my latest injection there; null: never", "example": None}
+    )
+
+
+class InjectionSitesSchema(Schema):
+    """The sites to rotate between, in the protocol's order, and the one to use next."""
+
+    suggested = fields.String(
+        validate=validate.OneOf(INJECTION_SITES),
+        metadata={"description": "a site never used, else the least recently used", "example": "thigh_left"},
+    )
+    sites = fields.List(fields.Nested(InjectionSiteUseSchema))

@@ -34,6 +34,7 @@ from schedules.vocabulary import (
     SERIOUS_CRITERIA,
     SEVERITIES,
     SIGNATURE_MEANINGS,
+    VAS_MODES,
 )
 
 REASON = validate.Length(min=1, max=500)
@@ -100,6 +101,14 @@ class MaskedVasSchema(Schema):
     )
     recorded_at = fields.DateTime(metadata={"example": "2026-03-01T12:40:00+00:00"})
     source = fields.String(metadata={"description": "sms | app | staff", "example": "sms"})
+    mode = fields.String(
+        validate=validate.OneOf(VAS_MODES),
+        metadata={
+            "description": "how it was measured: sms_numeric (a number typed: SMS, staff, an API client) "
+            "or vas_line (a mark on the app's 100 mm line); different instruments, never pool them unknowingly",
+            "example": "sms_numeric",
+        },
+    )
     status = fields.String(
         validate=validate.OneOf(["valid", "withdrawn", "corrected"]),
         metadata={
@@ -224,6 +233,13 @@ class AdverseEventSchema(MaskedAdverseEventSchema):
     """An adverse-event report, its nurse alert and, once done, its investigator review and signatures."""
 
     raw_text = fields.String(metadata={"description": "the participant's own words (SMS)", "example": "发烧 住院了"})
+    injection_site = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "an injection-site reaction: the site of the participant's latest injection before it",
+            "example": None,
+        },
+    )
     other_text = fields.String(metadata={"example": ""})
     stop_date = fields.Date(allow_none=True, metadata={"description": "when the event ended", "example": None})
     ctcae_suggestion = fields.String(

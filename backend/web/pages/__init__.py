@@ -11,7 +11,17 @@ from backend.web.pages import display
 def init_app(app: Flask) -> None:
     """Register the nurse pages, their template helpers and their login."""
     # Importing the view modules attaches their routes to the one blueprint.
-    from backend.web.pages import adverse_event, alerts, dashboard, login, participant, report, simulator  # noqa: F401
+    from backend.web.pages import (  # noqa: F401
+        adverse_event,
+        alerts,
+        app_access,
+        dashboard,
+        deviations,
+        login,
+        participant,
+        report,
+        simulator,
+    )
     from backend.web.pages.common import bp
 
     app.register_blueprint(bp)

@@ -249,3 +249,46 @@ class RunJobsForm(FlaskForm):
     """Run every scheduled job once, now."""
 
     participant = HiddenField()
+
+
+_DEVIATION_KINDS = [
+    SelectChoice("missed_dose", "Missed dose"),
+    SelectChoice("late_dose", "Late dose"),
+    SelectChoice("hold", "Hold"),
+    SelectChoice("out_of_window_change", "Record changed after the window"),
+]
+DEVIATION_REVIEWS = [
+    SelectChoice("open", "Open (not reviewed)"),
+    SelectChoice("reviewed", "Reviewed"),
+    SelectChoice("not_a_deviation", "Not a deviation"),
+]
+_ANY = SelectChoice("", "Any")
+
+
+class DeviationFilterForm(FlaskForm):
+    """Filters of the deviation log: a GET form, so a filtered list can be bookmarked (no CSRF token)."""
+
+    class Meta:
+        csrf = False
+
+    site = StringField("Site code (admins)", validators=[Optional(), Length(max=40)])
+    participant = StringField("Participant (study code)", validators=[Optional(), Length(max=40)])
+    kind = SelectField("Kind", choices=[_ANY, *_DEVIATION_KINDS], validators=[Optional()])
+    classification = SelectField(
+        "Classification",
+        choices=[_ANY, SelectChoice("minor", "Minor"), SelectChoice("major", "Major")],
+        validators=[Optional()],
+    )
+    review_state = SelectField("Review", choices=[_ANY, *DEVIATION_REVIEWS], validators=[Optional()])
+    date_from = DateField("From (local date)", validators=[Optional()])
+    date_to = DateField("To (local date)", validators=[Optional()])
+
+
+class DeviationReviewForm(FlaskForm):
+    """A nurse's review of one deviation: the state and a comment."""
+
+    review_state = SelectField("Review", choices=DEVIATION_REVIEWS, validators=[InputRequired("Choose a state.")])
+    comment = TextAreaField(
+        "Comment", validators=[DataRequired("Say what was found."), Length(max=2000)], description=REASON_HELP
+    )
+    next = HiddenField()

@@ -9,9 +9,10 @@ from sqlmodel import select
 from backend.db import get_session
 from backend.identity import scope
 from backend.web.pages.common import bp, principal, staff_page
+from schedules.ctcae import ctcae_term
 from schedules.dbtypes import utcnow
 from schedules.models import AdverseEvent, Alert, Participant, Site
-from schedules.study_report import SAE_STANDINGS, UNGRADED, StudyReport, sae_standing, study_report
+from schedules.study_report import CTCAE_KEY, SAE_STANDINGS, UNGRADED, StudyReport, sae_standing, study_report
 from schedules.vocabulary import AE_TERM_LABELS
 
 SAE_STANDING_LABELS = {
@@ -37,7 +38,10 @@ def _report() -> tuple[StudyReport, list[Site], str]:
 
 
 def term_label(term: str) -> str:
-    """The adverse-event term in words."""
+    """The adverse-event term in words: the CTCAE v5 term a nurse coded it with, else the participant's term."""
+    if term.startswith(CTCAE_KEY):
+        coded = ctcae_term(term.removeprefix(CTCAE_KEY))
+        return f"{coded.term} (CTCAE)" if coded else term
     return AE_TERM_LABELS.get(term, {}).get("en", term.replace("_", " "))
 
 
