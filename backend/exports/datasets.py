@@ -21,6 +21,7 @@ from schedules.models import (
     AdverseEvent,
     AdverseEventSignature,
     Alert,
+    Deviation,
     Dose,
     Participant,
     Site,
@@ -163,6 +164,7 @@ class _Builder:
                     "recorded_at": score.recorded_at,
                     "local_date": _local_date(score.recorded_at, p),
                     "source": score.source,
+                    "mode": score.mode,
                     "status": score.status,
                     "replaces_vas_seq": self.vas_seq.get(score.replaces_id) if score.replaces_id else None,
                     "withdrawn_at": score.withdrawn_at,
@@ -266,6 +268,36 @@ class _Builder:
             )
         return rows
 
+    def deviations(self) -> list[dict]:
+        query = (
+            select(Deviation)
+            .where(Deviation.participant_id.in_(self.in_scope))
+            .order_by(Deviation.participant_id, Deviation.local_date, Deviation.id)
+        )
+        numbers: dict[int, int] = defaultdict(int)
+        rows = []
+        for deviation in self.session.exec(query):
+            p = self.participants[deviation.participant_id]
+            numbers[p.id] += 1
+            rows.append(
+                {
+                    "study_code": p.study_code,
+                    "deviation_seq": numbers[p.id],
+                    "kind": deviation.kind,
+                    "classification": deviation.classification,
+                    "rule": deviation.rule,
+                    "detail": deviation.detail,
+                    "local_date": deviation.local_date,
+                    "dose_seq": self.dose_seq.get(deviation.dose_id) if deviation.dose_id else None,
+                    "detected_at": deviation.detected_at,
+                    "review_state": deviation.review_state,
+                    "comment": deviation.comment,
+                    "reviewed_by": deviation.reviewed_by,
+                    "reviewed_at": deviation.reviewed_at,
+                }
+            )
+        return rows
+
     def messages(self) -> list[dict]:
         outbound = (
             select(OutboundMessage)
@@ -328,7 +360,7 @@ def build_datasets(session: Session, *, study: Study, scope, created_at: datetim
     specs = {spec.name: spec for spec in dataset_specs(protocol)}
     rows = {"participants": builder.participants_rows(sites)}
     # In this order: a dataset may point at the numbers an earlier one gave (an alert at its adverse event).
-    for name in ("doses", "vas", "adverse_events", "ae_signatures", "alerts", "messages"):
+    for name in ("doses", "vas", "adverse_events", "ae_signatures", "alerts", "deviations", "messages"):
         rows[name] = getattr(builder, name)()
     return Export(
         study=study,

@@ -1,5 +1,5 @@
 """A FHIR R4B `collection` Bundle of the export, every resource built through fhir.resources' R4B models (so each is
-validated as it is made). Alerts and messages are operational and are not in it (the CSV bundle has them).
+validated as it is made). Alerts, messages and deviations are not in it (the CSV bundle has them).
 
 Dose states: taken and taken late are `completed` administrations (taken late says so in a note), skipped is
 `not-done` (status reason: reported as not taken). A missed dose had no report at all, so nothing is known to have

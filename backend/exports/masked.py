@@ -1,10 +1,10 @@
 """The masked variant for the outcome assessor: the same in every arm.
 
-No arm, no dosing (the doses and messages datasets are absent, and so are hold and treatment dates), no free text
-(no typed SMS, no other-term text, no narrative), no action taken with the study drug, adverse-event terms
-(the app's and the CTCAE one) that tell the arm withheld and only the
-alerts the assessor sees. The rules are backend/web/masking.py's and backend/identity/principal.py's; this module
-only applies them to the declared datasets."""
+No arm, no dosing (the doses, deviations and messages datasets are absent, and so are hold and treatment
+dates), no free text (no typed SMS, no other-term text, no narrative), no action taken with the study drug,
+adverse-event terms (the app's and the CTCAE one) that tell the arm withheld, and only the alerts the assessor
+sees. The rules are backend/web/masking.py's and backend/identity/principal.py's; this module only applies them
+to the declared datasets."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """CDISC ODM 1.3.2 (a Snapshot): the Study's metadata from the declared variables, and ClinicalData with one
-SubjectData per participant (SubjectKey = study code). Alerts and messages are operational, not clinical data:
+SubjectData per participant (SubjectKey = study code), deviations included. Alerts and messages are operational:
 they are in the CSV bundle only."""
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ EVENTS = (
     EventForm("SE.DOSE", "F.DOSE", "Dose", True, "Scheduled", ("doses",), key="dose_seq"),
     EventForm("SE.VAS", "F.VAS", "Patient global assessment (VAS)", True, "Scheduled", ("vas",), key="vas_seq"),
     EventForm("SE.AE", "F.AE", "Adverse event", True, "Common", ("adverse_events", "ae_signatures"), key="ae_seq"),
+    EventForm(
+        "SE.DEVIATION", "F.DEVIATION", "Protocol deviation", True, "Common", ("deviations",), key="deviation_seq"
+    ),
 )
 # Units by the symbol the declarations use.
 UNITS = {"IU": "international units", "cm": "centimetres on the 10 cm visual analogue scale"}

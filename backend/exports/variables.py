@@ -9,7 +9,16 @@ from dataclasses import dataclass
 
 from notifications.models import OutboxStatus, Purpose
 from schedules.ctcae import ctcae_codes
-from schedules.models import AlertKind, AlertState, DoseState, InjectionSite, ParticipantStatus
+from schedules.models import (
+    AlertKind,
+    AlertState,
+    DeviationClass,
+    DeviationKind,
+    DeviationReview,
+    DoseState,
+    InjectionSite,
+    ParticipantStatus,
+)
 from schedules.protocol import Protocol
 from schedules.vocabulary import (
     ACTIONS_TAKEN,
@@ -19,6 +28,7 @@ from schedules.vocabulary import (
     SERIOUS_CRITERIA,
     SEVERITIES,
     SIGNATURE_MEANINGS,
+    VAS_MODES,
 )
 
 TYPES = ("text", "integer", "float", "date", "datetime", "boolean")
@@ -127,6 +137,12 @@ def dataset_specs(protocol: Protocol) -> tuple[DatasetSpec, ...]:
                 Variable("recorded_at", "Recorded at (UTC)", "datetime"),
                 Variable("local_date", "Day answered (participant's local day)", "date"),
                 Variable("source", "Answered through", "text", allowed=SOURCES),
+                Variable(
+                    "mode",
+                    "How it was measured: a number typed, or a mark on the app's line",
+                    "text",
+                    allowed=VAS_MODES,
+                ),
                 Variable("status", "Whether the answer counts", "text", allowed=VAS_STATUSES),
                 Variable("replaces_vas_seq", "The answer this one corrects (vas_seq)", "integer"),
                 Variable("withdrawn_at", "Withdrawn at (UTC)", "datetime"),
@@ -204,6 +220,26 @@ def dataset_specs(protocol: Protocol) -> tuple[DatasetSpec, ...]:
                 Variable("ae_seq", "The adverse event it is about (adverse_events.ae_seq)", "integer"),
                 Variable("dose_seq", "The dose it is about (doses.dose_seq)", "integer", masked=False),
             ),
+        ),
+        DatasetSpec(
+            "deviations",
+            "One row per protocol deviation of the log (all of them are about dosing)",
+            (
+                _code("deviations"),
+                Variable("deviation_seq", "Deviation number (1-based, per participant)", "integer"),
+                Variable("kind", "What departed from the protocol", "text", allowed=_values(DeviationKind)),
+                Variable("classification", "How much it matters", "text", allowed=_values(DeviationClass)),
+                Variable("rule", "The protocol rule that classified it", "text"),
+                Variable("detail", "Facts found later", "text"),
+                Variable("local_date", "The participant's local day of the dose", "date"),
+                Variable("dose_seq", "The dose it is about (doses.dose_seq)", "integer"),
+                Variable("detected_at", "Detected at (UTC)", "datetime"),
+                Variable("review_state", "Review", "text", allowed=_values(DeviationReview)),
+                Variable("comment", "The reviewer's comment", "text"),
+                Variable("reviewed_by", "Reviewed by (staff account)", "text"),
+                Variable("reviewed_at", "Reviewed at (UTC)", "datetime"),
+            ),
+            masked=False,
         ),
         DatasetSpec(
             "messages",

@@ -111,7 +111,7 @@ def test_the_odm_export_of_the_demo_validates_against_the_odm_1_3_2_schema(
     assert [float(v) for v in vas] == [row["value"] for row in api.get_json()] and vas
     # The metadata: forms for dose, VAS and adverse event, code lists and units.
     forms = {f.get("OID") for f in root.iter(f"{ODM}FormDef")}
-    assert {"F.DOSE", "F.VAS", "F.AE"} <= forms
+    assert {"F.DOSE", "F.VAS", "F.AE", "F.DEVIATION"} <= forms
     assert {u.get("OID") for u in root.iter(f"{ODM}MeasurementUnit")} == {"MU.IU", "MU.CM"}
     assert any(c.get("OID") == "CL.ADVERSE_EVENTS.TERM" for c in root.iter(f"{ODM}CodeList"))
     # Pseudonymised: no phone number anywhere.
@@ -172,7 +172,7 @@ def test_the_csv_bundle_reads_back_to_what_the_api_says(client, demo, session):
     assert response.mimetype == "application/zip"
     assert "attachment" in response.headers["Content-Disposition"]
     files = _bundle(response.data)
-    names = {"participants", "doses", "vas", "adverse_events", "ae_signatures", "alerts", "messages"}
+    names = {"participants", "doses", "vas", "adverse_events", "ae_signatures", "alerts", "deviations", "messages"}
     assert set(files) == names | {"data_dictionary", "README.txt"}
     assert "NCT04237987" in files["README.txt"] and "UTC" in files["README.txt"]
     dictionary = {(row["dataset"], row["variable"]): row for row in files["data_dictionary"]}
@@ -201,10 +201,15 @@ def test_the_csv_bundle_reads_back_to_what_the_api_says(client, demo, session):
             (a["ctcae_term"], a["ctcae_term_name"], a["action_taken"] or "") for a in aes
         ]
         assert [r["aware_at"][:19] for r in mine["adverse_events"]] == [a["aware_at"][:19] for a in aes]
+        deviations = client.get("/api/v1/deviations", query_string={"participant": p.study_code}, headers=headers)
+        assert sorted((r["kind"], r["classification"], r["local_date"]) for r in mine["deviations"]) == sorted(
+            (d["kind"], d["classification"], d["local_date"]) for d in deviations.get_json()
+        )
         (row,) = mine["participants"]
         assert (row["arm"], row["status"], row["first_dose_date"]) == (p.arm, p.status, p.first_dose_date.isoformat())
     # Times are UTC with Z; message rows are metadata only.
     assert all(r["due_at"].endswith("Z") for r in files["doses"])
+    assert files["deviations"]  # the demo has missed doses
     assert "body" not in files["messages"][0] and {r["direction"] for r in files["messages"]} >= {"outbound"}
 
 
