@@ -15,16 +15,18 @@ from sqlmodel import select
 
 from backend.config import settings_of
 from backend.db import get_database
+from backend.exports.run import EXPORTERS
+from backend.exports.run import FORMATS as EXPORT_FORMATS
 from backend.extensions import get_vault
 from backend.identity.principal import UNMASKED
 from backend.identity.security import WeakPassword, check_password_policy
 from backend.identity.staff import create_staff
 from backend.models import Role, Staff
-from backend.runtime.cli_caller import ADMINS, attribution_options, caller_for, fail
+from backend.runtime.cli_caller import ADMINS, REFUSED, USAGE, attribution_options, caller_for, fail
 from schedules.adherence import adherence_of
 from schedules.changes import Actor, acting
 from schedules.dbtypes import utcnow
-from schedules.errors import DomainError
+from schedules.errors import DomainError, NotPermitted
 from schedules.models import Alert, AlertState, Participant
 from schedules.protocol import SUPPORTED_LANGUAGES, ProtocolInvalid, load_protocol_file
 from schedules.queries import doses_of
@@ -381,6 +383,61 @@ def backup_command(path):
     )
 
 
+def _export_target(out: str, fmt: str) -> tuple[Path, bool]:
+    """Where an export goes and whether it is a directory of CSV files; exit USAGE unless it is a new path in a
+    writable directory (an export never overwrites anything)."""
+    path = Path(out)
+    if path.exists() or path.is_symlink():
+        fail(f"--out: {out} already exists; an export never overwrites: give a new path.")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        fail(f"--out: the directory {parent} does not exist.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        fail(f"--out: the directory {parent} is not writable.")
+    return path, fmt == "csv" and path.suffix.lower() != ".zip"
+
+
+@click.command("export")
+@click.option("--format", "fmt", required=True, type=click.Choice(EXPORT_FORMATS), help="csv, odm or fhir")
+@click.option(
+    "--out",
+    required=True,
+    metavar="PATH",
+    help="A new path: a file (csv: PATH.zip for a zip, any other PATH for a directory of CSV files).",
+)
+@click.option("--site", "site_code", default=None, help="One site's participants only (default: all your sites)")
+@click.option("--study", "study_code", default=None, help="Study code (needed only when several are loaded)")
+@attribution_options
+@with_appcontext
+def export_command(fmt, out, site_code, study_code, as_email, reason):
+    """Export the study's data, pseudonymised, and audit it (an investigator, an admin, or the masked assessor
+    who gets the masked variant: --as EMAIL --reason TEXT)."""
+    from backend.exports.csv_bundle import write_directory
+    from backend.exports.run import build_export, record_export, render
+
+    path, as_directory = _export_target(out, fmt)
+    with _session() as session:
+        caller = caller_for(session, as_email, reason, roles=EXPORTERS, doing="exporting the study's data")
+        try:
+            export = build_export(session, caller.staff, site_code=site_code, study_code=study_code, now=utcnow())
+        except DomainError as exc:
+            fail(f"--{exc.field or 'site'}: {exc.message}.", REFUSED if isinstance(exc, NotPermitted) else USAGE)
+        try:
+            if as_directory:
+                write_directory(export, path)
+            else:
+                document = render(export, fmt)
+                with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+                    for chunk in document.chunks:
+                        file.write(chunk)
+        except OSError as exc:
+            fail(f"--out: cannot write {out}: {exc.strerror}.")
+        record_export(session, export, fmt, actor=caller.actor, reason=caller.reason, destination=str(path.resolve()))
+    counts = ", ".join(f"{name} {n}" for name, n in export.counts().items())
+    variant = "masked variant" if export.masked else "full variant"
+    click.echo(f"exported {export.study.code} ({variant}, sites {', '.join(export.site_codes)}) to {path}: {counts}")
+
+
 def init_app(app: Flask) -> None:
     """Register the command groups."""
     from backend.runtime import processes as cli_runtime
@@ -388,4 +445,5 @@ def init_app(app: Flask) -> None:
     for group in (db_cli, protocol_cli, sites_cli, staff_cli, participants_cli, jobs_cli, audit_cli):
         app.cli.add_command(group)
     app.cli.add_command(backup_command)
+    app.cli.add_command(export_command)
     cli_runtime.register(app)

@@ -50,12 +50,14 @@ def init_app(app: Flask) -> None:
         app_participant,
         auth_views,
         deviations,
+        exports,
         participants,
         reference,
         symptoms,
     )
 
-    for module in (auth_views, reference, participants, symptoms, alerts, deviations, app_auth, app_participant):
+    modules = (auth_views, reference, participants, symptoms, alerts, deviations, exports, app_auth, app_participant)
+    for module in modules:
         api.register_blueprint(module.blp)
 
     static = Blueprint("swagger_static", __name__)
