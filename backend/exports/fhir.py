@@ -152,7 +152,33 @@ def _adverse_event(b: _Bundler, row: dict, patient: str, study: str, drug: str |
         if row["relatedness"]:
             suspect["causality"] = [{"assessment": {"text": row["relatedness"]}}]
         fields["suspectEntity"] = [suspect]
+    fields["extension"] = _sae_extensions(row) or None
     return AdverseEvent(**{k: v for k, v in fields.items() if v is not None})
+
+
+# What an SAE report needs and R4B's AdverseEvent has no element for, as extensions of our own (ODM and the CSV
+# carry the same values as items): stop date, ongoing, hospital, grade, criteria, action taken, narrative.
+_SAE_EXTENSIONS = (
+    ("stop_date", "valueDate"),
+    ("ongoing", "valueBoolean"),
+    ("went_to_hospital", "valueBoolean"),
+    ("ctcae_grade", "valueInteger"),
+    ("serious_criteria", "valueCode"),
+    ("action_taken", "valueCode"),
+    ("narrative", "valueString"),
+)
+
+
+def _sae_extensions(row: dict) -> list[dict]:
+    extensions = []
+    for name, kind in _SAE_EXTENSIONS:
+        value = row.get(name)  # absent from the masked rows: action taken and narrative tell too much
+        if value is None or value == "":
+            continue
+        url = f"{SYSTEM}:adverse-event:{name.replace('_', '-')}"
+        values = value.split(",") if name == "serious_criteria" else [value]
+        extensions += [{"url": url, kind: text_of(v) if kind in ("valueDate", "valueCode") else v} for v in values]
+    return extensions
 
 
 def _signature(b: _Bundler, row: dict, number: int) -> Provenance:
