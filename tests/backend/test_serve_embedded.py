@@ -39,13 +39,14 @@ def _get(url: str) -> str | None:
 
 def test_serve_embedded_runs_web_and_scheduler_and_metrics_cover_both(tmp_path):
     port = _free_port()
-    dirs_before = set(Path(tempfile.gettempdir()).glob("trial-metrics-*"))
+    own_tmp = tmp_path / "tmp"  # its TMPDIR: only its own metrics directory is looked for (others run in parallel)
+    own_tmp.mkdir()
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("PROMETHEUS_", "DATABASE_URL", "TEST_DATABASE_URL", "APP_ENV"))
     }
-    env.update(INSTANCE_DIR=str(tmp_path), SMS_BACKEND="console", GUNICORN_WORKERS="2")
+    env.update(INSTANCE_DIR=str(tmp_path), SMS_BACKEND="console", GUNICORN_WORKERS="2", TMPDIR=str(own_tmp))
     proc = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "wsgi", "serve-embedded", "--port", str(port)],
         cwd=ROOT,
@@ -73,7 +74,7 @@ def test_serve_embedded_runs_web_and_scheduler_and_metrics_cover_both(tmp_path):
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "nurse@demo.local" in out and f"http://127.0.0.1:{port}/" in out
-    assert set(Path(tempfile.gettempdir()).glob("trial-metrics-*")) <= dirs_before  # its metrics directory is removed
+    assert not list(own_tmp.glob("trial-metrics-*"))  # its metrics directory is removed
 
 
 # --- under a supervisor: signals, exit status, nothing left behind ----------------------------------------------
