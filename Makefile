@@ -37,11 +37,16 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check --quiet .
 
+## Two workers for everything but the browser (each test has its own database, so they cannot meet), then the
+## browser tests in one process (one Chromium for the session).
+PYTEST_PARALLEL = -n 2 -m "not browser"
 test-sqlite: setup
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
+	$(BIN)/pytest -m browser
 
 test-postgres: setup
-	TEST_DATABASE_URL="$(PG_TEST_URL)" $(BIN)/pytest
+	TEST_DATABASE_URL="$(PG_TEST_URL)" $(BIN)/pytest $(PYTEST_PARALLEL)
+	TEST_DATABASE_URL="$(PG_TEST_URL)" $(BIN)/pytest -m browser
 
 ## The nurse pages' catalogue: extract every marked string, merge it into zh-CN's messages.po (translate the new
 ## ones there), compile messages.mo. tests/backend/test_translations.py fails while any string is untranslated.
