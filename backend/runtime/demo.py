@@ -30,10 +30,13 @@ from schedules.studies import load_study
 from schedules.symptoms import record_vas, report_adverse_event
 
 DEMO_PASSWORD = "demo-Trial-companion-7421"
+# (email, role, page language): the Beijing site's pages are Chinese; these accounts chose English, but
+# 护士 hushi@demo.local reads the site's Chinese.
 DEMO_STAFF = [
-    ("nurse@demo.local", "nurse"),
-    ("investigator@demo.local", "investigator"),
-    ("assessor@demo.local", "assessor"),
+    ("nurse@demo.local", "nurse", "en"),
+    ("investigator@demo.local", "investigator", "en"),
+    ("assessor@demo.local", "assessor", "en"),
+    ("hushi@demo.local", "nurse", None),
 ]
 DEMO_ACTOR = Actor("system", "demo-seed")
 DEMO_REASON = "demo data (seed-demo)"
@@ -109,11 +112,12 @@ def seed_demo(app: Flask, *, force: bool = False) -> list[str]:
             time_zone="Asia/Shanghai",
             on_call=["+8613900000099"],
             phone="+861088325555",
+            language="zh-CN",
             vault=vault,
             actor=DEMO_ACTOR,
             reason=DEMO_REASON,
         )
-        for email, role in [*DEMO_STAFF, ("admin@demo.local", "admin")]:
+        for email, role, language in [*DEMO_STAFF, ("admin@demo.local", "admin", "en")]:
             if session.exec(select(Staff).where(Staff.email == email)).first() is None:
                 staff_site = None if role == "admin" else site
                 create_staff(
@@ -122,6 +126,7 @@ def seed_demo(app: Flask, *, force: bool = False) -> list[str]:
                     password=DEMO_PASSWORD,
                     role=role,
                     site=staff_site,
+                    language=language,
                     actor=DEMO_ACTOR,
                     reason=DEMO_REASON,
                 )
@@ -186,6 +191,7 @@ def seed_demo(app: Flask, *, force: bool = False) -> list[str]:
             sync_participant_messages(session, participant=participant, now=now)
     out.append(f"deviation log: {deviations}")
     out.append(
-        f"log in at /login as {DEMO_STAFF[0][0]} / {DEMO_PASSWORD} (also investigator@, assessor@, admin@demo.local)"
+        f"log in at /login as {DEMO_STAFF[0][0]} / {DEMO_PASSWORD} (also investigator@, assessor@, admin@demo.local;"
+        " hushi@demo.local reads the pages in Chinese)"
     )
     return out

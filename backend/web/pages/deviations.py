@@ -25,7 +25,11 @@ KIND_LABELS = {
     "hold": _l("Hold"),
     "out_of_window_change": _l("Record changed after the window"),
 }
-REVIEW_LABELS = {"open": _l("Open"), "reviewed": _l("Reviewed"), "not_a_deviation": _l("Not a deviation")}
+REVIEW_LABELS = {
+    "open": _l("Open (not reviewed)"),
+    "reviewed": _l("Reviewed"),
+    "not_a_deviation": _l("Not a deviation"),
+}
 
 
 def _filters(form: DeviationFilterForm) -> dict:
