@@ -256,6 +256,9 @@ def _entries(export: Export) -> Iterator[bytes]:
             subject=b.ref("Patient", _id(row["study_code"])),
             authored=_when(row["recorded_at"]),
             item=[{"linkId": "vas", "answer": [{"valueDecimal": row["value"]}]}],
+            # How it was answered: a mark on the 10 cm line (the app) or a typed number (SMS, staff): never mixed
+            # unknowingly in an analysis.
+            extension=[{"url": f"{SYSTEM}:vas-mode", "valueCode": row["mode"]}],
         )
         yield b.entry(response)
     for row in export.dataset("adverse_events").rows:
