@@ -490,3 +490,79 @@ def injection_site_words(site: str | None) -> str:
     """An injection site (schedules.models.InjectionSite) in the page's language."""
     labels = DEFAULT_INJECTION_SITE_LABELS.get(site or "", {})
     return labels.get(page_language()) or labels.get("en") or (site or "").replace("_", " ")
+
+
+def _who(actor: str) -> str:
+    """An audit label of who changed a record, without its code: 'staff:staff:7' is staff account 7."""
+    source, _sep, name = actor.partition(":")
+    if source == "staff":
+        return _("staff account %(n)s", n=name.rpartition(":")[2])
+    return _("the system") if source in ("system", "job") else actor
+
+
+# The rule text the deviation log stores (schedules.deviations, in English, naming the protocol's setting), read
+# back into words; each pattern names the one rule it stands for.
+_DEVIATION_RULES = [
+    (
+        re.compile(r"missed_in_a_row_major = (?P<n>\d+): (?P<r>\d+) doses not taken in a row"),
+        lambda m: _("%(r)s doses not taken in a row (the protocol: %(n)s in a row is major)", r=m["r"], n=m["n"]),
+    ),
+    (
+        re.compile(r"missed_in_a_row_major = (?P<n>\d+): taken late after all"),
+        lambda m: _("taken late after all, in no row of misses (the protocol: %(n)s in a row is major)", n=m["n"]),
+    ),
+    (
+        re.compile(r"missed_in_a_row_major = (?P<n>\d+): a single dose not taken"),
+        lambda m: _("a single dose not taken (the protocol: %(n)s in a row is major)", n=m["n"]),
+    ),
+    (
+        re.compile(r"missed_in_a_row_major = (?P<n>\d+): (?P<r>\d+) doses not taken"),
+        lambda m: _("%(r)s doses not taken (the protocol: %(n)s in a row is major)", r=m["r"], n=m["n"]),
+    ),
+    (
+        re.compile(
+            r"late_major_after_hours = (?P<l>\d+): (?P<how>taken|reported) (?P<h>\d+) h after the window closed"
+        ),
+        lambda m: (
+            _("taken %(h)s h after the window closed (the protocol: more than %(l)s h is major)", h=m["h"], l=m["l"])
+            if m["how"] == "taken"
+            else _(
+                "reported %(h)s h after the window closed (the protocol: more than %(l)s h is major)",
+                h=m["h"],
+                l=m["l"],
+            )
+        ),
+    ),
+    (
+        re.compile(
+            r"out_of_window_change_classification = \w+: (?P<from>[\w ]+) changed to (?P<to>[\w ]+?) "
+            r"(?:on the day|(?P<days>\d+) day\(s\)) after the window closed, by (?P<who>\S+)"
+        ),
+        lambda m: _(
+            "the record was changed from %(old)s to %(new)s %(when)s after the window closed, by %(who)s",
+            old=DOSE_STATE_WORDS.get(m["from"].replace(" ", "_"), m["from"]),
+            new=DOSE_STATE_WORDS.get(m["to"].replace(" ", "_"), m["to"]),
+            when=ngettext("%(num)d day", "%(num)d days", int(m["days"])) if m["days"] else _("the same day"),
+            who=_who(m["who"]),
+        ),
+    ),
+    (
+        re.compile(r"hold_classification = \w+: (?P<n>\d+) dose\(s\) held by (?P<who>\S+)"),
+        lambda m: ngettext(
+            "%(num)d dose held by %(who)s", "%(num)d doses held by %(who)s", int(m["n"]), who=_who(m["who"])
+        ),
+    ),
+    (
+        re.compile(r"later reported (?P<state>[\w ]+)"),
+        lambda m: _("later reported %(state)s", state=DOSE_STATE_WORDS.get(m["state"].replace(" ", "_"), m["state"])),
+    ),
+]
+
+
+def deviation_words(text: str) -> str:
+    """A deviation's stored rule or detail in words; a text no pattern knows (a nurse's own note) is shown as is."""
+    for pattern, words in _DEVIATION_RULES:
+        match = pattern.match(text or "")
+        if match:
+            return words(match)
+    return text

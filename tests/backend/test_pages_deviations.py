@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlmodel import select
 
 from backend.models import AuditEntry
@@ -31,7 +32,7 @@ def test_the_nurse_sees_her_sites_deviations_linked_to_the_participant(app, clie
     assert page.status_code == 200
     assert _rows(page.text) == [("missed_dose", "A-001")] * 3
     assert f'href="/participants/{world["a1"]}"' in page.text
-    assert "missed_in_a_row_major = 2: 3 doses not taken in a row" in page.text and "2026-03-05" in page.text
+    assert "3 doses not taken in a row (the protocol: 2 in a row is major)" in page.text and "2026-03-05" in page.text
     assert 'href="/deviations"' in client.get("/").text  # in the navigation
 
     # In Berlin the window of 5 March is still open at NOW: two of B-001's doses have closed, not three.
@@ -97,3 +98,39 @@ def test_another_sites_nurse_cannot_review_and_the_assessor_is_refused(app, clie
     sign_in(assessor, "assessor-a@example.org")
     assert assessor.get("/deviations").status_code == 403
     assert 'href="/deviations"' not in assessor.get("/").text
+
+
+@pytest.mark.parametrize(
+    ("stored", "english", "chinese"),
+    [
+        (
+            "missed_in_a_row_major = 2: 3 doses not taken in a row",
+            "3 doses not taken in a row (the protocol: 2 in a row is major)",
+            "连续 3 剂未用药（方案规定：连续 2 次为重大）",
+        ),
+        (
+            "late_major_after_hours = 24: taken 25 h after the window closed",
+            "taken 25 h after the window closed (the protocol: more than 24 h is major)",
+            "在时间窗关闭后 25 小时用药（方案规定：超过 24 小时为重大）",
+        ),
+        (
+            "out_of_window_change_classification = minor: missed changed to taken 3 day(s) after the window closed,"
+            " by staff:staff:7",
+            "the record was changed from missed to taken on time 3 days after the window closed, by staff account 7",
+            "工作人员账号 7 在时间窗关闭 3 天后把记录从“漏打”改为“按时用药”",
+        ),
+        ("hold_classification = minor: 4 dose(s) held by staff:staff:2", "4 doses held by staff account 2", None),
+        ("phoned: she was travelling", "phoned: she was travelling", "phoned: she was travelling"),
+    ],
+)
+def test_the_log_reads_each_stored_rule_in_words(app, stored, english, chinese):
+    from flask import g
+
+    from backend.web.words import deviation_words
+
+    for language, expected in (("en", english), ("zh-CN", chinese)):
+        if expected is None:
+            continue
+        with app.test_request_context("/deviations"):
+            g.page_language = language
+            assert deviation_words(stored) == expected

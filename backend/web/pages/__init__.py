@@ -40,6 +40,7 @@ def init_app(app: Flask) -> None:
         words.warning_words,
         words.code_words,
         words.injection_site_words,
+        words.deviation_words,
         words.codes_words,
         words.ae_term_words,
         words.yes_no_words,
