@@ -155,7 +155,9 @@ def test_follow_up_after_sign_off_is_a_new_version_and_the_signed_one_stays_read
     outcome = [
         (r.old_value, r.new_value, r.reason)
         for r in session.exec(
-            select(AuditEntry).where(AuditEntry.entity == "adverseevent", AuditEntry.field == "outcome")
+            select(AuditEntry)
+            .where(AuditEntry.entity == "adverseevent", AuditEntry.field == "outcome")
+            .order_by(AuditEntry.id)
         ).all()
     ]
     assert outcome[-1] == ("recovering", "recovered", "follow-up: discharge letter received")
