@@ -74,8 +74,9 @@ def escalate_serious_ae(
         to_local(now + timedelta(hours=hours), site.time_zone).strftime("%Y-%m-%d %H:%M") + f" ({site.time_zone})"
     )
     # The event's nurse alert, opened with it; the page goes out even if some caller did not open one.
+    # The latest: a completion that learns of a hospital stay after the first alert was resolved opens another.
     alert = session.exec(
-        select(Alert).where(Alert.ref_type == "adverse_event", Alert.ref_id == ae.id).order_by(Alert.id)
+        select(Alert).where(Alert.ref_type == "adverse_event", Alert.ref_id == ae.id).order_by(Alert.id.desc())
     ).first()
     body = render(
         "staff_serious_ae",

@@ -14,10 +14,11 @@ from sqlmodel import Session, select
 
 from schedules.ae_review import open_version
 from schedules.ae_versions import current_version_signed
+from schedules.alerts import open_alert
 from schedules.changes import Actor, acting
 from schedules.ctcae import ctcae_term
 from schedules.errors import InvalidInput
-from schedules.models import AdverseEvent, Alert, AlertState, Participant
+from schedules.models import HIGH, AdverseEvent, Alert, AlertKind, AlertState, Participant
 from schedules.protocol import Protocol
 from schedules.queries import local_today
 from schedules.vocabulary import ACTIONS_TAKEN, NARRATIVE_MAX, RECORD_FIELDS, SEVERITIES
@@ -90,20 +91,58 @@ def checked_record(
     return {name: value for name, value in checked.items() if getattr(ae, name) != value}
 
 
-def _move_deadline(session: Session, ae: AdverseEvent, protocol: Protocol) -> Alert | None:
-    """The unresolved suspected-serious alert's deadline, counted again from when the site became aware."""
-    alert = session.exec(
-        select(Alert).where(
-            Alert.dedupe_key == f"ae:{ae.id}",
-            Alert.deadline_at.is_not(None),
+def _serious_alert(session: Session, ae: AdverseEvent) -> Alert | None:
+    """The event's unresolved suspected-serious alert, if any (the one its reporting clock is on)."""
+    return session.exec(
+        select(Alert)
+        .where(
+            Alert.ref_type == "adverse_event",
+            Alert.ref_id == ae.id,
+            Alert.kind == AlertKind.SERIOUS_AE.value,
             Alert.state != AlertState.RESOLVED.value,
         )
+        .order_by(Alert.id.desc())
     ).first()
-    if alert is None:
+
+
+def _move_deadline(session: Session, ae: AdverseEvent, protocol: Protocol) -> Alert | None:
+    """The unresolved suspected-serious alert's deadline, counted again from when the site became aware."""
+    alert = _serious_alert(session, ae)
+    if alert is None or alert.deadline_at is None:
         return None
     alert.deadline_at = ae.aware_at + timedelta(hours=protocol.safety.reporting_deadline_hours)
     session.add(alert)
     return alert
+
+
+def _make_suspected_serious(
+    session: Session, ae: AdverseEvent, participant: Participant, protocol: Protocol, *, actor: Actor, now: datetime
+) -> None:
+    """A completion that says the participant went to hospital makes the event suspected serious, as the report
+    would have: its alert becomes the high-priority serious one with the reporting clock (a new one when the
+    ordinary alert was already resolved). The caller pages on-call."""
+    ae.suspected_serious = True
+    session.add(ae)
+    deadline = (ae.aware_at or now) + timedelta(hours=protocol.safety.reporting_deadline_hours)
+    alert = session.exec(select(Alert).where(Alert.dedupe_key == f"ae:{ae.id}")).first()
+    if alert is not None and alert.state != AlertState.RESOLVED.value:
+        alert.kind, alert.priority, alert.deadline_at = AlertKind.SERIOUS_AE.value, HIGH, deadline
+        session.add(alert)
+        return
+    open_alert(
+        session,
+        participant=participant,
+        site_id=participant.site_id,
+        kind=AlertKind.SERIOUS_AE.value,
+        dedupe_key=f"ae:{ae.id}:serious",
+        now=now,
+        actor=actor,
+        priority=HIGH,
+        ref_type="adverse_event",
+        ref_id=ae.id,
+        deadline_at=deadline,
+        summary="suspected serious adverse event: went to hospital (record completed by staff)",
+    )
 
 
 def complete_adverse_event(
@@ -130,6 +169,8 @@ def complete_adverse_event(
         for name, value in changed.items():
             setattr(ae, name, value)
         session.add(ae)
-        if "aware_at" in changed:
+        if changed.get("went_to_hospital") and not ae.suspected_serious:
+            _make_suspected_serious(session, ae, participant, protocol, actor=actor, now=now)
+        elif "aware_at" in changed:
             _move_deadline(session, ae, protocol)
     return ae

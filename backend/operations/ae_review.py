@@ -15,10 +15,12 @@ from backend.identity.lockout import LockoutPolicy
 from backend.identity.staff import normalize_email, sign_in_staff
 from backend.models import Staff
 from backend.operations.symptoms import protocol_for
+from notifications.escalation import escalate_serious_ae
 from schedules import ae_record, ae_review
 from schedules.changes import Actor
 from schedules.errors import NotPermitted
 from schedules.models import AdverseEvent, AdverseEventSignature, Participant
+from schedules.phones import PhoneVault
 
 # Nothing follows a grading or a follow-up (no message, no page): the domain write is the whole operation.
 review_adverse_event = ae_review.review_adverse_event
@@ -32,12 +34,14 @@ def complete_adverse_event(
     actor: Actor,
     now: datetime,
     changes: dict[str, object],
+    vault: PhoneVault,
     reason: str | None = None,
 ) -> AdverseEvent:
     """Complete a report into an SAE-ready record (nurse, investigator, admin) under the participant's protocol,
     whose reporting clock the awareness time restarts."""
     participant = session.get(Participant, ae.participant_id)
-    return ae_record.complete_adverse_event(
+    was_serious = ae.suspected_serious
+    ae_record.complete_adverse_event(
         session,
         ae=ae,
         participant=participant,
@@ -47,6 +51,10 @@ def complete_adverse_event(
         changes=changes,
         reason=reason,
     )
+    if ae.suspected_serious and not was_serious:
+        # "Went to hospital" learnt later escalates as the report would have: on-call is paged now.
+        escalate_serious_ae(session, ae=ae, participant=participant, vault=vault, now=now)
+    return ae
 
 
 def sign_adverse_event(

@@ -318,3 +318,48 @@ def test_the_migration_gives_existing_reports_their_report_time_as_awareness_and
         versions = client.get(f"/api/v1/adverse-events/{reported['id']}/versions", headers=investigator).get_json()
         assert [s["intact"] for v in versions for s in v["signatures"]] == [True]
         database.engine.dispose()
+
+
+def test_learning_later_that_the_participant_went_to_hospital_escalates_as_the_report_would_have(
+    client, session, trial
+):
+    from notifications.models import OutboundMessage
+
+    assert post_signed(client, "/sms/inbound", inbound_params("AE 头痛")).status_code == 200
+    session.expire_all()
+    ae = session.exec(select(AdverseEvent)).one()
+    assert not ae.suspected_serious
+    (ordinary,) = session.exec(select(Alert).where(Alert.ref_id == ae.id)).all()
+    assert (ordinary.kind, ordinary.deadline_at) == (AlertKind.ADVERSE_EVENT.value, None)
+
+    answer = record(client, trial, ae.id, went_to_hospital=True, aware_at="2026-03-02T04:00:00+00:00")
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["suspected_serious"] is True
+    alert = serious_alert(session, ae.id)
+    assert alert.id == ordinary.id and alert.priority == "high"
+    assert alert.deadline_at == utc("2026-03-03T04:00Z")  # 24 h from when the site became aware
+    pages = session.exec(select(OutboundMessage).where(OutboundMessage.purpose == "staff_alert")).all()
+    assert pages and all(f"{alert.id}" in page.body for page in pages)  # on-call paged, told the alert's number
+
+    # Already serious: recording it again pages nobody a second time.
+    again = record(client, trial, ae.id, narrative="Admitted overnight for observation.")
+    assert again.status_code == 200
+    session.expire_all()
+    assert len(session.exec(select(OutboundMessage).where(OutboundMessage.purpose == "staff_alert")).all()) == len(
+        pages
+    )
+
+
+def test_a_hospital_stay_learnt_after_the_alert_was_resolved_opens_a_serious_alert(client, session, trial):
+    assert post_signed(client, "/sms/inbound", inbound_params("AE 头痛")).status_code == 200
+    session.expire_all()
+    ae = session.exec(select(AdverseEvent)).one()
+    ordinary = session.exec(select(Alert).where(Alert.ref_id == ae.id)).one()
+    resolved = client.post(
+        f"/api/v1/alerts/{ordinary.id}/resolve", json={"note": "called: a mild headache"}, headers=trial["nurse"]
+    )
+    assert resolved.status_code == 200, resolved.get_json()
+
+    assert record(client, trial, ae.id, went_to_hospital=True).status_code == 200
+    alert = serious_alert(session, ae.id)
+    assert alert.id != ordinary.id and alert.state == "open" and alert.deadline_at is not None

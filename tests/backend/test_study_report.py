@@ -163,7 +163,7 @@ def test_a_coded_report_is_counted_under_its_ctcae_term(client, world, session):
 
     fever = session.get(AdverseEvent, world["fever"])
     complete_adverse_event(
-        session, ae=fever, actor=ACTOR, now=utc(NOW), changes={"ctcae_term": "10016558"}, reason="coded"
+        session, ae=fever, actor=ACTOR, now=utc(NOW), changes={"ctcae_term": "10016558"}, vault=VAULT, reason="coded"
     )
     session.commit()
     sign_in(client, "admin@example.org")

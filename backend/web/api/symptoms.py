@@ -313,7 +313,13 @@ class AdverseEventRecord(MethodView):
         ae, participant = _visible_ae(session, ae_id)
         reason = data.pop("reason", None)
         complete_adverse_event(
-            session, ae=ae, actor=current_principal().actor, now=utcnow(), changes=data, reason=reason
+            session,
+            ae=ae,
+            actor=current_principal().actor,
+            now=utcnow(),
+            changes=data,
+            vault=get_vault(),
+            reason=reason,
         )
         return _one_ae(session, ae, participant)
 

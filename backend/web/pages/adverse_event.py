@@ -12,6 +12,7 @@ from flask_wtf import FlaskForm
 from sqlmodel import select
 
 from backend.db import get_session
+from backend.extensions import get_vault
 from backend.identity.app_tokens import Refused
 from backend.identity.principal import REVIEWERS, UNMASKED
 from backend.models import Staff
@@ -184,7 +185,13 @@ def complete_adverse_event(ae_id: int):
             if aware != (ae.aware_at or ae.reported_at).replace(second=0, microsecond=0):
                 changes["aware_at"] = aware
         ops.complete_adverse_event(
-            get_session(), ae=ae, actor=principal().actor, now=now, changes=changes, reason=form.reason.data.strip()
+            get_session(),
+            ae=ae,
+            actor=principal().actor,
+            now=now,
+            changes=changes,
+            vault=get_vault(),
+            reason=form.reason.data.strip(),
         )
         return _("Record saved as version %(n)d.", n=ae.version)
 
