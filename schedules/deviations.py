@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Iterable, NamedTuple, Sequence
 
-from sqlalchemy import case, func, or_
+from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from schedules.bulk import bulk_insert, in_values
@@ -353,61 +353,6 @@ def detect_deviations(session: Session, *, now: datetime, participant_ids: Itera
             _apply(session, found, report, now=now)
         report.participants = len(participants)
     return report
-
-
-def record_missed(session: Session, *, now: datetime, dose_ids: Sequence[int]) -> DeviationReport:
-    """After the missed-dose job: a deviation for each dose it just marked missed, and neighbours made major.
-
-    Reads only each participant's newest closed doses (a window function, one query for the whole batch),
-    enough to see whether a new miss completes a row of missed_in_a_row_major; it inserts rows for the given
-    doses and only ever upgrades others. The periodic detect_deviations job re-reads everything and corrects
-    whatever this short look could not see."""
-    report = DeviationReport()
-    ids = list(dose_ids)
-    if not ids:
-        return report
-    rules = _rules(session, None)
-    flagged = case((in_values(session, d_t.c.id, ids), 1), else_=0)
-    by_participant = {"partition_by": d_t.c.participant_id}
-    ranked = (
-        select(
-            *_DOSE_COLUMNS,
-            p_t.c.site_id,
-            p_t.c.study_id,
-            flagged.label("flagged"),
-            func.row_number()
-            .over(**by_participant, order_by=(d_t.c.local_date.desc(), d_t.c.seq.desc()))
-            .label("rank"),
-            func.sum(flagged).over(**by_participant).label("flagged_here"),
-        )
-        .join(p_t, p_t.c.id == d_t.c.participant_id)
-        .where(d_t.c.participant_id.in_(select(d_t.c.participant_id).where(in_values(session, d_t.c.id, ids))))
-        .where(d_t.c.state.not_in([*UNCOUNTED, DoseState.SCHEDULED.value]))
-        .subquery()
-    )
-    # Each participant's flagged doses and the missed_in_a_row_major - 1 closed doses before them, newest last.
-    before = max(r.missed_in_a_row_major for r in rules.values()) - 1
-    query = (
-        select(ranked)
-        .where(ranked.c.rank <= before + ranked.c.flagged_here)
-        .order_by(ranked.c.participant_id, ranked.c.rank.desc())
-    )
-    newest: dict[int, list] = defaultdict(list)
-    for row in session.connection().execute(query):
-        newest[row.participant_id].append(row)
-    # New rows for the flagged doses only: an older dose at the edge of the short look may sit in a longer row.
-    wanted = {dedupe_key(MISSED, row.id) for rows in newest.values() for row in rows if row.flagged}
-    with acting(session, JOB_ACTOR, "missed-dose job: derived by the protocol's [deviations] rules"):
-        found = []
-        for participant_id, rows in newest.items():
-            who = _Who(participant_id, rows[0].site_id)
-            found += [f for f in _dose_rows(rules[rows[0].study_id], who, rows, set()) if f.kind == MISSED]
-        _apply(session, found, report, now=now, creatable=wanted, upgrade_only=True)
-    report.participants = len(newest)
-    return report
-
-
-# --- reviewing ------------------------------------------------------------------------
 
 
 def review_deviation(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
@@ -54,7 +54,6 @@ class MissedReport:
     alerts_opened: int = 0
     high_priority: int = 0
     contact_problems: int = 0
-    dose_ids: list[int] = field(default_factory=list)  # the doses marked missed, for the deviation log
 
     def __str__(self) -> str:
         return (
@@ -233,7 +232,7 @@ def flag_missed_doses(
             return report
         _record_events(session, flagged, now=now)
         _follow_loaded(session, set(flagged), now=now)
-        report.flagged, report.dose_ids = len(flagged), flagged
+        report.flagged = len(flagged)
         unreachable = undelivered(flagged) if undelivered else set()
         inserted = _open_alerts(session, flagged, unreachable, now=now)
         # One audit insert for both: the doses' field rows, then the alerts' create rows, as two flushes would.

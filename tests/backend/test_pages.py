@@ -377,15 +377,18 @@ def test_the_simulator_replies_as_the_participant_and_runs_the_jobs(console_clie
 
 
 # --- display helpers ---------------------------------------------------------------------------------
-def test_times_name_their_zone_and_the_calendar_puts_each_dose_on_its_local_date(session, world):
+def test_times_name_their_zone_and_the_calendar_puts_each_dose_on_its_local_date(app, session, world):
     from datetime import timedelta
 
-    from backend.web.pages.display import duration_text, local_text, month_grids
+    from backend.web.i18n import local_text
+    from backend.web.pages.display import month_grids
+    from backend.web.words import duration_words
     from schedules.queries import doses_of
 
-    assert local_text(utc("2026-03-04T04:00Z"), "Asia/Shanghai") == "2026-03-04 12:00 (Asia/Shanghai)"
-    assert [duration_text(timedelta(minutes=m)) for m in (5, 200, 60 * 51)] == ["5 min", "3 h 20 min", "2 d 3 h"]
-    grids = month_grids(doses_of(session, world["a1"]), today=date(2026, 3, 6))
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert local_text(utc("2026-03-04T04:00Z"), "Asia/Shanghai") == "2026-03-04 12:00 (Asia/Shanghai)"
+        assert [duration_words(timedelta(minutes=m)) for m in (5, 200, 60 * 51)] == ["5 min", "3 h 20 min", "2 d 3 h"]
+        grids = month_grids(doses_of(session, world["a1"]), today=date(2026, 3, 6))
     assert [g.title for g in grids] == ["March 2026", "April 2026", "May 2026"]
     march = [cell for week in grids[0].weeks for cell in week if cell.day]
     assert march[0].day == date(2026, 3, 1) and march[0].dose.state == "missed"

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sqlmodel import select
 
 from schedules.changes import Actor
-from schedules.deviations import detect_deviations, record_missed, runs_not_taken
+from schedules.deviations import detect_deviations, runs_not_taken
 from schedules.doses import report_dose
 from schedules.missed import flag_missed_doses
 from schedules.models import Deviation
@@ -63,22 +63,6 @@ def test_two_missed_in_a_row_makes_both_major_even_found_one_at_a_time(session):
         ("missed_dose", date(2026, 3, 1), "major"),
         ("missed_dose", date(2026, 3, 3), "major"),
     ]
-
-
-def test_the_missed_dose_job_records_and_upgrades_without_the_full_run(session):
-    participant = make_participant(session)
-    first = flag_missed_doses(session, now=_closes(1) + timedelta(minutes=1))
-    record_missed(session, now=_closes(1), dose_ids=first.dose_ids)
-    assert _log(session, participant) == [("missed_dose", date(2026, 3, 1), "minor")]
-
-    second = flag_missed_doses(session, now=_closes(2) + timedelta(minutes=1))
-    report = record_missed(session, now=_closes(2), dose_ids=second.dose_ids)
-
-    assert report.created["missed_dose"] == 1 and report.reclassified == 1
-    assert [c for _, _, c in _log(session, participant)] == ["major", "major"]
-    # The full run agrees with what the quick one wrote: nothing to add or change.
-    again = detect_deviations(session, now=_closes(2) + timedelta(hours=1))
-    assert sum(again.created.values()) == 0 and again.reclassified == 0
 
 
 def test_running_detection_twice_inserts_nothing(session):

@@ -52,30 +52,6 @@ def shown_state(dose: Dose, *, enrolled_at: datetime) -> str:
     return "to_enter" if awaits_entry(dose, enrolled_at=enrolled_at) else dose.state
 
 
-def local_text(instant: datetime | None, zone: str) -> str:
-    """'2026-03-04 12:00 (Asia/Shanghai)': an instant as wall time in `zone`, the zone named."""
-    if instant is None:
-        return "—"
-    return f"{to_local(instant, zone):%Y-%m-%d %H:%M} ({zone})"
-
-
-def local_date_text(instant: datetime | None, zone: str) -> str:
-    """'2026-03-04': the local calendar date of an instant in `zone`."""
-    return "—" if instant is None else f"{to_local(instant, zone):%Y-%m-%d}"
-
-
-def duration_text(delta: timedelta) -> str:
-    """'2 d 3 h', '3 h 20 min', '5 min': a rounded-down, human-sized span."""
-    minutes = max(0, int(delta.total_seconds() // 60))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {mins} min"
-    return f"{mins} min"
-
-
 def percent_text(rate: float | None) -> str:
     """'85%' or '—' when nothing has come due yet."""
     return "—" if rate is None else f"{round(rate * 100)}%"
