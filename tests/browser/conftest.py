@@ -126,3 +126,28 @@ def console_errors(page) -> list[str]:
     page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
     page.on("console", lambda message: errors.append(f"console: {message.text}") if message.type == "error" else None)
     return errors
+
+
+def chinese_width(page) -> dict | None:
+    """Four Chinese characters of the screen measured in place, beside four code points no font has (tofu)."""
+    return page.evaluate(
+        """() => {
+            const walker = document.createTreeWalker(document.querySelector("main"), NodeFilter.SHOW_TEXT);
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                const at = node.textContent.search(/\\p{Script=Han}{4}/u);
+                if (at < 0) continue;
+                const range = document.createRange();
+                range.setStart(node, at);
+                range.setEnd(node, at + 4);
+                const chinese = range.getBoundingClientRect().width;
+                const tofu = document.createElement("span");
+                tofu.textContent = "\\u0378\\u0379\\u0380\\u0381";
+                node.parentElement.append(tofu);
+                const width = tofu.getBoundingClientRect().width;
+                tofu.remove();
+                const em = parseFloat(getComputedStyle(node.parentElement).fontSize);
+                return {text: node.textContent.slice(at, at + 4), chinese, tofu: width, em};
+            }
+            return null;
+        }"""
+    )

@@ -11,7 +11,7 @@ from sqlmodel import select
 from backend.db import get_database
 from backend.runtime.demo import DEMO_PASSWORD
 from schedules.models import AdverseEvent, Participant
-from tests.browser.conftest import require_cjk_font, sign_in
+from tests.browser.conftest import chinese_width, require_cjk_font, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -118,27 +118,7 @@ def test_chinese_text_renders_as_glyphs_not_boxes(tabs):
     # Four Chinese characters of the page measured in place, beside as many code points that no font has
     # (tofu) in the same element: without a CJK font both are the same .notdef boxes; with one, each
     # Chinese glyph is a full em wide.
-    found = page.evaluate(
-        """() => {
-            const walker = document.createTreeWalker(document.querySelector("main"), NodeFilter.SHOW_TEXT);
-            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-                const at = node.textContent.search(/\\p{Script=Han}{4}/u);
-                if (at < 0) continue;
-                const range = document.createRange();
-                range.setStart(node, at);
-                range.setEnd(node, at + 4);
-                const chinese = range.getBoundingClientRect().width;
-                const tofu = document.createElement("span");
-                tofu.textContent = "\\u0378\\u0379\\u0380\\u0381";
-                node.parentElement.append(tofu);
-                const width = tofu.getBoundingClientRect().width;
-                tofu.remove();
-                const em = parseFloat(getComputedStyle(node.parentElement).fontSize);
-                return {text: node.textContent.slice(at, at + 4), chinese, tofu: width, em};
-            }
-            return null;
-        }"""
-    )
+    found = chinese_width(page)
     assert found, "no Chinese text on the simulator page for P-001"
     assert abs(found["chinese"] - 4 * found["em"]) < 2, f"{found}: 4 Chinese characters are not 4 em wide"
     assert abs(found["chinese"] - found["tofu"]) > 4, f"{found}: Chinese text is as wide as missing glyphs"

@@ -17,7 +17,7 @@ from backend.runtime.demo import DEMO_PASSWORD
 from notifications.models import OutboundMessage
 from notifications.pages import page_prefix
 from schedules.models import AdverseEvent, Alert, Dose, Participant, Site, VasScore
-from tests.browser.conftest import require_cjk_font, sign_in
+from tests.browser.conftest import chinese_width, require_cjk_font, sign_in
 from tests.browser.test_page_checks import _axe_violations
 from tests.factories import auth, make_staff_token
 
@@ -340,31 +340,6 @@ def test_every_screen_in_both_languages_has_no_axe_violation(browser, live_serve
     assert {name: found for name, found in violations.items() if found} == {}
 
 
-def _chinese_width(page) -> dict:
-    """Four Chinese characters of the screen measured in place, beside four code points no font has (tofu)."""
-    return page.evaluate(
-        """() => {
-            const walker = document.createTreeWalker(document.querySelector("main"), NodeFilter.SHOW_TEXT);
-            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-                const at = node.textContent.search(/\\p{Script=Han}{4}/u);
-                if (at < 0) continue;
-                const range = document.createRange();
-                range.setStart(node, at);
-                range.setEnd(node, at + 4);
-                const chinese = range.getBoundingClientRect().width;
-                const tofu = document.createElement("span");
-                tofu.textContent = "\\u0378\\u0379\\u0380\\u0381";
-                node.parentElement.append(tofu);
-                const width = tofu.getBoundingClientRect().width;
-                tofu.remove();
-                const em = parseFloat(getComputedStyle(node.parentElement).fontSize);
-                return {text: node.textContent.slice(at, at + 4), chinese, tofu: width, em};
-            }
-            return null;
-        }"""
-    )
-
-
 def test_chinese_renders_as_glyphs_on_the_vas_screen(browser, live_server, live_app, phone):
     from playwright.sync_api import expect
 
@@ -378,7 +353,7 @@ def test_chinese_renders_as_glyphs_on_the_vas_screen(browser, live_server, live_
     page.get_by_role("link", name="病情活动").click()
     expect(page.locator("main[data-screen='vas'] h1")).to_have_text("您的疾病活动程度如何？")
     assert page.evaluate("document.documentElement.lang") == "zh-CN"
-    found = _chinese_width(page)
+    found = chinese_width(page)
     assert found, "no Chinese text on the VAS screen"
     assert abs(found["chinese"] - 4 * found["em"]) < 2, f"{found}: 4 Chinese characters are not 4 em wide"
     assert abs(found["chinese"] - found["tofu"]) > 4, f"{found}: Chinese text is as wide as missing glyphs"
