@@ -124,7 +124,6 @@ def put_back(app) -> None:
     database = get_database(app)
     with database.engine.begin() as conn:
         conn.execute(text("DELETE FROM alert WHERE ref_type = 'dose'"))
-        conn.execute(text("DELETE FROM deviation"))  # the job's deviation rows of the missed doses
         conn.execute(text("DELETE FROM doseevent"))
         conn.execute(
             text(
@@ -137,7 +136,7 @@ def put_back(app) -> None:
         # next run checks the same dedupe keys against dead index entries, a cost the real job never meets. Not
         # the dose table: vacuuming a million fresh rows dirties every page, which the next runs would write out.
         with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            for table in ("alert", "doseevent", "deviation"):
+            for table in ("alert", "doseevent"):
                 conn.execute(text(f"VACUUM {table}"))
 
 
