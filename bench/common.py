@@ -103,24 +103,41 @@ def banner(title: str) -> float:
 
 
 # --- databases ---------------------------------------------------------------------------------------------
+# Runtime URL -> owner URL of each database pg_database made: env_for passes the owner's as MIGRATION_DATABASE_URL.
+_OWNER_URLS: dict[str, str] = {}
+
+
 @contextlib.contextmanager
 def pg_database(tag: str) -> Iterator[str]:
-    """A new PostgreSQL database for one benchmark, dropped afterwards."""
+    """A new PostgreSQL database for one benchmark, as production runs it: owned by a role of its own that migrates,
+    used by another (the runtime role the processes must be, see README, Database roles). Yields the runtime URL;
+    the database and both roles are dropped afterwards (only those: the server is shared)."""
     import psycopg
 
-    name = f"bench_{tag}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    suffix = uuid.uuid4().hex[:8]
+    name, owner, runtime = f"bench_{tag}_{suffix}", f"bench_owner_{suffix}", f"bench_runtime_{suffix}"
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    server = base.split("@", 1)[1]
+    created: list[str] = []
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        for role in (owner, runtime):
+            conn.execute(f'CREATE ROLE "{role}" LOGIN')
+            created.append(role)
+        conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+    runtime_url = f"postgresql+psycopg://{runtime}@{server}/{name}"
+    _OWNER_URLS[runtime_url] = f"postgresql+psycopg://{owner}@{server}/{name}"
     try:
-        yield f"{base}/{name}"
+        yield runtime_url
     finally:
+        _OWNER_URLS.pop(runtime_url, None)
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
                 (name,),
             )
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            for role in reversed(created):
+                conn.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 @contextlib.contextmanager
@@ -147,6 +164,7 @@ def env_for(url: str, workdir: str, **extra) -> dict[str, str]:
         {
             "APP_ENV": "production",
             "DATABASE_URL": url,
+            "MIGRATION_DATABASE_URL": _OWNER_URLS.get(url, ""),
             "INSTANCE_DIR": f"{workdir}/instance",
             "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
             "SMS_BACKEND": "console",
