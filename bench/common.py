@@ -113,20 +113,24 @@ def pg_database(tag: str) -> Iterator[str]:
     used by another (the runtime role the processes must be, see README, Database roles). Yields the runtime URL;
     the database and both roles are dropped afterwards (only those: the server is shared)."""
     import psycopg
+    from sqlalchemy.engine import make_url
 
     suffix = uuid.uuid4().hex[:8]
     name, owner, runtime = f"bench_{tag}_{suffix}", f"bench_owner_{suffix}", f"bench_runtime_{suffix}"
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    server = base.split("@", 1)[1]
+    admin = make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg", password=None, database=name)
+
+    def as_role(role: str) -> str:
+        return admin.set(username=role).render_as_string(hide_password=False)
+
     created: list[str] = []
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        for role in (owner, runtime):
-            conn.execute(f'CREATE ROLE "{role}" LOGIN')
-            created.append(role)
-        conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
-    runtime_url = f"postgresql+psycopg://{runtime}@{server}/{name}"
-    _OWNER_URLS[runtime_url] = f"postgresql+psycopg://{owner}@{server}/{name}"
-    try:
+    runtime_url = as_role(runtime)
+    try:  # from the first CREATE on, so a failed step still drops what the earlier ones made
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            for role in (owner, runtime):
+                conn.execute(f'CREATE ROLE "{role}" LOGIN')
+                created.append(role)
+            conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+        _OWNER_URLS[runtime_url] = as_role(owner)
         yield runtime_url
     finally:
         _OWNER_URLS.pop(runtime_url, None)
