@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-BENCHES = b1_fanout b2_inbound b2_ceiling b3_missed b4_enroll b5_memory b6_apscheduler b7_sqlite_writes b8_crash
+BENCHES = b1_fanout b2_inbound b2_ceiling b3_missed b4_enroll b5_memory b6_apscheduler b7_sqlite_writes b8_crash b10_celery
 
 .PHONY: run test lint test-sqlite test-postgres setup clean bench translations $(BENCHES)
 
@@ -15,6 +15,11 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 setup: $(BIN)/.installed
+
+## The benchmarks' own extra (Celery, for B10's peer) on top of the test install.
+$(BIN)/.installed-bench: $(BIN)/.installed
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[test,bench]'
+	touch $@
 
 ## Set up from nothing and run the embedded default: SQLite file, console SMS, demo data,
 ## web server (gunicorn) and scheduler together on http://127.0.0.1:5000/
@@ -58,10 +63,10 @@ translations: setup
 
 ## Benchmarks (bench/README.md), each from a clean clone with one command: `make bench` runs them
 ## all (~30 min), `make b3_missed` one of them, `make b4_enroll ARGS="--n 200 --profile"` with options.
-bench: setup
+bench: $(BIN)/.installed-bench
 	bench/run_all.sh
 
-$(BENCHES): setup
+$(BENCHES): $(BIN)/.installed-bench
 	$(BIN)/python bench/$@.py $(ARGS)
 
 clean:

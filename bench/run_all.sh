@@ -15,4 +15,5 @@ PY="${PYTHON:-.venv/bin/python}"
   "$PY" bench/b6_apscheduler.py
   "$PY" bench/b5_memory.py
   "$PY" bench/b8_crash.py
+  "$PY" bench/b10_celery.py
 } 2>&1 | grep --line-buffered -v '^{"ts"' | tee bench/last-run.txt
