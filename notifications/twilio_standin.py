@@ -254,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
         standin = self.server.standin
         if path == _MESSAGES_PATH:
             since = parse_qs(parts.query, keep_blank_values=True).get("since", ["0"])[-1]
-            if not since.isdigit():
+            if not (since.isascii() and since.isdigit()):
                 message = f"since must be a whole number >= 0, not {since!r}"
                 self._send_json(400, {"ok": False, "error": message})
                 return
