@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every benchmark in turn, as bench/README.md's table was made; output to bench/last-run.txt as well.
-# Each script also runs alone with one command (see bench/README.md). About 35 minutes on 2 cores.
+# Each script also runs alone with one command (see bench/README.md). About 40 minutes on 2 cores.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
