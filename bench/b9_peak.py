@@ -73,9 +73,19 @@ def _scalar(app, sql: str, **params):
 def _reminders(app, *statuses: str) -> int:
     return _scalar(
         app,
-        "SELECT count(*) FROM outboundmessage WHERE purpose = 'dose_reminder' AND status = ANY(:s)",
+        "SELECT count(*) FROM outboundmessage WHERE purpose IN ('dose_reminder', 'dose_and_vas') AND status = ANY(:s)",
         s=list(statuses),
     )
+
+
+def _statuses(app) -> dict[str, int]:
+    from sqlalchemy import text
+
+    from backend.db import get_database
+
+    with get_database(app).engine.connect() as conn:
+        rows = conn.execute(text("SELECT purpose, status, count(*) FROM outboundmessage GROUP BY purpose, status"))
+        return {f"{purpose}/{status}": count for purpose, status, count in rows}
 
 
 def _inbound_checks(app, posted: list[dict]) -> dict:
@@ -149,7 +159,8 @@ def run(
         # Planned ahead, as the planner does, and due together once every process is up (as at 20:00).
         due = (datetime.now(timezone.utc) + timedelta(seconds=lead)).replace(microsecond=0)
         insert_due_reminders(app, ids, due=due)
-        bodies = _reminder_bodies(due)
+        # The planner folds the weekly VAS prompt into a reminder (a new row, other words): count by recipient.
+        bodies = {common.phone(i) for i in range(n)}
 
         port = free_port()
         procs = {"web": start_gunicorn(env, port, "wsgi:app", f"{work}/web.log")}
@@ -190,6 +201,7 @@ def run(
             for nurse in nurses:
                 nurse.start()
             time.sleep(max(0.0, due.timestamp() - time.time()))
+            at_due = _statuses(app)
             # Every reminder handed over: the stand-in got it and its row says so.
             common.wait_for(
                 lambda: _reminders(app, "planned", "sending") == 0,
@@ -212,7 +224,7 @@ def run(
                 common.stop_process(proc)
 
         messages = standin.messages()
-        reminders = [m for m in messages if m["Body"] in bodies]
+        reminders = [m for m in messages if m["To"] in bodies]
         by_phone = Counter(m["To"] for m in reminders)
         stamps = sorted(timestamp(m["received_at"]) for m in reminders)
         all_stamps = [timestamp(m["received_at"]) for m in messages]
@@ -258,6 +270,8 @@ def run(
             "reminders_lost": n - len(by_phone),
             "reminders_doubled": sum(by_phone.values()) - len(by_phone),
             "reminder_rows_sent": _reminders(app, "sent"),
+            "outbox_at_due": at_due,
+            "outbox_at_end": _statuses(app),
             "replies_planned": dict(sorted(generator.kinds.items())),
             "replies_posted": len(first_replies),
             "replays_posted": len(generator.posted) - len(first_replies),
@@ -339,6 +353,8 @@ def show(r: dict) -> None:
             f"   page {name}: {p['loads']} loads, p50 {p['p50_ms']} ms, p95 {p['p95_ms']} ms, max {p['max_ms']} ms, "
             f"not 200: {p['not_200']}"
         )
+    print(f"   outbox at due: {r['outbox_at_due']}")
+    print(f"   outbox at end: {r['outbox_at_end']}")
     print(f"   errors logged: {r['server_errors_logged']}")
     print(f"   peak RSS MB: {r['peak_rss_mb']}")
     held = targets(r)

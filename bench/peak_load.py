@@ -105,7 +105,7 @@ class ReplyGenerator:
         now = time.monotonic()
         for message in messages:
             phone = message.get("To") or ""
-            if message.get("Body") not in self.reminder_bodies:
+            if phone not in self.reminder_bodies:  # participants' phones: what they get now is the reminder
                 continue
             self.reminders_seen += 1
             if phone in self.answered or self.rng.random() >= self.share:
