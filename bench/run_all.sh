@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every benchmark in turn, as bench/README.md's table was made; output to bench/last-run.txt as well.
-# Each script also runs alone with one command (see bench/README.md). About 30 minutes on 2 cores.
+# Each script also runs alone with one command (see bench/README.md). About 50 minutes on 2 cores.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
@@ -15,5 +15,6 @@ PY="${PYTHON:-.venv/bin/python}"
   "$PY" bench/b6_apscheduler.py
   "$PY" bench/b5_memory.py
   "$PY" bench/b8_crash.py
+  "$PY" bench/b9_peak.py
   "$PY" bench/b10_celery.py
 } 2>&1 | grep --line-buffered -v '^{"ts"' | tee bench/last-run.txt

@@ -3,7 +3,7 @@
 Runs in-process for tests (``with TwilioStandIn() as standin: ...``) or in the foreground for
 benchmarks and multi-process tests (``python -m notifications.twilio_standin --port 8099``).
 Other processes steer it through ``/_standin/control`` and read what it accepted from
-``/_standin/messages``.
+``/_standin/messages`` (``?since=N``: only those from the N-th on, for cheap polling).
 """
 
 from __future__ import annotations
@@ -101,8 +101,12 @@ class TwilioStandIn:
     @property
     def messages(self) -> list[dict[str, Any]]:
         """Snapshot of accepted message creates, oldest first."""
+        return self.messages_since(0)
+
+    def messages_since(self, start: int) -> list[dict[str, Any]]:
+        """Accepted message creates from index ``start`` (0-based, oldest first) on."""
         with self._lock:
-            return [dict(m) for m in self._messages]
+            return [dict(m) for m in self._messages[start:]]
 
     def fail_next(
         self,
@@ -252,10 +256,16 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-        path = urlsplit(self.path).path
+        parts = urlsplit(self.path)
+        path = parts.path
         standin = self.server.standin
         if path == _MESSAGES_PATH:
-            self._send_json(200, standin.messages)
+            since = parse_qs(parts.query, keep_blank_values=True).get("since", ["0"])[-1]
+            if not (since.isascii() and since.isdigit()):
+                message = f"since must be a whole number >= 0, not {since!r}"
+                self._send_json(400, {"ok": False, "error": message})
+                return
+            self._send_json(200, standin.messages_since(int(since)))
         elif path == _STATS_PATH:
             self._send_json(200, {"requests_seen": standin.requests_seen(), "messages": len(standin.messages)})
         else:

@@ -263,6 +263,27 @@ def test_control_endpoints_steer_the_standin_from_outside(standin):
     assert standin.requests_seen() == 0
 
 
+def test_messages_endpoint_returns_those_since_an_index(standin):
+    sender = twilio_sender(standin)
+    for body in ("one", "two", "three"):
+        sender.send(to=PHONE, body=body)
+
+    assert [m["Body"] for m in get_json(f"{standin.url}/_standin/messages")] == ["one", "two", "three"]
+    assert [m["Body"] for m in get_json(f"{standin.url}/_standin/messages?since=1")] == ["two", "three"]
+    assert get_json(f"{standin.url}/_standin/messages?since=3") == []
+    assert get_json(f"{standin.url}/_standin/messages?since=99") == []
+    assert all(m["received_at"] for m in get_json(f"{standin.url}/_standin/messages?since=0"))
+
+
+@pytest.mark.parametrize("since", ["-1", "abc", "1.5", ""])
+def test_messages_endpoint_refuses_a_bad_since(standin, since):
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        get_json(f"{standin.url}/_standin/messages?since={since}")
+
+    assert caught.value.code == 400
+    assert "since must be a whole number" in json.loads(caught.value.read())["error"]
+
+
 def test_control_endpoint_sets_latency_and_hangs(standin):
     post_json(f"{standin.url}/_standin/control", {"latency_ms": 150})
     sender = twilio_sender(standin, timeout_seconds=0.5)
