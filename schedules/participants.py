@@ -173,11 +173,22 @@ def _insert_participant(session: Session, participant: Participant) -> dict | No
 
 def find_by_phone(session: Session, *, e164: str, vault: PhoneVault) -> Participant | None:
     """Match a phone number through its keyed hash (no row is decrypted)."""
-    return session.exec(
-        select(Participant)
+    found = find_sender(session, e164=e164, vault=vault)
+    return found[0] if found else None
+
+
+def find_sender(session: Session, *, e164: str, vault: PhoneVault) -> tuple[Participant, Site, Study] | None:
+    """find_by_phone with the participant's site and study, in the same query: what an inbound SMS needs first
+    (the latest enrollment wins when a number was enrolled twice)."""
+    found = session.exec(
+        select(Participant, Site, Study)
+        .join(Site, Site.id == Participant.site_id)
+        .join(Study, Study.id == Participant.study_id)
         .where(Participant.phone_hash == vault.lookup_hash(e164))
         .order_by(Participant.enrolled_at.desc())
+        .limit(1)
     ).first()
+    return tuple(found) if found else None
 
 
 def _replan_open_doses(session: Session, participant: Participant, *, now: datetime) -> int:

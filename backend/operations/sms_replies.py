@@ -6,7 +6,9 @@ import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, insert, inspect, update
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from backend.operations.doses import record_dose
@@ -23,7 +25,8 @@ from notifications.models import VAS_ASKING_PURPOSES, InboundMessage, OutboundMe
 from notifications.parsing import CONSENT_KINDS, Intent, IntentKind, parse_reply
 from notifications.templates import render
 from schedules.alerts import open_alert
-from schedules.changes import Actor
+from schedules.bulk import bulk_insert
+from schedules.changes import Actor, record_changes
 from schedules.doses import InvalidTransition
 from schedules.errors import InvalidInput
 from schedules.models import (
@@ -36,7 +39,7 @@ from schedules.models import (
     Study,
     VasScore,
 )
-from schedules.participants import find_by_phone, study_over
+from schedules.participants import find_sender, study_over
 from schedules.phones import InvalidPhone, PhoneVault, normalize_e164, region_of
 from schedules.protocol import Protocol
 from schedules.queries import open_dose
@@ -49,6 +52,7 @@ SYMPTOM_SHOWN = 40  # characters of a symptom read back in a reply
 # SMS_KEYWORD_REPLIES: who answers STOP, START and HELP.
 KEYWORDS_ANSWERED_BY_CARRIER, KEYWORDS_ANSWERED_BY_US = "twilio", "us"
 CONSENT_VALUES = frozenset(kind.value for kind in CONSENT_KINDS)
+_INBOUND = InboundMessage.__table__
 
 
 @dataclass(frozen=True)
@@ -63,44 +67,59 @@ class InboundResult:
 def _store_raw(
     session: Session, *, message_sid: str, from_hash: str, body: str, params: dict, now: datetime
 ) -> tuple[InboundMessage, bool]:
-    existing = session.exec(select(InboundMessage).where(InboundMessage.message_sid == message_sid)).first()
-    if existing is not None:
-        return existing, True
-    row = InboundMessage(
+    """Store the raw message once per MessageSid: one INSERT that skips a stored MessageSid (a replay, or a
+    concurrent copy, which it waits for), so a replay reads the first copy's row instead."""
+    values = dict(
         message_sid=message_sid,
         from_hash=from_hash,
+        participant_id=None,
         body=body,
         params_json=json.dumps(params, ensure_ascii=False),
         received_at=now,
+        intent="",
+        outcome="",
+        needs_review=False,
+        reply_body="",
+        processed_at=None,
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
+    inserted = bulk_insert(session, _INBOUND, [values], returning=("id",), skip_conflicts_on="message_sid")
+    if not inserted:
         return session.exec(select(InboundMessage).where(InboundMessage.message_sid == message_sid)).one(), True
+    row = InboundMessage(id=inserted[0][0], **values)
+    # As if loaded, and outside the session until handle_inbound is done with it: what is learnt about the
+    # message on the way (participant, intent, outcome, reply) is written once, not at every query's autoflush.
+    make_transient_to_detached(row)
     return row, False
 
 
+_VAS_ANSWERED = (
+    select(VasScore.id)
+    .where(
+        VasScore.participant_id == bindparam("participant_id"),
+        VasScore.recorded_at >= OutboundMessage.sent_at,
+        VasScore.status != "withdrawn",
+    )
+    .exists()
+)
+# Built once: the statement is the same for every message, only its parameters change.
+_VAS_UNANSWERED = (
+    select(OutboundMessage.id)
+    .where(
+        OutboundMessage.participant_id == bindparam("participant_id"),
+        OutboundMessage.purpose.in_(sorted(VAS_ASKING_PURPOSES)),
+        OutboundMessage.sent_at.is_not(None),
+        OutboundMessage.sent_at >= bindparam("since", type_=OutboundMessage.__table__.c.sent_at.type),
+        ~_VAS_ANSWERED,
+    )
+    .limit(1)
+)
+
+
 def _vas_pending(session: Session, participant: Participant, *, now: datetime, window: timedelta) -> bool:
-    """A VAS prompt went out within the reply window and no VAS has been recorded since."""
-    prompt = session.exec(
-        select(OutboundMessage.sent_at)
-        .where(
-            OutboundMessage.participant_id == participant.id,
-            OutboundMessage.purpose.in_(VAS_ASKING_PURPOSES),
-            OutboundMessage.sent_at.is_not(None),
-            OutboundMessage.sent_at >= now - window,
-        )
-        .order_by(OutboundMessage.sent_at.desc())
-    ).first()
-    if prompt is None:
-        return False
-    answered = session.exec(
-        select(VasScore.id).where(
-            VasScore.participant_id == participant.id, VasScore.recorded_at >= prompt, VasScore.status != "withdrawn"
-        )
-    ).first()
-    return answered is None
+    """A VAS prompt went out within the reply window and no VAS has been recorded since (one query: a prompt
+    not answered since it was sent exists exactly when the latest one is not)."""
+    found = session.connection().execute(_VAS_UNANSWERED, {"participant_id": participant.id, "since": now - window})
+    return found.first() is not None
 
 
 def _record_reply(
@@ -112,25 +131,51 @@ def _record_reply(
     language: str,
     now: datetime,
 ) -> None:
-    """The TwiML reply is an outbound message too: a row in the log, marked sent by Twilio's webhook reply."""
-    session.add(
-        OutboundMessage(
-            participant_id=participant.id if participant else None,
-            site_id=participant.site_id if participant else None,
-            purpose=Purpose.REPLY.value,
-            ref_type="inbound",
-            ref_id=inbound.id,
-            dedupe_key=f"reply:inbound:{inbound.id}",
-            language=language,
-            body=body,
-            priority=1,
-            due_at=now,
-            next_attempt_at=now,
-            status=OutboxStatus.SENT.value,
-            provider_status="twiml",
-            sent_at=now,
-        )
+    """The TwiML reply is an outbound message too: a row in the log, marked sent by Twilio's webhook reply.
+    Inserted with one statement and audited as the flush would audit it (the SMS webhook's hot path)."""
+    reply = OutboundMessage(
+        participant_id=participant.id if participant else None,
+        site_id=participant.site_id if participant else None,
+        purpose=Purpose.REPLY.value,
+        ref_type="inbound",
+        ref_id=inbound.id,
+        dedupe_key=f"reply:inbound:{inbound.id}",
+        language=language,
+        body=body,
+        priority=1,
+        due_at=now,
+        next_attempt_at=now,
+        status=OutboxStatus.SENT.value,
+        provider_status="twiml",
+        sent_at=now,
     )
+    values = {key: getattr(reply, key) for key in _OUTBOUND_COLUMNS}
+    (reply_id,) = session.connection().execute(_INSERT_REPLY, values).one()
+    record_changes(session, OutboundMessage, created=[{**values, "id": reply_id}])
+
+
+# What handle_inbound learns about a message, written once at the end.
+_OUTCOME_FIELDS = ("participant_id", "intent", "outcome", "needs_review", "reply_body", "processed_at")
+_SAVE_OUTCOME = (
+    update(_INBOUND)
+    .where(_INBOUND.c.id == bindparam("inbound_id"))
+    .values({key: bindparam(f"new_{key}") for key in _OUTCOME_FIELDS})
+)
+_OUTBOUND_COLUMNS = tuple(c.key for c in OutboundMessage.__table__.columns if c.key != "id")
+_INSERT_REPLY = insert(OutboundMessage.__table__).returning(OutboundMessage.__table__.c.id)
+
+
+def _save_outcome(session: Session, inbound: InboundMessage) -> None:
+    """Write what was learnt about a new message: one UPDATE for the row _store_raw left outside the session."""
+    if inspect(inbound).session is not None:  # something put it in the session: the flush writes it
+        session.add(inbound)
+        return
+    values = {key: getattr(inbound, key) for key in _OUTCOME_FIELDS}
+    session.connection().execute(
+        _SAVE_OUTCOME, {"inbound_id": inbound.id, **{f"new_{k}": v for k, v in values.items()}}
+    )
+    for key, value in values.items():
+        set_committed_value(inbound, key, value)
 
 
 def handle_inbound(
@@ -155,22 +200,23 @@ def handle_inbound(
     )
     if duplicate:
         return InboundResult(inbound.reply_body or None, True, inbound.id)
-    participant = find_by_phone(session, e164=e164, vault=vault)
-    if participant is None:
+    sender = find_sender(session, e164=e164, vault=vault)
+    participant = sender[0] if sender else None
+    if sender is None:
         reply = handle_staff_sms(session, inbound=inbound, e164=e164, text=body[:MAX_BODY], vault=vault, now=now)
         if reply is None:
             reply = render("reply_unknown_sender", NEUTRAL_LANGUAGE)
             inbound.intent, inbound.outcome = "unknown_sender", "no participant has this number"
     else:
         inbound.participant_id = participant.id
-        conversation = _Conversation.of(session, participant, inbound=inbound, e164=e164, vault=vault, now=now)
+        conversation = _Conversation.of(session, *sender, inbound=inbound, e164=e164, vault=vault, now=now)
         reply = _act(conversation, text=body[:MAX_BODY], opt_out_type=params.get("OptOutType"))
         if reply is not None and inbound.intent in CONSENT_VALUES and keyword_replies == KEYWORDS_ANSWERED_BY_CARRIER:
             # The carrier answers its keywords itself; a second answer from us would be one too many.
             inbound.outcome += " (the carrier answers this keyword)"
             reply = None
     inbound.processed_at, inbound.reply_body = now, reply or ""
-    session.add(inbound)
+    _save_outcome(session, inbound)
     if reply:
         _record_reply(
             session,
@@ -180,7 +226,6 @@ def handle_inbound(
             language=participant.language if participant else NEUTRAL_LANGUAGE,
             now=now,
         )
-    session.flush()
     return InboundResult(reply, False, inbound.id)
 
 
@@ -204,10 +249,19 @@ class _Conversation:
 
     @classmethod
     def of(
-        cls, session: Session, participant: Participant, *, inbound: InboundMessage, e164: str, vault, now: datetime
+        cls,
+        session: Session,
+        participant: Participant,
+        site: Site,
+        study: Study,
+        *,
+        inbound: InboundMessage,
+        e164: str,
+        vault,
+        now: datetime,
     ) -> "_Conversation":
-        """Look up the participant's protocol, site, open dose and pending VAS prompt."""
-        protocol = protocol_of(session.get(Study, participant.study_id))
+        """The participant's protocol, open dose and pending VAS prompt, beside their site."""
+        protocol = protocol_of(study)
         doses_expected = protocol.arm(participant.arm).regimen is not None
         dose = open_dose(session, participant, now=now) if doses_expected else None
         window = timedelta(hours=protocol.vas.reply_window_hours)
@@ -219,7 +273,7 @@ class _Conversation:
             vault=vault,
             now=now,
             protocol=protocol,
-            site=session.get(Site, participant.site_id),
+            site=site,
             actor=Actor("sms", f"participant:{participant.id}"),
             doses_expected=doses_expected,
             dose=dose,
