@@ -275,6 +275,7 @@ def run(
             "replies_planned": dict(sorted(generator.kinds.items())),
             "replies_posted": len(first_replies),
             "replays_posted": len(generator.posted) - len(first_replies),
+            "resent_after_connection_error": sum(p["attempts"] - 1 for p in generator.posted),
             "replies_all_sent_in_time": replies_finished,
             "webhook_statuses": dict(Counter(str(p["status"]) for p in generator.posted)),
             "webhook_p50_ms": round(1000 * common.percentile(latencies, 50), 1),
@@ -335,7 +336,8 @@ def show(r: dict) -> None:
     q = r["replies"]
     print(
         f"   replies: {r['replies_posted']} posted + {r['replays_posted']} replays {r['replies_planned']}, "
-        f"all in time {r['replies_all_sent_in_time']}; statuses {r['webhook_statuses']}"
+        f"all in time {r['replies_all_sent_in_time']}; statuses {r['webhook_statuses']} "
+        f"(sent again after a closed keep-alive connection: {r['resent_after_connection_error']})"
     )
     print(
         f"   webhook p50 {r['webhook_p50_ms']} ms, p99 {r['webhook_p99_ms']} ms, max {r['webhook_max_ms']} ms "

@@ -170,14 +170,18 @@ class ReplyGenerator:
                 "X-Twilio-Signature": self.validator.compute_signature(self.signed_url, params),
             }
             started = time.monotonic()
-            try:
-                conn.request("POST", "/sms/inbound", urllib.parse.urlencode(params), headers)
-                response = conn.getresponse()
-                response.read()
-                status = response.status
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                status = type(exc).__name__
+            # A keep-alive connection the server closed while idle fails at once (BrokenPipe, RemoteDisconnected):
+            # sent again on a new one, as Twilio retries; the same MessageSid keeps it harmless.
+            for attempt in range(2):
+                try:
+                    conn.request("POST", "/sms/inbound", urllib.parse.urlencode(params), headers)
+                    response = conn.getresponse()
+                    response.read()
+                    status = response.status
+                    break
+                except (OSError, http.client.HTTPException) as exc:
+                    conn.close()
+                    status = type(exc).__name__
             done = time.monotonic()
             with self._cv:
                 self.posted.append(
@@ -186,6 +190,7 @@ class ReplyGenerator:
                         "kind": request["kind"],
                         "replay": request["replay"],
                         "status": status,
+                        "attempts": attempt + 1,
                         "latency_s": done - started,
                         "late_s": started - at,  # how far behind its planned moment the generator sent it
                     }
