@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.models import AuditChainHead, AuditEntry
-from schedules.bulk import bulk_insert, bulk_insert_groups
+from schedules.bulk import bulk_insert, bulk_insert_then
 
 # Every column but the hash itself, in the canonical text under these names.
 CONTENT = (
@@ -155,8 +155,11 @@ def append(session: Session, batches: Sequence[tuple[list[dict], dict]]) -> None
         if rows:
             last_id, last_hash = _chain(rows, shared, last_id, last_hash, next_id)
             next_id = last_id + 1
-    bulk_insert_groups(session, _TABLE, batches)
-    # Both values are made here (an int, a hex digest): safe to write into the statement.
-    session.connection().exec_driver_sql(
-        f"UPDATE audit_chain_head SET last_id = {int(last_id)}, last_hash = '{last_hash}' WHERE id = {HEAD_ID}"
+    # Both values are made here (an int, a hex digest): safe to write into the statement. The rows and the new
+    # head go in one round trip where that is cheaper: every other transaction's commit waits for this one's.
+    bulk_insert_then(
+        session,
+        _TABLE,
+        batches,
+        f"UPDATE audit_chain_head SET last_id = {int(last_id)}, last_hash = '{last_hash}' WHERE id = {HEAD_ID}",
     )

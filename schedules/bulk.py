@@ -107,14 +107,9 @@ def bulk_insert(
         rows = [{**shared, **r} for r in rows]
         columns = [c for c in table.columns if c.key in rows[0]]
     if dialect.name == "postgresql":
-        key = (table.name, tuple(c.key for c in columns), tuple(returning), conflict_keys)
-        sql = _pg_sql_cache.get(key)
-        if sql is None:
-            sql = _pg_sql_cache[key] = _pg_insert_sql(dialect, table, columns, returning, conflict_keys)
-        payload = json.dumps(
-            [{c.name: r[c.key] for c in columns} for r in rows], default=_json_value, ensure_ascii=False
+        result = _pg_json_insert(
+            connection, table, columns, rows, returning=tuple(returning), conflict_keys=conflict_keys
         )
-        result = connection.execute(text(sql), {"bulk_rows": payload})
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
 
@@ -125,6 +120,36 @@ def bulk_insert(
             statement = statement.returning(*[table.c[k] for k in returning])
         result = connection.execute(statement, list(rows))
     return [tuple(r) for r in result] if returning else []
+
+
+# Up to this many rows one JSON parameter beats COPY's extra round trips; beyond it COPY's speed wins.
+FEW_ROWS = 64
+
+
+def _pg_json_insert(connection, table: Table, columns: list, rows, *, returning=(), conflict_keys=(), then: str = ""):
+    """The rows as one JSON parameter (json_to_recordset); with `then`, that statement runs after the insert in
+    the same round trip (the insert as a data-modifying WITH)."""
+    key = (table.name, tuple(c.key for c in columns), returning, conflict_keys)
+    sql = _pg_sql_cache.get(key)
+    if sql is None:
+        sql = _pg_sql_cache[key] = _pg_insert_sql(connection.dialect, table, columns, returning, conflict_keys)
+    payload = json.dumps([{c.name: r[c.key] for c in columns} for r in rows], default=_json_value, ensure_ascii=False)
+    return connection.execute(text(f"WITH inserted AS ({sql}) {then}" if then else sql), {"bulk_rows": payload})
+
+
+def bulk_insert_then(session: Session, table: Table, groups: Sequence[tuple[Sequence[dict], dict]], then: str) -> None:
+    """bulk_insert_groups, then the SQL statement `then` (no parameters): on PostgreSQL both in one round trip
+    for a few rows (where a lock is held until commit, every round trip inside counts), COPY and a second
+    statement for many."""
+    groups = [(rows, shared) for rows, shared in groups if rows]
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and groups and sum(len(rows) for rows, _ in groups) <= FEW_ROWS:
+        flat = [{**shared, **row} for rows, shared in groups for row in rows]
+        columns = [c for c in table.columns if c.key in flat[0]]
+        _pg_json_insert(connection, table, columns, flat, then=then)
+        return
+    bulk_insert_groups(session, table, groups)
+    connection.exec_driver_sql(then)
 
 
 def bulk_insert_groups(session: Session, table: Table, groups: Sequence[tuple[Sequence[dict], dict]]) -> None:
