@@ -38,7 +38,7 @@ from datetime import datetime, timedelta, timezone
 
 import common
 from b1_fanout import _count, insert_due_reminders
-from b8_crash import _rows, _unfinished, _worker_id
+from b8_crash import _rows, _unfinished, start_dispatcher
 from common import PY
 
 LATENCY_MS = 50
@@ -118,13 +118,9 @@ def run_outbox(*, n: int, concurrency: int, lead: float, kill_at: float | None, 
         due = _due(lead)
         ids = common.bulk_participants(app, study_id=study_id, site_id=site_id, n=n, first_dose=due.date())
         logs = [f"{work}/dispatch{i}.log" for i in range(2)]
-        command = [PY, "-m", "flask", "--app", "wsgi", "dispatch", "--poll", POLL]
 
         def start(i: int):
-            offset = os.path.getsize(logs[i]) if os.path.exists(logs[i]) else 0
-            proc = common.spawn(command, env, logs[i])
-            common.wait_for(lambda: _worker_id(logs[i], offset), timeout=60, what=f"dispatcher {i + 1} ready")
-            return proc, _worker_id(logs[i], offset)
+            return start_dispatcher(env, logs[i], poll=POLL, name=f"dispatcher {i + 1}")
 
         procs = [start(0), start(1)]
         result: dict = {"design": "outbox", "n": n, "processes": 2, "concurrency": concurrency}

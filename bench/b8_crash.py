@@ -37,6 +37,33 @@ def _worker_id(log_path: str, after: int) -> str:
     return found[-1] if found else ""
 
 
+def start_dispatcher(env: dict[str, str], log_path: str, *, poll: str = "0.5", name: str = "dispatcher"):
+    """Start `flask --app wsgi dispatch` logging to `log_path` (appended: a restart keeps the log) and wait until
+    it says it is ready; returns (process, the worker id it announced)."""
+    offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
+    proc = common.spawn([PY, "-m", "flask", "--app", "wsgi", "dispatch", "--poll", poll], env, log_path)
+    common.wait_for(lambda: _worker_id(log_path, offset), timeout=60, what=f"{name} ready")
+    return proc, _worker_id(log_path, offset)
+
+
+def capped_env(url: str, work: str, standin: common.StandIn, *, tag: str, rate_cap: float, concurrency: int, **extra):
+    """The processes' environment with the real Twilio sender pointed at the stand-in and one send cap shared
+    through Redis, under a key of this run's own (the Redis server is shared)."""
+    key = f"trial:send-rate:{tag}:{os.getpid()}:{time.time_ns()}"
+    return common.env_for(
+        url,
+        work,
+        **common.twilio_env(
+            standin,
+            DISPATCH_CONCURRENCY=concurrency,
+            SEND_RATE_PER_SECOND=rate_cap,
+            RATELIMIT_STORAGE_URI=common.REDIS_URL,
+            SEND_RATE_KEY=key,
+            **extra,
+        ),
+    )
+
+
 def _rows(app, **where) -> int:
     from sqlalchemy import func, select
 
@@ -71,18 +98,14 @@ def run(*, n: int, kills: int, every: float, rate_cap: float, concurrency: int, 
         tempfile.TemporaryDirectory(prefix="bench-b8-") as work,
         common.StandIn(50) as standin,
     ):
-        key = f"trial:send-rate:b8:{os.getpid()}:{time.time_ns()}"  # this run's own window in the shared Redis
-        env = common.env_for(
+        env = capped_env(
             url,
             work,
-            **common.twilio_env(
-                standin,
-                DISPATCH_CONCURRENCY=concurrency,
-                SEND_RATE_PER_SECOND=rate_cap,
-                RATELIMIT_STORAGE_URI=common.REDIS_URL,
-                SEND_RATE_KEY=key,
-                SENDING_STALE_AFTER_SECONDS=stale_after,
-            ),
+            standin,
+            tag="b8",
+            rate_cap=rate_cap,
+            concurrency=concurrency,
+            SENDING_STALE_AFTER_SECONDS=stale_after,
         )
         app = common.make_app(env)
         common.migrate(app)
@@ -91,13 +114,9 @@ def run(*, n: int, kills: int, every: float, rate_cap: float, concurrency: int, 
             app, study_id=study_id, site_id=site_id, n=n, first_dose=datetime.now(timezone.utc).date()
         )
         logs = [f"{work}/dispatch{i}.log" for i in range(2)]
-        command = [PY, "-m", "flask", "--app", "wsgi", "dispatch", "--poll", "0.5"]
 
         def start(i: int):
-            offset = os.path.getsize(logs[i]) if os.path.exists(logs[i]) else 0
-            proc = common.spawn(command, env, logs[i])
-            common.wait_for(lambda: _worker_id(logs[i], offset), timeout=60, what=f"dispatcher {i + 1} ready")
-            return proc, _worker_id(logs[i], offset)
+            return start_dispatcher(env, logs[i], name=f"dispatcher {i + 1}")
 
         procs = [start(0), start(1)]
         in_flight_at_kills: list[int] = []

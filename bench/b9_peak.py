@@ -19,7 +19,6 @@ webhook p99 < 500 ms, page p95 < 1 s.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 import common
 from b1_fanout import insert_due_reminders
 from b2_inbound import free_port, start_gunicorn
+from b8_crash import capped_env
 from common import PY
 from peak_load import Nurse, ReplyGenerator, max_in_window, timestamp
 
@@ -137,18 +137,7 @@ def run(
         tempfile.TemporaryDirectory(prefix="bench-b9-") as work,
         common.StandIn(50) as standin,
     ):
-        key = f"trial:send-rate:b9:{os.getpid()}:{time.time_ns()}"  # this run's own window in the shared Redis
-        env = common.env_for(
-            url,
-            work,
-            **common.twilio_env(
-                standin,
-                DISPATCH_CONCURRENCY=concurrency,
-                SEND_RATE_PER_SECOND=rate_cap,
-                RATELIMIT_STORAGE_URI=common.REDIS_URL,
-                SEND_RATE_KEY=key,
-            ),
-        )
+        env = capped_env(url, work, standin, tag="b9", rate_cap=rate_cap, concurrency=concurrency)
         app = common.make_app(env)
         common.migrate(app)
         study_id, site_id = common.study_and_site(app)
