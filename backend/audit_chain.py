@@ -101,6 +101,7 @@ def _chain(rows: list[dict], shared: Mapping, last_id: int | None, last_hash: st
 # costs more than they do. The head is locked FOR UPDATE on PostgreSQL; SQLite's writer holds the lock already.
 _READ_HEAD = f"SELECT last_id, last_hash, (SELECT max(id) FROM audit_entry) FROM audit_chain_head WHERE id = {HEAD_ID}"
 _LOCK_HEAD = _READ_HEAD + " FOR UPDATE OF audit_chain_head"
+_MOVE_HEAD = f"UPDATE audit_chain_head SET last_id = :head_last_id, last_hash = :head_last_hash WHERE id = {HEAD_ID}"
 
 
 def _lock_head(session: Session) -> tuple[int | None, str | None, int, bool]:
@@ -155,11 +156,6 @@ def append(session: Session, batches: Sequence[tuple[list[dict], dict]]) -> None
         if rows:
             last_id, last_hash = _chain(rows, shared, last_id, last_hash, next_id)
             next_id = last_id + 1
-    # Both values are made here (an int, a hex digest): safe to write into the statement. The rows and the new
-    # head go in one round trip where that is cheaper: every other transaction's commit waits for this one's.
-    bulk_insert_then(
-        session,
-        _TABLE,
-        batches,
-        f"UPDATE audit_chain_head SET last_id = {int(last_id)}, last_hash = '{last_hash}' WHERE id = {HEAD_ID}",
-    )
+    # The rows and the new head go in one round trip where that is cheaper: every other transaction's commit
+    # waits for this one's.
+    bulk_insert_then(session, _TABLE, batches, _MOVE_HEAD, {"head_last_id": last_id, "head_last_hash": last_hash})

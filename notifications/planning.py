@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Callable, ContextManager, Sequence
 
 from pydantic_core import PydanticUndefined
-from sqlalchemy import Row
+from sqlalchemy import Row, bindparam
 from sqlmodel import Session, select
 
 from notifications.housekeeping import expire, is_stale
@@ -580,17 +580,19 @@ def sync_participant_messages(
 DOSE_MESSAGES = (Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value, Purpose.DOSE_AND_VAS.value)
 
 
+# Built once: every reported dose runs it (the SMS webhook's "1"), only the dose changes.
+_PLANNED_FOR_DOSE = select(OutboundMessage).where(
+    OutboundMessage.ref_type == "dose",
+    OutboundMessage.ref_id == bindparam("dose_id"),
+    OutboundMessage.status == PLANNED,
+    OutboundMessage.purpose.in_(DOSE_MESSAGES),
+)
+
+
 def cancel_dose_messages(session: Session, *, dose: Dose, now: datetime) -> int:
     """Withdraw the planned reminder and nudge of a reported dose; returns how many were cancelled. A reminder
     that also asks the day's VAS prompt becomes that prompt alone: the score is still wanted."""
-    rows = session.exec(
-        select(OutboundMessage).where(
-            OutboundMessage.ref_type == "dose",
-            OutboundMessage.ref_id == dose.id,
-            OutboundMessage.status == PLANNED,
-            OutboundMessage.purpose.in_(DOSE_MESSAGES),
-        )
-    ).all()
+    rows = session.exec(_PLANNED_FOR_DOSE, params={"dose_id": dose.id}).all()
     for row in rows:
         if row.purpose == Purpose.DOSE_AND_VAS.value:
             unfold_vas_prompt(row)

@@ -9,7 +9,7 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Sequence
 
-from sqlalchemy import Table, any_, bindparam, cast, text
+from sqlalchemy import Table, TextClause, any_, bindparam, cast, text
 from sqlalchemy.orm import Session
 
 
@@ -41,8 +41,9 @@ def _pg_insert_sql(dialect, table: Table, columns: list, returning: Sequence[str
     )
 
 
-# The statement text depends only on these; building it costs more than running a small insert.
-_pg_sql_cache: dict[tuple, str] = {}
+# The statement depends only on these; building it costs more than running a small insert. Kept as the text()
+# clause itself: one made anew would be compiled anew at every call (SQLAlchemy caches by clause).
+_pg_sql_cache: dict[tuple, TextClause] = {}
 # Values COPY takes as psycopg renders them; anything else is rendered as the JSON rows render it.
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
@@ -126,30 +127,41 @@ def bulk_insert(
 FEW_ROWS = 64
 
 
-def _pg_json_insert(connection, table: Table, columns: list, rows, *, returning=(), conflict_keys=(), then: str = ""):
-    """The rows as one JSON parameter (json_to_recordset); with `then`, that statement runs after the insert in
-    the same round trip (the insert as a data-modifying WITH)."""
-    key = (table.name, tuple(c.key for c in columns), returning, conflict_keys)
-    sql = _pg_sql_cache.get(key)
-    if sql is None:
-        sql = _pg_sql_cache[key] = _pg_insert_sql(connection.dialect, table, columns, returning, conflict_keys)
+def _pg_json_insert(
+    connection, table: Table, columns: list, rows, *, returning=(), conflict_keys=(), then: str = "", params=None
+):
+    """The rows as one JSON parameter (json_to_recordset); with `then` (a statement with `params`), that
+    statement runs after the insert in the same round trip (the insert as a data-modifying WITH)."""
+    key = (table.name, tuple(c.key for c in columns), returning, conflict_keys, then)
+    statement = _pg_sql_cache.get(key)
+    if statement is None:
+        sql = _pg_insert_sql(connection.dialect, table, columns, returning, conflict_keys)
+        statement = _pg_sql_cache[key] = text(f"WITH inserted AS ({sql}) {then}" if then else sql)
     payload = json.dumps([{c.name: r[c.key] for c in columns} for r in rows], default=_json_value, ensure_ascii=False)
-    return connection.execute(text(f"WITH inserted AS ({sql}) {then}" if then else sql), {"bulk_rows": payload})
+    return connection.execute(statement, {**(params or {}), "bulk_rows": payload})
 
 
-def bulk_insert_then(session: Session, table: Table, groups: Sequence[tuple[Sequence[dict], dict]], then: str) -> None:
-    """bulk_insert_groups, then the SQL statement `then` (no parameters): on PostgreSQL both in one round trip
-    for a few rows (where a lock is held until commit, every round trip inside counts), COPY and a second
-    statement for many."""
+_then_cache: dict[str, TextClause] = {}
+
+
+def bulk_insert_then(
+    session: Session, table: Table, groups: Sequence[tuple[Sequence[dict], dict]], then: str, params: dict
+) -> None:
+    """bulk_insert_groups, then the SQL statement `then` with its bound `params` (the same text every time, so
+    it is compiled once): on PostgreSQL both in one round trip for a few rows (where a lock is held until
+    commit, every round trip inside counts), COPY and a second statement for many."""
     groups = [(rows, shared) for rows, shared in groups if rows]
     connection = session.connection()
     if connection.dialect.name == "postgresql" and groups and sum(len(rows) for rows, _ in groups) <= FEW_ROWS:
         flat = [{**shared, **row} for rows, shared in groups for row in rows]
         columns = [c for c in table.columns if c.key in flat[0]]
-        _pg_json_insert(connection, table, columns, flat, then=then)
+        _pg_json_insert(connection, table, columns, flat, then=then, params=params)
         return
     bulk_insert_groups(session, table, groups)
-    connection.exec_driver_sql(then)
+    statement = _then_cache.get(then)
+    if statement is None:
+        statement = _then_cache[then] = text(then)
+    connection.execute(statement, params)
 
 
 def bulk_insert_groups(session: Session, table: Table, groups: Sequence[tuple[Sequence[dict], dict]]) -> None:

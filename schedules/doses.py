@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, inspect, update
+from sqlalchemy import bindparam, insert, inspect, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
@@ -62,6 +62,9 @@ def _event_values(dose: Dose, to_state: str, *, actor: Actor, at: datetime, note
 
 _DOSE, _EVENT = Dose.__table__, DoseEvent.__table__
 _COLUMN_ORDER = {c.key: i for i, c in enumerate(_DOSE.columns)}
+# Built once; the parameters' keys say which columns are set (compiled once per set of keys).
+_UPDATE_DOSE = update(_DOSE).where(_DOSE.c.id == bindparam("dose_id"))
+_INSERT_EVENT = insert(_EVENT)
 
 
 def _written_through(session: Session, dose: Dose, fields: dict, event: dict) -> bool:
@@ -73,8 +76,8 @@ def _written_through(session: Session, dose: Dose, fields: dict, event: dict) ->
         return False
     changed = {k: (getattr(dose, k), v) for k, v in sorted(fields.items(), key=lambda kv: _COLUMN_ORDER[kv[0]])}
     connection = session.connection()
-    connection.execute(update(_DOSE).where(_DOSE.c.id == dose.id).values(fields))
-    connection.execute(insert(_EVENT).values(event))
+    connection.execute(_UPDATE_DOSE, {**fields, "dose_id": dose.id})
+    connection.execute(_INSERT_EVENT, event)
     record_changes(session, Dose, updated=[(dose.id, changed)])
     for key, value in fields.items():
         set_committed_value(dose, key, value)

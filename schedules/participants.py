@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import bindparam
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
@@ -177,17 +178,25 @@ def find_by_phone(session: Session, *, e164: str, vault: PhoneVault) -> Particip
     return found[0] if found else None
 
 
-def find_sender(session: Session, *, e164: str, vault: PhoneVault) -> tuple[Participant, Site, Study] | None:
+# Built once, run with the hash as its parameter: the SMS webhook's first query, where building the statement
+# and its cache key every time cost as much as running it.
+_SENDER = (
+    select(Participant, Site, Study)
+    .join(Site, Site.id == Participant.site_id)
+    .join(Study, Study.id == Participant.study_id)
+    .where(Participant.phone_hash == bindparam("phone_hash"))
+    .order_by(Participant.enrolled_at.desc())
+    .limit(1)
+)
+
+
+def find_sender(
+    session: Session, *, e164: str, vault: PhoneVault, phone_hash: str | None = None
+) -> tuple[Participant, Site, Study] | None:
     """find_by_phone with the participant's site and study, in the same query: what an inbound SMS needs first
-    (the latest enrollment wins when a number was enrolled twice)."""
-    found = session.exec(
-        select(Participant, Site, Study)
-        .join(Site, Site.id == Participant.site_id)
-        .join(Study, Study.id == Participant.study_id)
-        .where(Participant.phone_hash == vault.lookup_hash(e164))
-        .order_by(Participant.enrolled_at.desc())
-        .limit(1)
-    ).first()
+    (the latest enrollment wins when a number was enrolled twice). `phone_hash`: the number's lookup hash when
+    the caller has it already."""
+    found = session.exec(_SENDER, params={"phone_hash": phone_hash or vault.lookup_hash(e164)}).first()
     return tuple(found) if found else None
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import Select
+from sqlalchemy import Select, bindparam
 from sqlmodel import Session, select
 
 from schedules.calendar import to_local
@@ -17,15 +17,21 @@ MISSED_LOOKBACK = timedelta(hours=48)
 S = DoseState
 
 
+# Built once (the SMS webhook runs it for every reply): only the parameters change.
+_RECENT_DOSES = (
+    select(Dose)
+    .where(Dose.participant_id == bindparam("participant_id"))
+    .where(Dose.window_opens_at <= bindparam("now", type_=Dose.__table__.c.window_opens_at.type))
+    .where(Dose.window_closes_at > bindparam("lookback", type_=Dose.__table__.c.window_closes_at.type))
+    .order_by(Dose.window_opens_at.desc())
+)
+
+
 def open_dose(session: Session, participant: Participant, *, now: datetime) -> Dose | None:
     """The dose a reply refers to: the one whose window is open, else the latest unreported
     one whose window closed within 48 hours."""
     recent = session.exec(
-        select(Dose)
-        .where(Dose.participant_id == participant.id)
-        .where(Dose.window_opens_at <= now)
-        .where(Dose.window_closes_at > now - MISSED_LOOKBACK)
-        .order_by(Dose.window_opens_at.desc())
+        _RECENT_DOSES, params={"participant_id": participant.id, "now": now, "lookback": now - MISSED_LOOKBACK}
     ).all()
     for dose in recent:
         if dose.window_closes_at > now and dose.state not in (S.HELD.value, S.CANCELLED.value):

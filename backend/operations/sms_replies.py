@@ -195,12 +195,13 @@ def handle_inbound(
         e164 = normalize_e164(from_number)
     except InvalidPhone:
         e164 = from_number.strip()
+    from_hash = vault.lookup_hash(e164)
     inbound, duplicate = _store_raw(
-        session, message_sid=message_sid, from_hash=vault.lookup_hash(e164), body=body, params=params, now=now
+        session, message_sid=message_sid, from_hash=from_hash, body=body, params=params, now=now
     )
     if duplicate:
         return InboundResult(inbound.reply_body or None, True, inbound.id)
-    sender = find_sender(session, e164=e164, vault=vault)
+    sender = find_sender(session, e164=e164, vault=vault, phone_hash=from_hash)
     participant = sender[0] if sender else None
     if sender is None:
         reply = handle_staff_sms(session, inbound=inbound, e164=e164, text=body[:MAX_BODY], vault=vault, now=now)
