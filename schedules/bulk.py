@@ -123,6 +123,29 @@ def bulk_insert(
     return [tuple(r) for r in result] if returning else []
 
 
+_insert_once_cache: dict[tuple, object] = {}
+
+
+def insert_once(session: Session, table: Table, values: dict, *, unique_on: str, returning: str) -> object | None:
+    """Insert one row unless a row with the same `unique_on` value exists; the `returning` column of the row
+    inserted, None when it was skipped (a concurrent copy is waited for). The statement is built once per
+    dialect and table: the SMS webhook's first write, where building it cost as much as running it."""
+    connection = session.connection()
+    key = (connection.dialect.name, table.name, unique_on, returning)
+    statement = _insert_once_cache.get(key)
+    if statement is None:
+        if connection.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        statement = _insert_once_cache[key] = (
+            dialect_insert(table)
+            .on_conflict_do_nothing(index_elements=[table.c[unique_on]])
+            .returning(table.c[returning])
+        )
+    return connection.execute(statement, values).scalar()
+
+
 # Up to this many rows one JSON parameter beats COPY's extra round trips; beyond it COPY's speed wins.
 FEW_ROWS = 64
 

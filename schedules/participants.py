@@ -179,8 +179,8 @@ def find_by_phone(session: Session, *, e164: str, vault: PhoneVault) -> Particip
 
 
 # Built once, run with the hash as its parameter: the SMS webhook's first query, where building the statement
-# and its cache key every time cost as much as running it.
-_SENDER = (
+# and its cache key every time cost as much as running it. (The webhook adds columns of its own to it.)
+SENDER = (
     select(Participant, Site, Study)
     .join(Site, Site.id == Participant.site_id)
     .join(Study, Study.id == Participant.study_id)
@@ -190,13 +190,10 @@ _SENDER = (
 )
 
 
-def find_sender(
-    session: Session, *, e164: str, vault: PhoneVault, phone_hash: str | None = None
-) -> tuple[Participant, Site, Study] | None:
-    """find_by_phone with the participant's site and study, in the same query: what an inbound SMS needs first
-    (the latest enrollment wins when a number was enrolled twice). `phone_hash`: the number's lookup hash when
-    the caller has it already."""
-    found = session.exec(_SENDER, params={"phone_hash": phone_hash or vault.lookup_hash(e164)}).first()
+def find_sender(session: Session, *, e164: str, vault: PhoneVault) -> tuple[Participant, Site, Study] | None:
+    """find_by_phone with the participant's site and study, in the same query (the latest enrollment wins when
+    a number was enrolled twice)."""
+    found = session.exec(SENDER, params={"phone_hash": vault.lookup_hash(e164)}).first()
     return tuple(found) if found else None
 
 

@@ -6,6 +6,7 @@ import re
 import unicodedata
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from sqlmodel import Session, select
 
@@ -123,20 +124,30 @@ def _fold(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch) != "Cf").casefold()
 
 
+@lru_cache(maxsize=32)
+def _keyword_matchers(keywords: tuple[str, ...]) -> tuple[tuple[str, str | None, re.Pattern | None], ...]:
+    """Each keyword with its folded form (CJK: a substring) or its whole-word pattern (Latin script and digits),
+    made once per protocol's list: every inbound SMS is checked against it."""
+    matchers = []
+    for word in keywords:
+        folded = _fold(word)
+        if re.search(r"[\u3400-\u9fff]", folded):
+            matchers.append((word, folded, None))
+        else:
+            # Bounded by Latin letters and digits only: Chinese runs words together ("拨打120", "去了ICU").
+            matchers.append((word, None, re.compile(rf"(?<![a-z0-9]){re.escape(folded)}(?![a-z0-9])")))
+    return tuple(matchers)
+
+
 def serious_keyword_matches(text: str, keywords: tuple[str, ...]) -> list[str]:
     """Serious-event words in `text`, as the protocol spells them: whole words for Latin script and numbers
     (so 'water' is not 'ER'), substrings for CJK (Chinese has no spaces); both sides folded alike."""
     text = _fold(text)
-    found = []
-    for word in keywords:
-        folded = _fold(word)
-        if re.search(r"[\u3400-\u9fff]", folded):
-            if folded in text:
-                found.append(word)
-        # Bounded by Latin letters and digits only: Chinese runs words together ("拨打120", "去了ICU").
-        elif re.search(rf"(?<![a-z0-9]){re.escape(folded)}(?![a-z0-9])", text):
-            found.append(word)
-    return found
+    return [
+        word
+        for word, substring, pattern in _keyword_matchers(tuple(keywords))
+        if (substring in text if pattern is None else pattern.search(text))
+    ]
 
 
 def report_adverse_event(

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, insert, inspect, update
+from sqlalchemy import bindparam, func, insert, inspect, update
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
@@ -25,7 +25,7 @@ from notifications.models import VAS_ASKING_PURPOSES, InboundMessage, OutboundMe
 from notifications.parsing import CONSENT_KINDS, Intent, IntentKind, parse_reply
 from notifications.templates import render
 from schedules.alerts import open_alert
-from schedules.bulk import bulk_insert
+from schedules.bulk import insert_once
 from schedules.changes import Actor, record_changes
 from schedules.doses import InvalidTransition
 from schedules.errors import InvalidInput
@@ -39,7 +39,7 @@ from schedules.models import (
     Study,
     VasScore,
 )
-from schedules.participants import find_sender, study_over
+from schedules.participants import SENDER, study_over
 from schedules.phones import InvalidPhone, PhoneVault, normalize_e164, region_of
 from schedules.protocol import Protocol
 from schedules.queries import open_dose
@@ -82,44 +82,58 @@ def _store_raw(
         reply_body="",
         processed_at=None,
     )
-    inserted = bulk_insert(session, _INBOUND, [values], returning=("id",), skip_conflicts_on="message_sid")
-    if not inserted:
+    inserted = insert_once(session, _INBOUND, values, unique_on="message_sid", returning="id")
+    if inserted is None:
         return session.exec(select(InboundMessage).where(InboundMessage.message_sid == message_sid)).one(), True
-    row = InboundMessage(id=inserted[0][0], **values)
+    row = InboundMessage(id=inserted, **values)
     # As if loaded, and outside the session until handle_inbound is done with it: what is learnt about the
     # message on the way (participant, intent, outcome, reply) is written once, not at every query's autoflush.
     make_transient_to_detached(row)
     return row, False
 
 
-_VAS_ANSWERED = (
+# The participant's latest VAS prompt sent, and whether a VAS has been recorded since: added to the sender's
+# query, so the webhook's first read brings them too (a prompt not answered since it was sent exists exactly
+# when the latest one is not).
+_LAST_PROMPT = (
+    select(func.max(OutboundMessage.sent_at))
+    .where(
+        OutboundMessage.participant_id == Participant.id,
+        OutboundMessage.purpose.in_(sorted(VAS_ASKING_PURPOSES)),
+        OutboundMessage.sent_at.is_not(None),
+    )
+    .scalar_subquery()
+)
+_ANSWERED_SINCE = (
     select(VasScore.id)
     .where(
-        VasScore.participant_id == bindparam("participant_id"),
-        VasScore.recorded_at >= OutboundMessage.sent_at,
+        VasScore.participant_id == Participant.id,
+        VasScore.recorded_at >= _LAST_PROMPT,
         VasScore.status != "withdrawn",
     )
     .exists()
 )
-# Built once: the statement is the same for every message, only its parameters change.
-_VAS_UNANSWERED = (
-    select(OutboundMessage.id)
-    .where(
-        OutboundMessage.participant_id == bindparam("participant_id"),
-        OutboundMessage.purpose.in_(sorted(VAS_ASKING_PURPOSES)),
-        OutboundMessage.sent_at.is_not(None),
-        OutboundMessage.sent_at >= bindparam("since", type_=OutboundMessage.__table__.c.sent_at.type),
-        ~_VAS_ANSWERED,
-    )
-    .limit(1)
-)
+_SENDER_AND_VAS = SENDER.add_columns(_LAST_PROMPT.label("last_prompt_at"), _ANSWERED_SINCE.label("answered"))
 
 
-def _vas_pending(session: Session, participant: Participant, *, now: datetime, window: timedelta) -> bool:
-    """A VAS prompt went out within the reply window and no VAS has been recorded since (one query: a prompt
-    not answered since it was sent exists exactly when the latest one is not)."""
-    found = session.connection().execute(_VAS_UNANSWERED, {"participant_id": participant.id, "since": now - window})
-    return found.first() is not None
+@dataclass(frozen=True)
+class _Sender:
+    """Who wrote (participant, site, study) and the state of their latest VAS prompt."""
+
+    participant: Participant
+    site: Site
+    study: Study
+    last_prompt_at: datetime | None
+    answered: bool
+
+    def vas_pending(self, *, now: datetime, window: timedelta) -> bool:
+        """A VAS prompt went out within the reply window and no VAS has been recorded since."""
+        return self.last_prompt_at is not None and self.last_prompt_at >= now - window and not self.answered
+
+
+def _find_sender(session: Session, phone_hash: str) -> _Sender | None:
+    found = session.exec(_SENDER_AND_VAS, params={"phone_hash": phone_hash}).first()
+    return _Sender(*found) if found else None
 
 
 def _record_reply(
@@ -133,23 +147,19 @@ def _record_reply(
 ) -> None:
     """The TwiML reply is an outbound message too: a row in the log, marked sent by Twilio's webhook reply.
     Inserted with one statement and audited as the flush would audit it (the SMS webhook's hot path)."""
-    reply = OutboundMessage(
-        participant_id=participant.id if participant else None,
-        site_id=participant.site_id if participant else None,
-        purpose=Purpose.REPLY.value,
-        ref_type="inbound",
-        ref_id=inbound.id,
-        dedupe_key=f"reply:inbound:{inbound.id}",
-        language=language,
-        body=body,
-        priority=1,
-        due_at=now,
-        next_attempt_at=now,
-        status=OutboxStatus.SENT.value,
-        provider_status="twiml",
-        sent_at=now,
-    )
-    values = {key: getattr(reply, key) for key in _OUTBOUND_COLUMNS}
+    values = {
+        **_REPLY_DEFAULTS,
+        "participant_id": participant.id if participant else None,
+        "site_id": participant.site_id if participant else None,
+        "ref_id": inbound.id,
+        "dedupe_key": f"reply:inbound:{inbound.id}",
+        "language": language,
+        "body": body,
+        "due_at": now,
+        "next_attempt_at": now,
+        "sent_at": now,
+        "created_at": now,
+    }
     (reply_id,) = session.connection().execute(_INSERT_REPLY, values).one()
     record_changes(session, OutboundMessage, created=[{**values, "id": reply_id}])
 
@@ -163,6 +173,25 @@ _SAVE_OUTCOME = (
 )
 _OUTBOUND_COLUMNS = tuple(c.key for c in OutboundMessage.__table__.columns if c.key != "id")
 _INSERT_REPLY = insert(OutboundMessage.__table__).returning(OutboundMessage.__table__.c.id)
+
+
+def _reply_defaults() -> dict:
+    """Every column of a TwiML reply's row but those of the message itself, as the model's defaults give them
+    (taken from one model object, made once: making one per reply cost more than inserting it)."""
+    template = OutboundMessage(
+        purpose=Purpose.REPLY.value,
+        ref_type="inbound",
+        priority=1,
+        status=OutboxStatus.SENT.value,
+        provider_status="twiml",
+        dedupe_key="",
+        due_at=datetime.min,
+        next_attempt_at=datetime.min,
+    )
+    return {key: getattr(template, key) for key in _OUTBOUND_COLUMNS}
+
+
+_REPLY_DEFAULTS = _reply_defaults()
 
 
 def _save_outcome(session: Session, inbound: InboundMessage) -> None:
@@ -201,8 +230,8 @@ def handle_inbound(
     )
     if duplicate:
         return InboundResult(inbound.reply_body or None, True, inbound.id)
-    sender = find_sender(session, e164=e164, vault=vault, phone_hash=from_hash)
-    participant = sender[0] if sender else None
+    sender = _find_sender(session, from_hash)
+    participant = sender.participant if sender else None
     if sender is None:
         reply = handle_staff_sms(session, inbound=inbound, e164=e164, text=body[:MAX_BODY], vault=vault, now=now)
         if reply is None:
@@ -210,7 +239,7 @@ def handle_inbound(
             inbound.intent, inbound.outcome = "unknown_sender", "no participant has this number"
     else:
         inbound.participant_id = participant.id
-        conversation = _Conversation.of(session, *sender, inbound=inbound, e164=e164, vault=vault, now=now)
+        conversation = _Conversation.of(session, sender, inbound=inbound, e164=e164, vault=vault, now=now)
         reply = _act(conversation, text=body[:MAX_BODY], opt_out_type=params.get("OptOutType"))
         if reply is not None and inbound.intent in CONSENT_VALUES and keyword_replies == KEYWORDS_ANSWERED_BY_CARRIER:
             # The carrier answers its keywords itself; a second answer from us would be one too many.
@@ -252,9 +281,7 @@ class _Conversation:
     def of(
         cls,
         session: Session,
-        participant: Participant,
-        site: Site,
-        study: Study,
+        sender: _Sender,
         *,
         inbound: InboundMessage,
         e164: str,
@@ -262,7 +289,8 @@ class _Conversation:
         now: datetime,
     ) -> "_Conversation":
         """The participant's protocol, open dose and pending VAS prompt, beside their site."""
-        protocol = protocol_of(study)
+        participant = sender.participant
+        protocol = protocol_of(sender.study)
         doses_expected = protocol.arm(participant.arm).regimen is not None
         dose = open_dose(session, participant, now=now) if doses_expected else None
         window = timedelta(hours=protocol.vas.reply_window_hours)
@@ -274,12 +302,12 @@ class _Conversation:
             vault=vault,
             now=now,
             protocol=protocol,
-            site=site,
+            site=sender.site,
             actor=Actor("sms", f"participant:{participant.id}"),
             doses_expected=doses_expected,
             dose=dose,
             dose_open=dose is not None and dose.window_opens_at <= now < dose.window_closes_at,
-            expecting_vas=_vas_pending(session, participant, now=now, window=window),
+            expecting_vas=sender.vas_pending(now=now, window=window),
         )
 
     @property
