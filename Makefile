@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-BENCHES = b1_fanout b2_inbound b2_ceiling b3_missed b4_enroll b5_memory b6_apscheduler b7_sqlite_writes b8_crash b9_peak b10_celery
+BENCHES = b1_fanout b2_inbound b2_ceiling b2_calls b3_missed b4_enroll b5_memory b6_apscheduler b7_sqlite_writes b8_crash b9_peak b10_celery
 
 .PHONY: run test lint test-sqlite test-postgres setup clean bench translations $(BENCHES)
 

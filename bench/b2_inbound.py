@@ -7,7 +7,7 @@
    correctly signed Twilio inbound message from an enrolled participant ("1", "HELP", "1", free text).
 2. Latency at half the real maximum: an open-loop generator (requests scheduled at a fixed rate, latency
    measured from the scheduled time, so a stall is not hidden), 15 s.
-3. Exactly once: inbound rows = distinct MessageSids answered 200, one reply row per inbound row,
+3. Exactly once: inbound rows = distinct MessageSids answered 200, one reply row per message we answered,
    one 'taken' dose event per participant at most.
 Targets: real/bare >= 0.5, p99 < 100 ms at half the maximum, no errors.
 """

@@ -12,6 +12,7 @@ PY="${PYTHON:-.venv/bin/python}"
   "$PY" bench/b1_fanout.py --only pg2 --concurrency 32 --batch 200
   "$PY" bench/b2_inbound.py --profile
   "$PY" bench/b2_ceiling.py
+  "$PY" bench/b2_calls.py
   "$PY" bench/b6_apscheduler.py
   "$PY" bench/b5_memory.py
   "$PY" bench/b8_crash.py
