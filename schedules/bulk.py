@@ -9,7 +9,7 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Sequence
 
-from sqlalchemy import Table, TextClause, any_, bindparam, cast, text
+from sqlalchemy import Table, TextClause, any_, bindparam, cast, insert, text, update
 from sqlalchemy.orm import Session
 
 
@@ -144,6 +144,47 @@ def insert_once(session: Session, table: Table, values: dict, *, unique_on: str,
             .returning(table.c[returning])
         )
     return connection.execute(statement, values).scalar()
+
+
+_update_insert_cache: dict[tuple, tuple] = {}
+
+
+def update_then_insert(
+    session: Session,
+    updated: Table,
+    row_id: int,
+    changes: dict,
+    inserted: Table,
+    values: dict,
+    *,
+    returning: str | None = None,
+) -> object | None:
+    """UPDATE one row of `updated` (by id) with `changes` and INSERT `values` into `inserted`; the `returning`
+    column of the new row. One round trip on PostgreSQL (the UPDATE as a data-modifying WITH, which runs to
+    completion whether or not the INSERT reads it), two elsewhere; built once per set of columns."""
+    connection = session.connection()
+    one_trip = connection.dialect.name == "postgresql"
+    key = (one_trip, updated.name, tuple(changes), inserted.name, tuple(values), returning)
+    statements = _update_insert_cache.get(key)
+    if statements is None:
+        update_row = (
+            update(updated)
+            .where(updated.c.id == bindparam("u_id", type_=updated.c.id.type))
+            .values({k: bindparam(f"u_{k}", type_=updated.c[k].type) for k in changes})
+        )
+        insert_row = insert(inserted).values({k: bindparam(f"i_{k}", type_=inserted.c[k].type) for k in values})
+        if returning:
+            insert_row = insert_row.returning(inserted.c[returning])
+        statements = (insert_row.add_cte(update_row.cte("updated_row")),) if one_trip else (update_row, insert_row)
+        _update_insert_cache[key] = statements
+    update_params = {"u_id": row_id, **{f"u_{k}": v for k, v in changes.items()}}
+    insert_params = {f"i_{k}": v for k, v in values.items()}
+    if one_trip:
+        result = connection.execute(statements[0], {**update_params, **insert_params})
+    else:
+        connection.execute(statements[0], update_params)
+        result = connection.execute(statements[1], insert_params)
+    return result.scalar() if returning else None
 
 
 # Up to this many rows one JSON parameter beats COPY's extra round trips; beyond it COPY's speed wins.

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, insert, inspect, update
+from sqlalchemy import inspect
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from schedules.alerts import resolve_by_events
+from schedules.bulk import update_then_insert
 from schedules.changes import Actor, acting, record_changes
 from schedules.errors import Conflict, InvalidInput
 from schedules.models import AlertKind, Dose, DoseEvent, DoseState, InjectionSite
@@ -62,22 +63,18 @@ def _event_values(dose: Dose, to_state: str, *, actor: Actor, at: datetime, note
 
 _DOSE, _EVENT = Dose.__table__, DoseEvent.__table__
 _COLUMN_ORDER = {c.key: i for i, c in enumerate(_DOSE.columns)}
-# Built once; the parameters' keys say which columns are set (compiled once per set of keys).
-_UPDATE_DOSE = update(_DOSE).where(_DOSE.c.id == bindparam("dose_id"))
-_INSERT_EVENT = insert(_EVENT)
 
 
 def _written_through(session: Session, dose: Dose, fields: dict, event: dict) -> bool:
-    """Write a report of a loaded, unchanged dose with two statements instead of a flush (the SMS webhook's hot
-    path): its audit rows are those the flush would write, and the object is left as if loaded with the new values.
-    False, and nothing written, for a dose the session has other plans for (new, or with changes of its own)."""
+    """Write a report of a loaded, unchanged dose and its event with one statement (two on SQLite) instead of a
+    flush (the SMS webhook's hot path): its audit rows are those the flush would write, and the object is left as
+    if loaded with the new values. False, and nothing written, for a dose the session has other plans for (new,
+    or with changes of its own)."""
     state = inspect(dose)
     if not state.persistent or state.session is not session or session.is_modified(dose):
         return False
     changed = {k: (getattr(dose, k), v) for k, v in sorted(fields.items(), key=lambda kv: _COLUMN_ORDER[kv[0]])}
-    connection = session.connection()
-    connection.execute(_UPDATE_DOSE, {**fields, "dose_id": dose.id})
-    connection.execute(_INSERT_EVENT, event)
+    update_then_insert(session, _DOSE, dose.id, fields, _EVENT, event)
     record_changes(session, Dose, updated=[(dose.id, changed)])
     for key, value in fields.items():
         set_committed_value(dose, key, value)

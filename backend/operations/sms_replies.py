@@ -25,7 +25,7 @@ from notifications.models import VAS_ASKING_PURPOSES, InboundMessage, OutboundMe
 from notifications.parsing import CONSENT_KINDS, Intent, IntentKind, parse_reply
 from notifications.templates import render
 from schedules.alerts import open_alert
-from schedules.bulk import insert_once
+from schedules.bulk import insert_once, update_then_insert
 from schedules.changes import Actor, record_changes
 from schedules.doses import InvalidTransition
 from schedules.errors import InvalidInput
@@ -144,9 +144,11 @@ def _record_reply(
     body: str,
     language: str,
     now: datetime,
+    outcome_written: bool,
 ) -> None:
     """The TwiML reply is an outbound message too: a row in the log, marked sent by Twilio's webhook reply.
-    Inserted with one statement and audited as the flush would audit it (the SMS webhook's hot path)."""
+    Inserted with one statement, which also writes the message's outcome unless that is `outcome_written`, and
+    audited as the flush would audit it (the SMS webhook's hot path)."""
     values = {
         **_REPLY_DEFAULTS,
         "participant_id": participant.id if participant else None,
@@ -160,7 +162,13 @@ def _record_reply(
         "sent_at": now,
         "created_at": now,
     }
-    (reply_id,) = session.connection().execute(_INSERT_REPLY, values).one()
+    if outcome_written:
+        reply_id = session.connection().execute(_INSERT_REPLY, values).scalar_one()
+    else:
+        reply_id = update_then_insert(
+            session, _INBOUND, inbound.id, _outcome(inbound), OutboundMessage.__table__, values, returning="id"
+        )
+        _outcome_committed(inbound)
     record_changes(session, OutboundMessage, created=[{**values, "id": reply_id}])
 
 
@@ -194,17 +202,27 @@ def _reply_defaults() -> dict:
 _REPLY_DEFAULTS = _reply_defaults()
 
 
-def _save_outcome(session: Session, inbound: InboundMessage) -> None:
-    """Write what was learnt about a new message: one UPDATE for the row _store_raw left outside the session."""
+def _outcome(inbound: InboundMessage) -> dict:
+    return {key: getattr(inbound, key) for key in _OUTCOME_FIELDS}
+
+
+def _outcome_committed(inbound: InboundMessage) -> None:
+    for key in _OUTCOME_FIELDS:
+        set_committed_value(inbound, key, getattr(inbound, key))
+
+
+def _save_outcome(session: Session, inbound: InboundMessage, *, with_reply: bool) -> bool:
+    """Write what was learnt about a new message, left outside the session by _store_raw; True when written
+    here. With a reply to record, the UPDATE waits to go with its INSERT (_record_reply): one round trip."""
     if inspect(inbound).session is not None:  # something put it in the session: the flush writes it
         session.add(inbound)
-        return
-    values = {key: getattr(inbound, key) for key in _OUTCOME_FIELDS}
-    session.connection().execute(
-        _SAVE_OUTCOME, {"inbound_id": inbound.id, **{f"new_{k}": v for k, v in values.items()}}
-    )
-    for key, value in values.items():
-        set_committed_value(inbound, key, value)
+        return True
+    if with_reply:
+        return False
+    values = {f"new_{key}": value for key, value in _outcome(inbound).items()}
+    session.connection().execute(_SAVE_OUTCOME, {"inbound_id": inbound.id, **values})
+    _outcome_committed(inbound)
+    return True
 
 
 def handle_inbound(
@@ -246,7 +264,7 @@ def handle_inbound(
             inbound.outcome += " (the carrier answers this keyword)"
             reply = None
     inbound.processed_at, inbound.reply_body = now, reply or ""
-    _save_outcome(session, inbound)
+    outcome_written = _save_outcome(session, inbound, with_reply=bool(reply))
     if reply:
         _record_reply(
             session,
@@ -255,6 +273,7 @@ def handle_inbound(
             body=reply,
             language=participant.language if participant else NEUTRAL_LANGUAGE,
             now=now,
+            outcome_written=outcome_written,
         )
     return InboundResult(reply, False, inbound.id)
 
