@@ -112,15 +112,22 @@ def bulk_insert(
             connection, table, columns, rows, returning=tuple(returning), conflict_keys=conflict_keys
         )
     else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-
-        statement = dialect_insert(table)
+        statement = _dialect_insert(dialect.name, table)
         if conflict_keys:
             statement = statement.on_conflict_do_nothing(index_elements=[table.c[k] for k in conflict_keys])
         if returning:
             statement = statement.returning(*[table.c[k] for k in returning])
         result = connection.execute(statement, list(rows))
     return [tuple(r) for r in result] if returning else []
+
+
+def _dialect_insert(dialect_name: str, table: Table):
+    """The dialect's own INSERT construct (the one with ON CONFLICT): PostgreSQL's, else SQLite's."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table)
 
 
 _insert_once_cache: dict[tuple, object] = {}
@@ -134,12 +141,8 @@ def insert_once(session: Session, table: Table, values: dict, *, unique_on: str,
     key = (connection.dialect.name, table.name, unique_on, returning)
     statement = _insert_once_cache.get(key)
     if statement is None:
-        if connection.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
         statement = _insert_once_cache[key] = (
-            dialect_insert(table)
+            _dialect_insert(connection.dialect.name, table)
             .on_conflict_do_nothing(index_elements=[table.c[unique_on]])
             .returning(table.c[returning])
         )

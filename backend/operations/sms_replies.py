@@ -132,24 +132,16 @@ class _Sender:
 
 
 def _find_sender(session: Session, phone_hash: str) -> _Sender | None:
+    """The participant with this phone hash (the latest enrollment), their site, study and VAS prompt state."""
     found = session.exec(_SENDER_AND_VAS, params={"phone_hash": phone_hash}).first()
     return _Sender(*found) if found else None
 
 
-def _record_reply(
-    session: Session,
-    *,
-    participant: Participant | None,
-    inbound: InboundMessage,
-    body: str,
-    language: str,
-    now: datetime,
-    outcome_written: bool,
-) -> None:
-    """The TwiML reply is an outbound message too: a row in the log, marked sent by Twilio's webhook reply.
-    Inserted with one statement, which also writes the message's outcome unless that is `outcome_written`, and
-    audited as the flush would audit it (the SMS webhook's hot path)."""
-    values = {
+def _reply_row(
+    *, participant: Participant | None, inbound: InboundMessage, body: str, language: str, now: datetime
+) -> dict:
+    """The TwiML reply is an outbound message too: its row in the log, marked sent by Twilio's webhook reply."""
+    return {
         **_REPLY_DEFAULTS,
         "participant_id": participant.id if participant else None,
         "site_id": participant.site_id if participant else None,
@@ -162,14 +154,6 @@ def _record_reply(
         "sent_at": now,
         "created_at": now,
     }
-    if outcome_written:
-        reply_id = session.connection().execute(_INSERT_REPLY, values).scalar_one()
-    else:
-        reply_id = update_then_insert(
-            session, _INBOUND, inbound.id, _outcome(inbound), OutboundMessage.__table__, values, returning="id"
-        )
-        _outcome_committed(inbound)
-    record_changes(session, OutboundMessage, created=[{**values, "id": reply_id}])
 
 
 # What handle_inbound learns about a message, written once at the end.
@@ -202,27 +186,29 @@ def _reply_defaults() -> dict:
 _REPLY_DEFAULTS = _reply_defaults()
 
 
-def _outcome(inbound: InboundMessage) -> dict:
-    return {key: getattr(inbound, key) for key in _OUTCOME_FIELDS}
-
-
-def _outcome_committed(inbound: InboundMessage) -> None:
-    for key in _OUTCOME_FIELDS:
-        set_committed_value(inbound, key, getattr(inbound, key))
-
-
-def _save_outcome(session: Session, inbound: InboundMessage, *, with_reply: bool) -> bool:
-    """Write what was learnt about a new message, left outside the session by _store_raw; True when written
-    here. With a reply to record, the UPDATE waits to go with its INSERT (_record_reply): one round trip."""
+def _save_outcome(session: Session, inbound: InboundMessage, reply: dict | None) -> None:
+    """Write what was learnt about a new message (left outside the session by _store_raw) and its reply row, if
+    any: one statement on PostgreSQL for both; the reply audited as the flush would audit it (the SMS webhook's
+    hot path)."""
+    outcome = {key: getattr(inbound, key) for key in _OUTCOME_FIELDS}
+    connection = session.connection()
+    reply_id = None
     if inspect(inbound).session is not None:  # something put it in the session: the flush writes it
         session.add(inbound)
-        return True
-    if with_reply:
-        return False
-    values = {f"new_{key}": value for key, value in _outcome(inbound).items()}
-    session.connection().execute(_SAVE_OUTCOME, {"inbound_id": inbound.id, **values})
-    _outcome_committed(inbound)
-    return True
+        if reply is not None:
+            reply_id = connection.execute(_INSERT_REPLY, reply).scalar_one()
+    else:
+        if reply is not None:
+            reply_id = update_then_insert(
+                session, _INBOUND, inbound.id, outcome, OutboundMessage.__table__, reply, returning="id"
+            )
+        else:
+            values = {f"new_{key}": value for key, value in outcome.items()}
+            connection.execute(_SAVE_OUTCOME, {"inbound_id": inbound.id, **values})
+        for key, value in outcome.items():
+            set_committed_value(inbound, key, value)
+    if reply is not None:
+        record_changes(session, OutboundMessage, created=[{**reply, "id": reply_id}])
 
 
 def handle_inbound(
@@ -264,17 +250,11 @@ def handle_inbound(
             inbound.outcome += " (the carrier answers this keyword)"
             reply = None
     inbound.processed_at, inbound.reply_body = now, reply or ""
-    outcome_written = _save_outcome(session, inbound, with_reply=bool(reply))
-    if reply:
-        _record_reply(
-            session,
-            participant=participant,
-            inbound=inbound,
-            body=reply,
-            language=participant.language if participant else NEUTRAL_LANGUAGE,
-            now=now,
-            outcome_written=outcome_written,
-        )
+    language = participant.language if participant else NEUTRAL_LANGUAGE
+    row = (
+        _reply_row(participant=participant, inbound=inbound, body=reply, language=language, now=now) if reply else None
+    )
+    _save_outcome(session, inbound, row)
     return InboundResult(reply, False, inbound.id)
 
 
