@@ -103,6 +103,9 @@ _LAST_PROMPT = (
         OutboundMessage.sent_at.is_not(None),
     )
     .scalar_subquery()
+    # Said outright: inside the EXISTS below, the nearest enclosing SELECT is vasscore's, and without it the
+    # subquery would take participant into its own FROM: the latest prompt sent to anyone.
+    .correlate(Participant)
 )
 _ANSWERED_SINCE = (
     select(VasScore.id)

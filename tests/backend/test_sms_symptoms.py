@@ -169,6 +169,29 @@ def test_bare_number_more_than_24_hours_after_the_prompt_is_not_taken_as_a_score
     ).one()
 
 
+def test_a_prompt_answered_stays_answered_when_someone_else_is_prompted_later(prompted, client, session, clock):
+    # The prompt a bare number answers is the sender's own latest one, not the latest sent to anyone.
+    clock.move_to(PROMPT_AT + timedelta(minutes=10))
+    assert sms(client, "4").startswith("Recorded VAS 4.0 of 10")
+    later = PROMPT_AT + timedelta(minutes=30)
+    session.add(
+        OutboundMessage(
+            participant_id=prompted["il2"].id,
+            purpose="vas_prompt",
+            dedupe_key="test:later-prompt",
+            body="x",
+            due_at=later,
+            next_attempt_at=later,
+            status="sent",
+            sent_at=later,
+        )
+    )
+    session.commit()
+    clock.move_to(PROMPT_AT + timedelta(minutes=40))
+    assert "did not understand" in sms(client, "5")
+    assert [s.value for s in scores(session, prompted["control"])] == [Decimal("4.0")]
+
+
 def test_undo_within_an_hour_withdraws_the_last_vas_and_keeps_the_row(prompted, client, session, clock):
     clock.move_to(PROMPT_AT + timedelta(minutes=10))
     sms(client, "V 4.5")
