@@ -197,10 +197,13 @@ def test_capped_dispatchers_killed_in_turn_lose_nothing_and_never_hold_rows_behi
                         )
                     ).all()
                 # Held rows are calls answered but not yet recorded, calls under way, or rows next in line with
-                # their token. Past the first burst the cap grants ~1 token per claim, so far fewer than a pool's
-                # worth have not reached the provider; a dispatcher that claimed ahead of the cap held 17-32 here.
+                # their token: never more than the threads plus one pool's worth queued behind them have not reached
+                # the provider. (Usually far fewer, ~1 token per claim past the first burst; but a dispatcher starved
+                # of CPU for half a second on a loaded machine banks a full claim's tokens, so that is no bound.) A
+                # dispatcher that claimed ahead of the cap held 17-32 here.
                 not_reached = set(held) - set(bodies(standin))
-                assert len(not_reached) <= concurrency, f"{len(not_reached)} claimed rows never reached the provider"
+                pool_and_queue = 2 * concurrency
+                assert len(not_reached) <= pool_and_queue, f"{len(not_reached)} claimed rows never reached the provider"
                 in_flight.append(len(held))
                 logs[victim].write_text("")
                 procs[victim] = start_worker(env, log_path=logs[victim])
