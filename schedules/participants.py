@@ -178,15 +178,23 @@ def find_by_phone(session: Session, *, e164: str, vault: PhoneVault) -> Particip
     return found[0] if found else None
 
 
-# Built once, run with the hash as its parameter: the SMS webhook's first query, where building the statement
-# and its cache key every time cost as much as running it. (The webhook adds columns of its own to it.)
+# Built once, run with the hash as its parameter (the SMS webhook's first read is built on it, where building the
+# statement and its cache key every time cost as much as running it). The participant a phone hash (bound as
+# "phone_hash") belongs to: the latest enrollment wins when a number was enrolled twice. Over an alias, so a
+# query that has participant in its FROM does not correlate it.
+_ENROLLED = Participant.__table__.alias("enrolled")
+LATEST_BY_PHONE = (
+    select(_ENROLLED.c.id)
+    .where(_ENROLLED.c.phone_hash == bindparam("phone_hash"))
+    .order_by(_ENROLLED.c.enrolled_at.desc())
+    .limit(1)
+    .scalar_subquery()
+)
 SENDER = (
     select(Participant, Site, Study)
     .join(Site, Site.id == Participant.site_id)
     .join(Study, Study.id == Participant.study_id)
-    .where(Participant.phone_hash == bindparam("phone_hash"))
-    .order_by(Participant.enrolled_at.desc())
-    .limit(1)
+    .where(Participant.id == LATEST_BY_PHONE)
 )
 
 

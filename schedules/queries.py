@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import Select, bindparam
+from sqlalchemy import Select, and_, bindparam
 from sqlmodel import Session, select
 
 from schedules.calendar import to_local
@@ -17,26 +17,27 @@ MISSED_LOOKBACK = timedelta(hours=48)
 S = DoseState
 
 
-# Built once (the SMS webhook runs it for every reply): only the parameters change.
-_RECENT_DOSES = (
-    select(Dose)
-    .where(Dose.participant_id == bindparam("participant_id"))
-    .where(Dose.window_opens_at <= bindparam("now", type_=Dose.__table__.c.window_opens_at.type))
-    .where(Dose.window_closes_at > bindparam("lookback", type_=Dose.__table__.c.window_closes_at.type))
-    .order_by(Dose.window_opens_at.desc())
+# The doses a reply may refer to: window opened by `now`, closed no longer than MISSED_LOOKBACK before it. A
+# condition with bound parameters (recent_dose_params), so the SMS webhook's first read can join it.
+RECENT_DOSE = and_(
+    Dose.window_opens_at <= bindparam("now", type_=Dose.__table__.c.window_opens_at.type),
+    Dose.window_closes_at > bindparam("lookback", type_=Dose.__table__.c.window_closes_at.type),
 )
 
 
-def open_dose(session: Session, participant: Participant, *, now: datetime) -> Dose | None:
-    """The dose a reply refers to: the one whose window is open, else the latest unreported
-    one whose window closed within 48 hours."""
-    recent = session.exec(
-        _RECENT_DOSES, params={"participant_id": participant.id, "now": now, "lookback": now - MISSED_LOOKBACK}
-    ).all()
-    for dose in recent:
+def recent_dose_params(now: datetime) -> dict:
+    """The bound parameters of RECENT_DOSE at `now`."""
+    return {"now": now, "lookback": now - MISSED_LOOKBACK}
+
+
+def pick_open_dose(recent: Iterable[Dose], *, now: datetime) -> Dose | None:
+    """Of a participant's RECENT_DOSE rows, the dose a reply refers to: the one whose window is open, else the
+    latest unreported one whose window closed within 48 hours."""
+    newest_first = sorted(recent, key=lambda dose: dose.window_opens_at, reverse=True)
+    for dose in newest_first:
         if dose.window_closes_at > now and dose.state not in (S.HELD.value, S.CANCELLED.value):
             return dose
-    for dose in recent:
+    for dose in newest_first:
         if dose.state in (S.SCHEDULED.value, S.MISSED.value, S.SKIPPED.value):
             return dose
     return None

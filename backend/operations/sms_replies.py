@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, insert, inspect, update
+from sqlalchemy import and_, bindparam, func, insert, inspect, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
@@ -39,10 +40,10 @@ from schedules.models import (
     Study,
     VasScore,
 )
-from schedules.participants import SENDER, study_over
+from schedules.participants import LATEST_BY_PHONE, study_over
 from schedules.phones import InvalidPhone, PhoneVault, normalize_e164, region_of
 from schedules.protocol import Protocol
-from schedules.queries import open_dose
+from schedules.queries import RECENT_DOSE, pick_open_dose, recent_dose_params
 from schedules.studies import protocol_of
 from schedules.symptoms import serious_keyword_matches
 
@@ -64,35 +65,7 @@ class InboundResult:
     inbound_id: int
 
 
-def _store_raw(
-    session: Session, *, message_sid: str, from_hash: str, body: str, params: dict, now: datetime
-) -> tuple[InboundMessage, bool]:
-    """Store the raw message once per MessageSid: one INSERT that skips a stored MessageSid (a replay, or a
-    concurrent copy, which it waits for), so a replay reads the first copy's row instead."""
-    values = dict(
-        message_sid=message_sid,
-        from_hash=from_hash,
-        participant_id=None,
-        body=body,
-        params_json=json.dumps(params, ensure_ascii=False),
-        received_at=now,
-        intent="",
-        outcome="",
-        needs_review=False,
-        reply_body="",
-        processed_at=None,
-    )
-    inserted = insert_once(session, _INBOUND, values, unique_on="message_sid", returning="id")
-    if inserted is None:
-        return session.exec(select(InboundMessage).where(InboundMessage.message_sid == message_sid)).one(), True
-    row = InboundMessage(id=inserted, **values)
-    # As if loaded, and outside the session until handle_inbound is done with it: what is learnt about the
-    # message on the way (participant, intent, outcome, reply) is written once, not at every query's autoflush.
-    make_transient_to_detached(row)
-    return row, False
-
-
-# The participant's latest VAS prompt sent, and whether a VAS has been recorded since: added to the sender's
+# The participant's latest VAS prompt sent, and whether a VAS has been recorded since: columns of the sender's
 # query, so the webhook's first read brings them too (a prompt not answered since it was sent exists exactly
 # when the latest one is not).
 _LAST_PROMPT = (
@@ -116,28 +89,104 @@ _ANSWERED_SINCE = (
     )
     .exists()
 )
-_SENDER_AND_VAS = SENDER.add_columns(_LAST_PROMPT.label("last_prompt_at"), _ANSWERED_SINCE.label("answered"))
+# The webhook's first read, built once (only the parameters change): the sender (the latest enrollment with the
+# phone hash), their site and study, their VAS prompt state, and one row per dose a reply may refer to.
+_SENDER_COLUMNS = (
+    Participant,
+    Site,
+    Study,
+    _LAST_PROMPT.label("last_prompt_at"),
+    _ANSWERED_SINCE.label("answered"),
+    Dose,
+)
+_RECENT_DOSE_OF_SENDER = and_(Dose.participant_id == Participant.id, RECENT_DOSE)
+_READ_SENDER = (
+    select(*_SENDER_COLUMNS)
+    .join(Site, Site.id == Participant.site_id)
+    .join(Study, Study.id == Participant.study_id)
+    .outerjoin(Dose, _RECENT_DOSE_OF_SENDER)
+    .where(Participant.id == LATEST_BY_PHONE)
+)
+_RAW_COLUMNS = tuple(c for c in _INBOUND.columns if c.key != "id")
+# On PostgreSQL the raw message's INSERT rides in the same statement, as a data-modifying WITH the read starts
+# from: no row back means the MessageSid was stored already (a replay, or a concurrent copy, waited for).
+_RAW = (
+    postgresql.insert(_INBOUND)
+    .values({c.key: bindparam(f"raw_{c.key}", type_=c.type) for c in _RAW_COLUMNS})
+    .on_conflict_do_nothing(index_elements=[_INBOUND.c.message_sid])
+    .returning(_INBOUND.c.id)
+    .cte("raw")
+)
+_STORE_AND_READ_SENDER = (
+    select(_RAW.c.id, *_SENDER_COLUMNS)
+    .select_from(_RAW)
+    .outerjoin(Participant, Participant.id == LATEST_BY_PHONE)
+    .outerjoin(Site, Site.id == Participant.site_id)
+    .outerjoin(Study, Study.id == Participant.study_id)
+    .outerjoin(Dose, _RECENT_DOSE_OF_SENDER)
+)
 
 
 @dataclass(frozen=True)
 class _Sender:
-    """Who wrote (participant, site, study) and the state of their latest VAS prompt."""
+    """Who wrote (participant, site, study), the state of their latest VAS prompt and their recent doses."""
 
     participant: Participant
     site: Site
     study: Study
     last_prompt_at: datetime | None
     answered: bool
+    recent_doses: tuple[Dose, ...]
+
+    @classmethod
+    def of(cls, rows) -> "_Sender | None":
+        """The sender from the first read's rows (one per recent dose), None when no participant matched."""
+        if not rows or rows[0].Participant is None:
+            return None
+        participant, site, study, last_prompt_at, answered = tuple(rows[0])[-6:-1]
+        doses = tuple(row.Dose for row in rows if row.Dose is not None)
+        return cls(participant, site, study, last_prompt_at, answered, doses)
 
     def vas_pending(self, *, now: datetime, window: timedelta) -> bool:
         """A VAS prompt went out within the reply window and no VAS has been recorded since."""
         return self.last_prompt_at is not None and self.last_prompt_at >= now - window and not self.answered
 
 
-def _find_sender(session: Session, phone_hash: str) -> _Sender | None:
-    """The participant with this phone hash (the latest enrollment), their site, study and VAS prompt state."""
-    found = session.exec(_SENDER_AND_VAS, params={"phone_hash": phone_hash}).first()
-    return _Sender(*found) if found else None
+def _store_and_find_sender(
+    session: Session, *, message_sid: str, from_hash: str, body: str, params: dict, now: datetime
+) -> tuple[InboundMessage, bool, _Sender | None]:
+    """Store the raw message once per MessageSid and find who sent it: one round trip on PostgreSQL, two elsewhere.
+    A stored MessageSid (a replay, or a concurrent copy, which the INSERT waits for) reads the first copy's row
+    instead, and no sender."""
+    values = dict(
+        message_sid=message_sid,
+        from_hash=from_hash,
+        participant_id=None,
+        body=body,
+        params_json=json.dumps(params, ensure_ascii=False),
+        received_at=now,
+        intent="",
+        outcome="",
+        needs_review=False,
+        reply_body="",
+        processed_at=None,
+    )
+    read_params = {"phone_hash": from_hash, **recent_dose_params(now)}
+    if session.connection().dialect.name == "postgresql":
+        raw = {f"raw_{key}": value for key, value in values.items()}
+        rows = session.exec(_STORE_AND_READ_SENDER, params={**raw, **read_params}).all()
+        inserted = rows[0][0] if rows else None
+    else:
+        inserted = insert_once(session, _INBOUND, values, unique_on="message_sid", returning="id")
+        rows = session.exec(_READ_SENDER, params=read_params).all() if inserted is not None else []
+    if inserted is None:
+        stored = session.exec(select(InboundMessage).where(InboundMessage.message_sid == message_sid)).one()
+        return stored, True, None
+    row = InboundMessage(id=inserted, **values)
+    # As if loaded, and outside the session until handle_inbound is done with it: what is learnt about the
+    # message on the way (participant, intent, outcome, reply) is written once, not at every query's autoflush.
+    make_transient_to_detached(row)
+    return row, False, _Sender.of(rows)
 
 
 def _reply_row(
@@ -190,9 +239,9 @@ _REPLY_DEFAULTS = _reply_defaults()
 
 
 def _save_outcome(session: Session, inbound: InboundMessage, reply: dict | None) -> None:
-    """Write what was learnt about a new message (left outside the session by _store_raw) and its reply row, if
-    any: one statement on PostgreSQL for both; the reply audited as the flush would audit it (the SMS webhook's
-    hot path)."""
+    """Write what was learnt about a new message (left outside the session by _store_and_find_sender) and its
+    reply row, if any: one statement on PostgreSQL for both; the reply audited as the flush would audit it (the
+    SMS webhook's hot path)."""
     outcome = {key: getattr(inbound, key) for key in _OUTCOME_FIELDS}
     connection = session.connection()
     reply_id = None
@@ -232,12 +281,11 @@ def handle_inbound(
     except InvalidPhone:
         e164 = from_number.strip()
     from_hash = vault.lookup_hash(e164)
-    inbound, duplicate = _store_raw(
+    inbound, duplicate, sender = _store_and_find_sender(
         session, message_sid=message_sid, from_hash=from_hash, body=body, params=params, now=now
     )
     if duplicate:
         return InboundResult(inbound.reply_body or None, True, inbound.id)
-    sender = _find_sender(session, from_hash)
     participant = sender.participant if sender else None
     if sender is None:
         reply = handle_staff_sms(session, inbound=inbound, e164=e164, text=body[:MAX_BODY], vault=vault, now=now)
@@ -294,7 +342,7 @@ class _Conversation:
         participant = sender.participant
         protocol = protocol_of(sender.study)
         doses_expected = protocol.arm(participant.arm).regimen is not None
-        dose = open_dose(session, participant, now=now) if doses_expected else None
+        dose = pick_open_dose(sender.recent_doses, now=now) if doses_expected else None
         window = timedelta(hours=protocol.vas.reply_window_hours)
         return cls(
             session=session,
