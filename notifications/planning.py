@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Callable, ContextManager, Sequence
 
 from pydantic_core import PydanticUndefined
-from sqlalchemy import Row, bindparam
+from sqlalchemy import ColumnElement, Row, and_, bindparam
 from sqlmodel import Session, select
 
 from notifications.housekeeping import expire, is_stale
@@ -581,18 +581,29 @@ DOSE_MESSAGES = (Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value, Purpose.
 
 
 # Built once: every reported dose runs it (the SMS webhook's "1"), only the dose changes.
-_PLANNED_FOR_DOSE = select(OutboundMessage).where(
-    OutboundMessage.ref_type == "dose",
-    OutboundMessage.ref_id == bindparam("dose_id"),
-    OutboundMessage.status == PLANNED,
-    OutboundMessage.purpose.in_(DOSE_MESSAGES),
-)
 
 
-def cancel_dose_messages(session: Session, *, dose: Dose, now: datetime) -> int:
+def planned_of_dose(message, dose_id) -> ColumnElement[bool]:
+    """`message` (OutboundMessage or an alias of it) is a planned reminder or nudge of the dose `dose_id`."""
+    return and_(
+        message.ref_type == "dose",
+        message.ref_id == dose_id,
+        message.status == PLANNED,
+        message.purpose.in_(DOSE_MESSAGES),
+    )
+
+
+_PLANNED_FOR_DOSE = select(OutboundMessage).where(planned_of_dose(OutboundMessage, bindparam("dose_id")))
+
+
+def cancel_dose_messages(
+    session: Session, *, dose: Dose, now: datetime, planned: Sequence[OutboundMessage] | None = None
+) -> int:
     """Withdraw the planned reminder and nudge of a reported dose; returns how many were cancelled. A reminder
-    that also asks the day's VAS prompt becomes that prompt alone: the score is still wanted."""
-    rows = session.exec(_PLANNED_FOR_DOSE, params={"dose_id": dose.id}).all()
+    that also asks the day's VAS prompt becomes that prompt alone: the score is still wanted. `planned`: the
+    dose's planned_of_dose rows when the caller read them already in this transaction (the SMS webhook's first
+    read), else they are read here."""
+    rows = session.exec(_PLANNED_FOR_DOSE, params={"dose_id": dose.id}).all() if planned is None else planned
     for row in rows:
         if row.purpose == Purpose.DOSE_AND_VAS.value:
             unfold_vas_prompt(row)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, func, insert, inspect, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import aliased, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
@@ -24,6 +24,7 @@ from backend.operations.symptoms import (
 from notifications.consent import mark_opted_in, mark_opted_out
 from notifications.models import VAS_ASKING_PURPOSES, InboundMessage, OutboundMessage, OutboxStatus, Purpose
 from notifications.parsing import CONSENT_KINDS, Intent, IntentKind, parse_reply
+from notifications.planning import planned_of_dose
 from notifications.templates import render
 from schedules.alerts import open_alert
 from schedules.bulk import insert_once, update_then_insert
@@ -91,6 +92,8 @@ _ANSWERED_SINCE = (
 )
 # The webhook's first read, built once (only the parameters change): the sender (the latest enrollment with the
 # phone hash), their site and study, their VAS prompt state, and one row per dose a reply may refer to.
+# A dose's planned reminder and nudge come too: a dose report withdraws them (record_dose).
+_PLANNED = aliased(OutboundMessage, name="planned")
 _SENDER_COLUMNS = (
     Participant,
     Site,
@@ -98,13 +101,16 @@ _SENDER_COLUMNS = (
     _LAST_PROMPT.label("last_prompt_at"),
     _ANSWERED_SINCE.label("answered"),
     Dose,
+    _PLANNED,
 )
 _RECENT_DOSE_OF_SENDER = and_(Dose.participant_id == Participant.id, RECENT_DOSE)
+_PLANNED_OF_RECENT_DOSE = planned_of_dose(_PLANNED, Dose.id)
 _READ_SENDER = (
     select(*_SENDER_COLUMNS)
     .join(Site, Site.id == Participant.site_id)
     .join(Study, Study.id == Participant.study_id)
     .outerjoin(Dose, _RECENT_DOSE_OF_SENDER)
+    .outerjoin(_PLANNED, _PLANNED_OF_RECENT_DOSE)
     .where(Participant.id == LATEST_BY_PHONE)
 )
 _RAW_COLUMNS = tuple(c for c in _INBOUND.columns if c.key != "id")
@@ -124,12 +130,14 @@ _STORE_AND_READ_SENDER = (
     .outerjoin(Site, Site.id == Participant.site_id)
     .outerjoin(Study, Study.id == Participant.study_id)
     .outerjoin(Dose, _RECENT_DOSE_OF_SENDER)
+    .outerjoin(_PLANNED, _PLANNED_OF_RECENT_DOSE)
 )
 
 
 @dataclass(frozen=True)
 class _Sender:
-    """Who wrote (participant, site, study), the state of their latest VAS prompt and their recent doses."""
+    """Who wrote (participant, site, study), the state of their latest VAS prompt, their recent doses and the
+    planned reminders and nudges of those."""
 
     participant: Participant
     site: Site
@@ -137,15 +145,24 @@ class _Sender:
     last_prompt_at: datetime | None
     answered: bool
     recent_doses: tuple[Dose, ...]
+    planned: dict[int, list[OutboundMessage]]  # by dose id, for every recent dose
 
     @classmethod
     def of(cls, rows) -> "_Sender | None":
-        """The sender from the first read's rows (one per recent dose), None when no participant matched."""
+        """The sender from the first read's rows (one per recent dose and planned message of it), None when no
+        participant matched."""
         if not rows or rows[0].Participant is None:
             return None
-        participant, site, study, last_prompt_at, answered = tuple(rows[0])[-6:-1]
-        doses = tuple(row.Dose for row in rows if row.Dose is not None)
-        return cls(participant, site, study, last_prompt_at, answered, doses)
+        participant, site, study, last_prompt_at, answered = tuple(rows[0])[-7:-2]
+        planned: dict[int, list[OutboundMessage]] = {}
+        doses: dict[int, Dose] = {}
+        for *_, dose, message in rows:
+            if dose is not None:
+                doses[dose.id] = dose
+                messages = planned.setdefault(dose.id, [])
+                if message is not None:
+                    messages.append(message)
+        return cls(participant, site, study, last_prompt_at, answered, tuple(doses.values()), planned)
 
     def vas_pending(self, *, now: datetime, window: timedelta) -> bool:
         """A VAS prompt went out within the reply window and no VAS has been recorded since."""
@@ -326,6 +343,7 @@ class _Conversation:
     dose: Dose | None
     dose_open: bool
     expecting_vas: bool
+    planned: dict[int, list[OutboundMessage]]  # the planned reminders and nudges of the recent doses, by dose id
 
     @classmethod
     def of(
@@ -358,6 +376,7 @@ class _Conversation:
             dose=dose,
             dose_open=dose is not None and dose.window_opens_at <= now < dose.window_closes_at,
             expecting_vas=sender.vas_pending(now=now, window=window),
+            planned=sender.planned,
         )
 
     @property
@@ -558,6 +577,7 @@ def _dose_reply(talk: _Conversation, *, taken: bool, site: str | None = None) ->
             now=talk.now,
             injection_site=site if taken else None,
             reason="reported by SMS",
+            planned=talk.planned.get(dose.id),
         )
     except InvalidTransition:
         inbound.outcome = f"dose {dose.seq} already {dose.state}"
