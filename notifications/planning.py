@@ -580,9 +580,6 @@ def sync_participant_messages(
 DOSE_MESSAGES = (Purpose.DOSE_REMINDER.value, Purpose.DOSE_NUDGE.value, Purpose.DOSE_AND_VAS.value)
 
 
-# Built once: every reported dose runs it (the SMS webhook's "1"), only the dose changes.
-
-
 def planned_of_dose(message, dose_id) -> ColumnElement[bool]:
     """`message` (OutboundMessage or an alias of it) is a planned reminder or nudge of the dose `dose_id`."""
     return and_(
@@ -593,6 +590,7 @@ def planned_of_dose(message, dose_id) -> ColumnElement[bool]:
     )
 
 
+# Built once: every reported dose runs it (unless the caller read the rows already), only the dose changes.
 _PLANNED_FOR_DOSE = select(OutboundMessage).where(planned_of_dose(OutboundMessage, bindparam("dose_id")))
 
 

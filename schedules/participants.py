@@ -178,10 +178,10 @@ def find_by_phone(session: Session, *, e164: str, vault: PhoneVault) -> Particip
     return found[0] if found else None
 
 
-# Built once, run with the hash as its parameter (the SMS webhook's first read is built on it, where building the
-# statement and its cache key every time cost as much as running it). The participant a phone hash (bound as
-# "phone_hash") belongs to: the latest enrollment wins when a number was enrolled twice. Over an alias, so a
-# query that has participant in its FROM does not correlate it.
+# The participant a phone hash (bound as "phone_hash") belongs to: the latest enrollment wins when a number was
+# enrolled twice. Over an alias, so a query that has participant in its FROM does not correlate it. Built once, as
+# is SENDER: the SMS webhook's first read is built on it, and building a statement and its cache key every time
+# cost as much as running it.
 _ENROLLED = Participant.__table__.alias("enrolled")
 LATEST_BY_PHONE = (
     select(_ENROLLED.c.id)
