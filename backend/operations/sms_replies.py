@@ -105,13 +105,21 @@ _SENDER_COLUMNS = (
 )
 _RECENT_DOSE_OF_SENDER = and_(Dose.participant_id == Participant.id, RECENT_DOSE)
 _PLANNED_OF_RECENT_DOSE = planned_of_dose(_PLANNED, Dose.id)
-_READ_SENDER = (
-    select(*_SENDER_COLUMNS)
-    .join(Site, Site.id == Participant.site_id)
-    .join(Study, Study.id == Participant.study_id)
-    .outerjoin(Dose, _RECENT_DOSE_OF_SENDER)
-    .outerjoin(_PLANNED, _PLANNED_OF_RECENT_DOSE)
-    .where(Participant.id == LATEST_BY_PHONE)
+
+
+def _with_sender_rows(statement):
+    """`statement` (participant in its FROM) joined to the sender's site, study, recent doses and their planned
+    messages (outer joins: the webhook's first read starts from the raw row on PostgreSQL)."""
+    return (
+        statement.outerjoin(Site, Site.id == Participant.site_id)
+        .outerjoin(Study, Study.id == Participant.study_id)
+        .outerjoin(Dose, _RECENT_DOSE_OF_SENDER)
+        .outerjoin(_PLANNED, _PLANNED_OF_RECENT_DOSE)
+    )
+
+
+_READ_SENDER = _with_sender_rows(select(*_SENDER_COLUMNS).select_from(Participant)).where(
+    Participant.id == LATEST_BY_PHONE
 )
 _RAW_COLUMNS = tuple(c for c in _INBOUND.columns if c.key != "id")
 # On PostgreSQL the raw message's INSERT rides in the same statement, as a data-modifying WITH the read starts
@@ -123,14 +131,8 @@ _RAW = (
     .returning(_INBOUND.c.id)
     .cte("raw")
 )
-_STORE_AND_READ_SENDER = (
-    select(_RAW.c.id, *_SENDER_COLUMNS)
-    .select_from(_RAW)
-    .outerjoin(Participant, Participant.id == LATEST_BY_PHONE)
-    .outerjoin(Site, Site.id == Participant.site_id)
-    .outerjoin(Study, Study.id == Participant.study_id)
-    .outerjoin(Dose, _RECENT_DOSE_OF_SENDER)
-    .outerjoin(_PLANNED, _PLANNED_OF_RECENT_DOSE)
+_STORE_AND_READ_SENDER = _with_sender_rows(
+    select(_RAW.c.id, *_SENDER_COLUMNS).select_from(_RAW).outerjoin(Participant, Participant.id == LATEST_BY_PHONE)
 )
 
 
@@ -153,16 +155,24 @@ class _Sender:
         participant matched."""
         if not rows or rows[0].Participant is None:
             return None
-        participant, site, study, last_prompt_at, answered = tuple(rows[0])[-7:-2]
         planned: dict[int, list[OutboundMessage]] = {}
         doses: dict[int, Dose] = {}
-        for *_, dose, message in rows:
-            if dose is not None:
-                doses[dose.id] = dose
-                messages = planned.setdefault(dose.id, [])
-                if message is not None:
-                    messages.append(message)
-        return cls(participant, site, study, last_prompt_at, answered, tuple(doses.values()), planned)
+        for row in rows:
+            if row.Dose is not None:
+                doses[row.Dose.id] = row.Dose
+                messages = planned.setdefault(row.Dose.id, [])
+                if row.planned is not None:
+                    messages.append(row.planned)
+        first = rows[0]
+        return cls(
+            first.Participant,
+            first.Site,
+            first.Study,
+            first.last_prompt_at,
+            first.answered,
+            tuple(doses.values()),
+            planned,
+        )
 
     def vas_pending(self, *, now: datetime, window: timedelta) -> bool:
         """A VAS prompt went out within the reply window and no VAS has been recorded since."""
